@@ -1,0 +1,79 @@
+"""Partnership governance and interaction logging for sponsor–patient collaborations."""
+
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from .config import Defaults, env_overrides, project_root
+
+BLUEPRINTS = (
+    "governance.auth.views",
+    "governance.main.views",
+    "governance.organisations.views",
+    "governance.partnerships.views",
+    "governance.interactions.views",
+    "governance.attachments.views",
+    "governance.auditing.views",
+)
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application: configuration layers, extensions, blueprints."""
+    root = project_root()
+    app = Flask(
+        __name__,
+        instance_path=str(root / "instance"),
+        instance_relative_config=True,
+        template_folder=str(root / "templates"),
+    )
+    app.config.from_object(Defaults)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(env_overrides())
+    if test_config:
+        app.config.update(test_config)
+    _fill_defaults(app, root)
+
+    from . import audit, database, errors, security
+    from .extensions import bootstrap, csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(root / "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    bootstrap.init_app(app)
+    database.init_app(app)
+    audit.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+
+    from importlib import import_module
+
+    for module_name in BLUEPRINTS:
+        module = import_module(module_name)
+        app.register_blueprint(module.bp)
+        if hasattr(module, "init_app"):
+            module.init_app(app)
+
+    from . import cli, presentation
+
+    cli.init_app(app)
+    presentation.init_app(app)
+    return app
+
+
+def _fill_defaults(app: Flask, root: Path) -> None:
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        app.config["SQLALCHEMY_DATABASE_URI"] = (
+            f"sqlite:///{Path(app.instance_path) / 'governance.sqlite'}"
+        )
+    if not app.config["POLICIES_DIR"]:
+        app.config["POLICIES_DIR"] = str(root / "policies")
+    if app.config.get("DEVELOPMENT"):
+        for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+            app.config[key] = False
+    if not app.config["SECRET_KEY"]:
+        # Sessions then last only as long as this process; `make run` writes a lasting key.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        app.logger.warning("No SECRET_KEY configured: using a temporary one for this process.")

@@ -1,0 +1,25 @@
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, IntegerField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email()])
+    password = PasswordField("Password", validators=[DataRequired()])
+    remember = BooleanField("Keep me signed in on this device")
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired()])
+    new_password = PasswordField(
+        "New password", validators=[DataRequired(), Length(min=10)],
+        description="At least 10 characters. Changing it signs you out everywhere.",
+    )
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Token name", validators=[DataRequired(), Length(max=100)],
+                       description="What will use it, e.g. 'CRM export script'.")
+    expires_in_days = IntegerField("Expires after (days)", validators=[Optional(),
+                                   NumberRange(min=1, max=730)],
+                                   description="Leave empty for a token that lasts until revoked.")

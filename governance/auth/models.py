@@ -1,0 +1,61 @@
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, Enum, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..organisations.models import Organisation
+from ..records import Record
+from ..vocabulary import ROLES
+
+
+class User(Record, UserMixin, db.Model):
+    __tablename__ = "users"
+    __audit_exclude__ = Record.__audit_exclude__ | {"failed_logins", "locked_until",
+                                                    "last_login_at"}
+    __audit_redact__ = frozenset({"password_hash"})
+
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(
+        Enum(*ROLES, name="user_role", native_enum=False, create_constraint=True)
+    )
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # Bumped on logout and password change: every session cookie issued before stops working.
+    session_generation: Mapped[int] = mapped_column(default=1)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    organisation: Mapped[Organisation | None] = relationship()
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_generation}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.active and not self.is_void
+
+    def has_role(self, *roles: str) -> bool:
+        return self.role in roles
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiToken(Record, db.Model):
+    __tablename__ = "api_tokens"
+    __audit_exclude__ = Record.__audit_exclude__ | {"last_used_at"}
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(12))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()

@@ -1,0 +1,149 @@
+"""Accounts: passwords, login with lockout, session invalidation, API tokens."""
+
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import func, select
+
+from ..database import utcnow
+from ..errors import NotAllowed, ValidationFailed
+from ..extensions import db
+from ..organisations.models import Organisation
+from ..security import hash_token
+from ..vocabulary import ROLES
+from .models import ApiToken, User
+
+_hasher = PasswordHasher()
+MIN_PASSWORD_LENGTH = 10
+# Checked against when the email is unknown, so a wrong email costs as much time as a wrong
+# password and the answer does not reveal which accounts exist.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def password_matches(user: User, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_new_password(password: str, field: str = "password") -> None:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed({field: [f"Use at least {MIN_PASSWORD_LENGTH} characters."]})
+
+
+def find_user(email: str) -> User | None:
+    return db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+
+def create_user(email: str, name: str, role: str, password: str,
+                organisation_name: str | None = None) -> User:
+    """Create an account; partners and advocates belong to an organisation."""
+    errors: dict[str, list[str]] = {}
+    email = (email or "").strip().lower()
+    if "@" not in email or len(email) > 254:
+        errors["email"] = ["Enter a valid email address."]
+    elif find_user(email):
+        errors["email"] = ["An account with this email already exists."]
+    if role not in ROLES:
+        errors["role"] = [f"Choose one of: {', '.join(ROLES)}."]
+    organisation = None
+    if organisation_name:
+        organisation = db.session.scalar(
+            select(Organisation).where(Organisation.name == organisation_name)
+        )
+        if organisation is None:
+            errors["organisation"] = [f"No organisation is called {organisation_name!r}."]
+    elif role in ("advocate", "partner"):
+        errors["organisation"] = ["Advocates and partners belong to an organisation."]
+    try:
+        check_new_password(password)
+    except ValidationFailed as error:
+        errors.update(error.fields)
+    if errors:
+        raise ValidationFailed(errors)
+    user = User(email=email, name=name or email.split("@")[0], role=role,
+                organisation=organisation, password_hash=hash_password(password))
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the user when the password is right and the account is not locked."""
+    user = find_user(email or "")
+    if user is None or not user.is_active:
+        _spend_equal_time(password)
+        return None
+    now = utcnow()
+    if user.locked_until and user.locked_until > now:
+        return None
+    if not password_matches(user, password or ""):
+        _count_failure(user, now)
+        return None
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    return user
+
+
+def _spend_equal_time(password: str) -> None:
+    try:
+        _hasher.verify(_DUMMY_HASH, password or "")
+    except VerificationError:
+        pass
+
+
+def _count_failure(user: User, now: datetime) -> None:
+    user.failed_logins += 1
+    if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
+        user.locked_until = now + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
+        user.failed_logins = 0
+        current_app.logger.warning("locked account %s after repeated failures", user.email)
+
+
+def end_all_sessions(user: User) -> None:
+    """Invalidate every session cookie issued to the user so far."""
+    user.session_generation += 1
+
+
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    if not password_matches(user, current_password):
+        raise ValidationFailed({"current_password": ["This is not your current password."]})
+    check_new_password(new_password, "new_password")
+    user.password_hash = hash_password(new_password)
+    end_all_sessions(user)
+
+
+def issue_token(user: User, name: str, expires_in_days: int | None = None) -> str:
+    """Create an API token; only its hash is stored, so the token is shown once."""
+    if not (name or "").strip():
+        raise ValidationFailed({"name": ["Give the token a name, e.g. the script that uses it."]})
+    token = "gov_" + secrets.token_urlsafe(32)
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    db.session.add(ApiToken(user_id=user.id, name=name.strip()[:100], prefix=token[:12],
+                            token_hash=hash_token(token), expires_at=expires_at))
+    db.session.flush()
+    return token
+
+
+def revoke_token(user: User, token_id: int) -> ApiToken:
+    api_token = db.session.get(ApiToken, token_id)
+    if api_token is None or api_token.user_id != user.id:
+        raise NotAllowed("That token is not yours.")
+    if api_token.revoked_at is None:
+        api_token.revoked_at = utcnow()
+    return api_token
+
+
+def tokens_of(user: User) -> list[ApiToken]:
+    return db.session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
+    ).all()

@@ -1,0 +1,91 @@
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+
+from ..errors import DomainError
+from ..extensions import db, limiter
+from ..forms import attach_errors
+from ..security import ALL_ROLES, allow, public
+from . import services
+from .forms import LoginForm, PasswordChangeForm, TokenForm
+
+bp = Blueprint("auth", __name__)
+
+LOGIN_FAILED = "That email and password do not match an active account, or the account is " \
+    "temporarily locked after repeated failures. Try again in a few minutes."
+
+
+def _safe_next(target: str | None) -> str:
+    if target and not urlsplit(target).netloc and target.startswith("/") \
+            and not target.startswith("//"):
+        return target
+    return url_for("main.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = services.authenticate(form.email.data, form.password.data)
+        db.session.commit()
+        if user is None:
+            current_app.logger.warning("failed login for %s from %s", form.email.data,
+                                       request.remote_addr)
+            flash(LOGIN_FAILED, "danger")
+            return render_template("auth/login.html", form=form), 401
+        login_user(user, remember=form.remember.data)
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@allow(*ALL_ROLES)
+def logout():
+    services.end_all_sessions(current_user)
+    db.session.commit()
+    logout_user()
+    flash("You are signed out on every device.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@allow(*ALL_ROLES)
+def account():
+    password_form = PasswordChangeForm(prefix="pw")
+    token_form = TokenForm(prefix="token")
+    new_token = None
+    if request.method == "POST" and "pw-new_password" in request.form:
+        if password_form.validate():
+            try:
+                services.change_password(current_user, password_form.current_password.data,
+                                         password_form.new_password.data)
+            except DomainError as error:
+                attach_errors(password_form, error)
+            else:
+                db.session.commit()
+                logout_user()
+                flash("Password changed. Every session has ended; log in with the new one.",
+                      "success")
+                return redirect(url_for("auth.login"))
+    elif request.method == "POST" and token_form.validate():
+        new_token = services.issue_token(current_user, token_form.name.data,
+                                         token_form.expires_in_days.data)
+        db.session.commit()
+        flash("Token created. Copy it now: it is shown only once.", "success")
+    status = 422 if request.method == "POST" and new_token is None else 200
+    return render_template("auth/account.html", password_form=password_form,
+                           token_form=token_form, new_token=new_token,
+                           tokens=services.tokens_of(current_user)), status
+
+
+@bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
+@allow(*ALL_ROLES)
+def revoke_token(token_id: int):
+    services.revoke_token(current_user, token_id)
+    db.session.commit()
+    flash("Token revoked. Scripts using it are refused from now on.", "info")
+    return redirect(url_for("auth.account"))
+

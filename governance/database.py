@@ -1,0 +1,72 @@
+"""Engine settings (SQLite pragmas, immediate write transactions) and the init-db command."""
+
+import contextvars
+import sqlite3
+from datetime import UTC, datetime
+
+import click
+from flask import Flask, request
+from sqlalchemy import event
+
+from .extensions import db
+
+# Requests that only read run in deferred transactions; everything else (POST, CLI, jobs) takes
+# SQLite's write lock when the transaction begins, so a read-modify-write can never interleave.
+write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("write_intent", default=True)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def utcnow() -> datetime:
+    """Return the current UTC time as a naive datetime (the database stores UTC only)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def init_app(app: Flask) -> None:
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+
+    @app.before_request
+    def declare_write_intent():
+        write_intent.set(request.method not in SAFE_METHODS)
+
+    app.cli.add_command(init_db_command)
+
+
+def _configure_sqlite(engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" event issue BEGIN itself instead of pysqlite.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if _is_file_database(dbapi_connection):
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
+
+
+def _is_file_database(dbapi_connection: sqlite3.Connection) -> bool:
+    row = dbapi_connection.execute("PRAGMA database_list").fetchone()
+    return bool(row and row[2])
+
+
+def create_schema() -> None:
+    """Bring the database to the newest migration."""
+    from flask_migrate import upgrade
+
+    upgrade()
+
+
+@click.command("init-db")
+def init_db_command():
+    """Create the schema (no data) by running every migration."""
+    create_schema()
+    click.echo("Database schema is up to date.")

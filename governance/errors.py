@@ -1,0 +1,53 @@
+"""Domain errors raised by services, and how pages and the API show them."""
+
+from flask import Flask, render_template
+from werkzeug.exceptions import HTTPException
+
+from .security import is_api_request, json_error
+
+
+class DomainError(Exception):
+    """Base of the errors a service raises for a person to read."""
+
+    status = 422
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class ValidationFailed(DomainError):
+    """The input breaks a rule; `fields` names each field and why."""
+
+    def __init__(self, fields: dict[str, list[str]], message: str = "Some values are not valid."):
+        super().__init__(message, fields)
+
+
+class NotAllowed(DomainError):
+    status = 403
+
+
+class Conflict(DomainError):
+    """The record changed since the person opened it."""
+
+    status = 409
+
+
+def _http_error(error: HTTPException):
+    if is_api_request():
+        return json_error(error.code or 500, error.description or error.name)
+    return render_template("errors/error.html", code=error.code, title=error.name,
+                           message=error.description), error.code
+
+
+def _domain_error(error: DomainError):
+    if is_api_request():
+        return json_error(error.status, error.message, error.fields)
+    return render_template("errors/error.html", code=error.status, title="Not saved",
+                           message=error.message, fields=error.fields), error.status
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DomainError, _domain_error)

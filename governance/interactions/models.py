@@ -1,0 +1,96 @@
+from datetime import date
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, Enum, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..organisations.models import Organisation
+from ..partnerships.models import Partnership
+from ..records import Record
+from ..vocabulary import (
+    CONFIRMATION_STATES,
+    FACILITATORS,
+    INTERACTION_FORMATS,
+    LIFECYCLE_STAGES,
+    MODALITIES,
+    SELECTION_METHODS,
+    VENUE_TYPES,
+)
+
+
+def _enum(values: dict, name: str) -> Enum:
+    return Enum(*values, name=name, native_enum=False, create_constraint=True)
+
+
+class Interaction(Record, db.Model):
+    __tablename__ = "interactions"
+
+    # General
+    title: Mapped[str] = mapped_column(String(200))
+    occurred_on: Mapped[date] = mapped_column(index=True)
+    format: Mapped[str] = mapped_column(_enum(INTERACTION_FORMATS, "interaction_format"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    activity_codes: Mapped[list] = mapped_column(JSON, default=list)
+    patient_needs: Mapped[list] = mapped_column(JSON, default=list)
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    # WHAT the relationship
+    partnership_id: Mapped[int | None] = mapped_column(ForeignKey("partnerships.id"), index=True)
+
+    # WHY the purpose
+    purpose: Mapped[str | None] = mapped_column(Text)
+    purpose_shared_on: Mapped[date | None]
+    product_specific: Mapped[bool] = mapped_column(Boolean, default=False)
+    product: Mapped[str | None] = mapped_column(String(200))
+
+    # WHEN the timing
+    lifecycle_stage: Mapped[str | None] = mapped_column(_enum(LIFECYCLE_STAGES, "lifecycle_stage"))
+    expected_approval_on: Mapped[date | None]
+    approved_on: Mapped[date | None]
+
+    # WHO the participants
+    patient_participants: Mapped[int] = mapped_column(default=0)
+    caregiver_participants: Mapped[int] = mapped_column(default=0)
+    sponsor_staff: Mapped[int] = mapped_column(default=0)
+    selection_method: Mapped[str | None] = mapped_column(
+        _enum(SELECTION_METHODS, "selection_method")
+    )
+    stages_represented: Mapped[list] = mapped_column(JSON, default=list)
+    stages_in_scope: Mapped[list] = mapped_column(JSON, default=list)
+
+    # HOW the structure
+    protocol_followed: Mapped[bool] = mapped_column(Boolean, default=False)
+    materials_co_created: Mapped[bool] = mapped_column(Boolean, default=False)
+    facilitator: Mapped[str | None] = mapped_column(_enum(FACILITATORS, "facilitator"))
+    modality: Mapped[str | None] = mapped_column(_enum(MODALITIES, "modality"))
+
+    # WHERE the venue
+    venue_type: Mapped[str | None] = mapped_column(_enum(VENUE_TYPES, "venue_type"))
+    venue_agreed_by_patients: Mapped[bool] = mapped_column(Boolean, default=False)
+    accessibility_reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    accommodations: Mapped[list] = mapped_column(JSON, default=list)
+
+    # Documentation
+    summary: Mapped[str | None] = mapped_column(Text)
+    summary_recorded_on: Mapped[date | None]
+    outcomes_shared_on: Mapped[date | None]
+
+    # The partner's answer
+    confirmed_by_partner: Mapped[str] = mapped_column(
+        _enum(CONFIRMATION_STATES, "interaction_confirmation_state"), default="pending"
+    )
+    confirmation_note: Mapped[str | None] = mapped_column(Text)
+
+    partnership: Mapped[Partnership | None] = relationship()
+    organisation: Mapped[Organisation] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("patient_participants >= 0", name="patient_participants_not_negative"),
+        CheckConstraint("caregiver_participants >= 0",
+                        name="caregiver_participants_not_negative"),
+        CheckConstraint("sponsor_staff >= 0", name="sponsor_staff_not_negative"),
+    )
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,0 +1,303 @@
+"""Log, edit, void and find interactions; the one place interaction input is validated."""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from marshmallow import fields, validates_schema
+from marshmallow import ValidationError as SchemaError
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
+
+from .. import audit
+from ..database import utcnow
+from ..errors import Conflict, NotAllowed, ValidationFailed
+from ..extensions import db
+from ..organisations.models import Organisation
+from ..partnerships.models import Partnership
+from ..security import interaction_scope, partnership_scope
+from ..validation import Input, choice, count, load, required, required_text, subset, text
+from ..vocabulary import (
+    ACCOMMODATIONS,
+    DISEASE_STAGES,
+    FACILITATORS,
+    INTERACTION_FORMATS,
+    LIFECYCLE_STAGES,
+    MODALITIES,
+    PATIENT_NEEDS,
+    SELECTION_METHODS,
+    VENUE_TYPES,
+)
+from .models import Interaction
+
+
+class InteractionInput(Input):
+    title = required_text(200)
+    occurred_on = required(fields.Date)
+    format = choice(INTERACTION_FORMATS, required=True,
+                    error_messages={"required": "This field is required.",
+                                    "null": "This field is required."})
+    partnership_id = fields.Integer(allow_none=True, load_default=None)
+    organisation_id = fields.Integer(allow_none=True, load_default=None)
+    activity_codes = fields.List(fields.String(), load_default=list)
+    patient_needs = subset(PATIENT_NEEDS)
+    external_id = text(100, allow_none=True, load_default=None)
+
+    purpose = text(allow_none=True, load_default=None)
+    purpose_shared_on = fields.Date(allow_none=True, load_default=None)
+    product_specific = fields.Boolean(load_default=False)
+    product = text(200, allow_none=True, load_default=None)
+
+    lifecycle_stage = choice(LIFECYCLE_STAGES, allow_none=True, load_default=None)
+    expected_approval_on = fields.Date(allow_none=True, load_default=None)
+    approved_on = fields.Date(allow_none=True, load_default=None)
+
+    patient_participants = count(load_default=0)
+    caregiver_participants = count(load_default=0)
+    sponsor_staff = count(load_default=0)
+    selection_method = choice(SELECTION_METHODS, allow_none=True, load_default=None)
+    stages_represented = subset(DISEASE_STAGES)
+    stages_in_scope = subset(DISEASE_STAGES)
+
+    protocol_followed = fields.Boolean(load_default=False)
+    materials_co_created = fields.Boolean(load_default=False)
+    facilitator = choice(FACILITATORS, allow_none=True, load_default=None)
+    modality = choice(MODALITIES, allow_none=True, load_default=None)
+
+    venue_type = choice(VENUE_TYPES, allow_none=True, load_default=None)
+    venue_agreed_by_patients = fields.Boolean(load_default=False)
+    accessibility_reviewed = fields.Boolean(load_default=False)
+    accommodations = subset(ACCOMMODATIONS)
+
+    summary = text(allow_none=True, load_default=None)
+    summary_recorded_on = fields.Date(allow_none=True, load_default=None)
+    outcomes_shared_on = fields.Date(allow_none=True, load_default=None)
+
+    @validates_schema
+    def check_consistency(self, data, **_kwargs):
+        errors = {}
+        occurred = data.get("occurred_on")
+        if data.get("product_specific") and not data.get("product"):
+            errors["product"] = ["Name the product when the discussion is product-specific."]
+        for name in ("summary_recorded_on", "outcomes_shared_on"):
+            if occurred and data.get(name) and data[name] < occurred:
+                errors[name] = ["Cannot be before the interaction took place."]
+        if data.get("summary_recorded_on") and not data.get("summary"):
+            errors["summary"] = ["Write the summary that was recorded on that date."]
+        if errors:
+            raise SchemaError(errors)
+
+
+FIELDS = tuple(InteractionInput().fields)
+_schema = InteractionInput()
+
+
+def interaction_values(interaction: Interaction) -> dict:
+    """Return the record's current values under their DOMAIN.md names."""
+    return {name: getattr(interaction, name) for name in FIELDS}
+
+
+def validate_interaction(values: dict, actor) -> dict:
+    """Check values and the records they point to; return clean values or raise."""
+    clean = load(_schema, values)
+    errors: dict[str, list[str]] = {}
+    partnership = None
+    if clean["partnership_id"] is not None:
+        partnership = db.session.scalar(
+            select(Partnership).where(Partnership.id == clean["partnership_id"],
+                                      partnership_scope(actor))
+        )
+        if partnership is None:
+            errors["partnership_id"] = ["No partnership with this id is open to you."]
+        elif partnership.is_void:
+            errors["partnership_id"] = ["This partnership has been voided."]
+    if clean["organisation_id"] is None:
+        clean["organisation_id"] = actor.organisation_id or (
+            partnership.sponsor_id if partnership else None)
+    if clean["organisation_id"] is None:
+        errors["organisation_id"] = ["Choose the organisation that held the interaction."]
+    elif db.session.get(Organisation, clean["organisation_id"]) is None:
+        errors["organisation_id"] = ["No organisation with this id."]
+    elif actor.role == "advocate" and clean["organisation_id"] != actor.organisation_id and (
+        partnership is None or clean["organisation_id"] not in partnership.organisation_ids
+    ):
+        errors["organisation_id"] = ["You can log interactions only for your organisation "
+                                     "or a party of the partnership."]
+    errors.update(_check_activity_codes(clean["activity_codes"]))
+    if errors:
+        raise ValidationFailed(errors)
+    return clean
+
+
+def _check_activity_codes(codes: list[str]) -> dict[str, list[str]]:
+    from ..activities.services import unknown_activity_codes
+
+    unknown = unknown_activity_codes(codes)
+    if unknown:
+        return {"activity_codes": [f"Unknown activity code: {code}." for code in unknown]}
+    return {}
+
+
+def log_interaction(values: dict, actor) -> Interaction:
+    """Record a new interaction for the actor and evaluate it."""
+    _require_editor(actor)
+    clean = validate_interaction(values, actor)
+    _refuse_duplicate_external_id(clean.get("external_id"))
+    interaction = Interaction(**clean, created_by_id=actor.id)
+    db.session.add(interaction)
+    db.session.flush()
+    after_change(interaction)
+    return interaction
+
+
+def update_interaction(interaction: Interaction, changes: dict, actor, reason: str | None = None,
+                       expected_version: int | None = None) -> Interaction:
+    """Apply changed fields; the record is re-validated whole and re-evaluated."""
+    _require_editor(actor)
+    if interaction.is_void:
+        raise Conflict("This interaction has been voided and can no longer be edited.")
+    if expected_version is not None and expected_version != interaction.version:
+        raise Conflict("This interaction changed since you opened it; reload it to see the "
+                       "other changes, then make yours again.")
+    unknown = set(changes) - set(FIELDS)
+    if unknown:
+        raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
+    merged = interaction_values(interaction) | changes
+    clean = validate_interaction(merged, actor)
+    if clean.get("external_id") != interaction.external_id:
+        _refuse_duplicate_external_id(clean.get("external_id"))
+    require_reason_if_signed(interaction, reason)
+    audit.set_reason(reason)
+    for name, value in clean.items():
+        if getattr(interaction, name) != value:
+            setattr(interaction, name, value)
+    db.session.flush()
+    after_change(interaction)
+    return interaction
+
+
+def require_reason_if_signed(interaction: Interaction, reason: str | None) -> None:
+    if is_signed_off(interaction) and not (reason or "").strip():
+        raise ValidationFailed({"reason": ["This interaction's review was signed off: say why "
+                                           "you are changing it."]})
+
+
+def is_signed_off(interaction: Interaction) -> bool:
+    return getattr(interaction, "signed_off_at", None) is not None
+
+
+def void_interaction(interaction: Interaction, actor, reason: str) -> Interaction:
+    """Withdraw an interaction from use; it stays visible to compliance and auditors."""
+    _require_editor(actor)
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": ["Say why this interaction is being voided."]})
+    if interaction.is_void:
+        raise Conflict("This interaction is already void.")
+    audit.set_reason(reason)
+    interaction.voided_at = utcnow()
+    interaction.void_reason = reason.strip()
+    db.session.flush()
+    after_change(interaction)
+    return interaction
+
+
+def after_change(interaction: Interaction) -> None:
+    """Re-check the interaction (and its partnership) against the policy rules."""
+    from ..rules.services import evaluate_interaction
+
+    evaluate_interaction(interaction)
+
+
+def _require_editor(actor) -> None:
+    if actor.role not in ("advocate", "compliance"):
+        raise NotAllowed("Only advocates and compliance officers record interactions.")
+
+
+def _refuse_duplicate_external_id(external_id: str | None) -> None:
+    if external_id and db.session.scalar(
+        select(Interaction.id).where(Interaction.external_id == external_id)
+    ):
+        raise ValidationFailed({"external_id": ["Another interaction already has this id."]})
+
+
+# --- finding ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InteractionFilter:
+    partnership_id: int | None = None
+    organisation_id: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    format: str | None = None
+    q: str | None = None
+    rule: str | None = None
+    state: str | None = None
+    include_void: bool = False
+    sort: str = "-occurred_on"
+    page: int = 1
+    per_page: int = 25
+
+
+SORTS = {
+    "occurred_on": Interaction.occurred_on,
+    "title": Interaction.title,
+    "format": Interaction.format,
+}
+
+
+@dataclass
+class Page:
+    items: list
+    total: int
+    page: int
+    per_page: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def find_interactions(actor, criteria: InteractionFilter) -> Page:
+    """Return one page of the interactions the actor may see that match the criteria."""
+    conditions = [interaction_scope(actor)]
+    if not criteria.include_void:
+        conditions.append(Interaction.voided_at.is_(None))
+    if criteria.partnership_id:
+        conditions.append(Interaction.partnership_id == criteria.partnership_id)
+    if criteria.organisation_id:
+        involved = select(Partnership.id).where(or_(
+            Partnership.sponsor_id == criteria.organisation_id,
+            Partnership.patient_group_id == criteria.organisation_id))
+        conditions.append(or_(Interaction.organisation_id == criteria.organisation_id,
+                              Interaction.partnership_id.in_(involved)))
+    if criteria.date_from:
+        conditions.append(Interaction.occurred_on >= criteria.date_from)
+    if criteria.date_to:
+        conditions.append(Interaction.occurred_on <= criteria.date_to)
+    if criteria.format:
+        conditions.append(Interaction.format == criteria.format)
+    if criteria.q:
+        pattern = f"%{criteria.q.strip()}%"
+        conditions.append(or_(Interaction.title.ilike(pattern), Interaction.purpose.ilike(pattern)))
+    conditions.extend(_flag_conditions(criteria))
+    total = db.session.scalar(select(func.count()).select_from(Interaction).where(*conditions))
+    column = SORTS.get(criteria.sort.lstrip("-"), Interaction.occurred_on)
+    order = column.desc() if criteria.sort.startswith("-") else column.asc()
+    items = db.session.scalars(
+        select(Interaction)
+        .options(joinedload(Interaction.partnership), joinedload(Interaction.organisation))
+        .where(*conditions)
+        .order_by(order, Interaction.id.desc())
+        .limit(criteria.per_page)
+        .offset((criteria.page - 1) * criteria.per_page)
+    ).all()
+    return Page(items, total, criteria.page, criteria.per_page)
+
+
+def _flag_conditions(criteria: InteractionFilter) -> list:
+    if not (criteria.rule or criteria.state):
+        return []
+    from ..rules.services import interactions_with_flags
+
+    return [Interaction.id.in_(interactions_with_flags(rule=criteria.rule, state=criteria.state))]

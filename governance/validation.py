@@ -1,0 +1,80 @@
+"""Marshmallow helpers shared by the services' input schemas (the one place values are checked)."""
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
+from marshmallow.validate import ContainsOnly, Length, OneOf, Range
+
+from .errors import ValidationFailed
+
+
+class Input(Schema):
+    """Base of every service input: unknown fields are refused, blank strings mean empty."""
+
+    class Meta:
+        unknown = RAISE
+
+    @pre_load
+    def blanks_to_none(self, data, **_kwargs):
+        if not isinstance(data, dict):
+            return data
+        return {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in data.items()}
+
+
+def load(schema: Schema, values: dict, **kwargs) -> dict:
+    """Validate values with a schema, raising ValidationFailed with every field's reasons."""
+    if not isinstance(values, dict):
+        raise ValidationFailed({"_schema": ["Expected an object of field names and values."]})
+    try:
+        return schema.load(values, **kwargs)
+    except ValidationError as error:
+        raise ValidationFailed(_flatten(error.messages)) from None
+
+
+def _flatten(messages) -> dict[str, list[str]]:
+    if isinstance(messages, list):
+        return {"_schema": [str(m) for m in messages]}
+    flat: dict[str, list[str]] = {}
+    for field, value in messages.items():
+        if isinstance(value, dict):
+            flat[field] = [f"item {k}: {'; '.join(map(str, v if isinstance(v, list) else [v]))}"
+                           for k, v in value.items()]
+        else:
+            flat[field] = [str(m) for m in value]
+    return flat
+
+
+def choice(vocabulary: dict, **kwargs) -> fields.String:
+    names = ", ".join(vocabulary)
+    return fields.String(validate=OneOf(list(vocabulary), error=f"Must be one of: {names}."),
+                         **kwargs)
+
+
+def subset(vocabulary: dict, **kwargs) -> fields.List:
+    names = ", ".join(vocabulary)
+    return fields.List(
+        fields.String(),
+        validate=ContainsOnly(list(vocabulary), error=f"Each value must be one of: {names}."),
+        load_default=list,
+        **kwargs,
+    )
+
+
+def count(**kwargs) -> fields.Integer:
+    return fields.Integer(strict=False, validate=Range(min=0, max=100_000,
+                          error="Must be a whole number of 0 or more."), **kwargs)
+
+
+def text(max_length: int | None = None, **kwargs) -> fields.String:
+    validate = Length(max=max_length) if max_length else None
+    return fields.String(validate=validate, **kwargs)
+
+
+def required_text(max_length: int) -> fields.String:
+    return fields.String(required=True, validate=Length(min=1, max=max_length),
+                         error_messages={"required": "This field is required.",
+                                         "null": "This field is required."})
+
+
+def required(field_class, **kwargs):
+    return field_class(required=True, error_messages={"required": "This field is required.",
+                                                      "null": "This field is required."},
+                       **kwargs)

@@ -1,0 +1,137 @@
+"""The machine names of DOMAIN.md, shared by models, forms, the API, imports, rules and reports.
+
+Each vocabulary maps a machine name to the label a person reads.
+"""
+
+ROLES = {
+    "advocate": "Patient-engagement advocate",
+    "compliance": "Compliance officer",
+    "auditor": "Auditor",
+    "partner": "Partner representative",
+    "admin": "Administrator",
+}
+
+ORGANISATION_KINDS = {
+    "sponsor": "Sponsor",
+    "patient_group": "Patient group",
+    "other": "Other (academic, facilitator, CRO, regulator)",
+}
+
+PARTNERSHIP_KINDS = {
+    "experiential": "Experiential",
+    "content_engagement": "Content engagement",
+    "research_investment": "Research investment",
+    "advocacy": "Advocacy",
+    "other": "Other",
+}
+
+PARTNERSHIP_STATUSES = {"proposed": "Proposed", "active": "Active", "closed": "Closed"}
+
+SUPPORT_KINDS = {
+    "grant": "Grant",
+    "donation": "Donation",
+    "sponsorship": "Sponsorship",
+    "in_kind": "In-kind support",
+    "contracted_service": "Contracted service",
+    "expenses": "Expenses",
+}
+
+CONFIRMATION_STATES = {"pending": "Awaiting partner", "confirmed": "Confirmed", "disputed": "Disputed"}
+
+INTERACTION_FORMATS = {
+    "advisory_board": "Advisory board",
+    "focus_group": "Focus group",
+    "listening_session": "Listening session",
+    "interview": "Interview",
+    "survey": "Survey",
+    "workshop": "Workshop",
+    "conference": "Conference",
+    "pfdd_meeting": "Patient-focused drug development meeting",
+    "other": "Other",
+}
+
+LIFECYCLE_STAGES = {
+    "pre_discovery": "Pre-discovery",
+    "discovery": "Discovery",
+    "preclinical": "Preclinical",
+    "phase_1": "Phase 1",
+    "phase_2": "Phase 2",
+    "phase_3": "Phase 3",
+    "regulatory_review": "Regulatory review",
+    "post_approval": "Post-approval",
+}
+
+SELECTION_METHODS = {
+    "co_created_procedure": "Co-created procedure",
+    "standard_procedure": "Standard procedure",
+    "ad_hoc": "Ad hoc",
+}
+
+DISEASE_STAGES = {
+    "early": "Early stage",
+    "intermediate": "Intermediate stage",
+    "late": "Late stage",
+    "all": "All stages",
+}
+
+FACILITATORS = {
+    "sponsor_staff": "Sponsor staff",
+    "patient_group": "Patient group",
+    "third_party": "Independent third party",
+}
+
+MODALITIES = {"in_person": "In person", "phone": "Phone", "video": "Video", "hybrid": "Hybrid"}
+
+VENUE_TYPES = {
+    "sponsor_site": "Sponsor site",
+    "patient_group_site": "Patient group site",
+    "neutral_venue": "Neutral venue",
+    "virtual": "Virtual",
+    "other": "Other",
+}
+
+ACCOMMODATIONS = {
+    "step_free_access": "Step-free access",
+    "accessible_restrooms": "Accessible restrooms",
+    "travel_support": "Travel support",
+    "interpretation": "Interpretation",
+    "caregiver_support": "Caregiver support",
+    "remote_option": "Remote option",
+    "other": "Other",
+}
+
+PATIENT_NEEDS = {
+    "clinical_benefit": "Clinical benefit",
+    "wellness": "Wellness",
+    "practicality": "Practicality",
+    "commitment_contribution": "Commitment and contribution",
+}
+
+DIMENSIONS = {
+    "WHAT": "WHAT the relationship",
+    "WHY": "WHY the purpose",
+    "WHEN": "WHEN the timing",
+    "WHO": "WHO the participants",
+    "HOW": "HOW the structure",
+    "WHERE": "WHERE the venue",
+    "DOC": "Documentation",
+}
+
+DIMENSION_GOOD_PRACTICE = {
+    "WHAT": "An observable, open, documented and transparent partnership: win-win, long-term and "
+    "continuous rather than ad hoc.",
+    "WHY": "A clearly defined purpose, shared with the participants before the interaction.",
+    "WHEN": "Engagement across every stage of the product lifecycle, not only close to approval.",
+    "WHO": "Appropriate participants from all partners, chosen by co-created standard procedures, "
+    "with patient-to-staff parity and representative of the community discussed.",
+    "HOW": "Standardised protocols, forms and procedures, co-created with patients and kept up to "
+    "date; product questions kept out of focus, ideally with a third-party facilitator.",
+    "WHERE": "A neutral venue agreed with patients, chosen by co-created procedure, with access "
+    "needs met.",
+    "DOC": "Every interaction documented, and its outcomes shared back with participants and the "
+    "community.",
+}
+
+
+def choices(vocabulary: dict) -> list[tuple[str, str]]:
+    return list(vocabulary.items())
