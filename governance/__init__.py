@@ -68,6 +68,8 @@ def _fill_defaults(app: Flask, root: Path) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = (
             f"sqlite:///{Path(app.instance_path) / 'governance.sqlite'}"
         )
+    if not app.config["DATA_DIR"]:
+        app.config["DATA_DIR"] = app.instance_path
     if not app.config["POLICIES_DIR"]:
         app.config["POLICIES_DIR"] = str(root / "policies")
     if app.config.get("DEVELOPMENT"):

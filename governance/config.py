@@ -1,4 +1,4 @@
-"""Configuration layers: defaults, then instance/config.py, then GOVERNANCE_* variables, then tests."""
+"""Configuration layers: defaults, instance/config.py, GOVERNANCE_* variables, then tests."""
 
 import json
 import os
@@ -11,6 +11,7 @@ class Defaults:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     SQLITE_BUSY_TIMEOUT_MS = 30_000
     POLICIES_DIR = None  # defaults to <project>/policies
+    DATA_DIR = None  # where uploaded and generated files live; defaults to the instance folder
     MAX_CONTENT_LENGTH = 60 * 1024 * 1024  # hard ceiling for any request body
     ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
     IMPORT_MAX_BYTES = 20 * 1024 * 1024

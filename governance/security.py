@@ -1,6 +1,7 @@
 """Who may do what: declared roles per route (default-deny), CSRF, tokens, headers, scopes."""
 
 import hashlib
+
 from flask import Flask, abort, current_app, g, jsonify, redirect, request, url_for
 from flask_login import AnonymousUserMixin, current_user
 from flask_wtf.csrf import CSRFError

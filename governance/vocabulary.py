@@ -36,7 +36,11 @@ SUPPORT_KINDS = {
     "expenses": "Expenses",
 }
 
-CONFIRMATION_STATES = {"pending": "Awaiting partner", "confirmed": "Confirmed", "disputed": "Disputed"}
+CONFIRMATION_STATES = {
+    "pending": "Awaiting partner",
+    "confirmed": "Confirmed",
+    "disputed": "Disputed",
+}
 
 INTERACTION_FORMATS = {
     "advisory_board": "Advisory board",
@@ -135,3 +139,28 @@ DIMENSION_GOOD_PRACTICE = {
 
 def choices(vocabulary: dict) -> list[tuple[str, str]]:
     return list(vocabulary.items())
+
+
+# --- Engagement activities and prioritisation (CTTI method, seed 001) -------------------------
+
+PRIORITISATION_SIDES = {"sponsor": "Sponsor", "patient_group": "Patient group"}
+
+RATING_LEVELS = {"low": "Low", "moderate": "Moderate", "high": "High"}
+
+BENEFIT_FACTORS = {
+    "reach": "Reach of the effect (how many patients, how many future studies)",
+    "patient_group_necessity": "The patient group is needed to do it",
+    "development_necessity": "Necessary to move development forward",
+    "short_term_ease": "Easy to accomplish in the short term",
+    "reputation": "Reputation (seen as the right thing to do)",
+}
+
+INVESTMENT_FACTORS = {
+    "money": "Money",
+    "staff_time": "Staff time and expertise",
+    "organisational_commitment": "Organisational commitment and infrastructure",
+    "patient_burden": "Patient involvement and burden",
+    "reputational_risk": "Reputational risk",
+}
+
+EXERCISE_STATUSES = {"draft": "Draft", "completed": "Completed"}

@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import date
 
-from marshmallow import fields, validates_schema
 from marshmallow import ValidationError as SchemaError
+from marshmallow import fields, validates_schema
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 

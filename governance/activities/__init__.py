@@ -1,0 +1,1 @@
+"""Engagement activities (the CTTI catalogue and organisations' own) and prioritisation."""

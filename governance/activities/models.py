@@ -1,0 +1,97 @@
+from datetime import datetime
+
+from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..organisations.models import Organisation
+from ..partnerships.models import Partnership
+from ..records import Record
+from ..vocabulary import EXERCISE_STATUSES, PRIORITISATION_SIDES, RATING_LEVELS
+
+
+def _enum(values: dict, name: str) -> Enum:
+    return Enum(*values, name=name, native_enum=False, create_constraint=True)
+
+
+class CustomActivity(Record, db.Model):
+    """An engagement activity an organisation added itself; the shipped catalogue never touches it."""
+
+    __tablename__ = "custom_activities"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    code: Mapped[str] = mapped_column(String(24), unique=True)  # ORG<organisation id>-NN
+    stage: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    example: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    organisation: Mapped[Organisation] = relationship()
+
+    __table_args__ = (CheckConstraint("code LIKE 'ORG%'", name="custom_code_namespaced"),)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class PrioritisationExercise(Record, db.Model):
+    """One side's prioritisation of engagement activities for a partnership (CTTI method)."""
+
+    __tablename__ = "prioritisation_exercises"
+
+    partnership_id: Mapped[int] = mapped_column(ForeignKey("partnerships.id"), index=True)
+    side: Mapped[str] = mapped_column(_enum(PRIORITISATION_SIDES, "prioritisation_side"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    status: Mapped[str] = mapped_column(_enum(EXERCISE_STATUSES, "exercise_status"),
+                                        default="draft")
+    step: Mapped[int] = mapped_column(default=1)  # the furthest step reached, to resume at
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    completed_at: Mapped[datetime | None]
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    partnership: Mapped[Partnership] = relationship()
+    organisation: Mapped[Organisation] = relationship()
+    ratings: Mapped[list["ActivityRating"]] = relationship(
+        back_populates="exercise", order_by="ActivityRating.activity_code"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("partnership_id", "side", name="uq_prioritisation_exercises_side"),
+        CheckConstraint("step BETWEEN 1 AND 3", name="step_in_range"),
+    )
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def selected(self) -> list["ActivityRating"]:
+        """The ratings of the activities currently selected (withdrawn ones are void)."""
+        return [rating for rating in self.ratings if not rating.is_void]
+
+
+class ActivityRating(Record, db.Model):
+    """How one side rates one activity: benefit and investment, the factors, the reasons."""
+
+    __tablename__ = "activity_ratings"
+
+    exercise_id: Mapped[int] = mapped_column(ForeignKey("prioritisation_exercises.id"),
+                                             index=True)
+    activity_code: Mapped[str] = mapped_column(String(24), index=True)
+    benefit: Mapped[str | None] = mapped_column(_enum(RATING_LEVELS, "benefit_level"))
+    investment: Mapped[str | None] = mapped_column(_enum(RATING_LEVELS, "investment_level"))
+    benefit_factors: Mapped[list] = mapped_column(JSON, default=list)
+    investment_factors: Mapped[list] = mapped_column(JSON, default=list)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    implementation_notes: Mapped[str | None] = mapped_column(Text)
+
+    exercise: Mapped[PrioritisationExercise] = relationship(back_populates="ratings")
+
+    __table_args__ = (
+        UniqueConstraint("exercise_id", "activity_code", name="uq_activity_ratings_activity"),
+    )
+
+    @property
+    def is_rated(self) -> bool:
+        return self.benefit is not None and self.investment is not None

@@ -1,0 +1,66 @@
+"""Command-line tools of API.md: accounts, tokens and demo data."""
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from .errors import ValidationFailed
+from .extensions import db
+from .vocabulary import ROLES
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(list(ROLES)))
+@click.option("--password", required=True)
+@click.option("--organisation", default=None, help="Name of the user's organisation.")
+@click.option("--name", default=None, help="Display name (defaults to the email's local part).")
+def create_user_command(email, role, password, organisation, name):
+    """Create a user with a role."""
+    from .auth.services import create_user
+
+    try:
+        user = create_user(email, name, role, password, organisation)
+    except ValidationFailed as error:
+        db.session.rollback()
+        for field, messages in error.fields.items():
+            click.echo(f"{field}: {' '.join(messages)}", err=True)
+        raise SystemExit(1) from None
+    db.session.commit()
+    click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
+@click.command("create-token")
+@click.argument("email")
+@click.option("--name", default="command line", help="What the token is for.")
+def create_token_command(email, name):
+    """Print a new API token for the user, alone on the last line."""
+    from .auth.services import find_user, issue_token
+
+    user = find_user(email)
+    if user is None or not user.is_active:
+        click.echo(f"No active user with email {email}.", err=True)
+        raise SystemExit(1)
+    token = issue_token(user, name)
+    db.session.commit()
+    click.echo(f"API token for {user.email} (only its hash is stored; keep it safe):")
+    click.echo(token)
+
+
+@click.command("seed-demo")
+def seed_demo_command():
+    """Load the demo data set (skipped if the database already has organisations)."""
+    from .demo import seed_demo
+    from .organisations.models import Organisation
+
+    if db.session.scalar(select(Organisation.id).limit(1)) is not None:
+        click.echo("The database already holds data; demo data not loaded.")
+        return
+    summary = seed_demo()
+    db.session.commit()
+    click.echo("Demo data loaded: " + ", ".join(f"{n} {k}" for k, n in summary.items()) + ".")
+
+
+def init_app(app: Flask) -> None:
+    for command in (create_user_command, create_token_command, seed_demo_command):
+        app.cli.add_command(command)

@@ -1,0 +1,229 @@
+"""A realistic demo data set: sponsors, patient groups, partnerships of each kind, a year of
+interactions mixing good and poor practice, support entries, and one user per role."""
+
+import random
+from datetime import date, timedelta
+from decimal import Decimal
+
+from .audit import acting_as
+from .auth.services import create_user
+from .extensions import db
+from .organisations.models import Organisation
+from .partnerships.models import Partnership, Support
+
+DEMO_PASSWORD = "demo-password-2026"
+
+ORGANISATIONS = [
+    ("Helix Pharma", "sponsor", "GB", [], None),
+    ("Northwind Therapeutics", "sponsor", "US", [], None),
+    ("Aurora Biologics", "sponsor", "DE", [], None),
+    ("Rare Lung Alliance", "patient_group", "GB", ["pulmonary fibrosis"], Decimal("420000")),
+    ("Cystic Fibrosis Families", "patient_group", "GB", ["cystic fibrosis"], Decimal("1250000")),
+    ("Parkinson's Voices", "patient_group", "IE", ["Parkinson's disease"], Decimal("310000")),
+    ("Sickle Cell Collective", "patient_group", "US", ["sickle cell disease"], None),
+    ("Bridgewater Facilitation", "other", "GB", [], None),
+]
+
+PARTNERSHIPS = [
+    # title, sponsor, patient group, kind, status, agreement, ip terms
+    ("Trial design advisory programme", "Helix Pharma", "Rare Lung Alliance", "experiential",
+     "active", True, False),
+    ("Natural-history registry", "Helix Pharma", "Cystic Fibrosis Families",
+     "research_investment", "active", True, True),
+    ("Patient-preference study", "Northwind Therapeutics", "Parkinson's Voices",
+     "research_investment", "active", True, False),
+    ("Education content co-creation", "Northwind Therapeutics", "Rare Lung Alliance",
+     "content_engagement", "active", False, False),
+    ("Access and reimbursement advocacy", "Aurora Biologics", "Sickle Cell Collective",
+     "advocacy", "active", True, False),
+    ("Lay summaries pilot", "Aurora Biologics", "Parkinson's Voices", "content_engagement",
+     "closed", True, False),
+    ("Community listening tour", "Helix Pharma", "Sickle Cell Collective", "other",
+     "proposed", False, False),
+]
+
+TOPICS = [
+    "visit schedule and travel burden of the phase 2 protocol",
+    "outcome measures that matter to people living with the condition",
+    "eligibility criteria that exclude older patients",
+    "the informed-consent form in plain language",
+    "recruitment materials for under-represented communities",
+    "the lay summary of the phase 1 results",
+    "priorities for the natural-history registry",
+    "retention support for participants in a long trial",
+]
+
+# Each defect turns one good practice into poor practice; every rule's example appears.
+DEFECTS = {
+    "purpose_not_shared": {"purpose_shared_on": None},
+    "vague_purpose": {"purpose": "General catch-up"},
+    "near_approval": {"product_specific": True, "product": "HLX-101",
+                      "lifecycle_stage": "regulatory_review", "purpose": "Product chat"},
+    "low_parity": {"patient_participants": 2, "caregiver_participants": 0, "sponsor_staff": 7},
+    "unrepresentative": {"stages_represented": ["early"], "stages_in_scope": ["all"]},
+    "ad_hoc_selection": {"selection_method": "ad_hoc"},
+    "no_patient_input": {"materials_co_created": False},
+    "no_protocol": {"protocol_followed": False},
+    "sponsor_led_product": {"product_specific": True, "product": "NWT-7",
+                            "facilitator": "sponsor_staff"},
+    "sponsor_venue": {"venue_type": "sponsor_site", "venue_agreed_by_patients": False},
+    "access_not_reviewed": {"modality": "in_person", "accessibility_reviewed": False},
+    "no_summary": {"summary": None, "summary_recorded_on": None},
+    "no_feedback": {"outcomes_shared_on": None},
+}
+
+
+def _good_interaction(rng: random.Random, occurred: date, topic: str) -> dict:
+    return {
+        "title": f"{rng.choice(['Advisory board', 'Focus group', 'Workshop', 'Listening session'])}"
+                 f" on {topic.split(' of ')[0].split(' that ')[0]}",
+        "occurred_on": occurred,
+        "format": rng.choice(["advisory_board", "focus_group", "workshop", "listening_session"]),
+        "purpose": f"Hear patients' and caregivers' views on {topic} and agree concrete changes",
+        "purpose_shared_on": occurred - timedelta(days=rng.randint(7, 21)),
+        "product_specific": False,
+        "lifecycle_stage": rng.choice(["discovery", "preclinical", "phase_1", "phase_2",
+                                       "phase_3", "post_approval"]),
+        "patient_participants": rng.randint(5, 10),
+        "caregiver_participants": rng.randint(0, 3),
+        "sponsor_staff": rng.randint(2, 4),
+        "selection_method": rng.choice(["co_created_procedure", "standard_procedure"]),
+        "stages_represented": ["early", "intermediate", "late"],
+        "stages_in_scope": ["all"],
+        "protocol_followed": True,
+        "materials_co_created": True,
+        "facilitator": rng.choice(["third_party", "patient_group"]),
+        "modality": rng.choice(["in_person", "video", "hybrid"]),
+        "venue_type": rng.choice(["neutral_venue", "patient_group_site", "virtual"]),
+        "venue_agreed_by_patients": True,
+        "accessibility_reviewed": True,
+        "accommodations": ["step_free_access", "remote_option"],
+        "summary": f"Participants discussed {topic}; the actions agreed are in the minutes.",
+        "summary_recorded_on": occurred + timedelta(days=rng.randint(1, 14)),
+        "outcomes_shared_on": occurred + timedelta(days=rng.randint(20, 60)),
+        "patient_needs": rng.sample(["clinical_benefit", "wellness", "practicality",
+                                     "commitment_contribution"], 2),
+    }
+
+
+def seed_demo(today: date | None = None) -> dict[str, int]:
+    """Load the demo set; return how many records of each kind were made."""
+    from .interactions.services import log_interaction
+
+    today = today or date.today()
+    rng = random.Random(2026)
+    orgs = {}
+    for name, kind, country, areas, income in ORGANISATIONS:
+        orgs[name] = Organisation(name=name, kind=kind, country=country, disease_areas=areas,
+                                  annual_income=income, income_currency="GBP" if income else None,
+                                  website=f"https://{name.lower().split()[0]}.example.org")
+        db.session.add(orgs[name])
+    db.session.flush()
+
+    users = _seed_users(orgs)
+    partnerships = []
+    for title, sponsor, group, kind, status, agreement, ip_terms in PARTNERSHIPS:
+        partnership = Partnership(
+            title=title, sponsor_id=orgs[sponsor].id, patient_group_id=orgs[group].id, kind=kind,
+            status=status, started_on=today - timedelta(days=rng.randint(400, 900)),
+            ended_on=today - timedelta(days=30) if status == "closed" else None,
+            agreement_signed_on=today - timedelta(days=380) if agreement else None,
+            ip_terms_agreed=ip_terms,
+            data_sharing_terms="Aggregate findings only; no personal data leaves the group.",
+            independence_measures="Several funders; the group sets its own agenda.",
+            policy_reference="Co-created engagement SOP v2",
+        )
+        db.session.add(partnership)
+        partnerships.append(partnership)
+    partnerships[2].other_organisations.append(orgs["Bridgewater Facilitation"])
+    db.session.flush()
+
+    supports = _seed_supports(rng, partnerships, today)
+    compliance = users["compliance"]
+    defects = list(DEFECTS)
+    interactions = 0
+    with acting_as():
+        for index in range(60):
+            occurred = today - timedelta(days=rng.randint(5, 360))
+            partnership = _pick_partnership(rng, partnerships, index)
+            values = _good_interaction(rng, occurred, rng.choice(TOPICS))
+            # Two in three interactions carry one or two poor practices; every defect appears.
+            if index < len(defects):
+                values.update(DEFECTS[defects[index]])
+            elif rng.random() < 0.5:
+                for name in rng.sample(defects, rng.randint(1, 2)):
+                    values.update(DEFECTS[name])
+            if values["summary_recorded_on"] and values["summary_recorded_on"] > today:
+                values["summary_recorded_on"] = today
+            if values["outcomes_shared_on"] and values["outcomes_shared_on"] > today:
+                values["outcomes_shared_on"] = None
+            values["partnership_id"] = partnership.id if partnership else None
+            values["organisation_id"] = (partnership.sponsor_id if partnership
+                                         else orgs["Helix Pharma"].id)
+            log_interaction(values, compliance)
+            interactions += 1
+    _seed_extras(partnerships, users)
+    return {"organisations": len(orgs), "partnerships": len(partnerships),
+            "support lines": supports, "interactions": interactions, "users": len(users)}
+
+
+def _pick_partnership(rng, partnerships, index):
+    if index % 15 == 7:
+        return None  # an ad hoc interaction outside any partnership
+    active = [p for p in partnerships if p.status == "active" and
+              p.title != "Education content co-creation"]
+    if index == 20:
+        return next(p for p in partnerships if p.title == "Education content co-creation")
+    return rng.choice(active)
+
+
+def _seed_users(orgs) -> dict:
+    accounts = {
+        "advocate": ("advocate@demo.example", "Ada Advocate", "Helix Pharma"),
+        "compliance": ("compliance@demo.example", "Colin Compliance", "Helix Pharma"),
+        "auditor": ("auditor@demo.example", "Audrey Auditor", None),
+        "partner": ("partner@demo.example", "Priya Partner", "Rare Lung Alliance"),
+        "admin": ("admin@demo.example", "Alex Admin", None),
+    }
+    return {role: create_user(email, name, role, DEMO_PASSWORD, org)
+            for role, (email, name, org) in accounts.items()}
+
+
+def _seed_supports(rng, partnerships, today) -> int:
+    count = 0
+    kinds = [("grant", "Grant towards the group's patient helpline"),
+             ("sponsorship", "Sponsorship of the annual patient conference"),
+             ("contracted_service", "Fees for patient advisers on the advisory board"),
+             ("expenses", "Travel expenses of patient representatives"),
+             ("donation", "Unrestricted donation to core running costs")]
+    for partnership in partnerships:
+        if partnership.status == "proposed":
+            continue
+        for _ in range(rng.randint(2, 4)):
+            kind, description = rng.choice(kinds)
+            db.session.add(Support(
+                partnership_id=partnership.id, recipient_id=partnership.patient_group_id,
+                paid_on=today - timedelta(days=rng.randint(10, 340)), kind=kind,
+                amount=Decimal(rng.randrange(500, 60000, 250)), currency="GBP",
+                description=description,
+            ))
+            count += 1
+        db.session.add(Support(
+            partnership_id=partnership.id, recipient_id=partnership.patient_group_id,
+            paid_on=today - timedelta(days=rng.randint(10, 340)), kind="in_kind", amount=None,
+            currency="GBP", description="Meeting rooms and catering for two workshops",
+        ))
+        count += 1
+    db.session.flush()
+    return count
+
+
+def _seed_extras(partnerships, users) -> None:
+    """Let the other features add their demo records (exercises, flags)."""
+    from .activities.services import seed_demo_exercises
+    from .rules.services import reevaluate_all
+
+    sponsor_side = users["advocate"]
+    partner_side = users["partner"]
+    seed_demo_exercises(partnerships[0], sponsor_side, partner_side)
+    reevaluate_all()

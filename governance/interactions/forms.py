@@ -1,0 +1,161 @@
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
+from wtforms.validators import DataRequired, Length, Optional
+
+from ..vocabulary import (
+    ACCOMMODATIONS,
+    DIMENSION_GOOD_PRACTICE,
+    DIMENSIONS,
+    DISEASE_STAGES,
+    FACILITATORS,
+    INTERACTION_FORMATS,
+    LIFECYCLE_STAGES,
+    MODALITIES,
+    PATIENT_NEEDS,
+    SELECTION_METHODS,
+    VENUE_TYPES,
+    choices,
+)
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+def blank_choices(vocabulary: dict, blank: str = "— not recorded —") -> list[tuple[str, str]]:
+    return [("", blank), *choices(vocabulary)]
+
+
+def none_if_blank(value):
+    return value or None
+
+
+def int_or_none(value):
+    if value in (None, "", "None"):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value  # the service reports it as not a valid integer
+
+
+def _select(label, vocabulary, description=None, blank=True):
+    return SelectField(label, choices=blank_choices(vocabulary) if blank else choices(vocabulary),
+                       coerce=none_if_blank, validate_choice=False, description=description)
+
+
+def _date(label, description=None):
+    return DateField(label, validators=[Optional()], description=description)
+
+
+def _count(label, description=None):
+    return IntegerField(label, default=0, validators=[Optional()], description=description)
+
+
+class InteractionForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+    occurred_on = DateField("Date", validators=[DataRequired(message="Enter the date it took "
+                                                                      "place.")])
+    format = _select("Format", INTERACTION_FORMATS, blank=False)
+    organisation_id = SelectField("Held by", coerce=int_or_none, validate_choice=False,
+                                  description="The organisation that held the interaction.")
+    activity_codes = SelectMultipleField("Engagement activities served", validate_choice=False,
+                                         description="The prioritised activities this "
+                                         "interaction worked on (hold Ctrl to pick several).")
+    patient_needs = MultiCheckboxField("Patient needs served", choices=choices(PATIENT_NEEDS),
+                                       validate_choice=False)
+
+    partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False,
+                                 description="Leave empty only for an interaction outside any "
+                                 "partnership (it will be flagged as ad hoc).")
+
+    purpose = TextAreaField("Purpose", description="What the interaction is for, specifically.")
+    purpose_shared_on = _date("Purpose shared with participants on",
+                              "Leave empty if it was not shared in advance.")
+    product_specific = BooleanField("The discussion centres on a specific product")
+    product = StringField("Product", validators=[Optional(), Length(max=200)])
+
+    lifecycle_stage = _select("Lifecycle stage", LIFECYCLE_STAGES)
+    expected_approval_on = _date("Expected approval date")
+    approved_on = _date("Approved on")
+
+    patient_participants = _count("Patients")
+    caregiver_participants = _count("Caregivers")
+    sponsor_staff = _count("Sponsor staff")
+    selection_method = _select("How participants were chosen", SELECTION_METHODS)
+    stages_represented = MultiCheckboxField("Disease stages of the participants",
+                                            choices=choices(DISEASE_STAGES),
+                                            validate_choice=False)
+    stages_in_scope = MultiCheckboxField("Disease stages the discussion speaks for",
+                                         choices=choices(DISEASE_STAGES), validate_choice=False)
+
+    protocol_followed = BooleanField("A standard protocol was followed")
+    materials_co_created = BooleanField("Forms and discussion guide were developed with patients")
+    facilitator = _select("Facilitated by", FACILITATORS)
+    modality = _select("Modality", MODALITIES)
+
+    venue_type = _select("Venue", VENUE_TYPES)
+    venue_agreed_by_patients = BooleanField("Patients agreed the venue")
+    accessibility_reviewed = BooleanField("Access needs were reviewed beforehand")
+    accommodations = MultiCheckboxField("Accommodations offered", choices=choices(ACCOMMODATIONS),
+                                        validate_choice=False)
+
+    summary = TextAreaField("Summary", description="What was discussed and decided.")
+    summary_recorded_on = _date("Summary recorded on")
+    outcomes_shared_on = _date("Outcomes shared back on",
+                               "The date results went back to participants or the community.")
+
+    reason = StringField("Reason for the change", validators=[Optional(), Length(max=500)],
+                         description="Required when the review was already signed off.")
+    version = HiddenField()
+
+
+# The form is laid out by NHC dimension; each group carries the good practice it protects.
+GROUPS = [
+    ("General", None, ["title", "occurred_on", "format", "organisation_id", "activity_codes",
+                       "patient_needs"]),
+    ("WHAT", DIMENSION_GOOD_PRACTICE["WHAT"], ["partnership_id"]),
+    ("WHY", DIMENSION_GOOD_PRACTICE["WHY"], ["purpose", "purpose_shared_on", "product_specific",
+                                             "product"]),
+    ("WHEN", DIMENSION_GOOD_PRACTICE["WHEN"], ["lifecycle_stage", "expected_approval_on",
+                                               "approved_on"]),
+    ("WHO", DIMENSION_GOOD_PRACTICE["WHO"], ["patient_participants", "caregiver_participants",
+                                             "sponsor_staff", "selection_method",
+                                             "stages_represented", "stages_in_scope"]),
+    ("HOW", DIMENSION_GOOD_PRACTICE["HOW"], ["protocol_followed", "materials_co_created",
+                                             "facilitator", "modality"]),
+    ("WHERE", DIMENSION_GOOD_PRACTICE["WHERE"], ["venue_type", "venue_agreed_by_patients",
+                                                 "accessibility_reviewed", "accommodations"]),
+    ("DOC", DIMENSION_GOOD_PRACTICE["DOC"], ["summary", "summary_recorded_on",
+                                             "outcomes_shared_on"]),
+]
+GROUP_TITLES = {"General": "General", **DIMENSIONS}
+
+
+class InteractionFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    q = StringField("Search titles and purposes", validators=[Optional()])
+    partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False)
+    organisation_id = SelectField("Organisation", coerce=int_or_none, validate_choice=False)
+    format = SelectField("Format", choices=blank_choices(INTERACTION_FORMATS, "Any format"),
+                         coerce=none_if_blank, validate_choice=False)
+    date_from = DateField("From", validators=[Optional()])
+    date_to = DateField("To", validators=[Optional()])
+
+
+class VoidForm(FlaskForm):
+    reason = TextAreaField("Why is this record being voided?", validators=[DataRequired(),
+                           Length(max=1000)])
