@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, Enum, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -82,8 +82,14 @@ class Interaction(Record, db.Model):
     )
     confirmation_note: Mapped[str | None] = mapped_column(Text)
 
+    # The compliance review's electronic signature (21 CFR Part 11 §11.50); cleared on edit.
+    signed_off_at: Mapped[datetime | None]
+    signed_off_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    signature_meaning: Mapped[str | None] = mapped_column(Text)
+
     partnership: Mapped[Partnership | None] = relationship()
     organisation: Mapped[Organisation] = relationship()
+    signed_off_by = relationship("User", foreign_keys=[signed_off_by_id])
 
     __table_args__ = (
         CheckConstraint("patient_participants >= 0", name="patient_participants_not_negative"),
