@@ -23,6 +23,7 @@ class Activity:
     example: str | None = None
     retired: bool = False
     organisation_id: int | None = None  # set for an organisation's own activity
+    record_id: int | None = None  # its CustomActivity id
 
     @property
     def is_custom(self) -> bool:

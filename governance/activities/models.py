@@ -15,7 +15,7 @@ def _enum(values: dict, name: str) -> Enum:
 
 
 class CustomActivity(Record, db.Model):
-    """An engagement activity an organisation added itself; the shipped catalogue never touches it."""
+    """An activity an organisation added itself; catalogue updates never touch it."""
 
     __tablename__ = "custom_activities"
 
