@@ -1,20 +1,24 @@
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
 from ..records import Record
+from ..vocabulary import ATTACHMENT_LABELS
 
 
 class Attachment(Record, db.Model):
-    """A document kept by content hash under instance/; the original name is kept as data."""
+    """A document kept by content hash under the data folder; the original name is kept as data."""
 
     __tablename__ = "attachments"
 
     interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id"), index=True)
     partnership_id: Mapped[int | None] = mapped_column(ForeignKey("partnerships.id"), index=True)
-    label: Mapped[str] = mapped_column(String(40))  # agenda, minutes, agreement, other
-    original_name: Mapped[str] = mapped_column(String(255))
-    media_type: Mapped[str] = mapped_column(String(120))
+    label: Mapped[str] = mapped_column(
+        Enum(*ATTACHMENT_LABELS, name="attachment_label", native_enum=False,
+             create_constraint=True)
+    )
+    original_name: Mapped[str] = mapped_column(String(255))  # sanitised; never used as a path
+    media_type: Mapped[str] = mapped_column(String(120))  # detected from the content
     size: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -23,4 +27,8 @@ class Attachment(Record, db.Model):
         CheckConstraint(
             "(interaction_id IS NULL) <> (partnership_id IS NULL)", name="exactly_one_owner"
         ),
+        CheckConstraint("size > 0", name="not_empty"),
     )
+
+    def __str__(self) -> str:
+        return f"{ATTACHMENT_LABELS.get(self.label, self.label)}: {self.original_name}"

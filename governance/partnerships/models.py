@@ -99,3 +99,7 @@ class Support(Record, db.Model):
     __table_args__ = (
         CheckConstraint("amount IS NULL OR amount >= 0", name="amount_not_negative"),
     )
+
+    def __str__(self) -> str:
+        value = f"{self.currency} {self.amount:,.2f}" if self.amount is not None else "unvalued"
+        return f"{SUPPORT_KINDS.get(self.kind, self.kind)} of {value} on {self.paid_on}"

@@ -1,0 +1,151 @@
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import SelectField
+
+from ..errors import DomainError, ValidationFailed
+from ..extensions import db
+from ..forms import attach_errors
+from ..interactions.forms import VoidForm
+from ..interactions.models import Interaction
+from ..partnerships.models import Partnership
+from ..security import EDITORS, allow, interaction_scope, partnership_scope, visible_or_404
+from ..vocabulary import ATTACHMENT_LABELS, choices
+from . import services
+from .models import Attachment
+
+bp = Blueprint("attachments", __name__, url_prefix="/attachments")
+VIEWERS = ("advocate", "compliance", "auditor", "partner")
+
+
+class AttachmentForm(FlaskForm):
+    label = SelectField("What is it?", choices=choices(ATTACHMENT_LABELS), validate_choice=False)
+    file = FileField("File", description=f"{services.ACCEPTED}. The content is checked, not "
+                                         "only the name.")
+
+
+OWNERS = {
+    "interaction": (Interaction, interaction_scope, "interactions.view", "interaction_id"),
+    "partnership": (Partnership, partnership_scope, "partnerships.view", "partnership_id"),
+}
+
+
+def owner_page(owner) -> str:
+    kind = "interaction" if isinstance(owner, Interaction) else "partnership"
+    _model, _scope, endpoint, key = OWNERS[kind]
+    return url_for(endpoint, **{key: owner.id})
+
+
+def _upload(kind: str, owner_id: int):
+    model, scope, _endpoint, _key = OWNERS[kind]
+    owner = visible_or_404(model, owner_id, scope)
+    if not services.may_change(current_user, owner):
+        abort(403)
+    form = AttachmentForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        try:
+            if upload is None or not getattr(upload, "filename", ""):
+                raise ValidationFailed({"file": ["Choose a file to attach."]})
+            data = upload.stream.read(current_app.config["ATTACHMENT_MAX_BYTES"] + 1)
+            attachment = services.attach_file(owner, form.label.data, upload.filename, data,
+                                              current_user)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"“{attachment.original_name}” attached.", "success")
+            return redirect(owner_page(owner))
+    return render_template("attachments/upload.html", form=form, owner=owner, kind=kind,
+                           back=owner_page(owner)), 422 if request.method == "POST" else 200
+
+
+@bp.route("/interactions/<int:interaction_id>/new", methods=["GET", "POST"])
+@allow(*EDITORS)
+def upload_to_interaction(interaction_id: int):
+    return _upload("interaction", interaction_id)
+
+
+@bp.route("/partnerships/<int:partnership_id>/new", methods=["GET", "POST"])
+@allow(*EDITORS)
+def upload_to_partnership(partnership_id: int):
+    return _upload("partnership", partnership_id)
+
+
+def visible_attachment_or_404(attachment_id: int) -> Attachment:
+    """Load an attachment whose owning record the current user may see, or answer 404."""
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None:
+        abort(404)
+    if attachment.is_void and current_user.role not in ("compliance", "auditor"):
+        abort(404)
+    if attachment.interaction_id is not None:
+        visible_or_404(Interaction, attachment.interaction_id, interaction_scope)
+    else:
+        visible_or_404(Partnership, attachment.partnership_id, partnership_scope)
+    return attachment
+
+
+@bp.route("/<int:attachment_id>")
+@allow(*VIEWERS)
+def download(attachment_id: int):
+    attachment = visible_attachment_or_404(attachment_id)
+    path = services.stored_path(attachment.sha256)
+    if not path.is_file():
+        current_app.logger.error("stored file of attachment %s is missing", attachment.id)
+        abort(404)
+    response = send_file(path, mimetype=attachment.media_type, as_attachment=True,
+                         download_name=attachment.original_name, conditional=False,
+                         etag=False, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/<int:attachment_id>/void", methods=["GET", "POST"])
+@allow(*EDITORS)
+def void(attachment_id: int):
+    attachment = visible_attachment_or_404(attachment_id)
+    owner = services.owner_of(attachment)
+    if not services.may_change(current_user, owner):
+        abort(403)
+    form = VoidForm()
+    if form.validate_on_submit():
+        try:
+            services.void_attachment(attachment, current_user, form.reason.data)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash("Attachment voided. It stays visible to compliance and auditors.", "info")
+            return redirect(owner_page(owner))
+    return render_template("void.html", form=form, record=attachment,
+                           kind="attachment"), 422 if request.method == "POST" else 200
+
+
+@bp.app_template_global()
+def attachment_panel(owner) -> dict:
+    """What templates/attachments/_list.html shows for an interaction or a partnership."""
+    sees_void = current_user.role in ("compliance", "auditor")
+    kind = "interaction" if isinstance(owner, Interaction) else "partnership"
+    may_change = services.may_change(current_user, owner) and not owner.is_void
+    return {
+        "items": services.attachments_of(owner, include_void=sees_void),
+        "may_change": may_change,
+        "form": AttachmentForm(formdata=None) if may_change else None,
+        "upload_url": url_for(f"attachments.upload_to_{kind}", **{f"{kind}_id": owner.id}),
+    }

@@ -1,0 +1,56 @@
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from ..interactions.forms import blank_choices, none_if_blank
+from ..vocabulary import ORGANISATION_KINDS, choices
+
+
+def strip_or_none(value):
+    return value.strip() or None if isinstance(value, str) else value
+
+
+def upper_or_none(value):
+    value = strip_or_none(value)
+    return value.upper() if isinstance(value, str) else value
+
+
+class OrganisationForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    kind = SelectField("Kind", choices=choices(ORGANISATION_KINDS), coerce=none_if_blank,
+                       validate_choice=False)
+    country = StringField("Country", filters=[upper_or_none], validators=[Optional()],
+                          description="Two-letter ISO 3166 code, such as GB, US or DE.")
+    website = StringField("Website", filters=[strip_or_none], validators=[Optional()],
+                          description="The full address, starting with https://.")
+    disease_areas = TextAreaField(
+        "Disease areas", filters=[strip_or_none],
+        description="Separate areas with commas or put one per line. Membership of a "
+                    "disease-specific group can be health data: record areas, not people.")
+    # Text, not a decimal field: the service gives the one message for a value that is not a
+    # number, for the form, the API and imports alike.
+    annual_income = StringField(
+        "Annual income", filters=[strip_or_none], validators=[Optional()],
+        description="For patient groups: lets reports show a sponsor's share of the group's "
+                    "income.")
+    income_currency = StringField("Income currency", filters=[upper_or_none],
+                                  validators=[Optional()],
+                                  description="ISO 4217 code, such as EUR or GBP.")
+    methodology_note = TextAreaField("Notes for transparency reports", filters=[strip_or_none])
+    reason = StringField("Reason for the change", validators=[Optional(), Length(max=500)],
+                         description="Kept in the audit trail.")
+    version = HiddenField()
+
+
+def disease_areas_text(areas: list | None) -> str:
+    return "\n".join(areas or [])
+
+
+class OrganisationFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    q = StringField("Search names", validators=[Optional()])
+    kind = SelectField("Kind", choices=blank_choices(ORGANISATION_KINDS, "Any kind"),
+                       coerce=none_if_blank, validate_choice=False)
+    country = StringField("Country", filters=[upper_or_none], validators=[Optional()])

@@ -1,0 +1,236 @@
+"""Record, edit, void and find organisations; the one place organisation input is validated."""
+
+import re
+from dataclasses import dataclass
+
+from marshmallow import ValidationError as SchemaError
+from marshmallow import fields, post_load, pre_load, validates_schema
+from marshmallow.validate import Length
+from sqlalchemy import func, or_, select
+
+from .. import audit
+from ..database import utcnow
+from ..errors import Conflict, NotAllowed, ValidationFailed
+from ..extensions import db
+from ..interactions.services import Page
+from ..partnerships.models import Partnership, partnership_members
+from ..validation import Input, choice, country, currency, load, money, required_text, text
+from ..vocabulary import ORGANISATION_KINDS
+from .models import Organisation
+
+CREATORS = ("advocate", "compliance", "admin")
+MANAGERS = ("compliance", "admin")
+
+
+class OrganisationInput(Input):
+    name = required_text(200)
+    kind = choice(ORGANISATION_KINDS, required=True,
+                  error_messages={"required": "This field is required.",
+                                  "null": "This field is required."})
+    country = country(allow_none=True, load_default=None)
+    website = fields.Url(schemes={"http", "https"}, allow_none=True, load_default=None,
+                         validate=Length(max=300),
+                         error_messages={"invalid": "Enter a web address starting with "
+                                                    "http:// or https://."})
+    disease_areas = fields.List(fields.String(validate=Length(min=1, max=100)),
+                                load_default=list)
+    annual_income = money(allow_none=True, load_default=None)
+    income_currency = currency(allow_none=True, load_default=None)
+    methodology_note = text(allow_none=True, load_default=None)
+    external_id = text(100, allow_none=True, load_default=None)
+
+    @pre_load
+    def split_disease_areas(self, data, **_kwargs):
+        """Accept disease areas as a list or as text separated by commas, semicolons or lines."""
+        if isinstance(data, dict) and isinstance(data.get("disease_areas"), str):
+            data = dict(data, disease_areas=split_list(data["disease_areas"]))
+        elif isinstance(data, dict) and data.get("disease_areas") is None and \
+                "disease_areas" in data:
+            data = dict(data, disease_areas=[])
+        return data
+
+    @validates_schema
+    def check_consistency(self, data, **_kwargs):
+        if data.get("annual_income") is not None and not data.get("income_currency"):
+            raise SchemaError({"income_currency": ["Give the currency of the annual income."]})
+
+    @post_load
+    def tidy_name(self, data, **_kwargs):
+        data["name"] = " ".join(data["name"].split())
+        return data
+
+
+def split_list(value: str) -> list[str]:
+    """Split free text on commas, semicolons and line breaks, dropping blanks and repeats."""
+    seen: dict[str, None] = {}
+    for part in re.split(r"[,;\n\r]+", value):
+        item = " ".join(part.split())
+        if item and item.lower() not in {s.lower() for s in seen}:
+            seen[item] = None
+    return list(seen)
+
+
+FIELDS = tuple(OrganisationInput().fields)
+_schema = OrganisationInput()
+
+
+def organisation_values(organisation: Organisation) -> dict:
+    """Return the record's current values under their DOMAIN.md names."""
+    return {name: getattr(organisation, name) for name in FIELDS}
+
+
+def validate_organisation(values: dict, current: Organisation | None = None) -> dict:
+    """Check values, the name's uniqueness and the kind's fit with existing partnerships."""
+    clean = load(_schema, values)
+    errors: dict[str, list[str]] = {}
+    same_name = db.session.scalar(
+        select(Organisation).where(func.lower(Organisation.name) == clean["name"].lower(),
+                                   Organisation.id != (current.id if current else -1))
+    )
+    if same_name is not None:
+        note = " (a voided record)" if same_name.is_void else ""
+        errors["name"] = [f"Another organisation is already called “{same_name.name}”{note}."]
+    if clean.get("external_id"):
+        taken = db.session.scalar(
+            select(Organisation.id).where(Organisation.external_id == clean["external_id"],
+                                          Organisation.id != (current.id if current else -1))
+        )
+        if taken:
+            errors["external_id"] = ["Another organisation already has this id."]
+    if current is not None and clean["kind"] != current.kind:
+        errors.update(_kind_change_problems(current, clean["kind"]))
+    if errors:
+        raise ValidationFailed(errors)
+    return clean
+
+
+def _kind_change_problems(organisation: Organisation, new_kind: str) -> dict[str, list[str]]:
+    role_column = {"sponsor": Partnership.sponsor_id,
+                   "patient_group": Partnership.patient_group_id}.get(organisation.kind)
+    if role_column is None:
+        return {}
+    titles = db.session.scalars(
+        select(Partnership.title).where(role_column == organisation.id,
+                                        Partnership.voided_at.is_(None))
+        .order_by(Partnership.title).limit(3)
+    ).all()
+    if not titles:
+        return {}
+    return {"kind": [f"{organisation.name} is the {organisation.kind} of “{titles[0]}”"
+                     f"{' and other partnerships' if len(titles) > 1 else ''}; it must stay a "
+                     f"{organisation.kind}, not become {new_kind}."]}
+
+
+def create_organisation(values: dict, actor) -> Organisation:
+    """Record a new organisation."""
+    _require(actor, CREATORS, "Only advocates, compliance officers and administrators add "
+                              "organisations.")
+    clean = validate_organisation(values)
+    organisation = Organisation(**clean)
+    db.session.add(organisation)
+    db.session.flush()
+    return organisation
+
+
+def update_organisation(organisation: Organisation, changes: dict, actor,
+                        reason: str | None = None,
+                        expected_version: int | None = None) -> Organisation:
+    """Apply changed fields; the record is re-validated whole."""
+    _require(actor, MANAGERS, "Only compliance officers and administrators edit organisations.")
+    if organisation.is_void:
+        raise Conflict("This organisation has been voided and can no longer be edited.")
+    if expected_version is not None and expected_version != organisation.version:
+        raise Conflict("This organisation changed since you opened it; reload it to see the "
+                       "other changes, then make yours again.")
+    unknown = set(changes) - set(FIELDS)
+    if unknown:
+        raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
+    clean = validate_organisation(organisation_values(organisation) | changes, organisation)
+    audit.set_reason(reason)
+    for name, value in clean.items():
+        if getattr(organisation, name) != value:
+            setattr(organisation, name, value)
+    db.session.flush()
+    return organisation
+
+
+def void_organisation(organisation: Organisation, actor, reason: str) -> Organisation:
+    """Withdraw an organisation that no live partnership or user depends on."""
+    _require(actor, MANAGERS, "Only compliance officers and administrators void organisations.")
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": ["Say why this organisation is being voided."]})
+    if organisation.is_void:
+        raise Conflict("This organisation is already void.")
+    in_use = db.session.scalar(
+        select(func.count()).select_from(Partnership).where(
+            involving(organisation.id), Partnership.voided_at.is_(None))
+    )
+    if in_use:
+        raise Conflict(f"{organisation.name} is a party of {in_use} partnership(s) that are not "
+                       "void; void or reassign those first.")
+    from ..auth.models import User
+
+    users = db.session.scalar(
+        select(func.count()).select_from(User).where(User.organisation_id == organisation.id,
+                                                     User.voided_at.is_(None))
+    )
+    if users:
+        raise Conflict(f"{users} user account(s) belong to {organisation.name}; move or void "
+                       "them first.")
+    audit.set_reason(reason)
+    organisation.voided_at = utcnow()
+    organisation.void_reason = reason.strip()
+    db.session.flush()
+    return organisation
+
+
+def involving(organisation_id: int):
+    """SQL condition: partnerships the organisation is a party of (in any role)."""
+    member_of = select(partnership_members.c.partnership_id).where(
+        partnership_members.c.organisation_id == organisation_id)
+    return or_(Partnership.sponsor_id == organisation_id,
+               Partnership.patient_group_id == organisation_id,
+               Partnership.id.in_(member_of))
+
+
+def _require(actor, roles, message: str) -> None:
+    if actor.role not in roles:
+        raise NotAllowed(message)
+
+
+# --- finding ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrganisationFilter:
+    kind: str | None = None
+    country: str | None = None
+    q: str | None = None
+    include_void: bool = False
+    sort: str = "name"
+    page: int = 1
+    per_page: int = 25
+
+
+SORTS = {"name": Organisation.name, "kind": Organisation.kind, "country": Organisation.country}
+
+
+def find_organisations(criteria: OrganisationFilter) -> Page:
+    """Return one page of organisations matching the criteria."""
+    conditions = []
+    if not criteria.include_void:
+        conditions.append(Organisation.voided_at.is_(None))
+    if criteria.kind:
+        conditions.append(Organisation.kind == criteria.kind)
+    if criteria.country:
+        conditions.append(Organisation.country == criteria.country.strip().upper())
+    if criteria.q:
+        conditions.append(Organisation.name.ilike(f"%{criteria.q.strip()}%"))
+    total = db.session.scalar(select(func.count()).select_from(Organisation).where(*conditions))
+    column = SORTS.get(criteria.sort.lstrip("-"), Organisation.name)
+    order = column.desc() if criteria.sort.startswith("-") else column.asc()
+    items = db.session.scalars(
+        select(Organisation).where(*conditions).order_by(order, Organisation.id)
+        .limit(criteria.per_page).offset((criteria.page - 1) * criteria.per_page)
+    ).all()
+    return Page(items, total, criteria.page, criteria.per_page)

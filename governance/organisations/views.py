@@ -1,0 +1,120 @@
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..errors import DomainError
+from ..extensions import db
+from ..forms import attach_errors, form_values
+from ..interactions.forms import VoidForm
+from ..partnerships.models import Partnership
+from ..security import allow, partnership_scope, sees_everything
+from . import services
+from .forms import OrganisationFilterForm, OrganisationForm, disease_areas_text
+from .models import Organisation
+
+bp = Blueprint("organisations", __name__, url_prefix="/organisations")
+VIEWERS = ("advocate", "compliance", "auditor", "admin")
+
+
+def load_organisation(organisation_id: int) -> Organisation:
+    """Load an organisation; voided ones are shown only to those who see everything."""
+    organisation = db.session.get(Organisation, organisation_id)
+    if organisation is None or (organisation.is_void and not (
+            sees_everything(current_user) or current_user.role == "admin")):
+        abort(404)
+    return organisation
+
+
+def render_form(form, organisation=None, status=200):
+    return render_template("organisations/form.html", form=form,
+                           organisation=organisation), status
+
+
+@bp.route("/")
+@allow(*VIEWERS)
+def index():
+    form = OrganisationFilterForm(request.args)
+    form.validate()
+    page_number = request.args.get("page", 1, type=int) or 1
+    criteria = services.OrganisationFilter(
+        kind=form.kind.data, country=form.country.data, q=form.q.data,
+        sort=request.args.get("sort", "name"), page=max(1, page_number),
+    )
+    page = services.find_organisations(criteria)
+    return render_template("organisations/index.html", form=form, page=page)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@allow(*services.CREATORS)
+def create():
+    form = OrganisationForm()
+    if form.validate_on_submit():
+        try:
+            organisation = services.create_organisation(form_values(form), current_user)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"Organisation “{organisation.name}” added.", "success")
+            return redirect(url_for(".view", organisation_id=organisation.id))
+    return render_form(form, status=422 if request.method == "POST" else 200)
+
+
+@bp.route("/<int:organisation_id>")
+@allow(*VIEWERS)
+def view(organisation_id: int):
+    organisation = load_organisation(organisation_id)
+    partnerships = db.session.scalars(
+        select(Partnership)
+        .where(services.involving(organisation.id), partnership_scope(current_user),
+               Partnership.voided_at.is_(None))
+        .order_by(Partnership.started_on.desc(), Partnership.title)
+    ).all()
+    return render_template("organisations/view.html", organisation=organisation,
+                           partnerships=partnerships)
+
+
+@bp.route("/<int:organisation_id>/edit", methods=["GET", "POST"])
+@allow(*services.MANAGERS)
+def edit(organisation_id: int):
+    organisation = load_organisation(organisation_id)
+    if organisation.is_void:
+        abort(409, "This organisation has been voided and can no longer be edited.")
+    form = OrganisationForm(obj=organisation)
+    if request.method == "GET":
+        form.version.data = organisation.version
+        form.disease_areas.data = disease_areas_text(organisation.disease_areas)
+    if form.validate_on_submit():
+        try:
+            services.update_organisation(
+                organisation, form_values(form), current_user, reason=form.reason.data,
+                expected_version=int(form.version.data) if form.version.data else None,
+            )
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash("Changes saved.", "success")
+            return redirect(url_for(".view", organisation_id=organisation.id))
+    return render_form(form, organisation, status=422 if request.method == "POST" else 200)
+
+
+@bp.route("/<int:organisation_id>/void", methods=["GET", "POST"])
+@allow(*services.MANAGERS)
+def void(organisation_id: int):
+    organisation = load_organisation(organisation_id)
+    form = VoidForm()
+    if form.validate_on_submit():
+        try:
+            services.void_organisation(organisation, current_user, form.reason.data)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash("Organisation voided. It stays visible to compliance and auditors.", "info")
+            return redirect(url_for(".index"))
+    return render_template("void.html", form=form, record=organisation,
+                           kind="organisation"), 422 if request.method == "POST" else 200

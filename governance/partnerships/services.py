@@ -1,0 +1,518 @@
+"""Record, edit, void and find partnerships and their support entries (transfers of value).
+
+The one place partnership and support input is validated: forms, the API and imports all load
+values through PartnershipInput and SupportInput.
+"""
+
+from dataclasses import dataclass
+
+from marshmallow import ValidationError as SchemaError
+from marshmallow import fields, pre_load, validates_schema
+from sqlalchemy import extract, func, or_, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from .. import audit
+from ..database import utcnow
+from ..errors import Conflict, NotAllowed, ValidationFailed
+from ..extensions import db
+from ..interactions.services import Page
+from ..organisations.models import Organisation
+from ..security import partnership_scope
+from ..validation import Input, choice, currency, load, money, required, required_text, text
+from ..vocabulary import PARTNERSHIP_KINDS, PARTNERSHIP_STATUSES, SUPPORT_KINDS
+from .models import Partnership, Support, partnership_members
+
+REQUIRED = {"required": "This field is required.", "null": "This field is required."}
+EDITORS = ("advocate", "compliance")
+
+
+def _organisation(organisation_id: int) -> Organisation | None:
+    return db.session.get(Organisation, organisation_id)
+
+
+class PartnershipInput(Input):
+    title = required_text(200)
+    sponsor_id = required(fields.Integer)
+    patient_group_id = required(fields.Integer)
+    kind = choice(PARTNERSHIP_KINDS, required=True, error_messages=REQUIRED)
+    status = choice(PARTNERSHIP_STATUSES, load_default="proposed",
+                    error_messages={"null": "Choose a status."})
+    started_on = fields.Date(allow_none=True, load_default=None)
+    ended_on = fields.Date(allow_none=True, load_default=None)
+    agreement_signed_on = fields.Date(allow_none=True, load_default=None)
+    ip_terms_agreed = fields.Boolean(load_default=False)
+    data_sharing_terms = text(allow_none=True, load_default=None)
+    independence_measures = text(allow_none=True, load_default=None)
+    policy_reference = text(300, allow_none=True, load_default=None)
+    evaluation = text(allow_none=True, load_default=None)
+    other_organisation_ids = fields.List(fields.Integer(), load_default=list)
+    external_id = text(100, allow_none=True, load_default=None)
+
+    @pre_load
+    def none_means_no_others(self, data, **_kwargs):
+        if isinstance(data, dict) and "other_organisation_ids" in data and \
+                data["other_organisation_ids"] is None:
+            data = dict(data, other_organisation_ids=[])
+        return data
+
+    @validates_schema(skip_on_field_errors=False)
+    def check_dates(self, data, **_kwargs):
+        started, ended = data.get("started_on"), data.get("ended_on")
+        if started and ended and ended < started:
+            raise SchemaError({"ended_on": ["Cannot be before the start date "
+                                            f"({started.isoformat()})."]})
+
+    @validates_schema(skip_on_field_errors=False)
+    def check_parties(self, data, **_kwargs):
+        """The sponsor is a sponsor, the patient group a patient group, the others exist."""
+        errors: dict[str, list[str]] = {}
+        for name, kind in (("sponsor_id", "sponsor"), ("patient_group_id", "patient_group")):
+            if data.get(name) is None:
+                continue
+            problem = _party_problem(data[name], kind)
+            if problem:
+                errors[name] = [problem]
+        sponsor_id, group_id = data.get("sponsor_id"), data.get("patient_group_id")
+        if sponsor_id is not None and sponsor_id == group_id and "patient_group_id" not in errors:
+            errors["patient_group_id"] = ["The patient group must be another organisation than "
+                                          "the sponsor."]
+        others = []
+        for organisation_id in data.get("other_organisation_ids") or []:
+            organisation = _organisation(organisation_id)
+            if organisation is None or organisation.is_void:
+                others.append(f"No organisation with id {organisation_id}.")
+            elif organisation_id in (sponsor_id, group_id):
+                others.append(f"{organisation.name} is already the sponsor or the patient group.")
+        if others:
+            errors["other_organisation_ids"] = others
+        if errors:
+            raise SchemaError(errors)
+
+
+def _party_problem(organisation_id: int, kind: str) -> str | None:
+    organisation = _organisation(organisation_id)
+    if organisation is None:
+        return f"No organisation with id {organisation_id}."
+    if organisation.is_void:
+        return f"Organisation “{organisation.name}” has been voided."
+    if organisation.kind != kind:
+        return f"Organisation “{organisation.name}” is a {organisation.kind}, not a {kind}."
+    return None
+
+
+class SupportInput(Input):
+    partnership_id = required(fields.Integer)
+    recipient_id = required(fields.Integer)
+    paid_on = required(fields.Date)
+    kind = choice(SUPPORT_KINDS, required=True, error_messages=REQUIRED)
+    amount = money(allow_none=True, load_default=None)
+    currency = currency(required=True, error_messages=REQUIRED)
+    description = required_text(2000)
+    external_id = text(100, allow_none=True, load_default=None)
+
+    @validates_schema(skip_on_field_errors=False)
+    def check_value(self, data, **_kwargs):
+        if "amount" in data and data["amount"] is None and data.get("kind") not in (None,
+                                                                                   "in_kind"):
+            raise SchemaError({"amount": ["Enter the amount: only in-kind support may be left "
+                                          "unvalued."]})
+
+    @validates_schema(skip_on_field_errors=False)
+    def check_recipient(self, data, **_kwargs):
+        """The partnership is live and the recipient is one of its parties, not the sponsor."""
+        if data.get("partnership_id") is None:
+            return
+        partnership = db.session.get(Partnership, data["partnership_id"])
+        if partnership is None:
+            raise SchemaError({"partnership_id": ["No partnership with this id."]})
+        if partnership.is_void:
+            raise SchemaError({"partnership_id": ["This partnership has been voided."]})
+        recipient_id = data.get("recipient_id")
+        if recipient_id is None:
+            return
+        recipient = _organisation(recipient_id)
+        if recipient is None:
+            raise SchemaError({"recipient_id": [f"No organisation with id {recipient_id}."]})
+        if recipient_id == partnership.sponsor_id:
+            raise SchemaError({"recipient_id": [
+                f"{recipient.name} is the sponsor, who gives the support: choose the patient "
+                "group or another party as the recipient."]})
+        if recipient_id not in partnership.organisation_ids:
+            raise SchemaError({"recipient_id": [
+                f"{recipient.name} is not a party of the partnership “{partnership.title}”."]})
+
+
+PARTNERSHIP_FIELDS = tuple(PartnershipInput().fields)
+SUPPORT_FIELDS = tuple(SupportInput().fields)
+_partnership_schema = PartnershipInput()
+_support_schema = SupportInput()
+
+
+def partnership_values(partnership: Partnership) -> dict:
+    """Return the record's current values under their DOMAIN.md names."""
+    values = {name: getattr(partnership, name) for name in PARTNERSHIP_FIELDS
+              if name != "other_organisation_ids"}
+    values["other_organisation_ids"] = sorted(o.id for o in partnership.other_organisations)
+    return values
+
+
+def support_values(support: Support) -> dict:
+    """Return the record's current values under their DOMAIN.md names."""
+    return {name: getattr(support, name) for name in SUPPORT_FIELDS}
+
+
+# --- partnerships ---------------------------------------------------------------------------
+
+
+def validate_partnership(values: dict, actor, current: Partnership | None = None) -> dict:
+    """Check values, the parties and the actor's right to record them; return clean values."""
+    clean = load(_partnership_schema, values)
+    errors: dict[str, list[str]] = {}
+    parties = {clean["sponsor_id"], clean["patient_group_id"], *clean["other_organisation_ids"]}
+    if actor.role == "advocate" and actor.organisation_id not in parties:
+        field = "patient_group_id" if actor.organisation and \
+            actor.organisation.kind == "patient_group" else "sponsor_id"
+        errors[field] = ["You can record only partnerships your own organisation is a party of."]
+    if clean.get("external_id"):
+        taken = db.session.scalar(
+            select(Partnership.id).where(Partnership.external_id == clean["external_id"],
+                                         Partnership.id != (current.id if current else -1)))
+        if taken:
+            errors["external_id"] = ["Another partnership already has this id."]
+    if current is not None:
+        errors.update(_stranded_recipients(current, parties))
+    if errors:
+        raise ValidationFailed(errors)
+    return clean
+
+
+def _stranded_recipients(partnership: Partnership, parties: set[int]) -> dict[str, list[str]]:
+    """Support already paid to an organisation keeps that organisation in the partnership."""
+    recipients = db.session.scalars(
+        select(Organisation).join(Support, Support.recipient_id == Organisation.id)
+        .where(Support.partnership_id == partnership.id, Support.voided_at.is_(None))
+        .distinct()
+    ).all()
+    stranded = [o.name for o in recipients if o.id not in parties]
+    if not stranded:
+        return {}
+    field = "patient_group_id" if partnership.patient_group.name in stranded \
+        else "other_organisation_ids"
+    return {field: [f"Support entries were paid to {', '.join(stranded)}: it must stay a party "
+                    "(void those entries first)."]}
+
+
+def create_partnership(values: dict, actor) -> Partnership:
+    """Record a new partnership and check it against the policy rules."""
+    _require_editor(actor)
+    clean = validate_partnership(values, actor)
+    others = clean.pop("other_organisation_ids")
+    partnership = Partnership(**clean)
+    partnership.other_organisations = _organisations(others)
+    db.session.add(partnership)
+    db.session.flush()
+    after_change(partnership)
+    return partnership
+
+
+def update_partnership(partnership: Partnership, changes: dict, actor, reason: str | None = None,
+                       expected_version: int | None = None) -> Partnership:
+    """Apply changed fields; the record is re-validated whole and re-evaluated."""
+    _require_editor(actor, partnership)
+    if partnership.is_void:
+        raise Conflict("This partnership has been voided and can no longer be edited.")
+    if expected_version is not None and expected_version != partnership.version:
+        raise Conflict("This partnership changed since you opened it; reload it to see the "
+                       "other changes, then make yours again.")
+    unknown = set(changes) - set(PARTNERSHIP_FIELDS)
+    if unknown:
+        raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
+    clean = validate_partnership(partnership_values(partnership) | changes, actor, partnership)
+    others = clean.pop("other_organisation_ids")
+    audit.set_reason(reason)
+    for name, value in clean.items():
+        if getattr(partnership, name) != value:
+            setattr(partnership, name, value)
+    if sorted(others) != sorted(o.id for o in partnership.other_organisations):
+        partnership.other_organisations = _organisations(others)
+    db.session.flush()
+    after_change(partnership)
+    return partnership
+
+
+def void_partnership(partnership: Partnership, actor, reason: str) -> Partnership:
+    """Withdraw a partnership recorded in error; what hangs on it must be dealt with first."""
+    from ..interactions.models import Interaction
+
+    _require_editor(actor, partnership)
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": ["Say why this partnership is being voided."]})
+    if partnership.is_void:
+        raise Conflict("This partnership is already void.")
+    supports = db.session.scalar(select(func.count()).select_from(Support).where(
+        Support.partnership_id == partnership.id, Support.voided_at.is_(None)))
+    interactions = db.session.scalar(select(func.count()).select_from(Interaction).where(
+        Interaction.partnership_id == partnership.id, Interaction.voided_at.is_(None)))
+    if supports or interactions:
+        raise Conflict(f"This partnership still has {interactions} interaction(s) and "
+                       f"{supports} support entr{'y' if supports == 1 else 'ies'}; move or void "
+                       "them first, so nothing points to a voided partnership.")
+    audit.set_reason(reason)
+    partnership.voided_at = utcnow()
+    partnership.void_reason = reason.strip()
+    db.session.flush()
+    after_change(partnership)
+    return partnership
+
+
+def _organisations(ids: list[int]) -> list[Organisation]:
+    if not ids:
+        return []
+    return list(db.session.scalars(select(Organisation).where(Organisation.id.in_(ids))))
+
+
+def may_edit(actor, partnership: Partnership) -> bool:
+    """Advocates edit the partnerships of their organisation; compliance edits all."""
+    if actor.role == "compliance":
+        return True
+    return actor.role == "advocate" and actor.organisation_id is not None and \
+        actor.organisation_id in partnership.organisation_ids
+
+
+def _require_editor(actor, partnership: Partnership | None = None) -> None:
+    if actor.role not in EDITORS:
+        raise NotAllowed("Only advocates and compliance officers record partnerships and "
+                         "support.")
+    if partnership is not None and not may_edit(actor, partnership):
+        raise NotAllowed("You can change only partnerships your organisation is a party of.")
+
+
+def after_change(partnership: Partnership) -> None:
+    """Re-check the partnership against the policy rules."""
+    from ..rules.services import evaluate_partnership
+
+    evaluate_partnership(partnership)
+
+
+# --- support --------------------------------------------------------------------------------
+
+# A change to any of these means the partner has not confirmed what the record now says.
+CONFIRMED_FACTS = ("recipient_id", "paid_on", "kind", "amount", "currency", "description")
+
+
+def validate_support(values: dict, actor, current: Support | None = None) -> dict:
+    clean = load(_support_schema, values)
+    partnership = db.session.get(Partnership, clean["partnership_id"])
+    errors: dict[str, list[str]] = {}
+    if not may_edit(actor, partnership):
+        errors["partnership_id"] = ["You can record support only on partnerships your "
+                                    "organisation is a party of."]
+    if current is not None and clean["partnership_id"] != current.partnership_id:
+        errors["partnership_id"] = ["A support entry stays with its partnership: void it and "
+                                    "record it on the other one."]
+    if clean.get("external_id"):
+        taken = db.session.scalar(
+            select(Support.id).where(Support.external_id == clean["external_id"],
+                                     Support.id != (current.id if current else -1)))
+        if taken:
+            errors["external_id"] = ["Another support entry already has this id."]
+    if errors:
+        raise ValidationFailed(errors)
+    return clean
+
+
+def record_support(values: dict, actor) -> Support:
+    """Record a transfer of value within a partnership; the partner is asked to confirm it."""
+    _require_editor(actor)
+    clean = validate_support(values, actor)
+    support = Support(**clean, confirmed_by_partner="pending")
+    db.session.add(support)
+    db.session.flush()
+    after_change(support.partnership)
+    return support
+
+
+def update_support(support: Support, changes: dict, actor, reason: str | None = None,
+                   expected_version: int | None = None) -> Support:
+    """Apply changed fields; a changed fact goes back to the partner for confirmation."""
+    _require_editor(actor, support.partnership)
+    if support.is_void:
+        raise Conflict("This support entry has been voided and can no longer be edited.")
+    if expected_version is not None and expected_version != support.version:
+        raise Conflict("This support entry changed since you opened it; reload it to see the "
+                       "other changes, then make yours again.")
+    unknown = set(changes) - set(SUPPORT_FIELDS)
+    if unknown:
+        raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
+    clean = validate_support(support_values(support) | changes, actor, support)
+    audit.set_reason(reason)
+    changed = [name for name, value in clean.items() if getattr(support, name) != value]
+    for name in changed:
+        setattr(support, name, clean[name])
+    if set(changed) & set(CONFIRMED_FACTS) and support.confirmed_by_partner != "pending":
+        support.confirmed_by_partner = "pending"
+        support.confirmation_note = None
+    db.session.flush()
+    after_change(support.partnership)
+    return support
+
+
+def void_support(support: Support, actor, reason: str) -> Support:
+    """Withdraw a support entry recorded in error; it leaves totals and reports."""
+    _require_editor(actor, support.partnership)
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": ["Say why this support entry is being voided."]})
+    if support.is_void:
+        raise Conflict("This support entry is already void.")
+    audit.set_reason(reason)
+    support.voided_at = utcnow()
+    support.void_reason = reason.strip()
+    db.session.flush()
+    after_change(support.partnership)
+    return support
+
+
+# --- finding ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartnershipFilter:
+    status: str | None = None
+    kind: str | None = None
+    organisation_id: int | None = None
+    q: str | None = None
+    include_void: bool = False
+    sort: str = "title"
+    page: int = 1
+    per_page: int = 25
+
+
+PARTNERSHIP_SORTS = {
+    "title": Partnership.title,
+    "kind": Partnership.kind,
+    "status": Partnership.status,
+    "started_on": Partnership.started_on,
+}
+
+
+def find_partnerships(actor, criteria: PartnershipFilter) -> Page:
+    """Return one page of the partnerships the actor may see that match the criteria."""
+    conditions = [partnership_scope(actor)]
+    if not criteria.include_void:
+        conditions.append(Partnership.voided_at.is_(None))
+    if criteria.status:
+        conditions.append(Partnership.status == criteria.status)
+    if criteria.kind:
+        conditions.append(Partnership.kind == criteria.kind)
+    if criteria.organisation_id:
+        member_of = select(partnership_members.c.partnership_id).where(
+            partnership_members.c.organisation_id == criteria.organisation_id)
+        conditions.append(or_(Partnership.sponsor_id == criteria.organisation_id,
+                              Partnership.patient_group_id == criteria.organisation_id,
+                              Partnership.id.in_(member_of)))
+    if criteria.q:
+        pattern = f"%{criteria.q.strip()}%"
+        conditions.append(or_(Partnership.title.ilike(pattern),
+                              Partnership.policy_reference.ilike(pattern)))
+    total = db.session.scalar(select(func.count()).select_from(Partnership).where(*conditions))
+    column = PARTNERSHIP_SORTS.get(criteria.sort.lstrip("-"), Partnership.title)
+    order = column.desc() if criteria.sort.startswith("-") else column.asc()
+    items = db.session.scalars(
+        select(Partnership)
+        .options(joinedload(Partnership.sponsor), joinedload(Partnership.patient_group))
+        .where(*conditions).order_by(order, Partnership.id)
+        .limit(criteria.per_page).offset((criteria.page - 1) * criteria.per_page)
+    ).all()
+    return Page(items, total, criteria.page, criteria.per_page)
+
+
+@dataclass(frozen=True)
+class SupportFilter:
+    partnership_id: int | None = None
+    recipient_id: int | None = None
+    year: int | None = None
+    kind: str | None = None
+    confirmation: str | None = None
+    include_void: bool = False
+    sort: str = "-paid_on"
+    page: int = 1
+    per_page: int = 25
+
+
+SUPPORT_SORTS = {"paid_on": Support.paid_on, "amount": Support.amount, "kind": Support.kind}
+
+
+def find_supports(actor, criteria: SupportFilter) -> Page:
+    """Return one page of the support entries the actor may see, with totals per currency."""
+    visible = select(Partnership.id).where(partnership_scope(actor))
+    conditions = [Support.partnership_id.in_(visible)]
+    if not criteria.include_void:
+        conditions.append(Support.voided_at.is_(None))
+    if criteria.partnership_id:
+        conditions.append(Support.partnership_id == criteria.partnership_id)
+    if criteria.recipient_id:
+        conditions.append(Support.recipient_id == criteria.recipient_id)
+    if criteria.year:
+        conditions.append(extract("year", Support.paid_on) == criteria.year)
+    if criteria.kind:
+        conditions.append(Support.kind == criteria.kind)
+    if criteria.confirmation:
+        conditions.append(Support.confirmed_by_partner == criteria.confirmation)
+    total = db.session.scalar(select(func.count()).select_from(Support).where(*conditions))
+    column = SUPPORT_SORTS.get(criteria.sort.lstrip("-"), Support.paid_on)
+    order = column.desc() if criteria.sort.startswith("-") else column.asc()
+    items = db.session.scalars(
+        select(Support)
+        .options(joinedload(Support.partnership), joinedload(Support.recipient))
+        .where(*conditions).order_by(order, Support.id.desc())
+        .limit(criteria.per_page).offset((criteria.page - 1) * criteria.per_page)
+    ).all()
+    page = Page(items, total, criteria.page, criteria.per_page)
+    page.extra["totals"] = totals_by_currency(conditions)
+    return page
+
+
+def totals_by_currency(conditions) -> list[tuple[str, object]]:
+    """Sum the valued entries per currency (amounts stay Decimal; unvalued in-kind is left out)."""
+    amounts = db.session.execute(
+        select(Support.currency, Support.amount).where(*conditions, Support.amount.is_not(None))
+    ).all()
+    totals: dict[str, object] = {}
+    for code, amount in amounts:
+        totals[code] = totals.get(code, 0) + amount
+    return sorted(totals.items())
+
+
+def support_years(actor) -> list[int]:
+    """The calendar years in which support the actor may see was paid, newest first."""
+    visible = select(Partnership.id).where(partnership_scope(actor))
+    years = db.session.scalars(
+        select(extract("year", Support.paid_on)).where(Support.partnership_id.in_(visible))
+        .distinct()
+    ).all()
+    return sorted({int(y) for y in years if y is not None}, reverse=True)
+
+
+def recent_interactions(actor, partnership: Partnership, limit: int = 20):
+    """The partnership's interactions the actor may see, latest first."""
+    from ..interactions.models import Interaction
+    from ..security import interaction_scope
+
+    conditions = [Interaction.partnership_id == partnership.id, interaction_scope(actor),
+                  Interaction.voided_at.is_(None)]
+    total = db.session.scalar(select(func.count()).select_from(Interaction).where(*conditions))
+    items = db.session.scalars(
+        select(Interaction).where(*conditions)
+        .order_by(Interaction.occurred_on.desc(), Interaction.id.desc()).limit(limit)
+    ).all()
+    return items, total
+
+
+def partnership_supports(partnership: Partnership, include_void: bool = False) -> list[Support]:
+    conditions = [Support.partnership_id == partnership.id]
+    if not include_void:
+        conditions.append(Support.voided_at.is_(None))
+    return list(db.session.scalars(
+        select(Support).options(selectinload(Support.recipient)).where(*conditions)
+        .order_by(Support.paid_on.desc(), Support.id.desc())
+    ))

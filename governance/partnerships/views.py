@@ -1,0 +1,277 @@
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..errors import DomainError
+from ..extensions import db
+from ..forms import attach_errors, form_values
+from ..interactions.forms import VoidForm
+from ..organisations.models import Organisation
+from ..security import EDITORS, allow, partnership_scope, visible_or_404
+from . import services
+from .forms import (
+    GROUPS,
+    PartnershipFilterForm,
+    PartnershipForm,
+    SupportFilterForm,
+    SupportForm,
+)
+from .models import Partnership, Support
+
+bp = Blueprint("partnerships", __name__, url_prefix="/partnerships")
+VIEWERS = ("advocate", "compliance", "auditor", "partner")
+
+
+def organisation_choices(kind: str | None = None, blank: str | None = None) -> list[tuple]:
+    query = select(Organisation.id, Organisation.name).where(Organisation.voided_at.is_(None))
+    if kind:
+        query = query.where(Organisation.kind == kind)
+    rows = db.session.execute(query.order_by(Organisation.name)).all()
+    return ([("", blank)] if blank is not None else []) + [tuple(row) for row in rows]
+
+
+def partnership_choices(blank: str) -> list[tuple]:
+    rows = db.session.execute(
+        select(Partnership.id, Partnership.title)
+        .where(partnership_scope(current_user), Partnership.voided_at.is_(None))
+        .order_by(Partnership.title)
+    ).all()
+    return [("", blank), *[tuple(row) for row in rows]]
+
+
+def editable_or_404(partnership_id: int) -> Partnership:
+    """Load a partnership the current user may change; others answer 404 or 403."""
+    partnership = visible_or_404(Partnership, partnership_id, partnership_scope)
+    if not services.may_edit(current_user, partnership):
+        abort(403)
+    return partnership
+
+
+def prepare(form: PartnershipForm) -> PartnershipForm:
+    form.sponsor_id.choices = organisation_choices("sponsor", "— choose the sponsor —")
+    form.patient_group_id.choices = organisation_choices("patient_group",
+                                                         "— choose the patient group —")
+    form.other_organisation_ids.choices = organisation_choices()
+    if form.other_organisation_ids.data is None:
+        form.other_organisation_ids.data = []
+    return form
+
+
+def render_form(form, partnership=None, status=200):
+    return render_template("partnerships/form.html", form=form, groups=GROUPS,
+                           partnership=partnership), status
+
+
+def int_arg(form_field):
+    return form_field.data if isinstance(form_field.data, int) else None
+
+
+@bp.route("/")
+@allow(*VIEWERS)
+def index():
+    form = PartnershipFilterForm(request.args)
+    form.organisation_id.choices = organisation_choices(blank="Any organisation")
+    form.validate()
+    page_number = request.args.get("page", 1, type=int) or 1
+    criteria = services.PartnershipFilter(
+        status=form.status.data, kind=form.kind.data,
+        organisation_id=int_arg(form.organisation_id), q=form.q.data,
+        sort=request.args.get("sort", "title"), page=max(1, page_number),
+    )
+    page = services.find_partnerships(current_user, criteria)
+    return render_template("partnerships/index.html", form=form, page=page)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@allow(*EDITORS)
+def create():
+    form = prepare(PartnershipForm())
+    if request.method == "GET" and current_user.organisation:
+        own = current_user.organisation
+        if own.kind == "sponsor":
+            form.sponsor_id.data = own.id
+        elif own.kind == "patient_group":
+            form.patient_group_id.data = own.id
+    if form.validate_on_submit():
+        try:
+            partnership = services.create_partnership(form_values(form), current_user)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"Partnership “{partnership.title}” recorded.", "success")
+            return redirect(url_for(".view", partnership_id=partnership.id))
+    return render_form(form, status=422 if request.method == "POST" else 200)
+
+
+@bp.route("/<int:partnership_id>")
+@allow(*VIEWERS)
+def view(partnership_id: int):
+    partnership = visible_or_404(Partnership, partnership_id, partnership_scope)
+    interactions, interaction_total = services.recent_interactions(current_user, partnership)
+    supports = services.partnership_supports(
+        partnership, include_void=current_user.role in ("compliance", "auditor"))
+    return render_template("partnerships/view.html", partnership=partnership,
+                           interactions=interactions, interaction_total=interaction_total,
+                           supports=supports,
+                           may_edit=services.may_edit(current_user, partnership))
+
+
+@bp.route("/<int:partnership_id>/edit", methods=["GET", "POST"])
+@allow(*EDITORS)
+def edit(partnership_id: int):
+    partnership = editable_or_404(partnership_id)
+    if partnership.is_void:
+        abort(409, "This partnership has been voided and can no longer be edited.")
+    form = PartnershipForm(obj=partnership)
+    if request.method == "GET":
+        form.version.data = partnership.version
+        form.other_organisation_ids.data = [o.id for o in partnership.other_organisations]
+    prepare(form)
+    if form.validate_on_submit():
+        try:
+            services.update_partnership(
+                partnership, form_values(form), current_user, reason=form.reason.data,
+                expected_version=int(form.version.data) if form.version.data else None,
+            )
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash("Changes saved and the partnership re-checked.", "success")
+            return redirect(url_for(".view", partnership_id=partnership.id))
+    return render_form(form, partnership, status=422 if request.method == "POST" else 200)
+
+
+@bp.route("/<int:partnership_id>/void", methods=["GET", "POST"])
+@allow(*EDITORS)
+def void(partnership_id: int):
+    partnership = editable_or_404(partnership_id)
+    form = VoidForm()
+    if form.validate_on_submit():
+        try:
+            services.void_partnership(partnership, current_user, form.reason.data)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash("Partnership voided. It stays visible to compliance and auditors.", "info")
+            return redirect(url_for(".index"))
+    return render_template("void.html", form=form, record=partnership,
+                           kind="partnership"), 422 if request.method == "POST" else 200
+
+
+# --- support --------------------------------------------------------------------------------
+
+
+@bp.route("/supports")
+@allow(*VIEWERS)
+def supports():
+    form = SupportFilterForm(request.args)
+    form.partnership_id.choices = partnership_choices("Any partnership")
+    form.recipient_id.choices = organisation_choices(blank="Any recipient")
+    form.year.choices = [("", "Any year"), *[(y, str(y)) for y in
+                                             services.support_years(current_user)]]
+    form.validate()
+    page_number = request.args.get("page", 1, type=int) or 1
+    criteria = services.SupportFilter(
+        partnership_id=int_arg(form.partnership_id), recipient_id=int_arg(form.recipient_id),
+        year=int_arg(form.year), kind=form.kind.data, confirmation=form.confirmation.data,
+        sort=request.args.get("sort", "-paid_on"), page=max(1, page_number),
+    )
+    page = services.find_supports(current_user, criteria)
+    return render_template("partnerships/supports.html", form=form, page=page)
+
+
+def support_or_404(support_id: int) -> Support:
+    """Load a support entry of a partnership the current user may change."""
+    support = db.session.get(Support, support_id)
+    if support is None:
+        abort(404)
+    editable_or_404(support.partnership_id)
+    return support
+
+
+def prepare_support(form: SupportForm, partnership: Partnership) -> SupportForm:
+    parties = [partnership.patient_group, *partnership.other_organisations]
+    form.recipient_id.choices = [(o.id, o.name) for o in parties]
+    if form.recipient_id.data is None and request.method == "GET":
+        form.recipient_id.data = partnership.patient_group_id
+    return form
+
+
+def render_support_form(form, partnership, support=None, status=200):
+    return render_template("partnerships/support_form.html", form=form, partnership=partnership,
+                           support=support), status
+
+
+@bp.route("/<int:partnership_id>/supports/new", methods=["GET", "POST"])
+@allow(*EDITORS)
+def create_support(partnership_id: int):
+    partnership = editable_or_404(partnership_id)
+    if partnership.is_void:
+        abort(409, "This partnership has been voided: record no support on it.")
+    form = prepare_support(SupportForm(), partnership)
+    if form.validate_on_submit():
+        try:
+            services.record_support(form_values(form) | {"partnership_id": partnership.id},
+                                    current_user)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash("Support recorded. The partner is asked to confirm it.", "success")
+            return redirect(url_for(".view", partnership_id=partnership.id))
+    return render_support_form(form, partnership,
+                               status=422 if request.method == "POST" else 200)
+
+
+@bp.route("/supports/<int:support_id>/edit", methods=["GET", "POST"])
+@allow(*EDITORS)
+def edit_support(support_id: int):
+    support = support_or_404(support_id)
+    if support.is_void:
+        abort(409, "This support entry has been voided and can no longer be edited.")
+    partnership = support.partnership
+    form = prepare_support(SupportForm(obj=support), partnership)
+    if request.method == "GET":
+        form.version.data = support.version
+        form.amount.data = None if support.amount is None else str(support.amount)
+    if form.validate_on_submit():
+        try:
+            services.update_support(
+                support, form_values(form), current_user, reason=form.reason.data,
+                expected_version=int(form.version.data) if form.version.data else None,
+            )
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash("Support entry saved.", "success")
+            return redirect(url_for(".view", partnership_id=partnership.id))
+    return render_support_form(form, partnership, support,
+                               status=422 if request.method == "POST" else 200)
+
+
+@bp.route("/supports/<int:support_id>/void", methods=["GET", "POST"])
+@allow(*EDITORS)
+def void_support(support_id: int):
+    support = support_or_404(support_id)
+    form = VoidForm()
+    if form.validate_on_submit():
+        try:
+            services.void_support(support, current_user, form.reason.data)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash("Support entry voided; it no longer counts in totals and reports.", "info")
+            return redirect(url_for(".view", partnership_id=support.partnership_id))
+    return render_template("void.html", form=form, record=support,
+                           kind="support entry"), 422 if request.method == "POST" else 200
