@@ -1,5 +1,7 @@
 """Marshmallow helpers shared by the services' input schemas (the one place values are checked)."""
 
+from decimal import Decimal
+
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
 from marshmallow.validate import ContainsOnly, Length, OneOf, Range
 
@@ -78,3 +80,70 @@ def required(field_class, **kwargs):
     return field_class(required=True, error_messages={"required": "This field is required.",
                                                       "null": "This field is required."},
                        **kwargs)
+
+
+# --- codes and money (ISO 3166, ISO 4217, two-decimal amounts) -------------------------------
+
+
+def _country_code(value: str) -> str:
+    import pycountry
+
+    code = value.strip().upper()
+    if len(code) != 2 or not code.isalpha() or pycountry.countries.get(alpha_2=code) is None:
+        raise ValidationError("Use a two-letter ISO 3166 country code, such as GB or US.")
+    return code
+
+
+def _currency_code(value: str) -> str:
+    import pycountry
+
+    code = value.strip()
+    if len(code) != 3 or not code.isalpha() or not code.isupper():
+        raise ValidationError("Use a three-letter ISO 4217 currency code in capitals, such as "
+                              "EUR or GBP.")
+    if pycountry.currencies.get(alpha_3=code) is None:
+        raise ValidationError(f"{code} is not an ISO 4217 currency code.")
+    return code
+
+
+class Code(fields.String):
+    """A string normalised and checked by a function that returns the clean code."""
+
+    def __init__(self, check, **kwargs):
+        super().__init__(**kwargs)
+        self.check = check
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return self.check(super()._deserialize(value, attr, data, **kwargs))
+
+
+def country(**kwargs) -> Code:
+    return Code(_country_code, **kwargs)
+
+
+def currency(**kwargs) -> Code:
+    return Code(_currency_code, **kwargs)
+
+
+class Money(fields.Decimal):
+    """A non-negative amount with at most two decimals (floats are read as their text)."""
+
+    MAXIMUM = Decimal("999999999999.99")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, float):
+            value = repr(value)
+        amount = super()._deserialize(value, attr, data, **kwargs)
+        if amount is None:
+            return None
+        if amount < 0:
+            raise ValidationError("Must be 0 or more.")
+        if amount.as_tuple().exponent < -2 and amount != amount.quantize(Decimal("0.01")):
+            raise ValidationError("Use at most 2 decimal places.")
+        if amount > self.MAXIMUM:
+            raise ValidationError("This amount is too large.")
+        return amount.quantize(Decimal("0.01")) + 0  # also turns -0 into 0
+
+
+def money(**kwargs) -> Money:
+    return Money(**kwargs)

@@ -164,3 +164,10 @@ INVESTMENT_FACTORS = {
 }
 
 EXERCISE_STATUSES = {"draft": "Draft", "completed": "Completed"}
+
+ATTACHMENT_LABELS = {
+    "agenda": "Agenda",
+    "minutes": "Minutes",
+    "agreement": "Agreement",
+    "other": "Other document",
+}
