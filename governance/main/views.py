@@ -1,12 +1,33 @@
-from flask import Blueprint, redirect, render_template, url_for
-from flask_login import current_user
-from sqlalchemy import select
+"""The home page of each role: what that person comes to the application to do first."""
 
+from datetime import timedelta
+
+from flask import Blueprint, Flask, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from ..audit import AuditEvent
+from ..auth.models import User
+from ..database import utcnow
 from ..extensions import db
 from ..interactions.models import Interaction
-from ..security import ALL_ROLES, allow, interaction_scope, public
+from ..organisations.models import Organisation
+from ..partnerships.models import Partnership, Support
+from ..rules.models import Flag
+from ..security import ALL_ROLES, allow, interaction_scope, partnership_scope, public
+from ..vocabulary import DIMENSIONS
+from . import submissions
 
 bp = Blueprint("main", __name__)
+
+HOME_TEMPLATES = {
+    "advocate": "main/home_advocate.html",
+    "compliance": "main/home_compliance.html",
+    "auditor": "main/home_auditor.html",
+    "partner": "main/home_partner.html",
+    "admin": "main/home_admin.html",
+}
+SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
 
 @bp.route("/")
@@ -20,10 +41,129 @@ def index():
 @bp.route("/home")
 @allow(*ALL_ROLES)
 def home():
+    role = current_user.role
+    context = HOME_CONTEXT[role]()
+    return render_template(HOME_TEMPLATES[role], **context)
+
+
+# --- what each role sees first --------------------------------------------------------------
+
+
+def _advocate():
+    """My organisation's recent interactions, the ones I logged first, with their open flags."""
     recent = db.session.scalars(
         select(Interaction)
         .where(interaction_scope(current_user), Interaction.voided_at.is_(None))
-        .order_by(Interaction.occurred_on.desc(), Interaction.id.desc())
+        .order_by((Interaction.created_by_id == current_user.id).desc(),
+                  Interaction.occurred_on.desc(), Interaction.id.desc())
         .limit(10)
-    ).all() if current_user.role != "admin" else []
-    return render_template("main/home.html", recent=recent)
+    ).all()
+    flags = _open_flags_by_interaction([i.id for i in recent])
+    open_total = db.session.scalar(
+        select(func.count(Flag.id))
+        .join(Interaction, Flag.interaction_id == Interaction.id)
+        .where(interaction_scope(current_user), Flag.state == "open", Flag.voided_at.is_(None))
+    )
+    return {"recent": recent, "flags": flags, "open_total": open_total}
+
+
+def _compliance():
+    """The review queue (oldest and most severe open flags first) and adherence by dimension."""
+    counts = dict(db.session.execute(
+        select(Flag.severity, func.count(Flag.id))
+        .where(Flag.state == "open", Flag.voided_at.is_(None)).group_by(Flag.severity)
+    ).all())
+    queue = db.session.scalars(
+        select(Flag).where(Flag.state == "open", Flag.voided_at.is_(None))
+        .order_by(Flag.raised_at, Flag.id).limit(200)
+    ).all()
+    queue = sorted(queue, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.raised_at))[:10]
+    return {"counts": counts, "open_total": sum(counts.values()), "queue": queue,
+            "adherence": adherence_by_dimension()}
+
+
+def adherence_by_dimension(days: int = 365) -> list[dict]:
+    """Share of the period's interactions with no open or kept flag in each dimension."""
+    since = (utcnow() - timedelta(days=days)).date()
+    live = select(Interaction.id).where(Interaction.voided_at.is_(None),
+                                        Interaction.occurred_on >= since)
+    total = db.session.scalar(select(func.count()).select_from(live.subquery())) or 0
+    flagged = dict(db.session.execute(
+        select(Flag.dimension, func.count(func.distinct(Flag.interaction_id)))
+        .where(Flag.interaction_id.in_(live), Flag.voided_at.is_(None),
+               Flag.state.in_(("open", "acknowledged")))
+        .group_by(Flag.dimension)
+    ).all())
+    rows = []
+    for key, label in DIMENSIONS.items():
+        met = total - flagged.get(key, 0)
+        rows.append({"key": key, "label": label, "met": met, "total": total,
+                     "percent": round(100 * met / total) if total else None})
+    return rows
+
+
+def _auditor():
+    """Audit search, and the latest events as a starting point."""
+    latest = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(10)).all()
+    entities = sorted(db.session.scalars(select(AuditEvent.entity).distinct()).all())
+    return {"latest": latest, "entities": entities}
+
+
+def _partner():
+    """The interactions and support lines of my partnerships that await my answer."""
+    interactions = db.session.scalars(
+        select(Interaction)
+        .where(interaction_scope(current_user), Interaction.confirmed_by_partner == "pending",
+               Interaction.voided_at.is_(None))
+        .order_by(Interaction.occurred_on.desc()).limit(25)
+    ).all()
+    supports = db.session.scalars(
+        select(Support)
+        .join(Partnership, Support.partnership_id == Partnership.id)
+        .where(partnership_scope(current_user), Support.confirmed_by_partner == "pending",
+               Support.voided_at.is_(None))
+        .order_by(Support.paid_on.desc()).limit(25)
+    ).all()
+    partnerships = db.session.scalars(
+        select(Partnership).where(partnership_scope(current_user)).order_by(Partnership.title)
+    ).all()
+    return {"interactions": interactions, "supports": supports, "partnerships": partnerships}
+
+
+def _admin():
+    """Organisations and user accounts."""
+    organisations = db.session.scalars(
+        select(Organisation).where(Organisation.voided_at.is_(None)).order_by(Organisation.name)
+    ).all()
+    users = db.session.scalars(select(User).order_by(User.role, User.email)).all()
+    return {"organisations": organisations, "users": users}
+
+
+HOME_CONTEXT = {"advocate": _advocate, "compliance": _compliance, "auditor": _auditor,
+                "partner": _partner, "admin": _admin}
+
+
+def _open_flags_by_interaction(ids: list[int]) -> dict[int, list[Flag]]:
+    if not ids:
+        return {}
+    found: dict[int, list[Flag]] = {}
+    for flag in db.session.scalars(
+        select(Flag).where(Flag.interaction_id.in_(ids), Flag.state == "open",
+                           Flag.voided_at.is_(None))
+    ):
+        found.setdefault(flag.interaction_id, []).append(flag)
+    for flags in found.values():
+        flags.sort(key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.rule_id))
+    return found
+
+
+def has_endpoint(endpoint: str) -> bool:
+    """Whether a page exists (features link to each other only once both have landed)."""
+    from flask import current_app
+
+    return endpoint in current_app.view_functions
+
+
+def init_app(app: Flask) -> None:
+    submissions.init_app(app)
+    app.jinja_env.globals.update(has_endpoint=has_endpoint)
