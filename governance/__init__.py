@@ -16,6 +16,7 @@ BLUEPRINTS = (
     "governance.activities.views",
     "governance.attachments.views",
     "governance.auditing.views",
+    "governance.api.views",
 )
 
 

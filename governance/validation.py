@@ -25,10 +25,49 @@ def load(schema: Schema, values: dict, **kwargs) -> dict:
     """Validate values with a schema, raising ValidationFailed with every field's reasons."""
     if not isinstance(values, dict):
         raise ValidationFailed({"_schema": ["Expected an object of field names and values."]})
+    oversized = _oversized_integers(schema, values)
+    if oversized:
+        raise ValidationFailed(oversized)
     try:
         return schema.load(values, **kwargs)
     except ValidationError as error:
         raise ValidationFailed(_flatten(error.messages)) from None
+
+
+# Ids and counts live in signed 64-bit columns; a larger number would fail in the database
+# driver instead of reading as a clear error on its field.
+MAX_INTEGER = 2**63 - 1
+
+
+def _oversized_integers(schema: Schema, values: dict) -> dict[str, list[str]]:
+    errors = {}
+    for name, field in schema.fields.items():
+        key = field.data_key or name
+        inner = field.inner if isinstance(field, fields.List) else field
+        if key not in values or not isinstance(inner, fields.Integer):
+            continue
+        value = values[key]
+        items = value if isinstance(field, fields.List) and isinstance(value, list) else [value]
+        if any(_too_large(item) for item in items):
+            errors[key] = ["This number is too large."]
+    return errors
+
+
+def _too_large(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return abs(value) > MAX_INTEGER
+    if isinstance(value, str):
+        digits = value.strip().lstrip("+-")
+        return digits.isascii() and digits.isdigit() and (
+            len(digits) > 19 or int(digits) > MAX_INTEGER)
+    return False
+
+
+def flatten_messages(messages) -> dict[str, list[str]]:
+    """Turn marshmallow's nested messages into {field: [reasons]}."""
+    return _flatten(messages)
 
 
 def _flatten(messages) -> dict[str, list[str]]:

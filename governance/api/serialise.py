@@ -1,0 +1,60 @@
+"""Records as the API answers them: DOMAIN.md names, ISO dates, money as decimal strings.
+
+The values come from the services' own `*_values` functions; the response schemas of
+`schemas.py` then turn dates and amounts into their JSON form.
+"""
+
+import json
+
+from ..interactions.services import interaction_values
+from ..organisations.services import organisation_values
+from ..partnerships.services import partnership_values, support_values
+
+
+def _record(record) -> dict:
+    return {"id": record.id, "created_at": record.created_at, "updated_at": record.updated_at,
+            "version": record.version, "voided_at": record.voided_at,
+            "void_reason": record.void_reason}
+
+
+def _flags(flags) -> list[dict]:
+    from ..rules.services import flag_json
+
+    return [flag_json(flag) for flag in flags]
+
+
+def organisation_json(organisation) -> dict:
+    return organisation_values(organisation) | _record(organisation)
+
+
+def partnership_json(partnership) -> dict:
+    from ..rules.services import flags_of_partnership
+
+    return partnership_values(partnership) | _record(partnership) | {
+        "flags": _flags(flags_of_partnership(partnership.id))}
+
+
+def support_json(support) -> dict:
+    return support_values(support) | _record(support) | {
+        "confirmed_by_partner": support.confirmed_by_partner,
+        "confirmation_note": support.confirmation_note,
+    }
+
+
+def interaction_json(interaction) -> dict:
+    from ..rules.services import flags_of_interaction
+
+    return interaction_values(interaction) | _record(interaction) | {
+        "confirmed_by_partner": interaction.confirmed_by_partner,
+        "confirmation_note": interaction.confirmation_note,
+        "flags": _flags(flags_of_interaction(interaction.id)),
+    }
+
+
+def audit_event_json(row) -> dict:
+    """An audit event row, ready for json.dumps (the trail is streamed, not dumped by a schema)."""
+    return {"id": row["id"], "occurred_at": row["occurred_at"].isoformat(),
+            "actor_id": row["actor_id"], "actor_label": row["actor_label"],
+            "action": row["action"], "entity": row["entity"], "entity_id": row["entity_id"],
+            "changes": json.loads(row["changes"]), "reason": row["reason"],
+            "prev_hash": row["prev_hash"], "hash": row["hash"]}

@@ -1,0 +1,489 @@
+"""The routes of API.md under /api/v1: load, check access, call the service, answer in JSON.
+
+Every write goes through the same service as the HTML forms and the CSV import, so validation
+lives in one place. A rejected request is rolled back whole: it changes nothing.
+"""
+
+import json
+from contextlib import contextmanager
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    request,
+    stream_with_context,
+)
+from flask.views import MethodView
+from flask_login import current_user
+from flask_smorest import Api
+from flask_smorest import Blueprint as ApiBlueprint
+from sqlalchemy import select
+from webargs.flaskparser import FlaskParser
+from werkzeug.routing import IntegerConverter
+
+from ..audit import AuditEvent
+from ..errors import DomainError, NotAllowed, ValidationFailed
+from ..extensions import db
+from ..interactions import services as interaction_services
+from ..interactions.models import Interaction
+from ..organisations import services as organisation_services
+from ..organisations.views import load_organisation
+from ..partnerships import services as partnership_services
+from ..partnerships.models import Partnership, Support
+from ..security import (
+    EDITORS,
+    allow,
+    interaction_scope,
+    partnership_scope,
+    public,
+    visible_or_404,
+)
+from ..validation import flatten_messages
+from . import schemas
+from .serialise import (
+    audit_event_json,
+    interaction_json,
+    organisation_json,
+    partnership_json,
+    support_json,
+)
+
+API_VERSION = "1.0.0"
+VIEWERS = ("advocate", "compliance", "auditor", "partner")
+ORGANISATION_VIEWERS = ("advocate", "compliance", "auditor", "admin")
+AUDIT_READERS = ("advocate", "compliance", "auditor")
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+class MalformedRequest(DomainError):
+    """The request cannot be read: not JSON, not an object, or a field the API does not know."""
+
+    status = 400
+
+
+class RecordId(IntegerConverter):
+    """A record id in a URL, 1 to 2^63-1: anything else names no record (404)."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=schemas.MAX_ID)
+
+
+class QueryParser(FlaskParser):
+    """Query strings are read with the API's schemas; a bad value answers 422 in API.md's shape."""
+
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers):
+        messages = error.messages
+        if isinstance(messages, dict) and len(messages) == 1:
+            messages = next(iter(messages.values()))  # drop webargs' location level
+        raise ValidationFailed(flatten_messages(messages), "Some query parameters are not valid.")
+
+
+class ResourceBlueprint(ApiBlueprint):
+    ARGUMENTS_PARSER = QueryParser()
+
+
+class GovernanceApi(Api):
+    """flask-smorest for the OpenAPI document; errors keep the shape errors.py gives them."""
+
+    ERROR_SCHEMA = schemas.Error
+
+    def _register_error_handlers(self):
+        """errors.py already answers every error of an /api/ path in API.md's shape."""
+
+
+RESOURCES: list[ResourceBlueprint] = []
+
+
+def resource(name: str, description: str) -> ResourceBlueprint:
+    blueprint = ResourceBlueprint(f"api_{name}", __name__, url_prefix="/api/v1",
+                                  description=description)
+    RESOURCES.append(blueprint)
+    return blueprint
+
+
+ERROR_MEANINGS = {
+    400: "Malformed JSON, not a JSON object, or an unknown field.",
+    401: "No valid API token (Authorization: Bearer ...).",
+    403: "Your role may not do this.",
+    404: "No such record, or not one you may see.",
+    409: "The record changed since you read it, or it is void.",
+    422: "Some values are not valid; `fields` says which and why.",
+}
+
+
+def documented_errors(blueprint: ResourceBlueprint, *codes: int):
+    def decorate(view):
+        for code in (401, *codes):
+            view = blueprint.alt_response(code, schema=schemas.Error,
+                                          description=ERROR_MEANINGS[code])(view)
+        return view
+
+    return decorate
+
+
+def request_body(schema, description: str | None = None) -> dict:
+    body = {"required": True, "content": {"application/json": {"schema": schema}}}
+    if description:
+        body["description"] = description
+    return {"requestBody": body}
+
+
+# --- reading requests and saving -----------------------------------------------------------
+
+
+def json_body() -> dict:
+    """Return the request's JSON object, or answer 400 saying what is wrong with it."""
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise MalformedRequest(f"The request body is not UTF-8 (byte {error.start}).") from None
+    except json.JSONDecodeError as error:
+        raise MalformedRequest(f"The request body is not valid JSON: {error.msg} at line "
+                               f"{error.lineno}, column {error.colno}.") from None
+    if not isinstance(data, dict):
+        raise MalformedRequest("The request body must be a JSON object of field names and "
+                               "values.")
+    return data
+
+
+@contextmanager
+def saving():
+    """Commit what the block changed; on any error roll everything back and answer it."""
+    try:
+        yield
+        db.session.commit()
+    except ValidationFailed as error:
+        db.session.rollback()
+        unknown = sorted(name for name, messages in error.fields.items()
+                         if "Unknown field." in messages)
+        if unknown:
+            raise MalformedRequest(f"Unknown field{'s' if len(unknown) > 1 else ''}: "
+                                   f"{', '.join(unknown)}. Nothing was saved.",
+                                   error.fields) from None
+        raise
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+# --- organisations -------------------------------------------------------------------------
+
+organisations = resource("organisations", "Sponsors, patient groups and other parties.")
+
+
+@organisations.route("/organisations")
+class Organisations(MethodView):
+    @allow(*ORGANISATION_VIEWERS)
+    @organisations.arguments(schemas.OrganisationQuery, location="query")
+    @organisations.response(200, schemas.OrganisationOut(many=True))
+    @documented_errors(organisations, 403, 422)
+    def get(self, query):
+        """List the organisations (voided ones left out), by name."""
+        criteria = organisation_services.OrganisationFilter(
+            kind=query.get("kind"), country=query.get("country"), q=query.get("q"),
+            per_page=1_000_000,
+        )
+        page = organisation_services.find_organisations(criteria)
+        return [organisation_json(organisation) for organisation in page.items]
+
+    @allow(*organisation_services.CREATORS)
+    @organisations.doc(**request_body(schemas.OrganisationInput))
+    @organisations.response(201, schemas.OrganisationOut)
+    @documented_errors(organisations, 400, 403, 422)
+    def post(self):
+        """Record an organisation."""
+        values = json_body()
+        with saving():
+            organisation = organisation_services.create_organisation(values, current_user)
+        return organisation_json(organisation)
+
+
+@organisations.route("/organisations/<id:organisation_id>")
+class OrganisationById(MethodView):
+    @allow(*ORGANISATION_VIEWERS)
+    @organisations.response(200, schemas.OrganisationOut)
+    @documented_errors(organisations, 403, 404)
+    def get(self, organisation_id: int):
+        """One organisation."""
+        return organisation_json(load_organisation(organisation_id))
+
+
+# --- partnerships and support ----------------------------------------------------------------
+
+partnerships = resource("partnerships", "Standing relationships between a sponsor and a "
+                                        "patient group.")
+
+
+@partnerships.route("/partnerships")
+class Partnerships(MethodView):
+    @allow(*EDITORS)
+    @partnerships.doc(**request_body(schemas.PartnershipInput))
+    @partnerships.response(201, schemas.PartnershipOut)
+    @documented_errors(partnerships, 400, 403, 422)
+    def post(self):
+        """Record a partnership; the answer carries the partnership-level flags."""
+        values = json_body()
+        with saving():
+            partnership = partnership_services.create_partnership(values, current_user)
+        return partnership_json(partnership)
+
+
+@partnerships.route("/partnerships/<id:partnership_id>")
+class PartnershipById(MethodView):
+    @allow(*VIEWERS)
+    @partnerships.response(200, schemas.PartnershipOut)
+    @documented_errors(partnerships, 403, 404)
+    def get(self, partnership_id: int):
+        """One partnership with its flags."""
+        return partnership_json(visible_or_404(Partnership, partnership_id, partnership_scope))
+
+
+supports = resource("supports", "Transfers of value within a partnership (they feed the "
+                                "transparency reports).")
+
+
+@supports.route("/supports")
+class Supports(MethodView):
+    @allow(*EDITORS)
+    @supports.doc(**request_body(schemas.SupportInput,
+                                 "`amount` is a decimal string (or number) with at most two "
+                                 "places; it may be empty only for in-kind support."))
+    @supports.response(201, schemas.SupportOut)
+    @documented_errors(supports, 400, 403, 422)
+    def post(self):
+        """Record support; the partnership's flags are re-evaluated."""
+        values = json_body()
+        with saving():
+            support = partnership_services.record_support(values, current_user)
+        return support_json(support)
+
+
+@supports.route("/supports/<id:support_id>")
+class SupportById(MethodView):
+    @allow(*VIEWERS)
+    @supports.response(200, schemas.SupportOut)
+    @documented_errors(supports, 403, 404)
+    def get(self, support_id: int):
+        """One support entry."""
+        visible = select(Partnership.id).where(partnership_scope(current_user))
+        support = db.session.scalar(
+            select(Support).where(Support.id == support_id,
+                                  Support.partnership_id.in_(visible)))
+        if support is None:
+            abort(404)
+        return support_json(support)
+
+
+# --- interactions ---------------------------------------------------------------------------
+
+interactions = resource("interactions", "Meetings, focus groups, advisory boards, surveys, … "
+                                        "checked against the good-practice rules.")
+
+
+@interactions.route("/interactions")
+class Interactions(MethodView):
+    @allow(*VIEWERS)
+    @interactions.arguments(schemas.InteractionQuery, location="query")
+    @interactions.response(200, schemas.InteractionPage)
+    @documented_errors(interactions, 403, 422)
+    def get(self, query):
+        """Find interactions, newest first, one page at a time."""
+        criteria = interaction_services.InteractionFilter(
+            partnership_id=query.get("partnership_id"),
+            organisation_id=query.get("organisation_id"),
+            date_from=query.get("date_from"), date_to=query.get("date_to"),
+            rule=query.get("rule"), state=query.get("state"),
+            page=query["page"], per_page=query["per_page"],
+        )
+        page = interaction_services.find_interactions(current_user, criteria)
+        return {"items": [interaction_json(item) for item in page.items], "total": page.total,
+                "page": page.page, "per_page": page.per_page}
+
+    @allow(*EDITORS)
+    @interactions.doc(**request_body(schemas.InteractionInput))
+    @interactions.response(201, schemas.InteractionOut)
+    @documented_errors(interactions, 400, 403, 422)
+    def post(self):
+        """Log an interaction; the answer carries the flags the rules raised."""
+        values = json_body()
+        with saving():
+            interaction = interaction_services.log_interaction(values, current_user)
+        return interaction_json(interaction)
+
+
+@interactions.route("/interactions/<id:interaction_id>")
+class InteractionById(MethodView):
+    @allow(*VIEWERS)
+    @interactions.response(200, schemas.InteractionOut)
+    @documented_errors(interactions, 403, 404)
+    def get(self, interaction_id: int):
+        """One interaction with its flags."""
+        return interaction_json(visible_or_404(Interaction, interaction_id, interaction_scope))
+
+    @allow(*EDITORS)
+    @interactions.doc(**request_body(schemas.InteractionChanges(partial=True),
+                                     "Only the fields that change, and `reason`."))
+    @interactions.response(200, schemas.InteractionOut)
+    @documented_errors(interactions, 400, 403, 404, 409, 422)
+    def patch(self, interaction_id: int):
+        """Change some fields; the interaction is re-validated whole and re-evaluated."""
+        interaction = visible_or_404(Interaction, interaction_id, interaction_scope)
+        changes = json_body()
+        reason = changes.pop("reason", None)
+        version = changes.pop("version", None)
+        problems = {}
+        if reason is not None and not isinstance(reason, str):
+            problems["reason"] = ["Not a valid string."]
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            problems["version"] = ["Not a valid integer."]
+        if problems:
+            raise ValidationFailed(problems)
+        with saving():
+            interaction_services.update_interaction(interaction, changes, current_user,
+                                                    reason=reason, expected_version=version)
+        return interaction_json(interaction)
+
+
+# --- flags, activities, audit ---------------------------------------------------------------
+
+flags = resource("flags", "Poor-practice flags and their review.")
+
+
+@flags.route("/flags/<id:flag_id>/transition")
+class FlagTransition(MethodView):
+    @allow("advocate", "compliance")
+    @flags.doc(**request_body(schemas.FlagTransition))
+    @flags.response(200, schemas.Flag)
+    @documented_errors(flags, 400, 403, 404, 409, 422)
+    def post(self, flag_id: int):
+        """Acknowledge (keep, with a justification), remediate or dismiss a flag."""
+        from ..rules.models import Flag
+        from ..rules.services import flag_json, transition_flag
+
+        flag = db.session.get(Flag, flag_id)
+        if flag is None or flag.is_void or not _subject_visible(flag):
+            abort(404)
+        body = json_body()
+        unknown = sorted(set(body) - {"state", "note"})
+        if unknown:
+            raise MalformedRequest(f"Unknown field{'s' if len(unknown) > 1 else ''}: "
+                                   f"{', '.join(unknown)}. Nothing was saved.",
+                                   {name: ["Unknown field."] for name in unknown})
+        problems = {name: ["Not a valid string."] for name in ("state", "note")
+                    if body.get(name) is not None and not isinstance(body[name], str)}
+        if problems:
+            raise ValidationFailed(problems)
+        with saving():
+            transition_flag(flag, body.get("state"), body.get("note"), current_user)
+        return flag_json(flag)
+
+
+def _subject_visible(flag) -> bool:
+    if flag.interaction_id is not None:
+        condition = Interaction.id == flag.interaction_id
+        return db.session.scalar(select(Interaction.id).where(
+            condition, interaction_scope(current_user))) is not None
+    return db.session.scalar(select(Partnership.id).where(
+        Partnership.id == flag.partnership_id, partnership_scope(current_user))) is not None
+
+
+activities = resource("activities", "The catalogue of engagement activities (CTTI).")
+
+
+@activities.route("/activities")
+class Activities(MethodView):
+    @allow("advocate", "compliance", "auditor", "partner", "admin")
+    @activities.response(200, schemas.Activity(many=True))
+    @documented_errors(activities)
+    def get(self):
+        """The activity catalogue, then organisations' own activities."""
+        from ..activities.services import all_activities
+
+        return [activity.as_dict() for activity in all_activities()]
+
+
+audit = resource("audit", "The append-only, hash-chained audit trail.")
+AUDITED_BY_SCOPE = {"interaction": (Interaction, interaction_scope),
+                    "partnership": (Partnership, partnership_scope)}
+
+
+@audit.route("/audit")
+class Audit(MethodView):
+    @allow(*AUDIT_READERS)
+    @audit.arguments(schemas.AuditQuery, location="query")
+    @audit.response(200, schemas.AuditEvent(many=True))
+    @documented_errors(audit, 403, 404, 422)
+    def get(self, query):
+        """Audit events, oldest first (advocates: the history of one record they can see)."""
+        entity, entity_id = query.get("entity"), query.get("entity_id")
+        if current_user.role == "advocate":
+            if entity not in AUDITED_BY_SCOPE or entity_id is None:
+                raise NotAllowed("Advocates read the history of one interaction or partnership: "
+                                 "give entity and entity_id.")
+            model, scope = AUDITED_BY_SCOPE[entity]
+            visible_or_404(model, entity_id, scope)
+        conditions = []
+        if entity:
+            conditions.append(AuditEvent.entity == entity)
+        if entity_id is not None:
+            conditions.append(AuditEvent.entity_id == entity_id)
+        return Response(stream_with_context(_stream_events(conditions)),
+                        mimetype="application/json")
+
+
+def _stream_events(conditions, batch: int = 1000):
+    """Yield the events as one JSON array, a batch at a time (the trail can be long)."""
+    table = AuditEvent.__table__
+    yield "["
+    last_id, first = 0, True
+    while True:
+        rows = db.session.execute(
+            select(table).where(*conditions, table.c.id > last_id).order_by(table.c.id)
+            .limit(batch)
+        ).mappings().all()
+        if not rows:
+            break
+        for row in rows:
+            yield ("" if first else ",") + json.dumps(audit_event_json(row))
+            first = False
+        last_id = rows[-1]["id"]
+    yield "]"
+
+
+# --- the OpenAPI document -------------------------------------------------------------------
+
+
+@bp.route("/openapi.json")
+@public
+def openapi():
+    """The OpenAPI 3 document of this API, generated from the code."""
+    return jsonify(current_app.extensions["governance_api"].spec.to_dict())
+
+
+def init_app(app: Flask) -> None:
+    app.url_map.converters["id"] = RecordId
+    api = GovernanceApi(spec_kwargs={
+        "title": "Partnership Governance API",
+        "version": API_VERSION,
+        "openapi_version": "3.0.3",
+        "info": {"description": "JSON in, JSON out, UTF-8. Dates are ISO 8601; money is a "
+                                "decimal string with a currency. Authenticate with "
+                                "`Authorization: Bearer <token>` (`flask create-token`)."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+    })
+    api.init_app(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    api.register_converter(RecordId, lambda _converter: {
+        "type": "integer", "minimum": 1, "maximum": schemas.MAX_ID})
+    api.register_field(schemas.DecimalString, "string", "decimal")
+    api.ma_plugin.converter.add_attribute_function(schemas.list_choices_on_items)
+    for blueprint in RESOURCES:
+        api.register_blueprint(blueprint)
+    app.extensions["governance_api"] = api
