@@ -16,6 +16,7 @@ BLUEPRINTS = (
     "governance.activities.views",
     "governance.attachments.views",
     "governance.auditing.views",
+    "governance.operations.views",
     "governance.api.views",
 )
 
@@ -39,6 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import audit, database, errors, security
     from .extensions import bootstrap, csrf, db, limiter, login_manager, migrate
 
+    database.prepare_config(app.config)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(root / "migrations"))
     login_manager.init_app(app)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 from flask import Flask, request
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 
 from .extensions import db
 
@@ -20,6 +21,27 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def utcnow() -> datetime:
     """Return the current UTC time as a naive datetime (the database stores UTC only)."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def prepare_config(config) -> None:
+    """Normalise the database URL and engine options before the engine is created.
+
+    `postgresql://` and `postgres://` URLs (the libpq spelling most hosts hand out) are served
+    by psycopg 3. PostgreSQL connections are checked before use, so a restarted server costs
+    the requests in flight and no more.
+    """
+    url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
+        config["SQLALCHEMY_DATABASE_URI"] = url.render_as_string(hide_password=False)
+    if url.get_backend_name() == "postgresql":
+        options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.setdefault("pool_pre_ping", True)
+        connect_args = dict(options.get("connect_args") or {})
+        connect_args.setdefault("connect_timeout", config.get("POSTGRES_CONNECT_TIMEOUT", 5))
+        connect_args.setdefault("application_name", "governance")
+        options["connect_args"] = connect_args
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def init_app(app: Flask) -> None:

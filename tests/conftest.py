@@ -1,5 +1,12 @@
-"""Fixtures: a fresh file database per test, factories for records, and a logged-in client."""
+"""Fixtures: a fresh database per test, factories for records, and a logged-in client.
 
+The database is SQLite (a file per test) unless TEST_DATABASE_URL names a PostgreSQL server:
+then every test gets its own database, cloned from a template that holds the schema. Tests
+marked `sqlite_only` or `postgres_only` are deselected on the other database.
+"""
+
+import os
+import re
 from datetime import date
 
 import pytest
@@ -9,13 +16,136 @@ from governance.auth import services as accounts
 from governance.extensions import db
 
 PASSWORD = "correct horse battery"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+
+
+class PostgresDatabases:
+    """Creates a fresh database per test from a template that already holds the schema."""
+
+    def __init__(self, url: str):
+        from sqlalchemy.engine import make_url
+
+        self.url = make_url(url).set(drivername="postgresql+psycopg")
+        self.prefix = f"governance_test_{os.getpid()}"
+        self.template = f"{self.prefix}_template"
+        self.created: list[str] = []
+        self.count = 0
+
+    def url_for(self, name: str) -> str:
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def admin(self):
+        import psycopg
+
+        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return psycopg.connect(conninfo, autocommit=True)
+
+    def fresh(self) -> str:
+        if self.count == 0:
+            self._build_template()
+        self.count += 1
+        name = f"{self.prefix}_{self.count}"
+        with self.admin() as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # FILE_COPY (PostgreSQL 15+) clones a small template several times faster.
+            strategy = " STRATEGY FILE_COPY" if connection.info.server_version >= 150000 else ""
+            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"{strategy}')
+        self.created.append(name)
+        return self.url_for(name)
+
+    def _build_template(self) -> None:
+        with self.admin() as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+            connection.execute(f'CREATE DATABASE "{self.template}"')
+        app = create_app({"TESTING": True, "SECRET_KEY": "template",
+                          "SQLALCHEMY_DATABASE_URI": self.url_for(self.template)})
+        with app.app_context():
+            db.create_all()
+            db.session.remove()
+            db.engine.dispose()
+
+    def drop_created(self) -> None:
+        if not self.created:
+            return
+        with self.admin() as connection:
+            for name in self.created:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.created.clear()
+
+    def drop_template(self) -> None:
+        if self.count:
+            with self.admin() as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+
+
+postgres = PostgresDatabases(TEST_DATABASE_URL) if TEST_DATABASE_URL else None
+_databases_by_path: dict[str, str] = {}
+
+
+def test_database_uri(tmp_path) -> str:
+    """The database of one test: a SQLite file in its tmp_path, or a fresh PostgreSQL one."""
+    if postgres is None:
+        return f"sqlite:///{tmp_path / 'test.sqlite'}"
+    key = str(tmp_path)
+    if key not in _databases_by_path:
+        _databases_by_path[key] = postgres.fresh()
+    return _databases_by_path[key]
+
+
+test_database_uri.__test__ = False  # a helper, not a test
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: runs only when the tests use SQLite")
+    config.addinivalue_line("markers", "postgres_only: runs only when TEST_DATABASE_URL is set")
+
+
+def pytest_collection_modifyitems(config, items):
+    other = "sqlite_only" if postgres else "postgres_only"
+    deselected = [item for item in items if item.get_closest_marker(other)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker(other)]
+
+
+def pytest_report_header(config):
+    if postgres:
+        shown = re.sub(r":[^:@/]*@", ":***@", TEST_DATABASE_URL)
+        return f"database: PostgreSQL ({shown}), a fresh database per test"
+    return "database: SQLite, a fresh file per test"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _postgres_template():
+    yield
+    if postgres:
+        postgres.drop_template()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_postgres_databases():
+    yield
+    if postgres:
+        _databases_by_path.clear()
+        postgres.drop_created()
+
+
+def drop_audit_triggers() -> None:
+    """Remove the append-only protection, as someone with direct database access could."""
+    from sqlalchemy import text
+
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("DROP TRIGGER audit_events_no_change ON audit_events"))
+    else:
+        db.session.execute(text("DROP TRIGGER audit_events_no_update"))
+        db.session.execute(text("DROP TRIGGER audit_events_no_delete"))
 
 
 def make_config(tmp_path, **overrides) -> dict:
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
+        "SQLALCHEMY_DATABASE_URI": test_database_uri(tmp_path),
         "DATA_DIR": str(tmp_path / "data"),
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,

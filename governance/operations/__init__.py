@@ -1,0 +1,1 @@
+"""Running the application in production: health, database failures, backups, PostgreSQL roles."""

@@ -1,0 +1,83 @@
+"""The health check, and the operators' commands: backup, restore, grant-app-role."""
+
+import click
+from flask import Blueprint, Flask, jsonify
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from ..extensions import db
+from ..security import public
+from . import failures
+from .backup import BackupError, backup, restore
+from .postgres import RoleError, grant_application_role
+
+bp = Blueprint("operations", __name__)
+
+
+@bp.route("/health")
+@public
+def health():
+    """For load balancers and process supervisors: 200 when the database answers."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except DBAPIError as error:
+        db.session.rollback()
+        return jsonify({"status": "unavailable", "database": failures.explain(error)
+                        or "error"}), 503
+    return jsonify({"status": "ok", "database": db.engine.dialect.name})
+
+
+@click.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+def backup_command(path, force):
+    """Write a consistent copy of the whole database to PATH (the app may keep running)."""
+    try:
+        result = backup(path, overwrite=force)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Backup written to {result.path} ({result.size} bytes, "
+               f"{result.audit_events} audit events).")
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True,
+              help="Replace the records the database already holds with the backup's.")
+def restore_command(path, force):
+    """Replace the database with the backup at PATH, then verify the audit chain."""
+    try:
+        result = restore(path, force=force)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Restored {path}: {result.audit_events} audit events.")
+    if db.engine.dialect.name == "postgresql":
+        click.echo("If the application connects as a separate role, grant it its privileges "
+                   "again: flask --app governance grant-app-role ROLE")
+    if result.chain.intact:
+        click.echo(f"Audit chain intact: {result.chain.events_checked} events verified.")
+        return
+    click.echo(f"Audit chain BROKEN at event {result.chain.broken_at}: {result.chain.problem} "
+               f"({result.chain.events_checked} events verified before it). "
+               "Do not use this backup as the record of truth.", err=True)
+    raise SystemExit(1)
+
+
+@click.command("grant-app-role")
+@click.argument("role")
+def grant_app_role_command(role):
+    """PostgreSQL: let ROLE read and write records, but never rewrite audit events."""
+    try:
+        statements = grant_application_role(role)
+    except RoleError as error:
+        raise click.ClickException(str(error)) from None
+    for statement in statements:
+        click.echo(statement + ";")
+    click.echo(f"{role} may now run the application; it cannot UPDATE, DELETE or TRUNCATE "
+               "audit events. Run this again after every migration.")
+
+
+def init_app(app: Flask) -> None:
+    failures.init_app(app)
+    for command in (backup_command, restore_command, grant_app_role_command):
+        app.cli.add_command(command)
