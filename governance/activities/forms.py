@@ -14,7 +14,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..interactions.forms import MultiCheckboxField, none_if_blank
-from ..vocabulary import BENEFIT_FACTORS, INVESTMENT_FACTORS, RATING_LEVELS, choices
+from ..vocabulary import BENEFIT_FACTORS, INVESTMENT_FACTORS, RATING_LEVELS
 from .services import LEVELS_HIGH_FIRST, LEVELS_LOW_FIRST, quadrant
 
 
@@ -37,14 +37,14 @@ class CustomActivityForm(FlaskForm):
 
 class RatingEntryForm(Form):
     activity_code = HiddenField()
-    benefit = RadioField("Benefit", choices=choices(RATING_LEVELS), coerce=none_if_blank,
+    benefit = RadioField("Benefit", choices=dict(RATING_LEVELS), coerce=none_if_blank,
                          validate_choice=False)
-    investment = RadioField("Investment", choices=choices(RATING_LEVELS), coerce=none_if_blank,
+    investment = RadioField("Investment", choices=dict(RATING_LEVELS), coerce=none_if_blank,
                             validate_choice=False)
     benefit_factors = MultiCheckboxField("Benefit factors weighed",
-                                         choices=choices(BENEFIT_FACTORS), validate_choice=False)
+                                         choices=dict(BENEFIT_FACTORS), validate_choice=False)
     investment_factors = MultiCheckboxField("Investment factors weighed",
-                                            choices=choices(INVESTMENT_FACTORS),
+                                            choices=dict(INVESTMENT_FACTORS),
                                             validate_choice=False)
     rationale = TextAreaField("Rationale", validators=[Optional(), Length(max=4000)],
                               description="Why these ratings.")
@@ -66,14 +66,15 @@ class RatingForm(FlaskForm):
     to_matrix = SubmitField("Save and continue to the matrix")
 
 
-def cell_choices() -> list[tuple[str, str]]:
-    options = []
+def cell_choices() -> dict[str, str]:
+    """The nine cells as value -> label (WTForms' shorthand for choices)."""
+    options = {}
     for benefit in LEVELS_HIGH_FIRST:
         for investment in LEVELS_LOW_FIRST:
             named = quadrant(benefit, investment)
             text = f"Benefit {benefit} / investment {investment}"
-            options.append((f"{benefit}:{investment}",
-                            f"{text} ({named[1].split(':')[0]})" if named else text))
+            options[f"{benefit}:{investment}"] = (
+                f"{text} ({named[1].split(':')[0]})" if named else text)
     return options
 
 

@@ -61,7 +61,7 @@ def _viewable_exercise(partnership_id: int, side: str):
 
 def _custom_form() -> CustomActivityForm:
     form = CustomActivityForm(prefix="custom")
-    form.stage.choices = list(services.stages().items())
+    form.stage.choices = dict(services.stages())
     return form
 
 
@@ -318,10 +318,11 @@ def _matrix_page(partnership, exercise, status=200):
 @bp.route(f"{EXERCISE}/matrix", methods=["GET", "POST"])
 @allow(*VIEWERS)
 def matrix(partnership_id: int, side: str):
+    if request.method == "POST":
+        _editable_partnership(partnership_id, side)
     partnership, exercise = _viewable_exercise(partnership_id, side)
     if request.method == "GET":
         return _matrix_page(partnership, exercise)
-    services.require_side_editor(current_user, partnership, side)
     form = MoveForm()
     if not form.validate_on_submit():
         flash("Choose an activity and a cell; nothing was changed.", "danger")
