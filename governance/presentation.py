@@ -29,6 +29,8 @@ NAVIGATION: list[NavItem] = [
                                                            "partner"})),
     NavItem("organisations.index", "Organisations", frozenset({"advocate", "compliance",
                                                                "auditor", "admin"})),
+    NavItem("activities.index", "Activities", frozenset({"advocate", "compliance", "auditor",
+                                                         "partner"})),
     NavItem("auditing.index", "Audit trail", frozenset({"compliance", "auditor"})),
 ]
 
