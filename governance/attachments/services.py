@@ -84,7 +84,8 @@ def display_name(name: str | None) -> str:
     """Return the given file name made safe to show: no folders, control or direction marks."""
     name = unicodedata.normalize("NFC", name or "")
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = "".join(" " if ch.isspace() else ch for ch in name
+                   if ch.isspace() or unicodedata.category(ch)[0] != "C")
     name = " ".join(name.split()).strip(" .")
     if len(name) > 255:
         stem, dot, extension = name.rpartition(".")

@@ -5,7 +5,6 @@ from flask import (
     flash,
     redirect,
     render_template,
-    request,
     send_file,
     url_for,
 )
@@ -16,7 +15,7 @@ from wtforms import SelectField
 
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
-from ..forms import attach_errors
+from ..forms import attach_errors, form_status, options
 from ..interactions.forms import VoidForm
 from ..interactions.models import Interaction
 from ..partnerships.models import Partnership
@@ -30,7 +29,8 @@ VIEWERS = ("advocate", "compliance", "auditor", "partner")
 
 
 class AttachmentForm(FlaskForm):
-    label = SelectField("What is it?", choices=choices(ATTACHMENT_LABELS), validate_choice=False)
+    label = SelectField("What is it?", choices=options(choices(ATTACHMENT_LABELS)),
+                        validate_choice=False)
     file = FileField("File", description=f"{services.ACCEPTED}. The content is checked, not "
                                          "only the name.")
 
@@ -69,7 +69,7 @@ def _upload(kind: str, owner_id: int):
             flash(f"“{attachment.original_name}” attached.", "success")
             return redirect(owner_page(owner))
     return render_template("attachments/upload.html", form=form, owner=owner, kind=kind,
-                           back=owner_page(owner)), 422 if request.method == "POST" else 200
+                           back=owner_page(owner)), form_status(form)
 
 
 @bp.route("/interactions/<int:interaction_id>/new", methods=["GET", "POST"])
@@ -134,7 +134,7 @@ def void(attachment_id: int):
             flash("Attachment voided. It stays visible to compliance and auditors.", "info")
             return redirect(owner_page(owner))
     return render_template("void.html", form=form, record=attachment,
-                           kind="attachment"), 422 if request.method == "POST" else 200
+                           kind="attachment"), form_status(form)
 
 
 @bp.app_template_global()

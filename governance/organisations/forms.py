@@ -2,8 +2,13 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..forms import options
 from ..interactions.forms import blank_choices, none_if_blank
 from ..vocabulary import ORGANISATION_KINDS, choices
+
+
+def vocab_options(vocabulary: dict, blank: str | None = None) -> list:
+    return options(blank_choices(vocabulary, blank) if blank else choices(vocabulary))
 
 
 def strip_or_none(value):
@@ -17,7 +22,7 @@ def upper_or_none(value):
 
 class OrganisationForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    kind = SelectField("Kind", choices=choices(ORGANISATION_KINDS), coerce=none_if_blank,
+    kind = SelectField("Kind", choices=vocab_options(ORGANISATION_KINDS), coerce=none_if_blank,
                        validate_choice=False)
     country = StringField("Country", filters=[upper_or_none], validators=[Optional()],
                           description="Two-letter ISO 3166 code, such as GB, US or DE.")
@@ -51,6 +56,6 @@ class OrganisationFilterForm(FlaskForm):
         csrf = False
 
     q = StringField("Search names", validators=[Optional()])
-    kind = SelectField("Kind", choices=blank_choices(ORGANISATION_KINDS, "Any kind"),
+    kind = SelectField("Kind", choices=vocab_options(ORGANISATION_KINDS, "Any kind"),
                        coerce=none_if_blank, validate_choice=False)
     country = StringField("Country", filters=[upper_or_none], validators=[Optional()])

@@ -42,12 +42,16 @@ class OrganisationInput(Input):
     @pre_load
     def split_disease_areas(self, data, **_kwargs):
         """Accept disease areas as a list or as text separated by commas, semicolons or lines."""
-        if isinstance(data, dict) and isinstance(data.get("disease_areas"), str):
-            data = dict(data, disease_areas=split_list(data["disease_areas"]))
-        elif isinstance(data, dict) and data.get("disease_areas") is None and \
-                "disease_areas" in data:
-            data = dict(data, disease_areas=[])
-        return data
+        if not isinstance(data, dict) or "disease_areas" not in data:
+            return data
+        areas = data["disease_areas"]
+        if areas is None:
+            areas = []
+        elif isinstance(areas, str):
+            areas = split_list(areas)
+        elif isinstance(areas, list) and all(isinstance(a, str) for a in areas):
+            areas = split_list("\n".join(a.replace(",", " ").replace(";", " ") for a in areas))
+        return dict(data, disease_areas=areas)
 
     @validates_schema
     def check_consistency(self, data, **_kwargs):

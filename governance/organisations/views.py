@@ -1,10 +1,19 @@
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
 from ..errors import DomainError
 from ..extensions import db
-from ..forms import attach_errors, form_values
+from ..forms import attach_errors, form_status, form_values
 from ..interactions.forms import VoidForm
 from ..partnerships.models import Partnership
 from ..security import allow, partnership_scope, sees_everything
@@ -39,6 +48,7 @@ def index():
     criteria = services.OrganisationFilter(
         kind=form.kind.data, country=form.country.data, q=form.q.data,
         sort=request.args.get("sort", "name"), page=max(1, page_number),
+        per_page=current_app.config["PER_PAGE"],
     )
     page = services.find_organisations(criteria)
     return render_template("organisations/index.html", form=form, page=page)
@@ -58,7 +68,7 @@ def create():
             db.session.commit()
             flash(f"Organisation “{organisation.name}” added.", "success")
             return redirect(url_for(".view", organisation_id=organisation.id))
-    return render_form(form, status=422 if request.method == "POST" else 200)
+    return render_form(form, status=form_status(form))
 
 
 @bp.route("/<int:organisation_id>")
@@ -98,7 +108,7 @@ def edit(organisation_id: int):
             db.session.commit()
             flash("Changes saved.", "success")
             return redirect(url_for(".view", organisation_id=organisation.id))
-    return render_form(form, organisation, status=422 if request.method == "POST" else 200)
+    return render_form(form, organisation, status=form_status(form))
 
 
 @bp.route("/<int:organisation_id>/void", methods=["GET", "POST"])
@@ -117,4 +127,4 @@ def void(organisation_id: int):
             flash("Organisation voided. It stays visible to compliance and auditors.", "info")
             return redirect(url_for(".index"))
     return render_template("void.html", form=form, record=organisation,
-                           kind="organisation"), 422 if request.method == "POST" else 200
+                           kind="organisation"), form_status(form)

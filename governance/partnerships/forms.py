@@ -10,14 +10,13 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..interactions.forms import blank_choices, int_or_none, none_if_blank
-from ..organisations.forms import strip_or_none, upper_or_none
+from ..interactions.forms import int_or_none, none_if_blank
+from ..organisations.forms import strip_or_none, upper_or_none, vocab_options
 from ..vocabulary import (
     CONFIRMATION_STATES,
     PARTNERSHIP_KINDS,
     PARTNERSHIP_STATUSES,
     SUPPORT_KINDS,
-    choices,
 )
 
 
@@ -43,12 +42,12 @@ class PartnershipForm(FlaskForm):
         "Other organisations", coerce=int, validate_choice=False,
         description="Academic partners, facilitators, CROs or regulators taking part (hold Ctrl "
                     "to pick several).")
-    kind = SelectField("Kind", choices=choices(PARTNERSHIP_KINDS), coerce=none_if_blank,
+    kind = SelectField("Kind", choices=vocab_options(PARTNERSHIP_KINDS), coerce=none_if_blank,
                        validate_choice=False,
                        description="Experiential, content engagement and research investment are "
                                    "the FasterCures partnership types.")
-    status = SelectField("Status", choices=choices(PARTNERSHIP_STATUSES), coerce=none_if_blank,
-                         validate_choice=False)
+    status = SelectField("Status", choices=vocab_options(PARTNERSHIP_STATUSES),
+                         coerce=none_if_blank, validate_choice=False)
     started_on = _date("Started on")
     ended_on = _date("Ended on", "Leave empty while the partnership goes on.")
     agreement_signed_on = _date(
@@ -94,9 +93,9 @@ class PartnershipFilterForm(FlaskForm):
         csrf = False
 
     q = StringField("Search titles and policy references", validators=[Optional()])
-    status = SelectField("Status", choices=blank_choices(PARTNERSHIP_STATUSES, "Any status"),
+    status = SelectField("Status", choices=vocab_options(PARTNERSHIP_STATUSES, "Any status"),
                          coerce=none_if_blank, validate_choice=False)
-    kind = SelectField("Kind", choices=blank_choices(PARTNERSHIP_KINDS, "Any kind"),
+    kind = SelectField("Kind", choices=vocab_options(PARTNERSHIP_KINDS, "Any kind"),
                        coerce=none_if_blank, validate_choice=False)
     organisation_id = SelectField("Organisation", coerce=int_or_none, validate_choice=False)
 
@@ -106,7 +105,7 @@ class SupportForm(FlaskForm):
                                description="The organisation that received the support.")
     paid_on = DateField("Paid or provided on", validators=[DataRequired(
         message="Enter the date the support was paid or provided.")])
-    kind = SelectField("Kind", choices=choices(SUPPORT_KINDS), coerce=none_if_blank,
+    kind = SelectField("Kind", choices=vocab_options(SUPPORT_KINDS), coerce=none_if_blank,
                        validate_choice=False)
     # Text, not a decimal field: the service gives the one message for a value that is not a
     # number, for the form, the API and imports alike.
@@ -132,8 +131,8 @@ class SupportFilterForm(FlaskForm):
     partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False)
     recipient_id = SelectField("Recipient", coerce=int_or_none, validate_choice=False)
     year = SelectField("Year", coerce=int_or_none, validate_choice=False)
-    kind = SelectField("Kind", choices=blank_choices(SUPPORT_KINDS, "Any kind"),
+    kind = SelectField("Kind", choices=vocab_options(SUPPORT_KINDS, "Any kind"),
                        coerce=none_if_blank, validate_choice=False)
     confirmation = SelectField("Partner's answer",
-                               choices=blank_choices(CONFIRMATION_STATES, "Any answer"),
+                               choices=vocab_options(CONFIRMATION_STATES, "Any answer"),
                                coerce=none_if_blank, validate_choice=False)

@@ -307,9 +307,6 @@ def validate_support(values: dict, actor, current: Support | None = None) -> dic
     if not may_edit(actor, partnership):
         errors["partnership_id"] = ["You can record support only on partnerships your "
                                     "organisation is a party of."]
-    if current is not None and clean["partnership_id"] != current.partnership_id:
-        errors["partnership_id"] = ["A support entry stays with its partnership: void it and "
-                                    "record it on the other one."]
     if clean.get("external_id"):
         taken = db.session.scalar(
             select(Support.id).where(Support.external_id == clean["external_id"],
@@ -344,6 +341,10 @@ def update_support(support: Support, changes: dict, actor, reason: str | None = 
     unknown = set(changes) - set(SUPPORT_FIELDS)
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
+    if "partnership_id" in changes and str(changes["partnership_id"]) != str(
+            support.partnership_id):
+        raise ValidationFailed({"partnership_id": ["A support entry stays with its partnership: "
+                                                   "void it and record it on the other one."]})
     clean = validate_support(support_values(support) | changes, actor, support)
     audit.set_reason(reason)
     changed = [name for name, value in clean.items() if getattr(support, name) != value]

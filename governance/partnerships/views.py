@@ -1,10 +1,19 @@
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
 from ..errors import DomainError
 from ..extensions import db
-from ..forms import attach_errors, form_values
+from ..forms import attach_errors, form_status, form_values, options
 from ..interactions.forms import VoidForm
 from ..organisations.models import Organisation
 from ..security import EDITORS, allow, partnership_scope, visible_or_404
@@ -27,7 +36,7 @@ def organisation_choices(kind: str | None = None, blank: str | None = None) -> l
     if kind:
         query = query.where(Organisation.kind == kind)
     rows = db.session.execute(query.order_by(Organisation.name)).all()
-    return ([("", blank)] if blank is not None else []) + [tuple(row) for row in rows]
+    return options(([("", blank)] if blank is not None else []) + [tuple(row) for row in rows])
 
 
 def partnership_choices(blank: str) -> list[tuple]:
@@ -36,7 +45,7 @@ def partnership_choices(blank: str) -> list[tuple]:
         .where(partnership_scope(current_user), Partnership.voided_at.is_(None))
         .order_by(Partnership.title)
     ).all()
-    return [("", blank), *[tuple(row) for row in rows]]
+    return options([("", blank), *[tuple(row) for row in rows]])
 
 
 def editable_or_404(partnership_id: int) -> Partnership:
@@ -77,6 +86,7 @@ def index():
         status=form.status.data, kind=form.kind.data,
         organisation_id=int_arg(form.organisation_id), q=form.q.data,
         sort=request.args.get("sort", "title"), page=max(1, page_number),
+        per_page=current_app.config["PER_PAGE"],
     )
     page = services.find_partnerships(current_user, criteria)
     return render_template("partnerships/index.html", form=form, page=page)
@@ -102,7 +112,7 @@ def create():
             db.session.commit()
             flash(f"Partnership “{partnership.title}” recorded.", "success")
             return redirect(url_for(".view", partnership_id=partnership.id))
-    return render_form(form, status=422 if request.method == "POST" else 200)
+    return render_form(form, status=form_status(form))
 
 
 @bp.route("/<int:partnership_id>")
@@ -142,7 +152,7 @@ def edit(partnership_id: int):
             db.session.commit()
             flash("Changes saved and the partnership re-checked.", "success")
             return redirect(url_for(".view", partnership_id=partnership.id))
-    return render_form(form, partnership, status=422 if request.method == "POST" else 200)
+    return render_form(form, partnership, status=form_status(form))
 
 
 @bp.route("/<int:partnership_id>/void", methods=["GET", "POST"])
@@ -161,7 +171,7 @@ def void(partnership_id: int):
             flash("Partnership voided. It stays visible to compliance and auditors.", "info")
             return redirect(url_for(".index"))
     return render_template("void.html", form=form, record=partnership,
-                           kind="partnership"), 422 if request.method == "POST" else 200
+                           kind="partnership"), form_status(form)
 
 
 # --- support --------------------------------------------------------------------------------
@@ -173,14 +183,15 @@ def supports():
     form = SupportFilterForm(request.args)
     form.partnership_id.choices = partnership_choices("Any partnership")
     form.recipient_id.choices = organisation_choices(blank="Any recipient")
-    form.year.choices = [("", "Any year"), *[(y, str(y)) for y in
-                                             services.support_years(current_user)]]
+    form.year.choices = options([("", "Any year"), *[(y, str(y)) for y in
+                                                     services.support_years(current_user)]])
     form.validate()
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.SupportFilter(
         partnership_id=int_arg(form.partnership_id), recipient_id=int_arg(form.recipient_id),
         year=int_arg(form.year), kind=form.kind.data, confirmation=form.confirmation.data,
         sort=request.args.get("sort", "-paid_on"), page=max(1, page_number),
+        per_page=current_app.config["PER_PAGE"],
     )
     page = services.find_supports(current_user, criteria)
     return render_template("partnerships/supports.html", form=form, page=page)
@@ -197,7 +208,7 @@ def support_or_404(support_id: int) -> Support:
 
 def prepare_support(form: SupportForm, partnership: Partnership) -> SupportForm:
     parties = [partnership.patient_group, *partnership.other_organisations]
-    form.recipient_id.choices = [(o.id, o.name) for o in parties]
+    form.recipient_id.choices = options((o.id, o.name) for o in parties)
     if form.recipient_id.data is None and request.method == "GET":
         form.recipient_id.data = partnership.patient_group_id
     return form
@@ -227,7 +238,7 @@ def create_support(partnership_id: int):
             flash("Support recorded. The partner is asked to confirm it.", "success")
             return redirect(url_for(".view", partnership_id=partnership.id))
     return render_support_form(form, partnership,
-                               status=422 if request.method == "POST" else 200)
+                               status=form_status(form))
 
 
 @bp.route("/supports/<int:support_id>/edit", methods=["GET", "POST"])
@@ -255,7 +266,7 @@ def edit_support(support_id: int):
             flash("Support entry saved.", "success")
             return redirect(url_for(".view", partnership_id=partnership.id))
     return render_support_form(form, partnership, support,
-                               status=422 if request.method == "POST" else 200)
+                               status=form_status(form))
 
 
 @bp.route("/supports/<int:support_id>/void", methods=["GET", "POST"])
@@ -274,4 +285,4 @@ def void_support(support_id: int):
             flash("Support entry voided; it no longer counts in totals and reports.", "info")
             return redirect(url_for(".view", partnership_id=support.partnership_id))
     return render_template("void.html", form=form, record=support,
-                           kind="support entry"), 422 if request.method == "POST" else 200
+                           kind="support entry"), form_status(form)
