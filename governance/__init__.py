@@ -13,6 +13,7 @@ BLUEPRINTS = (
     "governance.organisations.views",
     "governance.partnerships.views",
     "governance.interactions.views",
+    "governance.rules.views",
     "governance.activities.views",
     "governance.attachments.views",
     "governance.auditing.views",

@@ -31,6 +31,9 @@ NAVIGATION: list[NavItem] = [
                                                                "auditor", "admin"})),
     NavItem("activities.index", "Activities", frozenset({"advocate", "compliance", "auditor",
                                                          "partner"})),
+    NavItem("rules.queue", "Review", frozenset({"compliance", "auditor"})),
+    NavItem("rules.dashboard", "Dashboard", frozenset({"compliance", "auditor"})),
+    NavItem("rules.policy", "Policy", frozenset({"advocate", "compliance", "auditor", "admin"})),
     NavItem("auditing.index", "Audit trail", frozenset({"compliance", "auditor"})),
 ]
 

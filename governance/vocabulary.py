@@ -141,6 +141,27 @@ def choices(vocabulary: dict) -> list[tuple[str, str]]:
     return list(vocabulary.items())
 
 
+# --- Poor-practice flags and the compliance review --------------------------------------------
+
+SEVERITIES = {"low": "Low", "medium": "Medium", "high": "High"}
+
+FLAG_STATES = {
+    "open": "Open",
+    "acknowledged": "Acknowledged",
+    "remediated": "Remediated",
+    "dismissed": "Dismissed",
+}
+
+# The meaning of an electronic signature, stated by the signer (21 CFR Part 11 §11.50).
+SIGNATURE_MEANINGS = {
+    "review": "Reviewed: I have reviewed this interaction against the good-practice policy and "
+    "its flags are resolved.",
+    "approval": "Approved: I approve this interaction record as complete and compliant.",
+    "responsibility": "Responsibility: I take responsibility for the compliance review of this "
+    "interaction.",
+}
+
+
 # --- Engagement activities and prioritisation (CTTI method, seed 001) -------------------------
 
 PRIORITISATION_SIDES = {"sponsor": "Sponsor", "patient_group": "Patient group"}

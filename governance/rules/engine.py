@@ -1,0 +1,517 @@
+"""Policy sets as data: read and check policies/rules.toml, compile each rule once, evaluate facts.
+
+Conditions are written in rule-engine's expression language and parsed against a typed context
+(the fact catalogue of governance/rules/facts.py plus the rule's own thresholds), so an unknown
+field, a type mismatch or a threshold of the wrong type is found when the file is read — never
+while a record is being saved. Compiled policies are cached by the SHA-256 of the file.
+"""
+
+import hashlib
+import logging
+import operator
+import re
+import string
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import rule_engine
+from rule_engine import DataType
+
+from ..vocabulary import DIMENSIONS
+from .facts import FACTS
+
+log = logging.getLogger(__name__)
+
+POLICY_FILE = "rules.toml"
+SEVERITIES = ("low", "medium", "high")
+SUBJECTS = tuple(FACTS)
+RULE_REQUIRED = ("id", "subject", "dimension", "severity", "title", "good_practice", "reference",
+                 "condition", "message")
+RULE_OPTIONAL = ("poor_practice", "thresholds")
+POLICY_REQUIRED = ("version", "title", "effective_from", "provenance")
+POLICY_OPTIONAL = ("description", "supersedes", "changes")
+PROVENANCE_REQUIRED = ("method", "co_created_with", "co_created_on", "approved_by", "approved_on")
+THRESHOLD_KEYS = ("value", "unit", "description")
+# Conditions must depend on the record's facts only: the clock comes in through facts such as
+# days_since_occurred, which keeps results reproducible (and lets a result be reused).
+CLOCK_BUILTINS = frozenset({"now", "today"})
+MEMO_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class PolicyError(Exception):
+    """The policy set cannot be used; `problems` says why, one readable line each."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"The policy set is not valid ({len(problems)} problem"
+                         f"{'s' if len(problems) != 1 else ''}):\n{lines}")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    name: str
+    value: object
+    unit: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    id: str
+    subject: str
+    dimension: str
+    severity: str
+    title: str
+    good_practice: str
+    poor_practice: str | None
+    reference: dict
+    condition: str
+    message: str
+    thresholds: dict[str, Threshold] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    version: str
+    title: str
+    effective_from: date
+    provenance: dict
+    description: str | None
+    supersedes: str | None
+    changes: str | None
+    rules: tuple[RuleSpec, ...]
+    source: str
+    digest: str
+
+
+class CompiledRule:
+    """One rule ready to evaluate: its parsed condition, thresholds and input facts."""
+
+    __slots__ = ("spec", "_rule", "inputs", "_key", "_memo", "_values", "_template")
+
+    def __init__(self, spec: RuleSpec, rule: rule_engine.Rule, inputs: tuple[str, ...]):
+        self.spec = spec
+        self._rule = rule
+        self.inputs = inputs
+        # A condition is a pure function of its input facts (thresholds are constants and the
+        # clock is refused), so results are remembered per combination of input values.
+        self._key = operator.itemgetter(*inputs) if inputs else (lambda _facts: ())
+        self._memo: dict = {}
+        self._values = {name: t.value for name, t in spec.thresholds.items()}
+        self._template = string.Template(spec.message)
+
+    def applies(self, facts: dict) -> bool:
+        """Return whether the rule's condition holds for these facts."""
+        key = self._key(facts)
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable fact value: evaluate without remembering
+            return bool(self._rule.matches(facts))
+        result = bool(self._rule.matches(facts))
+        if len(self._memo) >= MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[key] = result
+        return result
+
+    def message(self, facts: dict) -> str:
+        """Return the flag message with facts and thresholds filled in."""
+        values = {name: _readable(value) for name, value in facts.items()}
+        values.update({name: _readable(value) for name, value in self._values.items()})
+        return self._template.safe_substitute(values)
+
+
+class CompiledPolicy:
+    """A validated policy set whose rules are compiled, grouped by the record they judge."""
+
+    def __init__(self, policy: PolicySet, rules: list[CompiledRule]):
+        self.policy = policy
+        self.version = policy.version
+        self.rules = {rule.spec.id: rule for rule in rules}
+        self.by_subject = {subject: tuple(r for r in rules if r.spec.subject == subject)
+                           for subject in SUBJECTS}
+
+    def applying(self, subject: str, facts: dict) -> list[CompiledRule]:
+        """Return the rules of the subject whose condition holds for the facts."""
+        found = []
+        for rule in self.by_subject[subject]:
+            try:
+                if rule.applies(facts):
+                    found.append(rule)
+            except rule_engine.EngineError as error:
+                log.error("rule %s could not be evaluated: %s", rule.spec.id, error)
+        return found
+
+
+def _readable(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        text = f"{value:.1f}"
+        return text[:-2] if text.endswith(".0") else text
+    return str(value)
+
+
+# --- reading and checking --------------------------------------------------------------------
+
+
+def _resolver(thresholds: dict):
+    def resolve(facts, name):
+        if name in thresholds:
+            return thresholds[name]
+        try:
+            return facts[name]
+        except KeyError:
+            raise rule_engine.errors.SymbolResolutionError(name) from None
+
+    return resolve
+
+
+def _context(subject: str, thresholds: dict, types: dict | None = None) -> rule_engine.Context:
+    type_map = {name: fact.type for name, fact in FACTS[subject].items()}
+    type_map.update(types if types is not None else
+                    {name: DataType.from_value(value) for name, value in thresholds.items()})
+    return rule_engine.Context(type_resolver=type_map, resolver=_resolver(thresholds),
+                               default_timezone="utc", mapping_attribute_lookup=False)
+
+
+TYPE_NAMES = {"FLOAT": "a number", "STRING": "text", "BOOLEAN": "true or false",
+              "ARRAY": "a list", "DATETIME": "a date", "MAPPING": "a table"}
+
+
+def _type_name(data_type) -> str:
+    return TYPE_NAMES.get(data_type.name, data_type.name.lower())
+
+
+def _describe(value) -> str:
+    return f"{_type_name(DataType.from_value(value))} ({value!r})"
+
+
+def _compile(spec: RuleSpec, where: str) -> tuple[CompiledRule | None, list[Problem]]:
+    values = {name: t.value for name, t in spec.thresholds.items()}
+    context = _context(spec.subject, values)
+    try:
+        rule = rule_engine.Rule(spec.condition, context=context)
+    except rule_engine.errors.SymbolResolutionError as error:
+        return None, [_unknown_symbol(error, spec, where)]
+    except rule_engine.errors.RuleSyntaxError as error:
+        return None, [Problem(where, f"condition is not valid rule-engine syntax: "
+                                     f"{error.message}")]
+    except rule_engine.errors.EngineError as error:
+        return None, [_type_problem(spec, values, where, error)]
+    problems = []
+    result_type = rule.statement.expression.result_type
+    if result_type not in (DataType.BOOLEAN, DataType.UNDEFINED):
+        problems.append(Problem(where, f"condition gives {_type_name(result_type)}, not true or "
+                                       f"false; compare it with something (e.g. '> 0')"))
+    clock = sorted(CLOCK_BUILTINS & context.symbols - set(FACTS[spec.subject]) - set(values))
+    if clock:
+        problems.append(Problem(where, "condition reads the clock ("
+                                + ", ".join(f"${name}" for name in clock)
+                                + "); use a fact such as days_since_occurred instead"))
+    for name in sorted(set(values) - context.symbols - _placeholders(spec.message)):
+        problems.append(Problem(where, f"threshold '{name}' is used neither in the condition nor "
+                                       "in the message"))
+    if problems:
+        return None, problems
+    inputs = tuple(sorted(context.symbols & set(FACTS[spec.subject])))
+    return CompiledRule(spec, rule, inputs), []
+
+
+def _unknown_symbol(error, spec: RuleSpec, where: str) -> Problem:
+    hint = f" (did you mean '{error.suggestion}'?)" if error.suggestion else ""
+    return Problem(where, f"condition uses unknown field '{error.symbol_name}'{hint}; "
+                          f"{spec.subject} rules can use the facts listed on the policy page "
+                          "and the rule's own thresholds")
+
+
+def _type_problem(spec: RuleSpec, values: dict, where: str, error) -> Problem:
+    """Name the threshold whose type breaks the condition, if one does."""
+    base = {name: DataType.from_value(value) for name, value in values.items()}
+    for name, value in values.items():
+        if _parses(spec, values, base | {name: DataType.UNDEFINED}):
+            for wanted in (DataType.FLOAT, DataType.STRING, DataType.BOOLEAN):
+                if wanted != base[name] and _parses(spec, values, base | {name: wanted}):
+                    return Problem(where, f"threshold '{name}' has the wrong type: it is "
+                                          f"{_describe(value)}, but the condition needs "
+                                          f"{_type_name(wanted)}")
+            return Problem(where, f"threshold '{name}' has the wrong type for the condition: "
+                                  f"{_describe(value)}")
+    if "nullable" in error.message:
+        facts = FACTS[spec.subject]
+        maybe_null = sorted(name for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", spec.condition)
+                            if name in facts and facts[name].type.name == "NULLABLE")
+        if maybe_null:
+            return Problem(where, f"condition compares {', '.join(maybe_null)}, which may be "
+                                  f"null; give a default first, e.g. ({maybe_null[0]} ?? 0)")
+    return Problem(where, f"condition is not valid: {error.message}")
+
+
+def _parses(spec: RuleSpec, values: dict, types: dict) -> bool:
+    try:
+        rule_engine.Rule(spec.condition, context=_context(spec.subject, values, types))
+    except rule_engine.EngineError:
+        return False
+    return True
+
+
+def _placeholders(message: str) -> set[str]:
+    try:
+        return set(string.Template(message).get_identifiers())
+    except ValueError:
+        return set()
+
+
+def _text(raw: dict, key: str, where: str, problems: list[Problem]) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        problems.append(Problem(where, f"'{key}' is missing"))
+        return None
+    if not isinstance(value, str) or not value.strip():
+        problems.append(Problem(where, f"'{key}' must be non-empty text"))
+        return None
+    return value.strip()
+
+
+def _check_thresholds(raw, where: str, problems: list[Problem]) -> dict[str, Threshold]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(Problem(where, "'thresholds' must be a table of named values"))
+        return {}
+    thresholds = {}
+    for name, entry in raw.items():
+        place = f"{where}: threshold '{name}'"
+        if isinstance(entry, dict):
+            unknown = set(entry) - set(THRESHOLD_KEYS)
+            if unknown:
+                problems.append(Problem(place, f"unknown key(s) {', '.join(sorted(unknown))}; "
+                                               f"use {', '.join(THRESHOLD_KEYS)}"))
+            if "value" not in entry:
+                problems.append(Problem(place, "'value' is missing"))
+                continue
+            value, unit, description = entry["value"], entry.get("unit"), entry.get("description")
+        else:
+            value, unit, description = entry, None, None
+        if isinstance(value, bool) or isinstance(value, int | float | str):
+            pass
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            pass
+        else:
+            problems.append(Problem(place, f"has the wrong type: {type(value).__name__} "
+                                           f"({value!r}); use a number, text, true/false or a "
+                                           "list of texts"))
+            continue
+        if name in FACTS["interaction"] or name in FACTS["partnership"]:
+            problems.append(Problem(place, "has the name of a fact; choose another name"))
+            continue
+        if not name.isidentifier():
+            problems.append(Problem(place, "name must be letters, digits and underscores"))
+            continue
+        thresholds[name] = Threshold(name, value, unit, description)
+    return thresholds
+
+
+def _check_rule(raw, index: int, seen: set[str], problems: list[Problem]) -> RuleSpec | None:
+    where = f"rule #{index}"
+    if not isinstance(raw, dict):
+        problems.append(Problem(where, "must be a table ([[rules]])"))
+        return None
+    if isinstance(raw.get("id"), str) and raw["id"].strip():
+        where = f"rule {raw['id'].strip()}"
+    count = len(problems)
+    unknown = set(raw) - set(RULE_REQUIRED) - set(RULE_OPTIONAL)
+    if unknown:
+        problems.append(Problem(where, f"unknown key(s) {', '.join(sorted(unknown))}"))
+    values = {key: _text(raw, key, where, problems) for key in
+              ("id", "subject", "dimension", "severity", "title", "good_practice", "condition",
+               "message")}
+    rule_id = values["id"]
+    if rule_id is not None:
+        if rule_id in seen:
+            problems.append(Problem(where, f"duplicate rule id '{rule_id}'"))
+        seen.add(rule_id)
+    if values["severity"] is not None and values["severity"] not in SEVERITIES:
+        problems.append(Problem(where, f"severity '{values['severity']}' is not one of "
+                                       f"{', '.join(SEVERITIES)}"))
+    if values["dimension"] is not None and values["dimension"] not in DIMENSIONS:
+        problems.append(Problem(where, f"dimension '{values['dimension']}' is not one of "
+                                       f"{', '.join(DIMENSIONS)}"))
+    if values["subject"] is not None and values["subject"] not in SUBJECTS:
+        problems.append(Problem(where, f"subject '{values['subject']}' is not one of "
+                                       f"{', '.join(SUBJECTS)}"))
+    reference = raw.get("reference")
+    if not (isinstance(reference, dict) and isinstance(reference.get("seed"), str)
+            and reference["seed"].strip()):
+        problems.append(Problem(where, "'reference' must name the seed document, e.g. "
+                                       "{ seed = \"000_620631ea2cdc474c.txt\", section = \"…\" }"))
+    poor = raw.get("poor_practice")
+    if poor is not None and not isinstance(poor, str):
+        problems.append(Problem(where, "'poor_practice' must be text"))
+    thresholds = _check_thresholds(raw.get("thresholds"), where, problems)
+    if values["message"] is not None:
+        try:
+            string.Template(values["message"]).substitute(
+                {name: "" for name in thresholds} | {name: "" for name in
+                                                     FACTS.get(values["subject"], {})})
+        except (KeyError, ValueError) as error:
+            problems.append(Problem(where, f"message refers to an unknown value {error}; use "
+                                           "$fact or $threshold names"))
+    if len(problems) > count:
+        return None
+    return RuleSpec(id=rule_id, subject=values["subject"], dimension=values["dimension"],
+                    severity=values["severity"], title=values["title"],
+                    good_practice=values["good_practice"], poor_practice=poor,
+                    reference=dict(reference), condition=values["condition"],
+                    message=values["message"], thresholds=thresholds)
+
+
+def _check_header(raw, problems: list[Problem]) -> dict | None:
+    where = "[policy]"
+    if not isinstance(raw, dict):
+        problems.append(Problem(where, "the table is missing (version, title, effective_from, "
+                                       "provenance)"))
+        return None
+    count = len(problems)
+    for key in sorted(set(raw) - set(POLICY_REQUIRED) - set(POLICY_OPTIONAL)):
+        problems.append(Problem(where, f"unknown key '{key}'"))
+    version = raw.get("version")
+    if not isinstance(version, str | int | float) or isinstance(version, bool) or \
+            not str(version).strip():
+        problems.append(Problem(where, "'version' is missing (e.g. version = \"2025.1\")"))
+    elif len(str(version)) > 40:
+        problems.append(Problem(where, "'version' is longer than 40 characters"))
+    _text(raw, "title", where, problems)
+    effective = raw.get("effective_from")
+    if not isinstance(effective, date):
+        problems.append(Problem(where, "'effective_from' must be a date (e.g. 2025-01-01)"))
+    provenance = raw.get("provenance")
+    if not isinstance(provenance, dict):
+        problems.append(Problem(where, "'provenance' must say how the policy was co-created "
+                                       "with patients: " + ", ".join(PROVENANCE_REQUIRED)))
+    else:
+        place = "[policy.provenance]"
+        for key in PROVENANCE_REQUIRED:
+            if key not in provenance:
+                problems.append(Problem(place, f"'{key}' is missing"))
+        people = provenance.get("co_created_with")
+        if "co_created_with" in provenance and not (
+                isinstance(people, list) and people and all(isinstance(p, str) for p in people)):
+            problems.append(Problem(place, "'co_created_with' must list who co-created the "
+                                           "policy (patients, caregivers, patient groups)"))
+        sessions = provenance.get("co_created_on")
+        if "co_created_on" in provenance and not (
+                isinstance(sessions, date) or (isinstance(sessions, list) and sessions
+                                               and all(isinstance(d, date) for d in sessions))):
+            problems.append(Problem(place, "'co_created_on' must be a date or a list of dates"))
+        if "approved_on" in provenance and not isinstance(provenance["approved_on"], date):
+            problems.append(Problem(place, "'approved_on' must be a date"))
+    for key in POLICY_OPTIONAL:
+        if key in raw and not isinstance(raw[key], str):
+            problems.append(Problem(where, f"'{key}' must be text"))
+    return raw if len(problems) == count else None
+
+
+def check_policy_text(data: bytes, source: str) -> tuple[CompiledPolicy | None, list[Problem]]:
+    """Read and check a policy file's content; return the compiled policy or the problems."""
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, [Problem(source, "is not UTF-8 text")]
+    except tomllib.TOMLDecodeError as error:
+        return None, [Problem(source, f"is not valid TOML: {error}")]
+    problems: list[Problem] = []
+    for key in sorted(set(raw) - {"policy", "rules"}):
+        problems.append(Problem(source, f"unknown top-level key '{key}' (use [policy] and "
+                                        "[[rules]])"))
+    header = _check_header(raw.get("policy"), problems)
+    raw_rules = raw.get("rules")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        problems.append(Problem(source, "no rules: add [[rules]] tables"))
+        raw_rules = []
+    seen: set[str] = set()
+    compiled = []
+    for index, raw_rule in enumerate(raw_rules, start=1):
+        spec = _check_rule(raw_rule, index, seen, problems)
+        if spec is None:
+            continue
+        rule, rule_problems = _compile(spec, f"rule {spec.id}")
+        problems.extend(rule_problems)
+        if rule is not None:
+            compiled.append(rule)
+    if problems:
+        return None, [Problem(f"{source}: {p.where}" if not p.where.startswith(source) else
+                              p.where, p.message) for p in problems]
+    policy = PolicySet(
+        version=str(header["version"]).strip(), title=header["title"].strip(),
+        effective_from=header["effective_from"], provenance=dict(header["provenance"]),
+        description=header.get("description"), supersedes=header.get("supersedes"),
+        changes=header.get("changes"), rules=tuple(rule.spec for rule in compiled),
+        source=source, digest=digest,
+    )
+    return CompiledPolicy(policy, compiled), []
+
+
+def check_policies_dir(directory: str | Path) -> tuple[CompiledPolicy | None, list[Problem]]:
+    """Check the policy file of a directory without using or changing the cache."""
+    path = Path(directory) / POLICY_FILE
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return None, [Problem(str(path), f"cannot be read ({error.strerror or error})")]
+    return check_policy_text(data, str(path))
+
+
+# --- the cache -------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_by_digest: dict[str, CompiledPolicy] = {}
+_last_good: dict[str, CompiledPolicy] = {}
+
+
+def load_policy(directory: str | Path) -> CompiledPolicy:
+    """Return the compiled policy of a directory, compiling it only when its content changed.
+
+    The file is read and hashed on every call (a few tens of microseconds): modification times
+    can miss an edit made within the same clock tick.
+    """
+    path = Path(directory) / POLICY_FILE
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise PolicyError([Problem(str(path), f"cannot be read ({error.strerror or error})")]) \
+            from None
+    digest = hashlib.sha256(data).hexdigest()
+    compiled = _by_digest.get(digest)
+    if compiled is None:
+        with _lock:
+            compiled = _by_digest.get(digest)
+            if compiled is None:
+                compiled, problems = check_policy_text(data, str(path))
+                if problems:
+                    raise PolicyError(problems)
+                _by_digest[digest] = compiled
+    _last_good[str(path)] = compiled
+    return compiled
+
+
+def last_good_policy(directory: str | Path) -> CompiledPolicy | None:
+    """Return the policy last loaded successfully from the directory, if any."""
+    return _last_good.get(str(Path(directory) / POLICY_FILE))

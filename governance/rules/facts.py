@@ -1,0 +1,258 @@
+"""The facts a policy condition can read: a flat dict per record, computed here in code.
+
+Conditions and thresholds are data (policies/rules.toml); what a fact *means* is code, so it is
+defined once, with its type and a description that the policy page shows to compliance officers.
+Facts are plain numbers, booleans and strings (no lists or dates) so that evaluation stays cheap.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from rule_engine import DataType
+
+NUMBER = DataType.FLOAT
+TEXT = DataType.STRING
+FLAG = DataType.BOOLEAN
+MAYBE_NUMBER = DataType.NULLABLE(DataType.FLOAT)
+MAYBE_TEXT = DataType.NULLABLE(DataType.STRING)
+
+DAYS_PER_MONTH = 30.4375
+DISEASE_STAGES_COVERED_BY_ALL = frozenset({"early", "intermediate", "late"})
+
+
+@dataclass(frozen=True)
+class Fact:
+    name: str
+    type: object
+    description: str
+
+    @property
+    def type_label(self) -> str:
+        return TYPE_LABELS[self.type.name if self.type.name != "NULLABLE" else
+                           "NULLABLE_" + self.type.inner_type.name]
+
+
+TYPE_LABELS = {
+    "FLOAT": "number",
+    "STRING": "text",
+    "BOOLEAN": "true/false",
+    "NULLABLE_FLOAT": "number or null",
+    "NULLABLE_STRING": "text or null",
+}
+
+
+def _catalogue(*facts: Fact) -> dict[str, Fact]:
+    return {fact.name: fact for fact in facts}
+
+
+INTERACTION_FACTS = _catalogue(
+    Fact("in_partnership", FLAG, "The interaction belongs to a partnership."),
+    Fact("format", TEXT, "The interaction's format (advisory_board, focus_group, …)."),
+    Fact("purpose_word_count", NUMBER, "Number of words in the stated purpose (0 when empty)."),
+    Fact("purpose_shared", FLAG, "A date is recorded on which the purpose went to participants."),
+    Fact("days_purpose_shared_before", MAYBE_NUMBER,
+         "Days between sharing the purpose and the interaction (negative: shared afterwards; "
+         "null: not shared)."),
+    Fact("product_specific", FLAG, "The discussion centres on a specific product."),
+    Fact("lifecycle_stage", MAYBE_TEXT, "The product's lifecycle stage at the interaction."),
+    Fact("months_to_approval", MAYBE_NUMBER,
+         "Months from the interaction to approval (approved_on, else expected_approval_on); "
+         "negative once approved; null when neither date is known."),
+    Fact("patient_participants", NUMBER, "Patients taking part."),
+    Fact("caregiver_participants", NUMBER, "Caregivers taking part."),
+    Fact("sponsor_staff", NUMBER, "Sponsor staff taking part."),
+    Fact("participant_ratio", MAYBE_NUMBER,
+         "(patients + caregivers) / sponsor staff; null when no sponsor staff took part."),
+    Fact("selection_method", MAYBE_TEXT, "How participants were chosen."),
+    Fact("stages_in_scope_count", NUMBER,
+         "Disease stages the discussion speaks for ('all' counts as early, intermediate, late)."),
+    Fact("stages_unrepresented", NUMBER,
+         "Disease stages in scope that no participant represents ('all' in scope needs every "
+         "stage represented)."),
+    Fact("protocol_followed", FLAG, "A standard protocol was followed."),
+    Fact("materials_co_created", FLAG, "Forms and discussion guide were developed with patients."),
+    Fact("facilitator", MAYBE_TEXT, "Who facilitated (sponsor_staff, patient_group, third_party)."),
+    Fact("modality", MAYBE_TEXT, "in_person, phone, video or hybrid."),
+    Fact("venue_type", MAYBE_TEXT, "sponsor_site, patient_group_site, neutral_venue, virtual, …"),
+    Fact("venue_agreed_by_patients", FLAG, "Patients agreed the venue."),
+    Fact("accessibility_reviewed", FLAG, "Access needs were reviewed."),
+    Fact("accommodations_count", NUMBER, "Number of access accommodations offered."),
+    Fact("has_summary", FLAG, "A summary of the interaction is recorded."),
+    Fact("days_to_summary", MAYBE_NUMBER,
+         "Days from the interaction to the recorded summary date (null when no dated summary)."),
+    Fact("days_to_outcomes_shared", MAYBE_NUMBER,
+         "Days from the interaction until outcomes went back to participants (null: not yet)."),
+    Fact("days_since_occurred", NUMBER,
+         "Days from the interaction to the evaluation date (negative for planned interactions)."),
+)
+
+PARTNERSHIP_FACTS = _catalogue(
+    Fact("partnership_status", TEXT, "proposed, active or closed."),
+    Fact("partnership_kind", TEXT,
+         "experiential, content_engagement, research_investment, advocacy or other."),
+    Fact("months_active", MAYBE_NUMBER,
+         "Months since the partnership started (null when no start date is recorded)."),
+    Fact("interactions_last_12_months", NUMBER,
+         "Interactions of the partnership in the 12 months up to the evaluation date."),
+    Fact("support_count", NUMBER, "Support lines recorded for the partnership."),
+    Fact("agreement_signed", FLAG, "A written agreement has a signature date."),
+    Fact("ip_terms_agreed", FLAG, "Intellectual-property terms are agreed."),
+    Fact("sponsor_share_of_group_support_pct", NUMBER,
+         "Highest share (%) over calendar years of the patient group's recorded industry support "
+         "that came from this partnership's sponsor (0 without valued support)."),
+    Fact("support_share_year", MAYBE_NUMBER, "The calendar year of that highest share."),
+    Fact("sponsor_share_of_group_income_pct", MAYBE_NUMBER,
+         "Highest share (%) over calendar years of the patient group's annual income that came "
+         "from this sponsor (null when the group's income is not recorded)."),
+    Fact("income_share_year", MAYBE_NUMBER, "The calendar year of that highest income share."),
+)
+
+FACTS = {"interaction": INTERACTION_FACTS, "partnership": PARTNERSHIP_FACTS}
+
+
+# --- interaction facts -----------------------------------------------------------------------
+
+
+def _days(later: date | None, earlier: date | None) -> int | None:
+    if later is None or earlier is None:
+        return None
+    return (later - earlier).days
+
+
+def _stages(values) -> set[str]:
+    stages = set(values or ())
+    if "all" in stages:
+        stages = (stages - {"all"}) | DISEASE_STAGES_COVERED_BY_ALL
+    return stages
+
+
+def interaction_facts(record, today: date) -> dict:
+    """Return the facts of one interaction (an ORM object or a row with the same attributes)."""
+    occurred = record.occurred_on
+    purpose = record.purpose
+    approval = record.approved_on or record.expected_approval_on
+    patients = record.patient_participants or 0
+    caregivers = record.caregiver_participants or 0
+    staff = record.sponsor_staff or 0
+    in_scope = _stages(record.stages_in_scope)
+    represented = _stages(record.stages_represented)
+    summary_on = record.summary_recorded_on
+    shared_on = record.purpose_shared_on
+    months = _days(approval, occurred)
+    return {
+        "in_partnership": record.partnership_id is not None,
+        "format": record.format,
+        "purpose_word_count": len(purpose.split()) if purpose else 0,
+        "purpose_shared": shared_on is not None,
+        "days_purpose_shared_before": _days(occurred, shared_on),
+        "product_specific": bool(record.product_specific),
+        "lifecycle_stage": record.lifecycle_stage,
+        "months_to_approval": None if months is None else months / DAYS_PER_MONTH,
+        "patient_participants": patients,
+        "caregiver_participants": caregivers,
+        "sponsor_staff": staff,
+        "participant_ratio": (patients + caregivers) / staff if staff else None,
+        "selection_method": record.selection_method,
+        "stages_in_scope_count": len(in_scope),
+        "stages_unrepresented": len(in_scope - represented),
+        "protocol_followed": bool(record.protocol_followed),
+        "materials_co_created": bool(record.materials_co_created),
+        "facilitator": record.facilitator,
+        "modality": record.modality,
+        "venue_type": record.venue_type,
+        "venue_agreed_by_patients": bool(record.venue_agreed_by_patients),
+        "accessibility_reviewed": bool(record.accessibility_reviewed),
+        "accommodations_count": len(record.accommodations or ()),
+        "has_summary": bool(record.summary and record.summary.strip()),
+        "days_to_summary": _days(summary_on, occurred),
+        "days_to_outcomes_shared": _days(record.outcomes_shared_on, occurred),
+        "days_since_occurred": (today - occurred).days,
+    }
+
+
+#: The interaction columns interaction_facts reads (the bulk path selects only these).
+INTERACTION_COLUMNS = (
+    "partnership_id", "format", "occurred_on", "purpose", "purpose_shared_on", "product_specific",
+    "lifecycle_stage", "approved_on", "expected_approval_on", "patient_participants",
+    "caregiver_participants", "sponsor_staff", "selection_method", "stages_in_scope",
+    "stages_represented", "protocol_followed", "materials_co_created", "facilitator", "modality",
+    "venue_type", "venue_agreed_by_patients", "accessibility_reviewed", "accommodations",
+    "summary", "summary_recorded_on", "outcomes_shared_on",
+)
+
+
+# --- partnership facts -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupSupport:
+    """One valued support line received by a patient group, attributed to a sponsor."""
+
+    sponsor_id: int
+    year: int
+    currency: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Concentration:
+    support_pct: float = 0.0
+    support_year: int | None = None
+    income_pct: float | None = None
+    income_year: int | None = None
+
+
+def concentration(sponsor_id: int, lines: list[GroupSupport], annual_income: Decimal | None,
+                  income_currency: str | None) -> Concentration:
+    """Return the sponsor's highest yearly share of the group's industry support and income.
+
+    Shares are computed within one currency (amounts in different currencies are never added);
+    the income share counts support in the income's currency (all support when none is given).
+    """
+    totals: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    mine: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    for line in lines:
+        key = (line.year, line.currency)
+        totals[key] += line.amount
+        if line.sponsor_id == sponsor_id:
+            mine[key] += line.amount
+    support_pct, support_year = 0.0, None
+    for key, total in sorted(totals.items()):
+        if total > 0 and mine[key] / total * 100 > support_pct:
+            support_pct, support_year = float(mine[key] / total * 100), key[0]
+    income_pct, income_year = None, None
+    if annual_income and annual_income > 0:
+        income_pct = 0.0
+        for (year, currency), amount in sorted(mine.items()):
+            if income_currency and currency != income_currency:
+                continue
+            share = float(amount / annual_income * 100)
+            if share > income_pct:
+                income_pct, income_year = share, year
+    return Concentration(support_pct, support_year, income_pct, income_year)
+
+
+def partnership_facts(record, *, today: date, interactions_last_12_months: int,
+                      support_count: int, shares: Concentration) -> dict:
+    """Return the facts of one partnership from its row and the aggregates computed for it."""
+    started = record.started_on
+    months = _days(today, started)
+    return {
+        "partnership_status": record.status,
+        "partnership_kind": record.kind,
+        "months_active": None if months is None else months / DAYS_PER_MONTH,
+        "interactions_last_12_months": interactions_last_12_months,
+        "support_count": support_count,
+        "agreement_signed": record.agreement_signed_on is not None,
+        "ip_terms_agreed": bool(record.ip_terms_agreed),
+        "sponsor_share_of_group_support_pct": shares.support_pct,
+        "support_share_year": shares.support_year,
+        "sponsor_share_of_group_income_pct": shares.income_pct,
+        "income_share_year": shares.income_year,
+    }
+
+
+PARTNERSHIP_COLUMNS = ("status", "kind", "started_on", "agreement_signed_on", "ip_terms_agreed",
+                       "sponsor_id", "patient_group_id")

@@ -1,0 +1,88 @@
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    TextAreaField,
+)
+from wtforms.validators import InputRequired, NumberRange, Optional
+
+from ..vocabulary import DIMENSIONS, FLAG_STATES, SEVERITIES, SIGNATURE_MEANINGS, choices
+
+
+def options(*groups) -> list[SelectChoice]:
+    """Return SelectChoice options from (value, label) pairs, lists of pairs, or options."""
+    found = []
+    for group in groups:
+        for item in ([group] if isinstance(group, tuple | SelectChoice) else group):
+            found.append(item if isinstance(item, SelectChoice)
+                         else SelectChoice(str(item[0]), item[1]))
+    return found
+
+
+def none_if_blank(value):
+    return value or None
+
+
+def int_or_none(value):
+    if value in (None, "", "None"):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class QueueFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    dimension = SelectField("Dimension",
+                            choices=options(("", "Any dimension"), choices(DIMENSIONS)),
+                            coerce=none_if_blank, validate_choice=False)
+    severity = SelectField("Severity", choices=options(("", "Any severity"), choices(SEVERITIES)),
+                           coerce=none_if_blank, validate_choice=False)
+    partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False)
+    rule = SelectField("Rule", coerce=none_if_blank, validate_choice=False)
+    state = SelectField("State", choices=options(choices(FLAG_STATES), ("", "Any state")),
+                        default="open", coerce=none_if_blank, validate_choice=False)
+    min_age_days = IntegerField("Open for at least (days)",
+                                validators=[Optional(), NumberRange(min=0, max=36500)])
+
+
+class TransitionForm(FlaskForm):
+    state = RadioField(
+        "Resolution",
+        choices=options([
+            ("acknowledged", "Acknowledge — keep the practice, with a justification"),
+            ("remediated", "Mark remediated — the record has been fixed"),
+            ("dismissed", "Dismiss — the rule does not apply here, with a reason"),
+        ]),
+        validators=[InputRequired(message="Choose how to resolve the flag.")],
+    )
+    note = TextAreaField("Justification or reason",
+                         description="Required to acknowledge or dismiss; kept in the audit "
+                                     "trail with your name and the time.",
+                         render_kw={"rows": 3})
+
+
+class SignOffForm(FlaskForm):
+    meaning = RadioField("Meaning of your signature", choices=options(choices(SIGNATURE_MEANINGS)),
+                         validators=[InputRequired(message="State what your signature means.")])
+    password = PasswordField("Your password",
+                             description="Re-enter your password to sign electronically.",
+                             validators=[InputRequired(message="Re-enter your password to "
+                                                               "sign.")],
+                             render_kw={"autocomplete": "current-password"})
+
+
+class DashboardFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    date_from = DateField("From", validators=[Optional()])
+    date_to = DateField("To", validators=[Optional()])
+    partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False)

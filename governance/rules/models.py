@@ -1,0 +1,57 @@
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..database import utcnow
+from ..extensions import db
+from ..records import Record
+from ..vocabulary import DIMENSIONS, FLAG_STATES, SEVERITIES
+
+CLOSED_STATES = ("acknowledged", "remediated", "dismissed")
+
+
+def _enum(values: dict, name: str) -> Enum:
+    return Enum(*values, name=name, native_enum=False, create_constraint=True)
+
+
+class Flag(Record, db.Model):
+    """A poor practice found by a policy rule on an interaction or a partnership."""
+
+    __tablename__ = "flags"
+
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id"), index=True)
+    partnership_id: Mapped[int | None] = mapped_column(ForeignKey("partnerships.id"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(60), index=True)
+    dimension: Mapped[str] = mapped_column(_enum(DIMENSIONS, "flag_dimension"))
+    severity: Mapped[str] = mapped_column(_enum(SEVERITIES, "flag_severity"))
+    state: Mapped[str] = mapped_column(_enum(FLAG_STATES, "flag_state"), default="open",
+                                       index=True)
+    message: Mapped[str] = mapped_column(Text)
+    # The version of the policy set under which the flag stands (raised, or found still applying).
+    policy_version: Mapped[str] = mapped_column(String(40))
+    note: Mapped[str | None] = mapped_column(Text)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolved_at: Mapped[datetime | None]
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    interaction = relationship("Interaction")
+    partnership = relationship("Partnership")
+    resolved_by = relationship("User")
+
+    __table_args__ = (
+        CheckConstraint("(interaction_id IS NULL) <> (partnership_id IS NULL)",
+                        name="exactly_one_subject"),
+        Index("ix_flags_state_dimension", "state", "dimension"),
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+    @property
+    def subject(self) -> str:
+        return "interaction" if self.interaction_id is not None else "partnership"
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} ({self.state})"

@@ -1,0 +1,629 @@
+"""Good-practice rules as data: every rule raises on poor practice and not on a near miss; flags
+follow the record; the policy files are checked before anything runs them."""
+
+import shutil
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from governance import create_app
+from governance.audit import history_of
+from governance.errors import Conflict, NotAllowed, ValidationFailed
+from governance.extensions import db
+from governance.interactions import services as interactions
+from governance.partnerships.models import Support
+from governance.rules import services
+from governance.rules.cli import check_policies_command
+from governance.rules.engine import PolicyError, check_policy_text, load_policy
+from governance.rules.models import Flag
+
+from .conftest import make_config
+
+PROJECT_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+TODAY = date.today()
+LONG_AGO = date(2025, 3, 14)  # GOOD_INTERACTION's date
+
+
+@pytest.fixture
+def policies_dir(tmp_path):
+    """A private copy of the shipped policy files that a test may change."""
+    target = tmp_path / "policies"
+    shutil.copytree(PROJECT_POLICIES, target)
+    return target
+
+
+@pytest.fixture
+def app_config(policies_dir):
+    return {"POLICIES_DIR": str(policies_dir)}
+
+
+def edit_policy(policies_dir: Path, *replacements: tuple[str, str]) -> None:
+    path = policies_dir / "rules.toml"
+    text = path.read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+
+
+def open_rules(flags) -> set[str]:
+    return {flag.rule_id for flag in flags if flag.state == "open"}
+
+
+def interaction_rules(interaction) -> set[str]:
+    return open_rules(services.flags_of_interaction(interaction.id))
+
+
+def partnership_rules(partnership) -> set[str]:
+    return open_rules(services.flags_of_partnership(partnership.id))
+
+
+def partnership_flag(partnership, rule_id: str) -> Flag:
+    return next(f for f in services.flags_of_partnership(partnership.id) if f.rule_id == rule_id)
+
+
+@pytest.fixture
+def partnership(make_partnership):
+    return make_partnership(agreement_signed_on=date(2024, 1, 1))
+
+
+@pytest.fixture
+def log(make_interaction, partnership):
+    """Log an interaction that follows every good practice, changed by the given values."""
+    def do(**values):
+        values.setdefault("partnership_id", partnership.id)
+        return make_interaction(**values)
+
+    return do
+
+
+# --- every interaction rule, both ways ------------------------------------------------------
+
+PRODUCT = {"product_specific": True, "product": "HLX-101", "facilitator": "third_party"}
+
+RULE_CASES = [
+    # rule, values that raise it, a near miss that does not
+    ("WHAT-ADHOC", {"partnership_id": None}, {}),
+    ("WHY-NOT-SHARED", {"purpose_shared_on": None}, {"purpose_shared_on": LONG_AGO}),
+    ("WHY-NOT-SHARED", {"purpose_shared_on": LONG_AGO + timedelta(days=1)},
+     {"purpose_shared_on": LONG_AGO - timedelta(days=1)}),
+    ("WHY-VAGUE", {"purpose": "Discuss the protocol"},
+     {"purpose": "Gather views on the draft visit schedule today"}),
+    ("WHY-VAGUE", {"purpose": None}, {"purpose": "one two three four five six seven eight"}),
+    ("WHEN-NEAR-APPROVAL", {**PRODUCT, "lifecycle_stage": "regulatory_review", "purpose": "Chat"},
+     {**PRODUCT, "lifecycle_stage": "regulatory_review"}),
+    ("WHEN-NEAR-APPROVAL", {**PRODUCT, "lifecycle_stage": "phase_3", "purpose_shared_on": None,
+                            "expected_approval_on": LONG_AGO + timedelta(days=300)},
+     {**PRODUCT, "lifecycle_stage": "phase_3", "purpose_shared_on": None,
+      "expected_approval_on": LONG_AGO + timedelta(days=400)}),
+    ("WHEN-NEAR-APPROVAL", {**PRODUCT, "lifecycle_stage": "post_approval", "purpose": "Chat",
+                            "approved_on": LONG_AGO - timedelta(days=200)},
+     {**PRODUCT, "lifecycle_stage": "post_approval", "purpose": "Chat",
+      "approved_on": LONG_AGO - timedelta(days=5 * 365)}),
+    ("WHO-PARITY", {"patient_participants": 2, "caregiver_participants": 0, "sponsor_staff": 3},
+     {"patient_participants": 2, "caregiver_participants": 1, "sponsor_staff": 3}),
+    ("WHO-UNREPRESENTATIVE", {"stages_represented": ["early"], "stages_in_scope": ["all"]},
+     {"stages_represented": ["early"], "stages_in_scope": ["early"]}),
+    ("WHO-UNREPRESENTATIVE", {"stages_represented": ["early", "intermediate"],
+                              "stages_in_scope": ["late"]},
+     {"stages_represented": ["all"], "stages_in_scope": ["late", "early"]}),
+    ("WHO-ADHOC-SELECTION", {"selection_method": "ad_hoc"},
+     {"selection_method": "standard_procedure"}),
+    ("HOW-NO-PATIENT-INPUT", {"materials_co_created": False}, {"materials_co_created": True}),
+    ("HOW-NO-PROTOCOL", {"protocol_followed": False}, {"protocol_followed": True}),
+    ("HOW-SPONSOR-LED-PRODUCT", {**PRODUCT, "facilitator": "sponsor_staff"},
+     {**PRODUCT, "facilitator": "third_party"}),
+    ("WHERE-SPONSOR-VENUE", {"venue_type": "sponsor_site", "venue_agreed_by_patients": False},
+     {"venue_type": "sponsor_site", "venue_agreed_by_patients": True}),
+    ("WHERE-ACCESS", {"modality": "hybrid", "accessibility_reviewed": False},
+     {"modality": "video", "accessibility_reviewed": False}),
+    ("DOC-NO-SUMMARY", {"summary": None, "summary_recorded_on": None},
+     {"summary_recorded_on": LONG_AGO + timedelta(days=30)}),
+    ("DOC-NO-SUMMARY", {"summary_recorded_on": LONG_AGO + timedelta(days=31)},
+     {"occurred_on": TODAY - timedelta(days=10), "summary": None, "summary_recorded_on": None,
+      "outcomes_shared_on": None, "purpose_shared_on": TODAY - timedelta(days=20)}),
+    ("DOC-NO-FEEDBACK", {"outcomes_shared_on": None},
+     {"outcomes_shared_on": LONG_AGO + timedelta(days=90)}),
+    ("DOC-NO-FEEDBACK", {"outcomes_shared_on": LONG_AGO + timedelta(days=91)},
+     {"occurred_on": TODAY - timedelta(days=60), "outcomes_shared_on": None,
+      "summary_recorded_on": TODAY - timedelta(days=50),
+      "purpose_shared_on": TODAY - timedelta(days=70)}),
+]
+
+
+@pytest.mark.parametrize("rule_id, raising, near_miss", RULE_CASES,
+                         ids=[f"{case[0]}-{n}" for n, case in enumerate(RULE_CASES)])
+def test_each_interaction_rule_raises_on_poor_practice_and_not_on_a_near_miss(
+        log, rule_id, raising, near_miss):
+    flagged = log(**raising)
+    assert rule_id in interaction_rules(flagged)
+    flag = next(f for f in services.flags_of_interaction(flagged.id) if f.rule_id == rule_id)
+    assert flag.policy_version == "2025.1"
+    assert flag.message and "$" not in flag.message
+    assert rule_id not in interaction_rules(log(**near_miss))
+
+
+def test_an_interaction_following_every_practice_raises_no_flag(log):
+    assert interaction_rules(log()) == set()
+
+
+def test_every_rule_of_the_domain_table_is_in_the_shipped_policy():
+    domain = {"WHAT-ADHOC", "WHAT-TRANSACTIONAL", "WHY-NOT-SHARED", "WHY-VAGUE",
+              "WHEN-NEAR-APPROVAL", "WHO-PARITY", "WHO-UNREPRESENTATIVE", "WHO-ADHOC-SELECTION",
+              "HOW-NO-PATIENT-INPUT", "HOW-NO-PROTOCOL", "HOW-SPONSOR-LED-PRODUCT",
+              "WHERE-SPONSOR-VENUE", "WHERE-ACCESS", "DOC-NO-SUMMARY", "DOC-NO-FEEDBACK",
+              "PART-NO-AGREEMENT", "PART-IP-UNSETTLED", "PART-CONCENTRATION"}
+    policy = load_policy(PROJECT_POLICIES)
+    assert set(policy.rules) == domain
+    for rule in policy.rules.values():
+        assert rule.spec.good_practice and rule.spec.reference["seed"].endswith(".txt")
+    provenance = policy.policy.provenance
+    assert provenance["co_created_with"] and provenance["approved_on"]
+
+
+# --- partnership rules, both ways -----------------------------------------------------------
+
+
+def add_support(partnership, amount, paid_on=None, recipient_id=None):
+    db.session.add(Support(partnership_id=partnership.id,
+                           recipient_id=recipient_id or partnership.patient_group_id,
+                           paid_on=paid_on or TODAY - timedelta(days=20), kind="grant",
+                           amount=None if amount is None else Decimal(amount), currency="GBP",
+                           description="Grant towards the patient helpline"))
+    db.session.flush()
+
+
+def test_partnership_meeting_less_than_twice_a_year_is_transactional(log, partnership):
+    log(occurred_on=TODAY - timedelta(days=40), purpose_shared_on=TODAY - timedelta(days=50),
+        summary_recorded_on=TODAY - timedelta(days=35), outcomes_shared_on=None)
+    assert "WHAT-TRANSACTIONAL" in partnership_rules(partnership)
+    log(occurred_on=TODAY - timedelta(days=20), purpose_shared_on=TODAY - timedelta(days=30),
+        summary_recorded_on=TODAY - timedelta(days=15), outcomes_shared_on=None)
+    assert "WHAT-TRANSACTIONAL" not in partnership_rules(partnership)
+    flag = db.session.scalar(select(Flag).where(Flag.rule_id == "WHAT-TRANSACTIONAL"))
+    assert flag.state == "remediated"
+
+
+def test_new_or_proposed_partnerships_are_not_judged_transactional(make_partnership):
+    new = make_partnership("New", started_on=TODAY - timedelta(days=30))
+    proposed = make_partnership("Proposed", status="proposed")
+    for partnership in (new, proposed):
+        services.evaluate_partnership(partnership)
+        assert "WHAT-TRANSACTIONAL" not in partnership_rules(partnership)
+    old = make_partnership("Old", started_on=TODAY - timedelta(days=400))
+    services.evaluate_partnership(old)
+    assert "WHAT-TRANSACTIONAL" in partnership_rules(old)
+
+
+def test_support_without_a_signed_agreement_is_flagged(make_partnership):
+    unsigned = make_partnership("Unsigned")
+    signed = make_partnership("Signed", agreement_signed_on=date(2024, 2, 1))
+    services.evaluate_partnership(unsigned)
+    assert "PART-NO-AGREEMENT" not in partnership_rules(unsigned)
+    for partnership in (unsigned, signed):
+        add_support(partnership, 1000)
+        services.evaluate_partnership(partnership)
+    assert "PART-NO-AGREEMENT" in partnership_rules(unsigned)
+    assert "PART-NO-AGREEMENT" not in partnership_rules(signed)
+
+
+def test_research_partnership_without_ip_terms_is_flagged(make_partnership):
+    research = make_partnership("Research", kind="research_investment")
+    settled = make_partnership("Settled", kind="research_investment", ip_terms_agreed=True)
+    content = make_partnership("Content", kind="content_engagement")
+    for partnership in (research, settled, content):
+        services.evaluate_partnership(partnership)
+    assert "PART-IP-UNSETTLED" in partnership_rules(research)
+    assert "PART-IP-UNSETTLED" not in partnership_rules(settled)
+    assert "PART-IP-UNSETTLED" not in partnership_rules(content)
+
+
+@pytest.fixture
+def two_sponsors(make_org, make_partnership, patient_group):
+    other = make_org("Northwind Therapeutics", "sponsor")
+    first = make_partnership("First sponsor", agreement_signed_on=date(2024, 1, 1))
+    second = make_partnership("Second sponsor", sponsor_id=other.id,
+                              agreement_signed_on=date(2024, 1, 1))
+    return first, second
+
+
+def test_one_sponsor_giving_most_of_a_groups_support_is_flagged(two_sponsors):
+    first, second = two_sponsors
+    add_support(first, 6000)
+    add_support(second, 4000)
+    services.evaluate_partnership(first)
+    assert "PART-CONCENTRATION" in partnership_rules(first)
+    assert "PART-CONCENTRATION" not in partnership_rules(second)
+    assert "60 %" in partnership_flag(first, "PART-CONCENTRATION").message
+
+
+def test_an_even_split_between_sponsors_is_a_near_miss(two_sponsors):
+    first, second = two_sponsors
+    add_support(first, 5000)
+    add_support(second, 5000)
+    add_support(first, None)  # in-kind support that cannot be valued does not count
+    services.evaluate_partnership(first)
+    assert "PART-CONCENTRATION" not in partnership_rules(first) | partnership_rules(second)
+
+
+def test_more_than_a_quarter_of_a_groups_income_is_flagged(two_sponsors, patient_group):
+    first, second = two_sponsors
+    patient_group.annual_income = Decimal("100000")
+    patient_group.income_currency = "GBP"
+    add_support(first, 26000)
+    add_support(second, 26000)
+    services.evaluate_partnership(first)
+    assert "PART-CONCENTRATION" in partnership_rules(first)
+    db.session.execute(Support.__table__.update().values(amount=Decimal("25000")))
+    services.evaluate_partnership(first)
+    assert "PART-CONCENTRATION" not in partnership_rules(first) | partnership_rules(second)
+
+
+def test_shares_are_counted_per_calendar_year(two_sponsors):
+    first, second = two_sponsors
+    add_support(first, 9000, paid_on=date(2023, 6, 1))
+    add_support(second, 1000, paid_on=date(2023, 6, 1))
+    add_support(second, 9000, paid_on=date(2024, 6, 1))
+    add_support(first, 1000, paid_on=date(2024, 6, 1))
+    services.evaluate_partnership(first)
+    assert "PART-CONCENTRATION" in partnership_rules(first)
+    assert "PART-CONCENTRATION" in partnership_rules(second)
+    assert "2023" in partnership_flag(first, "PART-CONCENTRATION").message
+
+
+# --- flags follow the record ----------------------------------------------------------------
+
+
+def test_fixing_the_record_closes_its_flag_automatically_and_audits_it(
+        log, compliance_user):
+    interaction = log(protocol_followed=False)
+    flag = services.flags_of_interaction(interaction.id)[0]
+    assert flag.rule_id == "HOW-NO-PROTOCOL"
+    interactions.update_interaction(interaction, {"protocol_followed": True}, compliance_user,
+                                    reason="Protocol was in fact followed")
+    db.session.commit()
+    assert flag.state == "remediated"
+    assert flag.note == "No longer applies under policy v2025.1."
+    assert flag.resolved_by_id is None
+    events = history_of("flag", flag.id)
+    assert [e.action for e in events] == ["create", "update"]
+    assert events[1].change_set["state"] == ["open", "remediated"]
+
+
+def test_evaluating_again_keeps_one_open_flag_per_rule(log):
+    interaction = log(protocol_followed=False, selection_method="ad_hoc")
+    for _ in range(3):
+        services.evaluate_interaction(interaction)
+    flags = services.flags_of_interaction(interaction.id)
+    assert sorted(f.rule_id for f in flags) == ["HOW-NO-PROTOCOL", "WHO-ADHOC-SELECTION"]
+
+
+def test_poor_practice_coming_back_opens_a_new_flag(log, compliance_user):
+    interaction = log(protocol_followed=False)
+    interactions.update_interaction(interaction, {"protocol_followed": True}, compliance_user)
+    interactions.update_interaction(interaction, {"protocol_followed": False}, compliance_user)
+    flags = services.flags_of_interaction(interaction.id)
+    assert sorted(f.state for f in flags) == ["open", "remediated"]
+
+
+def test_voiding_a_record_withdraws_its_open_flags(log, compliance_user):
+    interaction = log(protocol_followed=False)
+    interactions.void_interaction(interaction, compliance_user, "Logged twice")
+    flag = db.session.scalar(select(Flag))
+    assert flag.voided_at is not None and flag.void_reason == "The interaction was voided."
+    assert services.flags_of_interaction(interaction.id) == []
+
+
+def test_moving_an_interaction_re_evaluates_the_partnership_it_left(
+        log, make_partnership, compliance_user, partnership):
+    recent = {"occurred_on": TODAY - timedelta(days=20),
+              "purpose_shared_on": TODAY - timedelta(days=30), "outcomes_shared_on": None,
+              "summary_recorded_on": TODAY - timedelta(days=10)}
+    log(**recent)
+    moving = log(**recent)
+    assert "WHAT-TRANSACTIONAL" not in partnership_rules(partnership)
+    other = make_partnership("Other", agreement_signed_on=date(2024, 1, 1))
+    interactions.update_interaction(moving, {"partnership_id": other.id}, compliance_user)
+    assert "WHAT-TRANSACTIONAL" in partnership_rules(partnership)
+
+
+def test_interactions_can_be_found_by_flag_rule_and_state(log, compliance_user):
+    flagged = log(protocol_followed=False)
+    log()
+    page = interactions.find_interactions(
+        compliance_user, interactions.InteractionFilter(rule="HOW-NO-PROTOCOL", state="open"))
+    assert [i.id for i in page.items] == [flagged.id]
+
+
+# --- resolving flags --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def open_flag(log):
+    interaction = log(protocol_followed=False)
+    return services.flags_of_interaction(interaction.id)[0]
+
+
+def test_flag_json_has_the_api_shape(open_flag):
+    assert services.flag_json(open_flag) == {
+        "id": open_flag.id, "rule": "HOW-NO-PROTOCOL", "dimension": "HOW", "severity": "low",
+        "state": "open", "message": "No standard protocol was followed for this interaction.",
+    }
+
+
+def test_compliance_acknowledges_a_flag_with_a_justification(open_flag, compliance_user):
+    services.transition_flag(open_flag, "acknowledged", "Pilot format agreed with the panel",
+                             compliance_user)
+    db.session.commit()
+    assert open_flag.state == "acknowledged"
+    assert open_flag.resolved_by_id == compliance_user.id and open_flag.resolved_at
+    event = history_of("flag", open_flag.id)[-1]
+    assert event.actor_id == compliance_user.id
+    assert event.reason == "Pilot format agreed with the panel"
+
+
+@pytest.mark.parametrize("state, note, error, field", [
+    ("acknowledged", "  ", ValidationFailed, "note"),
+    ("dismissed", None, ValidationFailed, "note"),
+    ("reopened", "why not", ValidationFailed, "state"),
+    ("remediated", None, Conflict, None),  # the record still breaks the rule
+])
+def test_refused_transitions_change_nothing(open_flag, compliance_user, state, note, error,
+                                            field):
+    with pytest.raises(error) as raised:
+        services.transition_flag(open_flag, state, note, compliance_user)
+    if field:
+        assert field in raised.value.fields
+    db.session.rollback()
+    assert db.session.get(Flag, open_flag.id).state == "open"
+
+
+def test_a_closed_flag_cannot_change_again(open_flag, compliance_user):
+    services.transition_flag(open_flag, "dismissed", "Not applicable to surveys",
+                             compliance_user)
+    with pytest.raises(Conflict, match="already dismissed"):
+        services.transition_flag(open_flag, "acknowledged", "Changed my mind", compliance_user)
+
+
+@pytest.mark.parametrize("role", ["partner", "advocate", "auditor"])
+def test_only_compliance_may_resolve_flags(open_flag, make_user, patient_group, role):
+    user = make_user(role, patient_group if role in ("partner", "advocate") else None)
+    with pytest.raises(NotAllowed):
+        services.transition_flag(open_flag, "acknowledged", "Looks fine to us", user)
+    assert open_flag.state == "open"
+
+
+def test_remediated_is_accepted_once_the_record_no_longer_breaks_the_rule(
+        open_flag, compliance_user):
+    open_flag.interaction.protocol_followed = True  # fixed without re-evaluation (e.g. import)
+    db.session.flush()
+    services.transition_flag(open_flag, "remediated", None, compliance_user)
+    assert open_flag.state == "remediated"
+
+
+def test_acknowledged_flag_is_not_reopened_under_the_same_policy_version(
+        open_flag, compliance_user):
+    services.transition_flag(open_flag, "acknowledged", "Accepted for this pilot",
+                             compliance_user)
+    services.evaluate_interaction(open_flag.interaction)
+    assert [f.state for f in services.flags_of_interaction(open_flag.interaction_id)] == [
+        "acknowledged"]
+
+
+def test_partner_cannot_resolve_a_flag_through_the_page(client, log_in, open_flag, make_user,
+                                                       patient_group):
+    partner = make_user("partner", patient_group)
+    log_in(partner)
+    response = client.post(f"/review/flags/{open_flag.id}",
+                           data={"state": "dismissed", "note": "Not relevant"})
+    assert response.status_code == 403
+    assert db.session.get(Flag, open_flag.id).state == "open"
+
+
+def test_compliance_resolves_a_flag_on_its_page(client, log_in, open_flag, compliance_user):
+    log_in(compliance_user)
+    page = client.get(f"/review/flags/{open_flag.id}").get_data(as_text=True)
+    assert "Standardize protocols, forms, and procedures" in page
+    response = client.post(f"/review/flags/{open_flag.id}", data={"state": "dismissed"})
+    assert response.status_code == 422
+    assert "Say why this flag does not apply." in response.get_data(as_text=True)
+    response = client.post(f"/review/flags/{open_flag.id}",
+                           data={"state": "dismissed", "note": "Informal survey, no protocol"})
+    assert response.status_code == 303
+    db.session.expire_all()
+    flag = db.session.get(Flag, open_flag.id)
+    assert (flag.state, flag.note) == ("dismissed", "Informal survey, no protocol")
+
+
+# --- policy changes and re-evaluation -------------------------------------------------------
+
+
+def test_reevaluation_after_a_policy_change_opens_and_closes_flags(
+        app, log, runner, policies_dir):
+    short = log(purpose="Hear patients on the draft visit schedule of the trial")  # 10 words
+    assert interaction_rules(short) == set()
+    edit_policy(policies_dir, ('version = "2025.1"', 'version = "2025.2"'),
+                ("min_words = { value = 8,", "min_words = { value = 12,"))
+    result = runner.invoke(args=["reevaluate"])
+    assert result.exit_code == 0, result.output
+    assert "under policy v2025.2: 1 flags opened, 0 closed" in result.output
+    db.session.expire_all()
+    assert interaction_rules(short) == {"WHY-VAGUE"}
+    flag = services.flags_of_interaction(short.id)[0]
+    assert flag.policy_version == "2025.2" and "at least 12 words" in flag.message
+
+    edit_policy(policies_dir, ('version = "2025.2"', 'version = "2025.3"'),
+                ("min_words = { value = 12,", "min_words = { value = 8,"))
+    result = runner.invoke(args=["reevaluate"])
+    assert "0 flags opened, 1 closed" in result.output
+    db.session.expire_all()
+    flag = db.session.get(Flag, flag.id)
+    assert flag.state == "remediated" and flag.note == "No longer applies under policy v2025.3."
+    assert [e.action for e in history_of("flag", flag.id)] == ["create", "update"]
+    from governance.audit import verify_chain
+    assert verify_chain().intact
+
+
+def test_reevaluation_is_idempotent(log, runner):
+    log(protocol_followed=False)
+    before = db.session.scalar(select(db.func.count()).select_from(Flag))
+    first = runner.invoke(args=["reevaluate"])
+    second = runner.invoke(args=["reevaluate"])
+    assert "0 flags opened, 0 closed" in first.output
+    assert "0 flags opened, 0 closed" in second.output
+    assert db.session.scalar(select(db.func.count()).select_from(Flag)) == before
+
+
+def test_acknowledged_flag_is_raised_again_under_a_new_policy_version(
+        open_flag, compliance_user, policies_dir):
+    services.transition_flag(open_flag, "acknowledged", "Accepted for this pilot",
+                             compliance_user)
+    db.session.commit()
+    edit_policy(policies_dir, ('version = "2025.1"', 'version = "2026.1"'))
+    services.reevaluate_all()
+    db.session.commit()
+    flags = services.flags_of_interaction(open_flag.interaction_id)
+    assert sorted((f.state, f.policy_version) for f in flags) == [
+        ("acknowledged", "2025.1"), ("open", "2026.1")]
+
+
+def test_bulk_and_single_evaluation_agree(log, make_partnership, compliance_user):
+    log(protocol_followed=False, selection_method="ad_hoc", venue_type="sponsor_site",
+        venue_agreed_by_patients=False)
+    log(partnership_id=None, purpose="Chat", purpose_shared_on=None)
+    services.evaluate_partnership(make_partnership("Research", kind="research_investment"))
+    before = {(f.interaction_id, f.partnership_id, f.rule_id, f.state)
+              for f in db.session.scalars(select(Flag))}
+    db.session.execute(Flag.__table__.delete())  # start again from nothing, in bulk
+    services.reevaluate_all()
+    after = {(f.interaction_id, f.partnership_id, f.rule_id, f.state)
+             for f in db.session.scalars(select(Flag))}
+    assert after == before
+    assert {rule for _i, _p, rule, _s in after} >= {"HOW-NO-PROTOCOL", "WHO-ADHOC-SELECTION",
+                                                    "WHERE-SPONSOR-VENUE", "WHAT-ADHOC",
+                                                    "WHY-VAGUE", "PART-IP-UNSETTLED"}
+
+
+def test_compliance_re_evaluates_with_the_button(client, log_in, compliance_user, log):
+    log(protocol_followed=False)
+    log_in(compliance_user)
+    response = client.post("/review/reevaluate")
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Re-evaluated 1 interactions" in page
+
+
+def test_advocate_cannot_re_evaluate(client, log_in, make_user, sponsor):
+    log_in(make_user("advocate", sponsor))
+    assert client.post("/review/reevaluate").status_code == 403
+
+
+def test_a_policy_file_broken_while_running_keeps_the_last_good_policy(
+        log, policies_dir, client, log_in, compliance_user):
+    edit_policy(policies_dir, ('severity = "low"', 'severity = "urgent"'))
+    interaction = log(protocol_followed=False)  # still evaluated under v2025.1
+    assert interaction_rules(interaction) == {"HOW-NO-PROTOCOL"}
+    log_in(compliance_user)
+    response = client.post("/review/reevaluate", follow_redirects=True)
+    assert "nothing was re-evaluated" in response.get_data(as_text=True)
+    assert "severity &#39;urgent&#39; is not one of low, medium, high" in \
+        response.get_data(as_text=True)
+
+
+# --- checking the policy files ----------------------------------------------------------------
+
+BAD_POLICIES = [
+    ("unknown field", ("condition = \"purpose_word_count < min_words\"",
+                       "condition = \"purpose_words < min_words\""),
+     "rule WHY-VAGUE: condition uses unknown field 'purpose_words' "
+     "(did you mean 'purpose_word_count'?)"),
+    ("bad severity", ('severity = "low"', 'severity = "urgent"'),
+     "rule WHAT-TRANSACTIONAL: severity 'urgent' is not one of low, medium, high"),
+    ("duplicate id", ('id = "WHY-VAGUE"', 'id = "WHY-NOT-SHARED"'),
+     "rule WHY-NOT-SHARED: duplicate rule id 'WHY-NOT-SHARED'"),
+    ("threshold type", ("min_words = { value = 8,", "min_words = { value = \"eight\","),
+     "rule WHY-VAGUE: threshold 'min_words' has the wrong type: it is text ('eight'), but the "
+     "condition needs a number"),
+    ("bad dimension", ('dimension = "WHERE"', 'dimension = "THERE"'),
+     "rule WHERE-SPONSOR-VENUE: dimension 'THERE' is not one of"),
+    ("syntax", ('condition = "not protocol_followed"', 'condition = "not protocol_followed or"'),
+     "rule HOW-NO-PROTOCOL: condition is not valid rule-engine syntax"),
+    ("null unchecked", ("(participant_ratio ?? min_ratio) < min_ratio",
+                        "participant_ratio < min_ratio"),
+     "rule WHO-PARITY: condition compares participant_ratio, which may be null"),
+    ("missing provenance", ('approved_by = "Patient advisory panel and the compliance '
+                            'committee, jointly"\n', ""),
+     "[policy.provenance]: 'approved_by' is missing"),
+    ("not TOML", ('[policy]', '[policy'), "is not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("name, replacement, expected", BAD_POLICIES,
+                         ids=[case[0] for case in BAD_POLICIES])
+def test_check_policies_reports_each_problem_on_one_line(policies_dir, name, replacement,
+                                                         expected):
+    edit_policy(policies_dir, replacement)
+    result = CliRunner().invoke(check_policies_command, ["--dir", str(policies_dir)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if "rules.toml" in line]
+    assert len(lines) == 1, result.output
+    assert expected in lines[0]
+
+
+def test_check_policies_reports_every_problem_at_once(policies_dir):
+    edit_policy(policies_dir, ('severity = "low"', 'severity = "urgent"'),
+                ('id = "WHY-VAGUE"', 'id = "WHY-NOT-SHARED"'))
+    result = CliRunner().invoke(check_policies_command, ["--dir", str(policies_dir)])
+    assert result.exit_code == 1
+    assert "urgent" in result.output and "duplicate rule id" in result.output
+    assert "2 problems found" in result.output
+
+
+def test_check_policies_confirms_valid_files(runner):
+    result = runner.invoke(args=["check-policies"])
+    assert result.exit_code == 0, result.output
+    assert "policy v2025.1" in result.output and "18 rules — valid" in result.output
+
+
+def test_a_policy_file_missing_is_reported(tmp_path):
+    result = CliRunner().invoke(check_policies_command, ["--dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "rules.toml: cannot be read" in result.output
+
+
+def test_conditions_may_not_read_the_clock():
+    text = (PROJECT_POLICIES / "rules.toml").read_text(encoding="utf-8").replace(
+        'condition = "not protocol_followed"', 'condition = "not protocol_followed and '
+        '$today > $now"')
+    _policy, problems = check_policy_text(text.encode(), "rules.toml")
+    assert "reads the clock ($now, $today)" in str(problems[0])
+
+
+def test_a_new_rule_needs_no_code_change(log, policies_dir):
+    with (policies_dir / "rules.toml").open("a", encoding="utf-8") as file:
+        file.write('''
+[[rules]]
+id = "WHO-SMALL-GROUP"
+subject = "interaction"
+dimension = "WHO"
+severity = "low"
+title = "Very small group"
+good_practice = "Enough participants to hear more than one voice."
+reference = { seed = "000_620631ea2cdc474c.txt", section = "WHO" }
+condition = "patient_participants + caregiver_participants < min_people"
+message = "Only $patient_participants patient(s) took part."
+thresholds = { min_people = 3 }
+''')
+    interaction = log(patient_participants=1, caregiver_participants=1, sponsor_staff=1)
+    assert interaction_rules(interaction) == {"WHO-SMALL-GROUP"}
+
+
+def test_the_app_refuses_to_start_on_an_invalid_policy_set(tmp_path, policies_dir):
+    edit_policy(policies_dir, ('severity = "low"', 'severity = "urgent"'))
+    with pytest.raises(PolicyError) as refused:
+        create_app(make_config(tmp_path, POLICIES_DIR=str(policies_dir)))
+    assert "severity 'urgent' is not one of low, medium, high" in str(refused.value)
