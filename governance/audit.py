@@ -96,8 +96,9 @@ SYSTEM = Actor(None, "system")
 
 
 def current_actor(session: Session) -> Actor:
-    if "actor" in session.info:
-        return session.info["actor"]
+    for key in ("actor", "transaction_actor"):
+        if key in session.info:
+            return session.info[key]
     if has_request_context():
         from flask_login import current_user
 
@@ -123,6 +124,11 @@ def acting_as(actor: Actor | None = None, reason: str | None = None):
                 info.pop(key, None)
             else:
                 info[key] = value
+
+
+def set_actor(user) -> None:
+    """Attribute the changes of the current transaction to a user (kept until commit)."""
+    db.session.info["transaction_actor"] = Actor(user.id, user.email)
 
 
 def set_reason(reason: str | None) -> None:
@@ -251,8 +257,8 @@ def event_hash(row: dict) -> str:
 
 
 def _forget_transaction_info(session, *_args):
-    session.info.pop("audit_reason", None)
-    session.info.pop("audit_pending", None)
+    for key in ("audit_reason", "audit_pending", "transaction_actor"):
+        session.info.pop(key, None)
 
 
 def _install_listeners() -> None:

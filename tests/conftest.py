@@ -7,7 +7,7 @@ marked `sqlite_only` or `postgres_only` are deselected on the other database.
 
 import os
 import re
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -278,6 +278,11 @@ def make_interaction(app, compliance_user, sponsor):
 
     def make(**values):
         data = dict(GOOD_INTERACTION, organisation_id=sponsor.id)
+        if "occurred_on" in values:  # keep the documentation dates in step with the meeting
+            occurred = values["occurred_on"]
+            data.update(purpose_shared_on=occurred - timedelta(days=14),
+                        summary_recorded_on=occurred + timedelta(days=6),
+                        outcomes_shared_on=occurred + timedelta(days=27))
         data.update(values)
         interaction = services.log_interaction(data, compliance_user)
         db.session.commit()

@@ -12,6 +12,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..forms import options
 from ..vocabulary import (
     ACCOMMODATIONS,
     DIMENSION_GOOD_PRACTICE,
@@ -33,8 +34,8 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = widgets.CheckboxInput()
 
 
-def blank_choices(vocabulary: dict, blank: str = "— not recorded —") -> list[tuple[str, str]]:
-    return [("", blank), *choices(vocabulary)]
+def blank_choices(vocabulary: dict, blank: str = "— not recorded —") -> list:
+    return options([("", blank), *choices(vocabulary)])
 
 
 def none_if_blank(value):
@@ -51,7 +52,7 @@ def int_or_none(value):
 
 
 def _select(label, vocabulary, description=None, blank=True):
-    return SelectField(label, choices=blank_choices(vocabulary) if blank else choices(vocabulary),
+    return SelectField(label, choices=blank_choices(vocabulary) if blank else options(choices(vocabulary)),
                        coerce=none_if_blank, validate_choice=False, description=description)
 
 
@@ -73,7 +74,7 @@ class InteractionForm(FlaskForm):
     activity_codes = SelectMultipleField("Engagement activities served", validate_choice=False,
                                          description="The prioritised activities this "
                                          "interaction worked on (hold Ctrl to pick several).")
-    patient_needs = MultiCheckboxField("Patient needs served", choices=choices(PATIENT_NEEDS),
+    patient_needs = MultiCheckboxField("Patient needs served", choices=options(choices(PATIENT_NEEDS)),
                                        validate_choice=False)
 
     partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False,
@@ -95,10 +96,10 @@ class InteractionForm(FlaskForm):
     sponsor_staff = _count("Sponsor staff")
     selection_method = _select("How participants were chosen", SELECTION_METHODS)
     stages_represented = MultiCheckboxField("Disease stages of the participants",
-                                            choices=choices(DISEASE_STAGES),
+                                            choices=options(choices(DISEASE_STAGES)),
                                             validate_choice=False)
     stages_in_scope = MultiCheckboxField("Disease stages the discussion speaks for",
-                                         choices=choices(DISEASE_STAGES), validate_choice=False)
+                                         choices=options(choices(DISEASE_STAGES)), validate_choice=False)
 
     protocol_followed = BooleanField("A standard protocol was followed")
     materials_co_created = BooleanField("Forms and discussion guide were developed with patients")
@@ -108,7 +109,7 @@ class InteractionForm(FlaskForm):
     venue_type = _select("Venue", VENUE_TYPES)
     venue_agreed_by_patients = BooleanField("Patients agreed the venue")
     accessibility_reviewed = BooleanField("Access needs were reviewed beforehand")
-    accommodations = MultiCheckboxField("Accommodations offered", choices=choices(ACCOMMODATIONS),
+    accommodations = MultiCheckboxField("Accommodations offered", choices=options(choices(ACCOMMODATIONS)),
                                         validate_choice=False)
 
     summary = TextAreaField("Summary", description="What was discussed and decided.")

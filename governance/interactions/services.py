@@ -6,7 +6,7 @@ from datetime import date
 from marshmallow import ValidationError as SchemaError
 from marshmallow import fields, validates_schema
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
 from ..database import utcnow
@@ -96,16 +96,45 @@ def interaction_values(interaction: Interaction) -> dict:
     return {name: getattr(interaction, name) for name in FIELDS}
 
 
-def validate_interaction(values: dict, actor) -> dict:
+@dataclass
+class Preloaded:
+    """What a batch of rows refers to, loaded once, so validating a row needs no query."""
+
+    partnerships: dict[int, Partnership]  # those open to the actor
+    organisations: dict[int, Organisation]
+    external_ids: dict[str, int]  # interaction id by external_id
+
+    @classmethod
+    def for_actor(cls, actor) -> "Preloaded":
+        partnerships = db.session.scalars(
+            select(Partnership).options(selectinload(Partnership.other_organisations))
+            .where(partnership_scope(actor))
+        ).all()
+        organisations = db.session.scalars(select(Organisation)).all()
+        external_ids = db.session.execute(
+            select(Interaction.external_id, Interaction.id)
+            .where(Interaction.external_id.is_not(None))
+        ).all()
+        return cls({p.id: p for p in partnerships}, {o.id: o for o in organisations},
+                   dict(external_ids))
+
+    def organisation(self, organisation_id: int) -> Organisation | None:
+        return self.organisations.get(organisation_id)
+
+
+def validate_interaction(values: dict, actor, preloaded: Preloaded | None = None) -> dict:
     """Check values and the records they point to; return clean values or raise."""
     clean = load(_schema, values)
     errors: dict[str, list[str]] = {}
     partnership = None
     if clean["partnership_id"] is not None:
-        partnership = db.session.scalar(
-            select(Partnership).where(Partnership.id == clean["partnership_id"],
-                                      partnership_scope(actor))
-        )
+        if preloaded is not None:
+            partnership = preloaded.partnerships.get(clean["partnership_id"])
+        else:
+            partnership = db.session.scalar(
+                select(Partnership).where(Partnership.id == clean["partnership_id"],
+                                          partnership_scope(actor))
+            )
         if partnership is None:
             errors["partnership_id"] = ["No partnership with this id is open to you."]
         elif partnership.is_void:
@@ -115,7 +144,8 @@ def validate_interaction(values: dict, actor) -> dict:
             partnership.sponsor_id if partnership else None)
     if clean["organisation_id"] is None:
         errors["organisation_id"] = ["Choose the organisation that held the interaction."]
-    elif db.session.get(Organisation, clean["organisation_id"]) is None:
+    elif (preloaded.organisation(clean["organisation_id"]) if preloaded else
+          db.session.get(Organisation, clean["organisation_id"])) is None:
         errors["organisation_id"] = ["No organisation with this id."]
     elif actor.role == "advocate" and clean["organisation_id"] != actor.organisation_id and (
         partnership is None or clean["organisation_id"] not in partnership.organisation_ids
@@ -147,6 +177,56 @@ def log_interaction(values: dict, actor) -> Interaction:
     db.session.flush()
     after_change(interaction)
     return interaction
+
+
+class RowsInvalid(ValidationFailed):
+    """Some rows of a batch are not valid; `rows` holds each bad row's field errors by index."""
+
+    def __init__(self, rows: dict[int, dict[str, list[str]]]):
+        super().__init__({}, f"{len(rows)} row(s) are not valid; nothing was saved.")
+        self.rows = rows
+
+
+def validate_interactions(rows: list[dict], actor, preloaded: Preloaded
+                          ) -> tuple[list[dict], dict[int, dict[str, list[str]]]]:
+    """Validate many new interactions as log_interaction validates one; return the clean
+    values and each bad row's errors by index."""
+    cleaned, errors, seen = [], {}, set()
+    for index, values in enumerate(rows):
+        try:
+            clean = validate_interaction(values, actor, preloaded)
+        except ValidationFailed as failure:
+            errors[index] = failure.fields
+            continue
+        external_id = clean.get("external_id")
+        if external_id and (external_id in preloaded.external_ids or external_id in seen):
+            errors[index] = {"external_id": [DUPLICATE_EXTERNAL_ID]}
+            continue
+        seen.add(external_id)
+        cleaned.append(clean)
+    return cleaned, errors
+
+
+def log_interactions(rows: list[dict], actor, preloaded: Preloaded) -> list[Interaction]:
+    """Record many new interactions in one flush and evaluate them in bulk (the CSV import).
+
+    Every row is validated exactly as log_interaction validates one; if any is not valid,
+    RowsInvalid names them and nothing is written. Audit events are written as for one.
+    """
+    _require_editor(actor)
+    cleaned, errors = validate_interactions(rows, actor, preloaded)
+    if errors:
+        raise RowsInvalid(errors)
+    interactions = [Interaction(**clean, created_by_id=actor.id) for clean in cleaned]
+    db.session.add_all(interactions)
+    db.session.flush()
+    for interaction in interactions:
+        if interaction.external_id:
+            preloaded.external_ids[interaction.external_id] = interaction.id
+    from ..rules.services import evaluate_interactions_in_bulk
+
+    evaluate_interactions_in_bulk([interaction.id for interaction in interactions])
+    return interactions
 
 
 def update_interaction(interaction: Interaction, changes: dict, actor, reason: str | None = None,
@@ -210,13 +290,17 @@ def after_change(interaction: Interaction) -> None:
 def _require_editor(actor) -> None:
     if actor.role not in ("advocate", "compliance"):
         raise NotAllowed("Only advocates and compliance officers record interactions.")
+    audit.set_actor(actor)
+
+
+DUPLICATE_EXTERNAL_ID = "Another interaction already has this id."
 
 
 def _refuse_duplicate_external_id(external_id: str | None) -> None:
     if external_id and db.session.scalar(
         select(Interaction.id).where(Interaction.external_id == external_id)
     ):
-        raise ValidationFailed({"external_id": ["Another interaction already has this id."]})
+        raise ValidationFailed({"external_id": [DUPLICATE_EXTERNAL_ID]})
 
 
 # --- finding ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from ..errors import DomainError
 from ..extensions import db
-from ..forms import attach_errors, form_values
+from ..forms import attach_errors, form_values, options
 from ..organisations.models import Organisation
 from ..partnerships.models import Partnership
 from ..security import EDITORS, allow, interaction_scope, partnership_scope, visible_or_404
@@ -23,7 +23,7 @@ def partnership_choices(blank: str) -> list[tuple]:
         .where(partnership_scope(current_user), Partnership.voided_at.is_(None))
         .order_by(Partnership.title)
     ).all()
-    return [("", blank), *rows]
+    return options([("", blank), *rows])
 
 
 def organisation_choices(blank: str | None = None) -> list[tuple]:
@@ -31,7 +31,7 @@ def organisation_choices(blank: str | None = None) -> list[tuple]:
         select(Organisation.id, Organisation.name)
         .where(Organisation.voided_at.is_(None)).order_by(Organisation.name)
     ).all()
-    return ([("", blank)] if blank else []) + list(rows)
+    return options(([("", blank)] if blank else []) + list(rows))
 
 
 def prepare(form: InteractionForm) -> InteractionForm:
@@ -41,7 +41,8 @@ def prepare(form: InteractionForm) -> InteractionForm:
     form.organisation_id.choices = organisation_choices()
     if current_user.organisation_id and form.organisation_id.data is None:
         form.organisation_id.data = current_user.organisation_id
-    form.activity_codes.choices = [(a.code, f"{a.code} · {a.name}") for a in all_activities()]
+    form.activity_codes.choices = options((a.code, f"{a.code} · {a.name}")
+                                          for a in all_activities())
     return form
 
 

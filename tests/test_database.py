@@ -1,0 +1,113 @@
+"""SQLite is safe under concurrent writers; constraints hold in the database itself."""
+
+import threading
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from governance.extensions import db
+from governance.interactions.models import Interaction
+from governance.partnerships.models import Partnership, Support
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(app):
+    assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert db.session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    assert db.session.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
+
+
+@pytest.mark.sqlite_only
+def test_write_transactions_begin_immediate(app):
+    statements = []
+    from sqlalchemy import event
+
+    @event.listens_for(db.engine, "before_cursor_execute")
+    def remember(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    db.session.execute(text("SELECT 1"))
+    db.session.commit()
+    event.remove(db.engine, "before_cursor_execute", remember)
+    assert "BEGIN IMMEDIATE" in statements
+
+
+def test_concurrent_edits_of_the_same_record_lose_no_update(app, make_interaction,
+                                                             compliance_user):
+    from governance.interactions import services
+
+    interaction_id = make_interaction(patient_participants=0).id
+    actor_id = compliance_user.id
+    db.session.remove()  # the test's own session must not hold SQLite's write lock
+    threads, per_thread, errors = 6, 15, []
+
+    def bump():
+        try:
+            with app.app_context():
+                actor = db.session.get(type(compliance_user), actor_id)
+                for _ in range(per_thread):
+                    record = db.session.get(Interaction, interaction_id)
+                    services.update_interaction(
+                        record, {"patient_participants": record.patient_participants + 1}, actor)
+                    db.session.commit()
+                db.session.remove()
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+
+    workers = [threading.Thread(target=bump) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    db.session.expire_all()
+    final = db.session.get(Interaction, interaction_id)
+    assert final.patient_participants == threads * per_thread
+    assert final.version == 1 + threads * per_thread
+
+
+def test_database_refuses_negative_counts(make_interaction):
+    interaction = make_interaction()
+    with pytest.raises(IntegrityError):
+        db.session.execute(text("UPDATE interactions SET sponsor_staff = -1 WHERE id = :id"),
+                           {"id": interaction.id})
+    db.session.rollback()
+
+
+def test_database_refuses_unknown_enumeration_values(make_interaction):
+    interaction = make_interaction()
+    with pytest.raises(IntegrityError):
+        db.session.execute(text("UPDATE interactions SET format = 'picnic' WHERE id = :id"),
+                           {"id": interaction.id})
+    db.session.rollback()
+
+
+def test_database_refuses_partnership_that_ends_before_it_starts(sponsor, patient_group):
+    db.session.add(Partnership(title="Backwards", sponsor_id=sponsor.id,
+                               patient_group_id=patient_group.id, kind="advocacy",
+                               started_on=date(2025, 5, 1), ended_on=date(2025, 1, 1)))
+    with pytest.raises(IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+
+
+def test_money_is_stored_and_read_as_decimal(make_partnership, patient_group):
+    partnership = make_partnership()
+    db.session.add(Support(partnership_id=partnership.id, recipient_id=patient_group.id,
+                           paid_on=date(2025, 2, 1), kind="grant", amount=Decimal("1250.10"),
+                           currency="GBP", description="Helpline grant"))
+    db.session.commit()
+    db.session.expire_all()
+    stored = db.session.scalars(db.select(Support)).one()
+    assert stored.amount == Decimal("1250.10") and isinstance(stored.amount, Decimal)
+
+
+def test_foreign_keys_are_enforced(app):
+    with pytest.raises(IntegrityError):
+        db.session.add(Interaction(title="x", occurred_on=date(2025, 1, 1), format="survey",
+                                   organisation_id=4242))
+        db.session.flush()
+    db.session.rollback()
