@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := governance
 
-.PHONY: run test lint install serve
+.PHONY: run test test-sqlite test-postgres lint install serve browser screenshots load-test \
+	fault-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 install: $(VENV)/.installed
+
+# The browser tests drive Debian's Chromium through Playwright (Playwright never downloads one).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core
+
+browser: $(CHROMIUM)
 
 instance/config.py:
 	@mkdir -p instance
@@ -28,10 +40,51 @@ instance/.demo-loaded: | install instance/config.py
 	touch $@
 
 run: install instance/config.py instance/.demo-loaded
-	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	GOVERNANCE_DEVELOPMENT=true $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check governance tests migrations
 
-test: install lint
-	$(BIN)/python -m pytest
+# The suite on SQLite, then on PostgreSQL when one is available: TEST_DATABASE_URL, or the
+# throwaway server of `scripts/local-postgres start` when it is running.
+test: install browser lint test-sqlite
+	@url="$${TEST_DATABASE_URL:-$$(scripts/local-postgres url 2>/dev/null || true)}"; \
+	if [ -n "$$url" ]; then \
+		echo "== the suite on PostgreSQL"; \
+		TEST_DATABASE_URL="$$url" $(BIN)/python -m pytest; \
+	else \
+		echo "== no PostgreSQL server (TEST_DATABASE_URL unset, scripts/local-postgres not" \
+			"running): the suite ran on SQLite only"; \
+	fi
+
+test-sqlite: install browser
+	@echo "== the suite on SQLite"
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest
+
+test-postgres: install browser
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/local-postgres start)}" \
+		$(BIN)/python -m pytest
+
+# Production server: gunicorn (gunicorn.conf.py: WEB_CONCURRENCY workers, default 4) on
+# 127.0.0.1:$(PORT), SECRET_KEY from instance/config.py, schema brought up to date first.
+serve: install instance/config.py
+	$(BIN)/flask init-db
+	PORT=$(PORT) exec $(BIN)/gunicorn -c gunicorn.conf.py
+
+.venv-load/.installed: | install
+	$(PYTHON) -m venv .venv-load
+	.venv-load/bin/pip install --quiet locust==2.47.0
+	touch $@
+
+# 50 API clients for 60 s against 4 gunicorn workers on SQLite, then PostgreSQL (loopback only);
+# checks that no acknowledged write is lost and records the numbers in BENCHMARKS.md.
+load-test: install .venv-load/.installed
+	$(BIN)/python bench/load/run.py
+
+# Killed import worker, read-only database, full disk, PostgreSQL restart under load.
+fault-test: install
+	$(BIN)/python bench/faults/run.py
+
+# Retake the README's screenshots (docs/screenshots/*.png) with the browser tests.
+screenshots: install browser
+	SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest tests/browser -q

@@ -18,7 +18,9 @@ BLUEPRINTS = (
     "governance.attachments.views",
     "governance.auditing.views",
     "governance.operations.views",
+    "governance.reports.views",
     "governance.api.views",
+    "governance.transfer.views",
 )
 
 
@@ -43,7 +45,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     database.prepare_config(app.config)
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(root / "migrations"))
+    migrate.init_app(app, db, directory=str(root / "migrations"), render_as_batch=True,
+                     compare_type=True)
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)

@@ -34,6 +34,10 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = widgets.CheckboxInput()
 
 
+def vocab_options(vocabulary: dict) -> list:
+    return options(choices(vocabulary))
+
+
 def blank_choices(vocabulary: dict, blank: str = "— not recorded —") -> list:
     return options([("", blank), *choices(vocabulary)])
 
@@ -52,7 +56,8 @@ def int_or_none(value):
 
 
 def _select(label, vocabulary, description=None, blank=True):
-    return SelectField(label, choices=blank_choices(vocabulary) if blank else options(choices(vocabulary)),
+    listed = blank_choices(vocabulary) if blank else vocab_options(vocabulary)
+    return SelectField(label, choices=listed,
                        coerce=none_if_blank, validate_choice=False, description=description)
 
 
@@ -74,7 +79,7 @@ class InteractionForm(FlaskForm):
     activity_codes = SelectMultipleField("Engagement activities served", validate_choice=False,
                                          description="The prioritised activities this "
                                          "interaction worked on (hold Ctrl to pick several).")
-    patient_needs = MultiCheckboxField("Patient needs served", choices=options(choices(PATIENT_NEEDS)),
+    patient_needs = MultiCheckboxField("Patient needs served", choices=vocab_options(PATIENT_NEEDS),
                                        validate_choice=False)
 
     partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False,
@@ -96,10 +101,11 @@ class InteractionForm(FlaskForm):
     sponsor_staff = _count("Sponsor staff")
     selection_method = _select("How participants were chosen", SELECTION_METHODS)
     stages_represented = MultiCheckboxField("Disease stages of the participants",
-                                            choices=options(choices(DISEASE_STAGES)),
+                                            choices=vocab_options(DISEASE_STAGES),
                                             validate_choice=False)
     stages_in_scope = MultiCheckboxField("Disease stages the discussion speaks for",
-                                         choices=options(choices(DISEASE_STAGES)), validate_choice=False)
+                                         choices=vocab_options(DISEASE_STAGES),
+                                         validate_choice=False)
 
     protocol_followed = BooleanField("A standard protocol was followed")
     materials_co_created = BooleanField("Forms and discussion guide were developed with patients")
@@ -109,7 +115,8 @@ class InteractionForm(FlaskForm):
     venue_type = _select("Venue", VENUE_TYPES)
     venue_agreed_by_patients = BooleanField("Patients agreed the venue")
     accessibility_reviewed = BooleanField("Access needs were reviewed beforehand")
-    accommodations = MultiCheckboxField("Accommodations offered", choices=options(choices(ACCOMMODATIONS)),
+    accommodations = MultiCheckboxField("Accommodations offered",
+                                        choices=vocab_options(ACCOMMODATIONS),
                                         validate_choice=False)
 
     summary = TextAreaField("Summary", description="What was discussed and decided.")
