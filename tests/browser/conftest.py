@@ -1,0 +1,171 @@
+"""Browser tests: the real application on 127.0.0.1 with the demo data, driven in Debian's
+headless Chromium by Playwright for Python. One server and one browser serve the whole session;
+each test gets a fresh browser context (its own cookies), so tests do not share a login.
+
+Screenshots go to a temporary folder, or to $SCREENSHOT_DIR when set (`make screenshots` sets it
+to docs/screenshots, so the README shows what the tests saw).
+"""
+
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect, sync_playwright
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from governance import create_app
+from governance.demo import DEMO_PASSWORD, seed_demo
+from governance.extensions import db
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# The machine's network is closed: no background connections, no first-run or update checks.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ROLES = ("advocate", "compliance", "auditor", "partner", "admin")
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE = Axe()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Refuse to pass silently without a browser: the suite needs Debian's chromium."""
+    if any("tests/browser" in str(item.fspath) for item in items) \
+            and not shutil.which(CHROMIUM):
+        raise pytest.UsageError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
+                                "package (apt-get install chromium).")
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass  # the access log of hundreds of page loads would hide a failure's report
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory):
+    """The application with the demo data, served by a thread on a free local port."""
+    folder = tmp_path_factory.mktemp("live")
+    app = create_app({
+        "TESTING": True,
+        "SECRET_KEY": "browser-test-secret",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'browser.sqlite'}",
+        "DATA_DIR": str(folder / "data"),
+        "RATELIMIT_ENABLED": False,
+        "SESSION_COOKIE_SECURE": False,
+        "REMEMBER_COOKIE_SECURE": False,
+        # CSRF stays on: the browser sends the real tokens.
+    })
+    with app.app_context():
+        db.create_all()
+        seed_demo()
+        db.session.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True,
+                         request_handler=QuietRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    app.config["LIVE_URL"] = f"http://127.0.0.1:{server.server_port}"
+    yield app
+    server.shutdown()
+    thread.join(timeout=10)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def base_url(live_app) -> str:
+    return live_app.config["LIVE_URL"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def context(browser, base_url):
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900},
+                                  accept_downloads=True)
+    context.set_default_timeout(8_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context):
+    """A page that fails the test on any script error or Content-Security-Policy refusal."""
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text)
+            if message.type == "error" and _is_page_problem(message.text) else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    yield page
+    assert not problems, f"the browser reported: {problems}"
+
+
+def _is_page_problem(text: str) -> bool:
+    # Error pages (403, 404) are logged by Chromium as failed loads; those are asserted on
+    # where they are expected. Everything else (CSP refusals, script errors) is a problem.
+    return "Failed to load resource" not in text
+
+
+@pytest.fixture
+def db_query(live_app):
+    """Run a function against the live database from the test (its own app context)."""
+
+    def run(function):
+        with live_app.app_context():
+            try:
+                return function(db.session)
+            finally:
+                db.session.remove()
+
+    return run
+
+
+def log_in(page: Page, role: str, password: str = DEMO_PASSWORD) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill(f"{role}@demo.example")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/home$"))
+
+
+@pytest.fixture
+def logged_in(page):
+    def do(role: str) -> Page:
+        log_in(page, role)
+        return page
+
+    return do
+
+
+def check_accessibility(page: Page) -> None:
+    """Run axe-core's WCAG 2.1 A and AA rules on the page; any violation fails the test."""
+    results = AXE.run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS},
+                                     "resultTypes": ["violations"]})
+    assert results.violations_count == 0, f"{page.url}\n{results.generate_report()}"
+
+
+def screenshot_dir() -> Path | None:
+    folder = os.environ.get("SCREENSHOT_DIR")
+    return Path(folder) if folder else None
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory):
+    """Save a full-page screenshot under a stable name."""
+    folder = screenshot_dir() or tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def take(page: Page, name: str) -> Path:
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True, animations="disabled")
+        return path
+
+    return take
