@@ -8,6 +8,7 @@ import click
 from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from .extensions import db
 
@@ -72,7 +73,17 @@ def _configure_sqlite(engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
+        if not write_intent.get():
+            connection.exec_driver_sql("BEGIN")
+            return
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except OperationalError as error:
+            if "readonly" not in str(error.orig):
+                raise
+            # A read-only database file: let the request read (who is logged in, the page it
+            # shows); its first write then fails with the read-only error, shown as such.
+            connection.exec_driver_sql("BEGIN")
 
 
 def _is_file_database(dbapi_connection: sqlite3.Connection) -> bool:

@@ -1,0 +1,22 @@
+"""gunicorn settings for `make serve` and the load test (gunicorn reads this file by default).
+
+Environment: PORT (default 8000), WEB_CONCURRENCY (worker processes, default 4),
+GUNICORN_THREADS (threads per worker, default 4), GUNICORN_ACCESS_LOG (a path, or "-" for
+stderr; off by default).
+"""
+
+import os
+
+wsgi_app = "governance:create_app()"
+bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+max_requests = 20_000
+max_requests_jitter = 2_000
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+errorlog = "-"
+proc_name = "governance"
