@@ -17,7 +17,7 @@ from governance.activities.models import ActivityRating, PrioritisationExercise
 from governance.audit import history_of
 from governance.errors import NotAllowed, ValidationFailed
 from governance.extensions import db
-from tests.conftest import login
+from tests.conftest import PASSWORD, login
 
 # Ratings per side: code -> (benefit, investment).
 SPONSOR = {
@@ -181,6 +181,39 @@ def test_catalogue_update_never_overwrites_organisations_activities(app, tmp_pat
     assert by_code[row.code].is_custom
 
 
+def test_own_activity_added_in_step_one_belongs_to_that_side_and_is_chosen(
+        client, partnership, patient_group, group_partner):
+    login(client, group_partner)
+    base = f"/partnerships/{partnership.id}/prioritisation/patient_group"
+    response = client.post(f"{base}/identify/add", data={
+        "custom-stage": "trial_conduct", "custom-name": "Peer buddy scheme",
+        "custom-description": "Experienced participants support newcomers."})
+    assert response.status_code == 302
+    code = f"ORG{patient_group.id}-01"
+    assert ratings_of(partnership, "patient_group") == {code: (None, None)}
+    assert "Peer buddy scheme" in page_text(client.get(f"{base}/identify"))
+
+
+def test_withdrawn_own_activity_is_no_longer_offered_but_keeps_its_name(
+        client, partnership, sponsor, sponsor_advocate, compliance_user):
+    row = services.add_custom_activity(sponsor.id, {
+        "stage": "trial_design", "name": "Home nursing pilot",
+        "description": "Nurses visit participants at home."}, sponsor_advocate)
+    rate_side(partnership, "sponsor", sponsor_advocate, {row.code: ("high", "low")})
+    login(client, sponsor_advocate)
+    response = client.post(f"/activities/custom/{row.id}/withdraw",
+                           data={"withdraw-reason": "Replaced by the catalogue's TD-06"})
+    assert response.status_code == 302
+    assert row.code not in {a.code for a in services.all_activities()}
+    assert services.unknown_activity_codes([row.code]) == []
+    assert services.activity_name(row.code) == "Home nursing pilot"
+    assert history_of("custom_activity", row.id)[-1].action == "void"
+    exercise = services.start_exercise(partnership, "patient_group", compliance_user)
+    with pytest.raises(ValidationFailed) as refused:
+        services.select_activities(exercise, [row.code], compliance_user)
+    assert "cannot be chosen here" in refused.value.fields["activity_codes"][0]
+
+
 def test_interaction_with_an_unknown_activity_code_is_refused(app, compliance_user, sponsor):
     from governance.interactions.services import validate_interaction
     from tests.conftest import GOOD_INTERACTION
@@ -317,6 +350,34 @@ def test_completed_exercise_is_reopened_before_it_changes(client, partnership,
     assert client.post(f"{base}/matrix", data={"activity_code": "RP-01",
                                                "cell": "low:high"}).status_code == 302
     assert ratings_of(partnership, "sponsor")["RP-01"] == ("low", "high")
+
+
+def csrf_token_of(page) -> str:
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.get_data(as_text=True))[1]
+
+
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
+def test_every_step_works_with_csrf_protection_on(client, partnership, sponsor_advocate):
+    token = csrf_token_of(client.get("/login"))
+    client.post("/login", data={"email": sponsor_advocate.email, "password": PASSWORD,
+                                "csrf_token": token})
+    base = f"/partnerships/{partnership.id}/prioritisation/sponsor"
+    refused = client.post(f"{base}/identify", data={"activity_codes": ["RP-01"]})
+    assert refused.status_code == 400
+    assert services.exercise_for(partnership, "sponsor") is None
+
+    token = csrf_token_of(client.get(f"{base}/identify"))
+    assert client.post(f"{base}/identify", data={"activity_codes": ["RP-01"],
+                                                 "csrf_token": token}).status_code == 302
+    data = rating_form([("RP-01", "high", "high", {})], action="to_matrix")
+    data["csrf_token"] = csrf_token_of(client.get(f"{base}/rate"))
+    assert client.post(f"{base}/rate", data=data).status_code == 302
+    token = csrf_token_of(client.get(f"{base}/matrix"))
+    assert client.post(f"{base}/matrix", data={"activity_code": "RP-01", "cell": "high:low",
+                                               "csrf_token": token}).status_code == 302
+    assert client.post(f"{base}/complete", data={"csrf_token": token}).status_code == 302
+    assert ratings_of(partnership, "sponsor") == {"RP-01": ("high", "low")}
+    assert services.exercise_for(partnership, "sponsor").is_completed
 
 
 # --- refused input --------------------------------------------------------------------------
@@ -546,6 +607,18 @@ def test_coverage_before_any_exercise_says_what_is_missing(client, partnership,
     text = page_text(client.get(f"/partnerships/{partnership.id}/coverage"))
     assert "both sides need to complete their" in text
     assert "Kick-off" in text
+
+
+def test_partnership_page_shows_the_coverage_of_priorities(client, partnership,
+                                                          sponsor_advocate, group_partner):
+    rate_side(partnership, "sponsor", sponsor_advocate, SPONSOR)
+    rate_side(partnership, "patient_group", group_partner, PATIENT_GROUP)
+    make_linked_interaction(partnership, "Consent form review", date.today(), ["TD-04"])
+    login(client, group_partner)
+    text = page_text(client.get(f"/partnerships/{partnership.id}"))
+    assert "Priorities served by interactions" in text
+    assert "Consent form review" in text
+    assert "No interaction in the last 12 months" in text
 
 
 @pytest.mark.parametrize("day, expected", [

@@ -591,7 +591,7 @@ def coverage_for(partnership: Partnership, today: date | None = None) -> Coverag
     """For each mutual priority, the interactions that served it; and those that serve none."""
     from ..interactions.models import Interaction
 
-    today = today or date.today()
+    today = today or utcnow().date()
     since = months_before(today, COVERAGE_WINDOW_MONTHS)
     comparison = compare_exercises(partnership)
     priorities = [PriorityCoverage(row) for row in comparison.mutual_priorities]
