@@ -40,16 +40,17 @@ class PostgresDatabases:
         conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         return psycopg.connect(conninfo, autocommit=True)
 
-    def fresh(self) -> str:
+    def fresh(self, empty: bool = False) -> str:
         if self.count == 0:
             self._build_template()
         self.count += 1
         name = f"{self.prefix}_{self.count}"
+        template = "template0" if empty else self.template
         with self.admin() as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             # FILE_COPY (PostgreSQL 15+) clones a small template several times faster.
             strategy = " STRATEGY FILE_COPY" if connection.info.server_version >= 150000 else ""
-            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"{strategy}')
+            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{strategy}')
         self.created.append(name)
         return self.url_for(name)
 
@@ -93,6 +94,28 @@ def test_database_uri(tmp_path) -> str:
 
 
 test_database_uri.__test__ = False  # a helper, not a test
+
+
+def empty_database_uri(tmp_path) -> str:
+    """A database without any table (for migrations): a new SQLite file, or a new PostgreSQL
+    database created from template0. Pass it as SQLALCHEMY_DATABASE_URI to make_config."""
+    if postgres is None:
+        return f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    key = f"{tmp_path}#empty"
+    if key not in _databases_by_path:
+        _databases_by_path[key] = postgres.fresh(empty=True)
+    return _databases_by_path[key]
+
+
+def trigger_names(connection) -> set[str]:
+    """The names of the triggers the schema holds (SQLite or PostgreSQL)."""
+    from sqlalchemy import text
+
+    if connection.dialect.name == "postgresql":
+        query = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    return {row[0] for row in connection.execute(text(query))}
 
 
 def pytest_configure(config):
