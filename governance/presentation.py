@@ -34,6 +34,9 @@ NAVIGATION: list[NavItem] = [
     NavItem("rules.queue", "Review", frozenset({"compliance", "auditor"})),
     NavItem("rules.dashboard", "Dashboard", frozenset({"compliance", "auditor"})),
     NavItem("rules.policy", "Policy", frozenset({"advocate", "compliance", "auditor", "admin"})),
+    NavItem("reports.index", "Reports", frozenset({"compliance", "auditor"})),
+    NavItem("reports.disputes", "Disputes", frozenset({"compliance", "auditor"})),
+    NavItem("reports.confirmations", "Confirm records", frozenset({"partner"})),
     NavItem("auditing.index", "Audit trail", frozenset({"compliance", "auditor"})),
 ]
 

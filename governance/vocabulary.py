@@ -192,3 +192,27 @@ ATTACHMENT_LABELS = {
     "agreement": "Agreement",
     "other": "Other document",
 }
+
+# --- Transparency reports ---------------------------------------------------------------------
+
+REPORT_STATUSES = {
+    "queued": "Waiting to start",
+    "running": "Being prepared",
+    "done": "Draft ready for review",
+    "failed": "Failed",
+    "published": "Published",
+}
+
+REPORT_JOBS = {"generate": "Generate the draft", "publish": "Publish the signed report"}
+
+# The meaning of the publisher's electronic signature, printed in the report.
+REPORT_SIGNATURE_MEANINGS = {
+    "approval": "Approved for publication: I approve this report as a complete and accurate "
+    "disclosure of the support given and the interactions held during the year.",
+    "responsibility": "Responsibility: I take responsibility for the accuracy of this "
+    "disclosure.",
+}
+
+# What a partner may answer about a support line or an interaction.
+PARTNER_ANSWERS = {"confirmed": "Confirm: this record is right",
+                   "disputed": "Dispute: something in this record is wrong"}

@@ -1,0 +1,1 @@
+"""Annual transparency reports, partner confirmation of records, and the public disclosures."""

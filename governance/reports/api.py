@@ -1,0 +1,128 @@
+"""POST /api/v1/reports and GET /api/v1/reports/{id} of API.md, in the OpenAPI document too."""
+
+from flask import Flask, abort, url_for
+from flask.views import MethodView
+from flask_login import current_user
+from marshmallow import Schema, fields
+from marshmallow.validate import OneOf
+
+from ..api.views import documented_errors, json_body, request_body, resource, saving
+from ..extensions import db
+from ..security import allow
+from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
+from . import jobs, services
+from .models import ARTEFACTS, Report
+
+reports = resource("reports", "Annual transparency reports: a job that generates the PDF, CSV "
+                              "and JSON, then their status and files.")
+
+
+class Signature(Schema):
+    name = fields.String(required=True)
+    signed_at = fields.String(required=True, metadata={"description": "UTC, ISO 8601."})
+    meaning = fields.String(required=True)
+
+
+class Hashes(Schema):
+    pdf = fields.String(required=True)
+    csv = fields.String(required=True)
+    json = fields.String(required=True)
+
+
+class Links(Schema):
+    pdf = fields.String(required=True)
+    csv = fields.String(required=True)
+    json = fields.String(required=True)
+
+
+class ReportStatus(Schema):
+    """A report job: its status, and when done its files (with their SHA-256)."""
+
+    id = fields.Integer(required=True)
+    organisation_id = fields.Integer(required=True)
+    year = fields.Integer(required=True)
+    version = fields.Integer(required=True, metadata={
+        "description": "1, then 2 for a correction of a published version, and so on."})
+    status = fields.String(required=True, validate=OneOf(list(REPORT_STATUSES)))
+    job = fields.String(required=True, validate=OneOf(list(REPORT_JOBS)))
+    progress = fields.Integer(required=True, metadata={"description": "0 to 100."})
+    progress_note = fields.String(allow_none=True)
+    error = fields.String(allow_none=True, metadata={"description": "Why the job failed."})
+    stalled = fields.Boolean(required=True)
+    pages = fields.Integer(allow_none=True)
+    generated_at = fields.String(allow_none=True)
+    published_at = fields.String(allow_none=True)
+    corrects = fields.Integer(allow_none=True, metadata={
+        "description": "The id of the published report this version corrects."})
+    correction_reason = fields.String(allow_none=True)
+    signature = fields.Nested(Signature, allow_none=True)
+    sha256 = fields.Nested(Hashes, allow_none=True)
+    links = fields.Nested(Links, metadata={"description": "Present when the files exist."})
+
+
+def _links(report: Report) -> dict[str, str] | None:
+    from .views import report_links
+
+    return report_links(report, api=True) or None
+
+
+@reports.route("/reports")
+class Reports(MethodView):
+    @allow("compliance")
+    @reports.doc(**request_body(services.ReportRequest,
+                                "`reason` is required when a version of the year's report is "
+                                "already published: the new version is a correction."))
+    @reports.response(202, ReportStatus)
+    @documented_errors(reports, 400, 403, 409, 422)
+    def post(self):
+        """Ask for a report; it is generated in the background (poll the answer's id)."""
+        values = json_body()
+        with saving():
+            report = services.request_report(values, current_user)
+        jobs.start(report.id)
+        db.session.refresh(report)
+        body = services.status_json(report, _links(report))
+        return body, 202, {"Location": url_for("api_reports.ReportById", report_id=report.id)}
+
+
+
+@reports.route("/reports/<id:report_id>")
+class ReportById(MethodView):
+    @allow(*services.READERS)
+    @reports.response(200, ReportStatus)
+    @documented_errors(reports, 403, 404)
+    def get(self, report_id: int):
+        """A report's status and, when generated, links to its PDF, CSV and JSON."""
+        report = _load(report_id)
+        return services.status_json(report, _links(report))
+
+
+
+@reports.route("/reports/<id:report_id>/files/<kind>", endpoint="report_file")
+class ReportFile(MethodView):
+    @allow(*services.READERS)
+    @reports.response(200, description="The stored file, byte for byte.")
+    @documented_errors(reports, 403, 404)
+    def get(self, report_id: int, kind: str):
+        """A generated file of the report (pdf, csv or json)."""
+        from .views import file_response
+
+        if kind not in ARTEFACTS:
+            abort(404)
+        return file_response(_load(report_id), kind)
+
+
+
+def _load(report_id: int) -> Report:
+    report = db.session.get(Report, report_id)
+    if report is None or report.is_void:
+        abort(404)
+    return report
+
+
+def register(app: Flask) -> None:
+    """Add the routes to the API when it is already set up (else it picks them up itself)."""
+    api = app.extensions.get("governance_api")
+    if api is not None and reports.name not in app.blueprints:
+        api.register_blueprint(reports)
+

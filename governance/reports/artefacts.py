@@ -1,0 +1,164 @@
+"""The report's files, all drawn from one snapshot: PDF, CSV and JSON (and the HTML preview)."""
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..spreadsheets import safe_cell
+from ..vocabulary import (
+    CONFIRMATION_STATES,
+    DIMENSIONS,
+    FLAG_STATES,
+    INTERACTION_FORMATS,
+    SUPPORT_KINDS,
+)
+from .pdf import DEFAULT_OPTIONS, PdfOptions, html_to_pdf, render_html
+
+PDF_TEMPLATE = "reports/pdf.html"
+
+CSV_COLUMNS = (
+    "id", "section", "organisation", "partnership", "date", "kind", "amount", "currency",
+    "description", "partner_confirmation", "partner_note", "dimension", "rule", "severity",
+    "subject", "state", "resolution_note", "resolved_at", "flags", "count", "rate",
+)
+
+
+@dataclass(frozen=True)
+class Artefacts:
+    pdf: bytes
+    csv: bytes
+    json: bytes
+    pages: int
+
+    def by_kind(self) -> dict[str, bytes]:
+        return {"pdf": self.pdf, "csv": self.csv, "json": self.json}
+
+
+def template_context(snapshot: dict, for_pdf: bool) -> dict:
+    return {"r": snapshot, "for_pdf": for_pdf}
+
+
+def report_html(snapshot: dict) -> str:
+    """The final HTML WeasyPrint lays out."""
+    return render_html(PDF_TEMPLATE, template_context(snapshot, for_pdf=True))
+
+
+def estimated_pages(snapshot: dict) -> int:
+    """A rough page count, so that progress can be shown while the pages are laid out."""
+    lines = sum(len(recipient["lines"]) for recipient in snapshot["recipients"])
+    interactions = snapshot["interactions"]["count"]
+    groups = len(snapshot["interactions"]["partnerships"])
+    return max(1, 5 + lines // 28 + len(snapshot["recipients"]) // 6 + interactions // 45
+               + groups // 12 + len(snapshot["flags"]) // 40 + len(snapshot["priorities"]) // 30)
+
+
+def build_artefacts(snapshot: dict, options: PdfOptions = DEFAULT_OPTIONS,
+                    on_page: Callable[[int], None] | None = None,
+                    html: str | None = None) -> Artefacts:
+    rendered = html_to_pdf(html if html is not None else report_html(snapshot), options,
+                           on_page)
+    return Artefacts(rendered.content, snapshot_csv(snapshot), snapshot_json(snapshot),
+                     rendered.pages)
+
+
+def snapshot_json(snapshot: dict) -> bytes:
+    return (json.dumps(snapshot, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
+def snapshot_from_json(content: bytes) -> dict:
+    return json.loads(content.decode("utf-8"))
+
+
+def snapshot_csv(snapshot: dict) -> bytes:
+    """One row per line of the report, each with its stable id; a `section` column says what
+    kind of line it is."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in csv_rows(snapshot):
+        writer.writerow({key: safe_cell("" if value is None else value)
+                         for key, value in row.items()})
+    return out.getvalue().encode("utf-8")
+
+
+def csv_rows(snapshot: dict):
+    report = snapshot["report"]
+    yield {"id": report["id"], "section": "report",
+           "organisation": report["organisation"]["name"],
+           "date": report["generated_at"], "state": report["status"],
+           "description": f"Transparency report {report['year']}, version {report['version']}"
+           + (f", correcting version {report['corrects']['version']}: "
+              f"{report['corrects']['reason']}" if report["corrects"] else "")}
+    for recipient in snapshot["recipients"]:
+        name = recipient["name"]
+        for line in recipient["lines"]:
+            yield {"id": line["id"], "section": "support", "organisation": name,
+                   "partnership": line["partnership"]["title"], "date": line["paid_on"],
+                   "kind": line["kind"], "amount": line["amount"], "currency": line["currency"],
+                   "description": line["description"],
+                   "partner_confirmation": line["confirmation"]["state"],
+                   "partner_note": line["confirmation"]["note"]}
+        for total in recipient["totals"]:
+            yield {"id": f"total-{recipient['id']}-{total['currency']}", "section": "total",
+                   "organisation": name, "amount": total["amount"],
+                   "currency": total["currency"], "description": "Total support in the year"}
+        if recipient["contracted_services"]:
+            for total in recipient["contracted_services"]["totals"]:
+                yield {"id": f"contracted-services-{recipient['id']}-{total['currency']}",
+                       "section": "contracted_services_total", "organisation": name,
+                       "kind": "contracted_service", "amount": total["amount"],
+                       "currency": total["currency"],
+                       "description": "; ".join(recipient["contracted_services"]
+                                                ["descriptions"])}
+        share = recipient["share_of_income"]
+        if share:
+            yield {"id": f"share-of-income-{recipient['id']}", "section": "share_of_income",
+                   "organisation": name, "amount": share["support"],
+                   "currency": share["currency"], "rate": share["percent"],
+                   "description": f"Share of the annual income of {share['currency']} "
+                                  f"{share['annual_income']}"}
+    interactions = snapshot["interactions"]
+    for row in interactions["adherence"]:
+        yield {"id": row["id"], "section": "adherence", "dimension": row["dimension"],
+               "count": row["interactions"], "rate": row["rate"],
+               "description": f"{row['met']} without an open flag; {row['with_open_flag']} with "
+                              f"an open flag; {row['kept_with_justification']} kept with a "
+                              "justification"}
+    for group in interactions["partnerships"]:
+        for line in group["lines"]:
+            confirmation = line["confirmation"] or {}
+            yield {"id": line["id"], "section": "interaction",
+                   "organisation": line["organisation"], "partnership": group["title"],
+                   "date": line["occurred_on"], "kind": line["format"],
+                   "description": line["title"],
+                   "partner_confirmation": confirmation.get("state", "not_applicable"),
+                   "partner_note": confirmation.get("note"), "flags": " ".join(line["flags"])}
+    for flag in snapshot["flags"]:
+        yield {"id": flag["id"], "section": "flag", "date": flag["raised_at"],
+               "dimension": flag["dimension"], "rule": flag["rule"],
+               "severity": flag["severity"], "subject": flag["subject"],
+               "description": flag["message"], "state": flag["state"],
+               "resolution_note": flag["note"], "resolved_at": flag["resolved_at"]}
+    for priority in snapshot["priorities"]:
+        yield {"id": priority["id"], "section": "priority",
+               "organisation": priority["partnership"]["partner"],
+               "partnership": priority["partnership"]["title"],
+               "kind": priority["activity_code"], "description": priority["activity"],
+               "count": priority["interactions_in_year"], "date": priority["last_worked_on"]}
+    approval = snapshot["approval"]
+    if approval:
+        yield {"id": f"{report['id']}-approval", "section": "approval",
+               "date": approval["signed_at"],
+               "description": f"Signed by {approval['name']}: {approval['meaning']}"}
+
+
+# Labels the templates need, kept here so the PDF and the preview say the same thing.
+LABELS = {
+    "SUPPORT_KINDS": SUPPORT_KINDS,
+    "CONFIRMATION_STATES": CONFIRMATION_STATES,
+    "DIMENSIONS": DIMENSIONS,
+    "FLAG_STATES": FLAG_STATES,
+    "INTERACTION_FORMATS": INTERACTION_FORMATS,
+}

@@ -1,0 +1,198 @@
+"""Partner confirmation: the partner organisation confirms or disputes each support line and
+each interaction recorded about it, with a note; disputes go to the compliance queue.
+
+Each answer is a change of the record, so the audit trail keeps who answered, when and what.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from marshmallow import ValidationError as SchemaError
+from marshmallow import validates_schema
+from sqlalchemy import func, select
+
+from .. import audit
+from ..audit import AuditEvent
+from ..errors import Conflict, NotAllowed
+from ..extensions import db
+from ..interactions.models import Interaction
+from ..interactions.services import Page
+from ..partnerships.models import Partnership, Support
+from ..security import partnership_scope
+from ..validation import Input, choice, load, text
+from ..vocabulary import PARTNER_ANSWERS
+
+NOTE_MAX = 2000
+KINDS = ("support", "interaction")
+
+
+class AnswerInput(Input):
+    answer = choice(PARTNER_ANSWERS, required=True,
+                    error_messages={"required": "Choose confirm or dispute.",
+                                    "null": "Choose confirm or dispute."})
+    note = text(NOTE_MAX, allow_none=True, load_default=None)
+
+    @validates_schema
+    def dispute_needs_note(self, data, **_kwargs):
+        if data.get("answer") == "disputed" and not (data.get("note") or "").strip():
+            raise SchemaError({"note": ["Say what is wrong, so the sponsor can correct it."]})
+
+
+_schema = AnswerInput()
+
+
+def _visible_partnerships(user):
+    return select(Partnership.id).where(partnership_scope(user))
+
+
+def answerable_supports(user):
+    """SQL condition: the support lines the partner answers for (their organisation got them)."""
+    return (Support.partnership_id.in_(_visible_partnerships(user))
+            & (Support.recipient_id == user.organisation_id) & Support.voided_at.is_(None))
+
+
+def answerable_interactions(user):
+    """SQL condition: the interactions of the partner's partnerships that another party held."""
+    return (Interaction.partnership_id.in_(_visible_partnerships(user))
+            & (Interaction.organisation_id != user.organisation_id)
+            & Interaction.voided_at.is_(None))
+
+
+def visible_support(user, support_id: int) -> Support | None:
+    """The support line if it belongs to a partnership the user may see (else None: a 404)."""
+    return db.session.scalar(select(Support).where(
+        Support.id == support_id, Support.partnership_id.in_(_visible_partnerships(user))))
+
+
+def visible_interaction(user, interaction_id: int) -> Interaction | None:
+    return db.session.scalar(select(Interaction).where(
+        Interaction.id == interaction_id,
+        Interaction.partnership_id.in_(_visible_partnerships(user))))
+
+
+def _require_partner(actor) -> None:
+    if actor.role != "partner" or actor.organisation_id is None:
+        raise NotAllowed("Only a representative of the partner organisation confirms or "
+                         "disputes a record.")
+
+
+def _apply(record, values: dict, what: str):
+    clean = load(_schema, values)
+    if record.is_void:
+        raise Conflict(f"This {what} has been voided; there is nothing to confirm.")
+    note = (clean["note"] or "").strip() or None
+    label = "confirmed" if clean["answer"] == "confirmed" else "disputed"
+    audit.set_reason(f"Partner {label} the {what}" + (f": {note}" if note else ""))
+    record.confirmed_by_partner = clean["answer"]
+    record.confirmation_note = note
+    db.session.flush()
+    return record
+
+
+def answer_support(support: Support, values: dict, actor) -> Support:
+    """Confirm or dispute a support line received by the actor's organisation."""
+    _require_partner(actor)
+    if support.recipient_id != actor.organisation_id:
+        raise NotAllowed("Only the organisation that received this support confirms or "
+                         "disputes it; nothing was changed.")
+    return _apply(support, values, "support line")
+
+
+def answer_interaction(interaction: Interaction, values: dict, actor) -> Interaction:
+    """Confirm or dispute an interaction that another party of the partnership recorded."""
+    _require_partner(actor)
+    partnership = interaction.partnership
+    if partnership is None or actor.organisation_id not in partnership.organisation_ids:
+        raise NotAllowed("Only a party of this interaction's partnership confirms or disputes "
+                         "it; nothing was changed.")
+    if interaction.organisation_id == actor.organisation_id:
+        raise NotAllowed("Your organisation recorded this interaction; the other party of the "
+                         "partnership confirms it.")
+    return _apply(interaction, values, "interaction")
+
+
+# --- the partner's list ---------------------------------------------------------------------------
+
+
+def records_to_answer(user, kind: str, state: str | None, page: int, per_page: int = 25) -> Page:
+    """One page of the support lines or interactions the partner answers for."""
+    if kind == "support":
+        model, condition = Support, answerable_supports(user)
+        order = (Support.paid_on.desc(), Support.id.desc())
+    else:
+        model, condition = Interaction, answerable_interactions(user)
+        order = (Interaction.occurred_on.desc(), Interaction.id.desc())
+    conditions = [condition]
+    if state:
+        conditions.append(model.confirmed_by_partner == state)
+    total = db.session.scalar(select(func.count()).select_from(model).where(*conditions))
+    items = db.session.scalars(
+        select(model).where(*conditions).order_by(*order)
+        .limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return Page(list(items), total, page, per_page)
+
+
+def pending_counts(user) -> dict[str, int]:
+    return {
+        "support": db.session.scalar(select(func.count()).select_from(Support).where(
+            answerable_supports(user), Support.confirmed_by_partner == "pending")),
+        "interaction": db.session.scalar(select(func.count()).select_from(Interaction).where(
+            answerable_interactions(user), Interaction.confirmed_by_partner == "pending")),
+    }
+
+
+# --- the compliance queue of disputes -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dispute:
+    kind: str
+    record: object
+    note: str | None
+    disputed_by: str | None
+    disputed_at: datetime | None
+
+    @property
+    def stable_id(self) -> str:
+        return f"{self.kind}-{self.record.id}"
+
+
+def disputes() -> list[Dispute]:
+    """Every disputed support line and interaction, most recently disputed first."""
+    supports = db.session.scalars(
+        select(Support).where(Support.confirmed_by_partner == "disputed",
+                              Support.voided_at.is_(None))
+    ).all()
+    interactions = db.session.scalars(
+        select(Interaction).where(Interaction.confirmed_by_partner == "disputed",
+                                  Interaction.voided_at.is_(None))
+    ).all()
+    found = []
+    for kind, records in (("support", supports), ("interaction", interactions)):
+        answered = _last_disputes(kind, [record.id for record in records])
+        for record in records:
+            who, when = answered.get(record.id, (None, None))
+            found.append(Dispute(kind, record, record.confirmation_note, who, when))
+    found.sort(key=lambda item: item.disputed_at or datetime.min, reverse=True)
+    return found
+
+
+def _last_disputes(entity: str, ids: list[int]) -> dict[int, tuple[str, datetime]]:
+    """Who disputed each record last, and when, from the audit trail."""
+    if not ids:
+        return {}
+    events = db.session.execute(
+        select(AuditEvent.entity_id, AuditEvent.actor_label, AuditEvent.occurred_at,
+               AuditEvent.changes)
+        .where(AuditEvent.entity == entity, AuditEvent.entity_id.in_(ids),
+               AuditEvent.changes.contains('"confirmed_by_partner"'))
+        .order_by(AuditEvent.id)
+    ).all()
+    last = {}
+    for entity_id, actor, occurred_at, changes in events:
+        change = json.loads(changes).get("confirmed_by_partner")
+        if change and change[1] == "disputed":
+            last[entity_id] = (actor, occurred_at)
+    return last

@@ -1,0 +1,263 @@
+"""Report jobs: run outside the request that asked for them, with their state in the database.
+
+A request queues the job (status `queued`) and commits, then starts a background thread. The
+thread claims the job with one conditional UPDATE (only one worker can move it from `queued` to
+`running`), so several worker processes can serve the status page while one of them works.
+Everything the job reads is one consistent snapshot; files are stored before the row points at
+them; a failure records why and leaves the last good state (nothing is half-published).
+"""
+
+import secrets
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import select, update
+
+from .. import audit
+from ..database import utcnow, write_intent
+from ..extensions import db
+from . import files
+from .artefacts import build_artefacts, estimated_pages, report_html, snapshot_from_json
+from .models import Report
+from .services import gather_snapshot, with_approval
+
+JOB_ACTOR = audit.Actor(None, "report job")
+
+
+def start(report_id: int) -> None:
+    """Run the report's job: in a background thread, or at once when REPORT_JOBS_INLINE."""
+    app = current_app._get_current_object()
+    if app.config["REPORT_JOBS_INLINE"]:
+        with _writing(True):
+            run_job(report_id)
+        return
+    thread = threading.Thread(target=_run_in_thread, args=(app, report_id),
+                              name=f"report-job-{report_id}", daemon=True)
+    thread.start()
+    app.extensions.setdefault("report_threads", []).append(thread)
+
+
+def _run_in_thread(app: Flask, report_id: int) -> None:
+    # A thread of its own: its own application context, so its own database session.
+    with app.app_context():
+        try:
+            run_job(report_id)
+        except Exception:  # run_job records failures; this guards the guard
+            app.logger.exception("report job %s crashed", report_id)
+        finally:
+            db.session.remove()
+
+
+def wait_for_threads(timeout: float = 120) -> None:
+    """Wait for the background jobs this process started (used by tests and the CLI)."""
+    threads = current_app.extensions.get("report_threads", [])
+    for thread in list(threads):
+        thread.join(timeout)
+        if not thread.is_alive():
+            threads.remove(thread)
+
+
+@contextmanager
+def _writing(intent: bool):
+    token = write_intent.set(intent)
+    try:
+        yield
+    finally:
+        write_intent.reset(token)
+
+
+def claim(report_id: int) -> str | None:
+    """Move a queued job to running; return its token, or None if another worker has it."""
+    token = secrets.token_hex(16)
+    with _writing(True):
+        result = db.session.execute(
+            update(Report)
+            .where(Report.id == report_id, Report.status == "queued",
+                   Report.voided_at.is_(None))
+            .values(status="running", job_token=token, started_at=utcnow(), progress=1,
+                    progress_note="Starting", error=None, version=Report.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+    return token if result.rowcount == 1 else None
+
+
+class Progress:
+    """Writes the job's progress on a connection of its own, so the job's read snapshot stays
+    open and one consistent view of the data is reported."""
+
+    def __init__(self, report_id: int, token: str):
+        self.report_id = report_id
+        self.token = token
+        self.percent = 0
+
+    def __call__(self, percent: int, note: str | None = None) -> None:
+        percent = max(self.percent, min(99, int(percent)))
+        if percent == self.percent and note is None:
+            return
+        self.percent = percent
+        values = {"progress": percent}
+        if note is not None:
+            values["progress_note"] = note[:200]
+        with _writing(True), db.engine.begin() as connection:
+            connection.execute(
+                update(Report.__table__)
+                .where(Report.__table__.c.id == self.report_id,
+                       Report.__table__.c.job_token == self.token)
+                .values(**values)
+            )
+
+
+@dataclass(frozen=True)
+class JobResult:
+    stored: dict[str, files.StoredFile]
+    pages: int
+    generated_at: datetime | None = None
+    methodology_note: str | None = None
+    published_at: datetime | None = None
+
+
+def run_job(report_id: int) -> bool:
+    """Claim and run one job; return whether this call ran it."""
+    token = claim(report_id)
+    if token is None:
+        return False
+    progress = Progress(report_id, token)
+    try:
+        with _writing(False):
+            _repeatable_read()
+            report = db.session.get(Report, report_id, populate_existing=True)
+            with db.session.no_autoflush:
+                snapshot, result = (_publishing_snapshot(report) if report.job == "publish"
+                                    else _draft_snapshot(report, progress))
+            db.session.rollback()  # end the read snapshot: nothing was written in it
+        stored, pages = _render_and_store(snapshot, progress)
+        _finish(report_id, token, JobResult(stored, pages, **result))
+    except Exception as error:
+        db.session.rollback()
+        current_app.logger.exception("report job %s failed", report_id)
+        _record_failure(report_id, token, error)
+    return True
+
+
+def _draft_snapshot(report: Report, progress: Progress) -> tuple[dict, dict]:
+    generated_at = utcnow().replace(microsecond=0)
+    note = report.organisation.methodology_note
+    snapshot = gather_snapshot(report, generated_at, note, progress)
+    return snapshot, {"generated_at": generated_at, "methodology_note": note}
+
+
+def _publishing_snapshot(report: Report) -> tuple[dict, dict]:
+    draft = snapshot_from_json(files.read(report.json_sha256))
+    published_at = utcnow().replace(microsecond=0)
+    return with_approval(draft, report, published_at), {"published_at": published_at}
+
+
+def _render_and_store(snapshot: dict, progress: Progress) -> tuple[dict, int]:
+    progress(30, "Writing the pages")
+    html = report_html(snapshot)
+    expected = estimated_pages(snapshot)
+
+    def on_page(page: int) -> None:
+        progress(35 + 55 * min(page, expected) // expected, f"Laying out page {page}")
+
+    artefacts = build_artefacts(snapshot, on_page=on_page, html=html)
+    progress(93, "Storing the files")
+    stored = {kind: files.store(content) for kind, content in artefacts.by_kind().items()}
+    return stored, artefacts.pages
+
+
+def _finish(report_id: int, token: str, result: JobResult) -> None:
+    with _writing(True), audit.acting_as(JOB_ACTOR):
+        report = db.session.get(Report, report_id, populate_existing=True)
+        if report is None or report.job_token != token or report.status != "running":
+            db.session.rollback()
+            current_app.logger.warning("report job %s lost its claim; result discarded",
+                                       report_id)
+            return
+        for kind, stored_file in result.stored.items():
+            setattr(report, f"{kind}_sha256", stored_file.sha256)
+            setattr(report, f"{kind}_size", stored_file.size)
+        report.page_count = result.pages
+        report.progress = 100
+        report.progress_note = None
+        report.finished_at = utcnow()
+        report.error = None
+        if result.published_at is not None:
+            report.status = "published"
+            report.published_at = result.published_at
+            audit.set_reason(f"Published: {report.signature_meaning}")
+        else:
+            report.status = "done"
+            report.generated_at = result.generated_at
+            report.methodology_note = result.methodology_note
+            audit.set_reason("Draft generated")
+        db.session.commit()
+
+
+def _record_failure(report_id: int, token: str, error: Exception) -> None:
+    message = readable(error)
+    with _writing(True), audit.acting_as(JOB_ACTOR):
+        report = db.session.get(Report, report_id, populate_existing=True)
+        if report is None or report.job_token != token:
+            db.session.rollback()
+            return
+        report.finished_at = utcnow()
+        report.progress_note = None
+        if report.job == "publish":
+            # The reviewed draft stays as it was; the signature is withdrawn with the attempt.
+            report.status = "done"
+            report.job = "generate"
+            report.error = f"Publishing failed, so the report was not published: {message}"
+            report.signed_by_id = None
+            report.signature_name = None
+            report.signature_meaning = None
+            report.signed_at = None
+        else:
+            report.status = "failed"
+            report.error = f"The report could not be generated: {message}"
+        audit.set_reason(report.error[:500])
+        db.session.commit()
+
+
+def readable(error: Exception) -> str:
+    from ..errors import DomainError
+
+    if isinstance(error, DomainError):
+        return error.message
+    if isinstance(error, files.MissingFile):
+        return f"a stored file is missing or damaged ({error})."
+    text = str(error).strip() or type(error).__name__
+    return f"{type(error).__name__}: {text[:500]} (details are in the server log)."
+
+
+def _repeatable_read() -> None:
+    """On PostgreSQL read the year in one snapshot (a SQLite transaction already is one)."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def run_queued() -> int:
+    """Run every queued job now, one after the other; return how many this process ran."""
+    ran = 0
+    while True:
+        with _writing(False):
+            report_id = db.session.scalar(
+                select(Report.id).where(Report.status == "queued", Report.voided_at.is_(None))
+                .order_by(Report.id).limit(1))
+            db.session.rollback()
+        if report_id is None:
+            return ran
+        if run_job(report_id):
+            ran += 1
+
+
+@click.command("run-report-jobs")
+def run_report_jobs_command():
+    """Run the queued report jobs now (e.g. after a restart interrupted them)."""
+    ran = run_queued()
+    click.echo(f"Ran {ran} report job{'s' if ran != 1 else ''}.")

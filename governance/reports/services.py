@@ -1,0 +1,799 @@
+"""Transparency reports: ask for one, gather the year's facts, sign and publish, find them.
+
+A report's content is gathered once, into a plain snapshot (the JSON file), and everything a
+reader sees — the PDF, the CSV, the HTML preview — is drawn from that snapshot, never from the
+live records. Publishing signs the reviewed snapshot; later edits of the data cannot reach it.
+"""
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from flask import current_app
+from marshmallow import fields
+from sqlalchemy import and_, func, or_, select
+
+from .. import audit
+from ..database import utcnow
+from ..errors import Conflict, NotAllowed, ValidationFailed
+from ..extensions import db
+from ..organisations.models import Organisation
+from ..validation import Input, load, required, text
+from ..vocabulary import (
+    DIMENSIONS,
+    INTERACTION_FORMATS,
+    REPORT_SIGNATURE_MEANINGS,
+    SUPPORT_KINDS,
+)
+from .models import Report
+
+PUBLISHERS = frozenset({"compliance"})
+READERS = ("compliance", "auditor")
+SCHEMA = "governance.transparency-report/1"
+
+
+# --- the methodology note -------------------------------------------------------------------------
+
+METHODOLOGY_TOPICS = (
+    ("currency", re.compile(r"currenc", re.I), "which currency the amounts are in (mention "
+                                               "“currency”)"),
+    ("vat", re.compile(r"\bVAT\b|value[- ]added tax", re.I), "how VAT is treated (mention "
+                                                             "“VAT”)"),
+    ("identification", re.compile(r"identif", re.I), "how the support was identified (mention "
+                                                     "“identified”)"),
+)
+METHODOLOGY_MAX = 10_000
+
+DEFAULT_METHODOLOGY = """\
+Currency: each amount is shown in the currency in which it was paid, without conversion; totals \
+are given per currency.
+
+VAT treatment: amounts are shown excluding VAT.
+
+How support was identified: every grant, donation, sponsorship, in-kind contribution, contracted \
+service and reimbursed expense recorded for a partnership in the partnership governance system, \
+with a payment date in the calendar year, checked against the finance ledger before publication.
+
+In-kind support: goods or services given free of charge (such as meeting rooms, printing or \
+staff time) are valued at cost where a value can be set; otherwise the benefit is described.
+
+Payments to individual patient representatives are reported against the organisation they \
+represent."""
+
+
+def missing_methodology_topics(note: str | None) -> list[str]:
+    """Return what the note fails to say, as phrases a person can act on."""
+    note = note or ""
+    return [phrase for _key, pattern, phrase in METHODOLOGY_TOPICS if not pattern.search(note)]
+
+
+def check_methodology_note(note: str | None, field: str = "methodology_note") -> str:
+    note = (note or "").strip()
+    if not note:
+        raise ValidationFailed({field: ["Write the methodology note: the currency, the VAT "
+                                        "treatment and how support was identified."]})
+    if len(note) > METHODOLOGY_MAX:
+        raise ValidationFailed({field: [f"Keep the note under {METHODOLOGY_MAX:,} characters."]})
+    missing = missing_methodology_topics(note)
+    if missing:
+        raise ValidationFailed({field: ["The note must also say " + "; ".join(missing) + "."]})
+    return note
+
+
+def update_methodology_note(organisation: Organisation, note: str | None, actor) -> Organisation:
+    """Set the organisation's methodology note; the next report generated will carry it."""
+    _require_publisher(actor, "Only compliance officers edit the methodology note.")
+    if organisation.is_void:
+        raise Conflict("This organisation has been voided.")
+    clean = check_methodology_note(note)
+    if clean != organisation.methodology_note:
+        audit.set_reason("Methodology note of the transparency reports edited")
+        organisation.methodology_note = clean
+        db.session.flush()
+    return organisation
+
+
+# --- asking for a report --------------------------------------------------------------------------
+
+
+class ReportRequest(Input):
+    organisation_id = required(fields.Integer, strict=True)
+    year = required(fields.Integer, strict=True)
+    reason = text(2000, allow_none=True, load_default=None)
+
+
+_request_schema = ReportRequest()
+
+
+def can_report(organisation: Organisation) -> bool:
+    return organisation.kind != "patient_group" and not organisation.is_void
+
+
+def latest_report(organisation_id: int, year: int) -> Report | None:
+    return db.session.scalar(
+        select(Report)
+        .where(Report.organisation_id == organisation_id, Report.year == year,
+               Report.voided_at.is_(None))
+        .order_by(Report.revision.desc()).limit(1)
+    )
+
+
+def request_report(values: dict, actor) -> Report:
+    """Queue the generation of a draft report for an organisation's calendar year.
+
+    A year whose report is still a draft has its draft generated again; a year whose latest
+    version is published gets a correction: a new version, which needs a reason.
+    """
+    _require_publisher(actor, "Only compliance officers generate transparency reports.")
+    clean = load(_request_schema, values)
+    errors: dict[str, list[str]] = {}
+    this_year = utcnow().year
+    if not 2000 <= clean["year"] <= this_year:
+        errors["year"] = [f"Choose a calendar year from 2000 to {this_year}."]
+    organisation = db.session.get(Organisation, clean["organisation_id"])
+    if organisation is None or organisation.is_void:
+        errors["organisation_id"] = ["No organisation with this id."]
+    elif not can_report(organisation):
+        errors["organisation_id"] = [
+            "Transparency reports disclose the support an organisation gives; patient groups "
+            "receive support and appear in their sponsors' reports."]
+    if errors:
+        raise ValidationFailed(errors)
+    try:
+        check_methodology_note(organisation.methodology_note, "organisation_id")
+    except ValidationFailed as error:
+        raise ValidationFailed({"organisation_id": [
+            f"{organisation.name} has no complete methodology note yet. "
+            + " ".join(error.fields["organisation_id"])]}) from None
+    reason = (clean["reason"] or "").strip() or None
+    latest = latest_report(organisation.id, clean["year"])
+    if latest is not None and latest.is_working:
+        raise Conflict(f"{latest} is already being prepared; wait for it to finish.")
+    if latest is not None and not latest.is_published:
+        return _requeue(latest, actor)
+    if latest is not None and reason is None:
+        raise ValidationFailed({"reason": [
+            f"Version {latest.revision} of this report is published. A correction is a new "
+            "version: say what it corrects and why."]})
+    report = Report(
+        organisation_id=organisation.id, year=clean["year"],
+        revision=latest.revision + 1 if latest else 1,
+        corrects_id=latest.id if latest else None,
+        correction_reason=reason if latest else None,
+        job="generate", status="queued", progress=0, requested_by_id=actor.id,
+    )
+    if latest is not None:
+        audit.set_reason(f"Correction of version {latest.revision}: {reason}")
+    db.session.add(report)
+    db.session.flush()
+    return report
+
+
+def _requeue(report: Report, actor) -> Report:
+    audit.set_reason("Draft generated again")
+    _reset_job(report, "generate")
+    report.requested_by_id = actor.id
+    db.session.flush()
+    return report
+
+
+def _reset_job(report: Report, job: str) -> None:
+    report.job = job
+    report.status = "queued"
+    report.progress = 0
+    report.progress_note = None
+    report.error = None
+    report.started_at = None
+    report.finished_at = None
+
+
+def is_stalled(report: Report, now: datetime | None = None) -> bool:
+    """A running job that has not finished in REPORT_JOB_TIMEOUT_MINUTES has died with its
+    process (a restart, a killed worker)."""
+    if report.status != "running" or report.started_at is None:
+        return False
+    limit = timedelta(minutes=current_app.config["REPORT_JOB_TIMEOUT_MINUTES"])
+    return (now or utcnow()) - report.started_at > limit
+
+
+def retry_report(report: Report, actor) -> Report:
+    """Start a failed or stalled job again."""
+    _require_publisher(actor, "Only compliance officers generate transparency reports.")
+    if report.is_void:
+        raise Conflict("This report has been voided.")
+    if report.status != "failed" and not is_stalled(report):
+        raise Conflict("Only a failed or stalled report can be started again.")
+    audit.set_reason("Report job started again after it " +
+                     ("failed" if report.status == "failed" else "stalled"))
+    if report.job == "publish" and report.signed_at is not None:
+        _reset_job(report, "publish")
+    else:
+        _clear_signature(report)
+        _reset_job(report, "generate")
+    db.session.flush()
+    return report
+
+
+# --- publishing -----------------------------------------------------------------------------------
+
+
+def publish_report(report: Report, actor, password: str | None, meaning: str | None) -> Report:
+    """Sign the reviewed draft and queue its publication (the signature is printed in it)."""
+    from ..auth.services import password_matches
+
+    _require_publisher(actor, "Only compliance officers publish transparency reports.")
+    if report.is_void:
+        raise Conflict("This report has been voided.")
+    if report.status != "done" or report.job != "generate":
+        raise Conflict("Only a generated draft can be published"
+                       + (" — this version already is." if report.is_published else "."))
+    newer = db.session.scalar(
+        select(func.max(Report.revision)).where(
+            Report.organisation_id == report.organisation_id, Report.year == report.year,
+            Report.voided_at.is_(None))
+    )
+    if newer and newer > report.revision:
+        raise Conflict(f"Version {newer} of this report exists; publish that one instead.")
+    if date.today() <= date(report.year, 12, 31):
+        raise Conflict(f"{report.year} is not over yet: its report can be published from "
+                       f"1 January {report.year + 1}.")
+    errors = {}
+    if meaning not in REPORT_SIGNATURE_MEANINGS:
+        errors["meaning"] = ["State what your signature means."]
+    if not password or not password_matches(actor, password):
+        errors["password"] = ["This is not your password; the report was not signed."]
+        current_app.logger.warning("refused signature of report %s by %s: wrong password",
+                                   report.id, actor.email)
+    if errors:
+        raise ValidationFailed(errors, "The report was not signed.")
+    statement = REPORT_SIGNATURE_MEANINGS[meaning]
+    audit.set_actor(actor)
+    audit.set_reason(f"Electronic signature by {actor.name}: {statement}")
+    report.signed_by_id = actor.id
+    report.signature_name = actor.name
+    report.signature_meaning = statement
+    report.signed_at = utcnow().replace(microsecond=0)
+    _reset_job(report, "publish")
+    db.session.flush()
+    return report
+
+
+def _clear_signature(report: Report) -> None:
+    report.signed_by_id = None
+    report.signature_name = None
+    report.signature_meaning = None
+    report.signed_at = None
+
+
+def signature_line(report: Report) -> str | None:
+    if report.signed_at is None:
+        return None
+    return (f"Signed by {report.signature_name} on {report.signed_at:%Y-%m-%d %H:%M} UTC — "
+            f"{report.signature_meaning}")
+
+
+def _require_publisher(actor, message: str) -> None:
+    if actor is None or actor.role not in PUBLISHERS:
+        raise NotAllowed(message)
+
+
+# --- finding reports ------------------------------------------------------------------------------
+
+
+def reports_for_staff(organisation_id: int | None = None, year: int | None = None) -> list[Report]:
+    query = select(Report).where(Report.voided_at.is_(None))
+    if organisation_id:
+        query = query.where(Report.organisation_id == organisation_id)
+    if year:
+        query = query.where(Report.year == year)
+    return list(db.session.scalars(
+        query.order_by(Report.year.desc(), Report.organisation_id, Report.revision.desc())
+    ))
+
+
+def published_reports() -> list[Report]:
+    return list(db.session.scalars(
+        select(Report).join(Organisation, Organisation.id == Report.organisation_id)
+        .where(Report.status == "published", Report.voided_at.is_(None))
+        .order_by(Report.year.desc(), Organisation.name, Report.revision.desc())
+    ))
+
+
+def corrected_by(report: Report) -> Report | None:
+    """The published version that corrects this one, if any."""
+    return db.session.scalar(
+        select(Report).where(Report.corrects_id == report.id, Report.status == "published",
+                             Report.voided_at.is_(None))
+    )
+
+
+def status_json(report: Report, links: dict[str, str] | None = None) -> dict:
+    """The job's state as the status endpoint and the API show it."""
+    body = {
+        "id": report.id,
+        "organisation_id": report.organisation_id,
+        "year": report.year,
+        "version": report.revision,
+        "status": report.status,
+        "job": report.job,
+        "progress": report.progress,
+        "progress_note": report.progress_note,
+        "error": report.error,
+        "stalled": is_stalled(report),
+        "pages": report.page_count,
+        "generated_at": _iso(report.generated_at),
+        "published_at": _iso(report.published_at),
+        "corrects": report.corrects_id,
+        "correction_reason": report.correction_reason,
+        "signature": None if report.signed_at is None else {
+            "name": report.signature_name, "signed_at": _iso(report.signed_at) + "Z",
+            "meaning": report.signature_meaning},
+        "sha256": {kind: report.sha256_of(kind) for kind in ("pdf", "csv", "json")}
+        if report.has_files else None,
+    }
+    if links:
+        body["links"] = links
+    return body
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+# --- gathering the year's facts: the snapshot -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    year: int
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, 1, 1)
+
+    @property
+    def last_day(self) -> date:
+        return date(self.year, 12, 31)
+
+    @property
+    def starts_at(self) -> datetime:
+        return datetime(self.year, 1, 1)
+
+    @property
+    def ends_before(self) -> datetime:
+        return datetime(self.year + 1, 1, 1)
+
+
+def money_text(amount: Decimal | None) -> str | None:
+    return None if amount is None else f"{amount:.2f}"
+
+
+def gather_snapshot(report: Report, generated_at: datetime, methodology_note: str | None,
+                    progress=lambda percent, note=None: None) -> dict:
+    """Read the year's facts for the report's organisation into plain, JSON-ready data."""
+    from ..interactions.models import Interaction
+    from ..partnerships.models import Partnership, Support
+
+    organisation = report.organisation
+    period = Period(report.year)
+    progress(5, "Reading partnerships and support")
+    partnerships = {
+        row.id: row for row in db.session.execute(
+            select(Partnership.id, Partnership.title, Partnership.kind, Partnership.status,
+                   Partnership.patient_group_id)
+            .where(Partnership.sponsor_id == organisation.id, Partnership.voided_at.is_(None))
+        )
+    }
+    partnership_ids = select(Partnership.id).where(
+        Partnership.sponsor_id == organisation.id, Partnership.voided_at.is_(None))
+
+    supports = db.session.execute(
+        select(Support.id, Support.partnership_id, Support.recipient_id, Support.paid_on,
+               Support.kind, Support.amount, Support.currency, Support.description,
+               Support.confirmed_by_partner, Support.confirmation_note)
+        .where(Support.partnership_id.in_(partnership_ids), Support.voided_at.is_(None),
+               Support.paid_on >= period.first_day, Support.paid_on <= period.last_day)
+        .order_by(Support.paid_on, Support.id)
+    ).all()
+
+    in_year = and_(
+        Interaction.voided_at.is_(None),
+        Interaction.occurred_on >= period.first_day, Interaction.occurred_on <= period.last_day,
+        or_(Interaction.organisation_id == organisation.id,
+            Interaction.partnership_id.in_(partnership_ids)),
+    )
+    progress(10, "Reading interactions")
+    interactions = db.session.execute(
+        select(Interaction.id, Interaction.title, Interaction.occurred_on, Interaction.format,
+               Interaction.partnership_id, Interaction.organisation_id,
+               Interaction.activity_codes, Interaction.confirmed_by_partner,
+               Interaction.confirmation_note)
+        .where(in_year)
+        .order_by(Interaction.occurred_on, Interaction.id)
+    ).all()
+    # Interactions in another sponsor's partnership that this organisation held.
+    extra_ids = {row.partnership_id for row in interactions
+                 if row.partnership_id and row.partnership_id not in partnerships}
+    if extra_ids:
+        for row in db.session.execute(
+            select(Partnership.id, Partnership.title, Partnership.kind, Partnership.status,
+                   Partnership.patient_group_id).where(Partnership.id.in_(extra_ids))
+        ):
+            partnerships[row.id] = row
+
+    progress(15, "Reading flags")
+    flags = _gather_flags(in_year, partnership_ids, period)
+
+    organisation_ids = {row.recipient_id for row in supports} | {
+        p.patient_group_id for p in partnerships.values()} | {
+        row.organisation_id for row in interactions}
+    organisations = {
+        row.id: row for row in db.session.execute(
+            select(Organisation.id, Organisation.name, Organisation.kind, Organisation.country,
+                   Organisation.annual_income, Organisation.income_currency)
+            .where(Organisation.id.in_(organisation_ids))
+        )
+    } if organisation_ids else {}
+
+    progress(20, "Reading prioritised activities")
+    priorities = _gather_priorities(partnerships, interactions, organisations)
+
+    progress(25, "Putting the report together")
+    snapshot = {
+        "schema": SCHEMA,
+        "report": {
+            "id": report.stable_id,
+            "organisation": {"id": f"organisation-{organisation.id}", "name": organisation.name,
+                             "kind": organisation.kind, "country": organisation.country},
+            "year": report.year,
+            "period": {"from": period.first_day.isoformat(), "to": period.last_day.isoformat()},
+            "version": report.revision,
+            "status": "draft",
+            "generated_at": _iso(generated_at) + "Z",
+            "published_at": None,
+            "corrects": None if report.corrects is None else {
+                "id": report.corrects.stable_id, "version": report.corrects.revision,
+                "reason": report.correction_reason},
+        },
+        "methodology": {"note": methodology_note, "rules": METHOD_RULES},
+        "recipients": _recipients(supports, partnerships, organisations),
+        "interactions": _interactions(interactions, partnerships, organisations, flags),
+        "flags": [_flag_line(flag) for flag in flags],
+        "priorities": priorities,
+        "approval": None,
+    }
+    snapshot["totals"] = _totals(snapshot["recipients"])
+    snapshot["confirmation"] = _confirmation_summary(snapshot)
+    return snapshot
+
+
+METHOD_RULES = [
+    "Support lines: every support entry recorded in a partnership of which the reporting "
+    "organisation is the sponsor, with a payment date in the calendar year. Voided entries are "
+    "left out. Each line keeps its stable id (support-N) across versions of the report.",
+    "Amounts are shown as recorded, in their own currency; totals are per currency and never "
+    "convert between currencies. In-kind support that cannot be valued is described instead.",
+    "Contracted services are totalled per organisation and per currency.",
+    "Share of income: the organisation's support to a group in the year, in the currency of the "
+    "group's recorded annual income, divided by that income. It is left out when the income is "
+    "not known or no support was paid in that currency.",
+    "Interactions: every interaction of the year held by the reporting organisation or within "
+    "one of its partnerships.",
+    "Adherence: for each good-practice dimension, the share of the year's interactions on "
+    "which neither the interaction nor its partnership holds an open flag of that dimension "
+    "when the report is generated. Flags kept with a justification (acknowledged) are counted "
+    "separately.",
+    "Flags: the flags raised on the year's interactions, and those raised on the "
+    "organisation's partnerships that were open at some time during the year, with their "
+    "state when the report was generated.",
+    "Partner confirmation: each support line and each interaction within a partnership is "
+    "confirmed or disputed by a representative of the partner organisation, or still awaits "
+    "their answer.",
+    "Prioritised activities: the engagement activities that both sides of a partnership rated "
+    "of high benefit (CTTI method), and how many of the year's interactions served each.",
+]
+
+
+def _gather_flags(in_year, partnership_ids, period: Period) -> list:
+    from ..auth.models import User
+    from ..interactions.models import Interaction
+    from ..rules.models import Flag
+
+    year_interactions = select(Interaction.id).where(in_year)
+    active_in_year = and_(
+        Flag.raised_at < period.ends_before,
+        or_(Flag.resolved_at.is_(None), Flag.resolved_at >= period.starts_at),
+    )
+    return db.session.execute(
+        select(Flag.id, Flag.interaction_id, Flag.partnership_id, Flag.rule_id, Flag.dimension,
+               Flag.severity, Flag.state, Flag.message, Flag.note, Flag.raised_at,
+               Flag.resolved_at, User.name.label("resolved_by"))
+        .outerjoin(User, User.id == Flag.resolved_by_id)
+        .where(Flag.voided_at.is_(None),
+               or_(Flag.interaction_id.in_(year_interactions),
+                   and_(Flag.partnership_id.in_(partnership_ids), active_in_year)))
+        .order_by(Flag.raised_at, Flag.id)
+    ).all()
+
+
+def _confirmation(state: str, note: str | None) -> dict:
+    return {"state": state, "note": note}
+
+
+def _recipients(supports, partnerships, organisations) -> list[dict]:
+    by_recipient: dict[int, list] = defaultdict(list)
+    for row in supports:
+        by_recipient[row.recipient_id].append(row)
+    recipients = []
+    for recipient_id, rows in by_recipient.items():
+        organisation = organisations[recipient_id]
+        totals: dict[str, Decimal] = defaultdict(Decimal)
+        contracted: dict[str, Decimal] = defaultdict(Decimal)
+        contracted_descriptions: list[str] = []
+        lines = []
+        for row in rows:
+            if row.amount is not None:
+                totals[row.currency] += row.amount
+                if row.kind == "contracted_service":
+                    contracted[row.currency] += row.amount
+            if row.kind == "contracted_service":
+                contracted_descriptions.append(row.description)
+            partnership = partnerships.get(row.partnership_id)
+            lines.append({
+                "id": f"support-{row.id}",
+                "paid_on": row.paid_on.isoformat(),
+                "kind": row.kind,
+                "amount": money_text(row.amount),
+                "currency": row.currency,
+                "description": row.description,
+                "partnership": {"id": f"partnership-{row.partnership_id}",
+                                "title": partnership.title if partnership else None},
+                "confirmation": _confirmation(row.confirmed_by_partner, row.confirmation_note),
+            })
+        recipients.append({
+            "id": f"organisation-{recipient_id}",
+            "name": organisation.name,
+            "kind": organisation.kind,
+            "country": organisation.country,
+            "annual_income": money_text(organisation.annual_income),
+            "income_currency": organisation.income_currency,
+            "totals": _currency_list(totals),
+            "contracted_services": {
+                "totals": _currency_list(contracted),
+                "descriptions": contracted_descriptions,
+            } if contracted_descriptions else None,
+            "share_of_income": _share_of_income(organisation, totals),
+            "lines": lines,
+        })
+    recipients.sort(key=lambda item: (item["name"].casefold(), item["id"]))
+    return recipients
+
+
+def _currency_list(amounts: dict[str, Decimal]) -> list[dict]:
+    return [{"currency": currency, "amount": money_text(amount)}
+            for currency, amount in sorted(amounts.items())]
+
+
+def _share_of_income(organisation, totals: dict[str, Decimal]) -> dict | None:
+    income, currency = organisation.annual_income, organisation.income_currency
+    if not income or not currency or currency not in totals:
+        return None
+    percent = (totals[currency] * 100 / income).quantize(Decimal("0.1"))
+    return {"percent": str(percent), "support": money_text(totals[currency]),
+            "annual_income": money_text(income), "currency": currency,
+            "other_currencies_left_out": sorted(set(totals) - {currency})}
+
+
+def _totals(recipients: list[dict]) -> dict:
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    by_kind: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    unvalued = 0
+    lines = 0
+    for recipient in recipients:
+        for line in recipient["lines"]:
+            lines += 1
+            if line["amount"] is None:
+                unvalued += 1
+                continue
+            amount = Decimal(line["amount"])
+            totals[line["currency"]] += amount
+            by_kind[(line["kind"], line["currency"])] += amount
+    return {
+        "recipients": len(recipients),
+        "lines": lines,
+        "unvalued_lines": unvalued,
+        "by_currency": _currency_list(totals),
+        "by_kind": [{"kind": kind, "currency": currency, "amount": money_text(amount)}
+                    for (kind, currency), amount in sorted(
+                        by_kind.items(), key=lambda item: (list(SUPPORT_KINDS).index(
+                            item[0][0]), item[0][1]))],
+    }
+
+
+def _interactions(rows, partnerships, organisations, flags) -> dict:
+    dimensions = list(DIMENSIONS)
+    open_own: dict[str, set[int]] = defaultdict(set)
+    kept_own: dict[str, set[int]] = defaultdict(set)
+    open_partnership: dict[str, set[int]] = defaultdict(set)
+    kept_partnership: dict[str, set[int]] = defaultdict(set)
+    flags_of: dict[int, list[str]] = defaultdict(list)
+    for flag in flags:
+        if flag.interaction_id is not None:
+            flags_of[flag.interaction_id].append(f"flag-{flag.id}")
+            target = open_own if flag.state == "open" else kept_own \
+                if flag.state == "acknowledged" else None
+            if target is not None:
+                target[flag.dimension].add(flag.interaction_id)
+        else:
+            target = open_partnership if flag.state == "open" else kept_partnership \
+                if flag.state == "acknowledged" else None
+            if target is not None:
+                target[flag.dimension].add(flag.partnership_id)
+    total = len(rows)
+    adherence = []
+    for key in dimensions:
+        with_open = sum(1 for row in rows if row.id in open_own[key]
+                        or row.partnership_id in open_partnership[key])
+        kept = sum(1 for row in rows if not (row.id in open_own[key]
+                                             or row.partnership_id in open_partnership[key])
+                   and (row.id in kept_own[key] or row.partnership_id in kept_partnership[key]))
+        adherence.append({
+            "id": f"adherence-{key}",
+            "dimension": key,
+            "interactions": total,
+            "with_open_flag": with_open,
+            "kept_with_justification": kept,
+            "met": total - with_open,
+            "rate": None if not total else f"{(total - with_open) / total:.4f}",
+        })
+    groups: dict[int | None, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[row.partnership_id].append({
+            "id": f"interaction-{row.id}",
+            "occurred_on": row.occurred_on.isoformat(),
+            "title": row.title,
+            "format": row.format,
+            "organisation": organisations[row.organisation_id].name
+            if row.organisation_id in organisations else None,
+            "flags": flags_of.get(row.id, []),
+            # Outside a partnership there is no partner to confirm or dispute.
+            "confirmation": _confirmation(row.confirmed_by_partner, row.confirmation_note)
+            if row.partnership_id else None,
+        })
+    by_partnership = []
+    for partnership_id, lines in groups.items():
+        partnership = partnerships.get(partnership_id)
+        partner = organisations.get(partnership.patient_group_id) if partnership else None
+        states = Counter(line["confirmation"]["state"] for line in lines if line["confirmation"])
+        by_partnership.append({
+            "id": f"partnership-{partnership_id}" if partnership_id else "no-partnership",
+            "title": partnership.title if partnership else None,
+            "partner": partner.name if partner else None,
+            "confirmation": {state: states.get(state, 0)
+                             for state in ("confirmed", "disputed", "pending")},
+            "lines": lines,
+        })
+    by_partnership.sort(key=lambda group: (group["title"] is None,
+                                           (group["title"] or "").casefold(), group["id"]))
+    formats = Counter(row.format for row in rows)
+    return {
+        "count": total,
+        "by_format": [{"format": key, "count": formats[key]}
+                      for key in INTERACTION_FORMATS if formats.get(key)],
+        "adherence": adherence,
+        "partnerships": by_partnership,
+    }
+
+
+def _flag_line(flag) -> dict:
+    return {
+        "id": f"flag-{flag.id}",
+        "rule": flag.rule_id,
+        "dimension": flag.dimension,
+        "severity": flag.severity,
+        "subject": f"interaction-{flag.interaction_id}" if flag.interaction_id is not None
+        else f"partnership-{flag.partnership_id}",
+        "message": flag.message,
+        "raised_at": _iso(flag.raised_at) + "Z",
+        "state": flag.state,
+        "note": flag.note,
+        "resolved_at": _iso(flag.resolved_at) + "Z" if flag.resolved_at else None,
+        "resolved_by": flag.resolved_by,
+    }
+
+
+def _gather_priorities(partnerships, interactions, organisations) -> list[dict]:
+    """The mutual priorities of each partnership and the year's interactions that served them."""
+    from ..activities.models import ActivityRating, PrioritisationExercise
+    from ..activities.services import ComparisonRow, activities_by_code
+
+    if not partnerships:
+        return []
+    exercises = db.session.scalars(
+        select(PrioritisationExercise).where(
+            PrioritisationExercise.partnership_id.in_(list(partnerships)),
+            PrioritisationExercise.status == "completed",
+            PrioritisationExercise.voided_at.is_(None))
+    ).all()
+    sides: dict[int, dict[str, int]] = defaultdict(dict)
+    for exercise in exercises:
+        sides[exercise.partnership_id][exercise.side] = exercise.id
+    complete = {pid: found for pid, found in sides.items()
+                if {"sponsor", "patient_group"} <= set(found)}
+    if not complete:
+        return []
+    exercise_ids = [eid for found in complete.values() for eid in found.values()]
+    ratings: dict[int, dict[str, ActivityRating]] = defaultdict(dict)
+    for rating in db.session.scalars(
+        select(ActivityRating).where(ActivityRating.exercise_id.in_(exercise_ids),
+                                     ActivityRating.voided_at.is_(None))
+    ):
+        ratings[rating.exercise_id][rating.activity_code] = rating
+    served: dict[tuple[int, str], list[date]] = defaultdict(list)
+    for row in interactions:
+        for code in row.activity_codes or []:
+            served[(row.partnership_id, code)].append(row.occurred_on)
+    known = activities_by_code()
+    lines = []
+    for partnership_id, found in complete.items():
+        sponsor, group = ratings[found["sponsor"]], ratings[found["patient_group"]]
+        rows = [ComparisonRow(code, known.get(code), sponsor.get(code), group.get(code))
+                for code in sorted(set(sponsor) | set(group))]
+        mutual = sorted((row for row in rows if row.is_mutual_priority),
+                        key=lambda row: (row.combined_investment, row.code))
+        partnership = partnerships[partnership_id]
+        partner = organisations.get(partnership.patient_group_id)
+        for row in mutual:
+            days = served.get((partnership_id, row.code), [])
+            lines.append({
+                "id": f"priority-{partnership_id}-{row.code}",
+                "partnership": {"id": f"partnership-{partnership_id}",
+                                "title": partnership.title,
+                                "partner": partner.name if partner else None},
+                "activity_code": row.code,
+                "activity": row.name,
+                "interactions_in_year": len(days),
+                "last_worked_on": max(days).isoformat() if days else None,
+            })
+    lines.sort(key=lambda line: (line["partnership"]["title"].casefold(), line["id"]))
+    return lines
+
+
+def _confirmation_summary(snapshot: dict) -> dict:
+    support: dict[str, dict] = {state: {"lines": 0, "amounts": defaultdict(Decimal)}
+                                for state in ("confirmed", "disputed", "pending")}
+    for recipient in snapshot["recipients"]:
+        for line in recipient["lines"]:
+            entry = support[line["confirmation"]["state"]]
+            entry["lines"] += 1
+            if line["amount"] is not None:
+                entry["amounts"][line["currency"]] += Decimal(line["amount"])
+    interactions = Counter()
+    outside = 0
+    for group in snapshot["interactions"]["partnerships"]:
+        for line in group["lines"]:
+            if line["confirmation"] is None:
+                outside += 1
+            else:
+                interactions[line["confirmation"]["state"]] += 1
+    return {
+        "support": {state: {"lines": entry["lines"],
+                            "amounts": _currency_list(entry["amounts"])}
+                    for state, entry in support.items()},
+        "interactions": {state: interactions.get(state, 0)
+                         for state in ("confirmed", "disputed", "pending")},
+        "interactions_outside_partnerships": outside,
+    }
+
+
+def with_approval(snapshot: dict, report: Report, published_at: datetime) -> dict:
+    """Return the snapshot as published: signed, with its publication time."""
+    signed = dict(snapshot)
+    signed["report"] = dict(snapshot["report"], status="published",
+                            published_at=_iso(published_at) + "Z")
+    signed["approval"] = {"name": report.signature_name,
+                          "signed_at": _iso(report.signed_at) + "Z",
+                          "meaning": report.signature_meaning}
+    return signed

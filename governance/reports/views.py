@@ -1,0 +1,381 @@
+"""Pages of the transparency reports: generate, follow, review, sign and publish; the public
+list; and the partner's confirmations with the compliance queue of disputes."""
+
+from datetime import date
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..database import utcnow
+from ..errors import DomainError
+from ..extensions import db
+from ..forms import attach_errors, form_status, options
+from ..organisations.models import Organisation
+from ..security import allow, public
+from ..vocabulary import CONFIRMATION_STATES
+from . import confirmation, files, jobs, services
+from .artefacts import template_context
+from .forms import AnswerForm, MethodologyForm, PublishForm, ReportRequestForm
+from .models import ARTEFACTS, Report
+from .presentation import register_filters
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+public_bp = Blueprint("public_reports", __name__, url_prefix="/public/reports")
+
+READERS = services.READERS
+MEDIA_TYPES = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8",
+               "json": "application/json"}
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def load_report(report_id: int) -> Report:
+    report = db.session.get(Report, report_id)
+    if report is None or report.is_void:
+        abort(404)
+    return report
+
+
+def load_published(report_id: int) -> Report:
+    """A published report, or 404: nothing unpublished is reachable from the public pages."""
+    report = db.session.get(Report, report_id)
+    if report is None or report.is_void or not report.is_published:
+        abort(404)
+    return report
+
+
+def stored_snapshot(report: Report) -> dict:
+    from .artefacts import snapshot_from_json
+
+    return snapshot_from_json(_stored_bytes(report, "json"))
+
+
+def _stored_bytes(report: Report, kind: str) -> bytes:
+    if kind not in ARTEFACTS or not report.has_files:
+        abort(404)
+    try:
+        return files.read(report.sha256_of(kind))
+    except files.MissingFile:
+        current_app.logger.error("report %s: stored %s file missing or damaged", report.id, kind)
+        abort(500, "This report's stored file is missing or damaged; the administrators have "
+                   "been told.")
+
+
+def file_response(report: Report, kind: str) -> Response:
+    """Serve the stored bytes exactly as generated, with their SHA-256."""
+    content = _stored_bytes(report, kind)
+    response = Response(content, mimetype=MEDIA_TYPES[kind])
+    response.headers["Content-Disposition"] = f'attachment; filename="{report.file_name(kind)}"'
+    response.headers["ETag"] = f'"{report.sha256_of(kind)}"'
+    response.headers["X-Content-SHA256"] = report.sha256_of(kind)
+    response.headers["Cache-Control"] = "public, max-age=86400, immutable" \
+        if report.is_published else "private, no-store"
+    return response
+
+
+def report_links(report: Report, api: bool = False) -> dict[str, str]:
+    if not report.has_files:
+        return {}
+    if report.is_published:
+        return {kind: url_for("public_reports.download", report_id=report.id, kind=kind,
+                              _external=api) for kind in ARTEFACTS}
+    endpoint = "api_reports.report_file" if api else "reports.download"
+    return {kind: url_for(endpoint, report_id=report.id, kind=kind, _external=api)
+            for kind in ARTEFACTS}
+
+
+# --- the list and asking for a report -------------------------------------------------------------
+
+
+def reporting_organisations() -> list:
+    return db.session.execute(
+        select(Organisation.id, Organisation.name)
+        .where(Organisation.voided_at.is_(None), Organisation.kind != "patient_group")
+        .order_by(Organisation.name)
+    ).all()
+
+
+def prepare_request_form(form: ReportRequestForm) -> ReportRequestForm:
+    form.organisation_id.choices = options(reporting_organisations())
+    this_year = utcnow().year
+    form.year.choices = options([(year, str(year)) for year in range(this_year, 1999, -1)])
+    if request.method == "GET" and form.year.data is None:
+        form.year.data = this_year - 1
+    return form
+
+
+@bp.route("/")
+@allow(*READERS)
+def index():
+    form = prepare_request_form(ReportRequestForm())
+    reports = services.reports_for_staff(request.args.get("organisation_id", type=int),
+                                         request.args.get("year", type=int))
+    organisations = db.session.scalars(
+        select(Organisation).where(Organisation.voided_at.is_(None),
+                                   Organisation.kind != "patient_group")
+        .order_by(Organisation.name)
+    ).all()
+    return render_template("reports/index.html", form=form, reports=reports,
+                           organisations=organisations,
+                           missing_topics=services.missing_methodology_topics)
+
+
+@bp.route("/", methods=["POST"])
+@allow("compliance")
+def create():
+    form = prepare_request_form(ReportRequestForm())
+    if form.validate_on_submit():
+        try:
+            report = services.request_report(
+                {"organisation_id": form.organisation_id.data, "year": form.year.data,
+                 "reason": form.reason.data}, current_user)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            jobs.start(report.id)
+            flash(f"{report} is being prepared. This page shows its progress.", "info")
+            return redirect(url_for(".view", report_id=report.id), 303)
+    reports = services.reports_for_staff()
+    organisations = db.session.scalars(
+        select(Organisation).where(Organisation.voided_at.is_(None),
+                                   Organisation.kind != "patient_group")
+        .order_by(Organisation.name)
+    ).all()
+    return render_template("reports/index.html", form=form, reports=reports,
+                           organisations=organisations,
+                           missing_topics=services.missing_methodology_topics), form_status(form)
+
+
+# --- one report -----------------------------------------------------------------------------------
+
+
+def render_report_page(report: Report, publish_form=None, correction_form=None, status=200):
+    versions = services.reports_for_staff(report.organisation_id, report.year)
+    if correction_form is None and report.is_published:
+        correction_form = prepare_request_form(ReportRequestForm(
+            organisation_id=report.organisation_id, year=report.year))
+    return render_template(
+        "reports/view.html", report=report, versions=versions,
+        publish_form=publish_form or PublishForm(), correction_form=correction_form,
+        links=report_links(report), stalled=services.is_stalled(report),
+        corrected_by=services.corrected_by(report), year_over=date.today().year > report.year,
+        signature=services.signature_line(report),
+    ), status
+
+
+@bp.route("/<int:report_id>")
+@allow(*READERS)
+def view(report_id: int):
+    return render_report_page(load_report(report_id))
+
+
+@bp.route("/<int:report_id>/status")
+@allow(*READERS)
+def status(report_id: int):
+    """The job's state as JSON, polled by the page's progress bar."""
+    report = load_report(report_id)
+    response = jsonify(services.status_json(report, report_links(report)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/<int:report_id>/preview")
+@allow(*READERS)
+def preview(report_id: int):
+    report = load_report(report_id)
+    return render_template("reports/preview.html", report=report,
+                           **template_context(stored_snapshot(report), for_pdf=False))
+
+
+@bp.route("/<int:report_id>/files/<kind>")
+@allow(*READERS)
+def download(report_id: int, kind: str):
+    return file_response(load_report(report_id), kind)
+
+
+@bp.route("/<int:report_id>/publish", methods=["POST"])
+@allow("compliance")
+def publish(report_id: int):
+    report = load_report(report_id)
+    form = PublishForm()
+    if form.validate_on_submit():
+        try:
+            services.publish_report(report, current_user, form.password.data, form.meaning.data)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            jobs.start(report.id)
+            flash("Signed. The report is being published; this page shows the progress.",
+                  "success")
+            return redirect(url_for(".view", report_id=report.id), 303)
+    return render_report_page(load_report(report_id), publish_form=form,
+                              status=form_status(form))
+
+
+@bp.route("/<int:report_id>/retry", methods=["POST"])
+@allow("compliance")
+def retry(report_id: int):
+    report = load_report(report_id)
+    try:
+        services.retry_report(report, current_user)
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "danger")
+        return redirect(url_for(".view", report_id=report_id), 303)
+    db.session.commit()
+    jobs.start(report.id)
+    flash("Started again. This page shows the progress.", "info")
+    return redirect(url_for(".view", report_id=report.id), 303)
+
+
+# --- the methodology note -------------------------------------------------------------------------
+
+
+@bp.route("/methodology/<int:organisation_id>", methods=["GET", "POST"])
+@allow("compliance")
+def methodology(organisation_id: int):
+    organisation = db.session.get(Organisation, organisation_id)
+    if organisation is None or organisation.is_void or not services.can_report(organisation):
+        abort(404)
+    form = MethodologyForm()
+    if request.method == "GET":
+        form.methodology_note.data = organisation.methodology_note or \
+            services.DEFAULT_METHODOLOGY
+    if form.validate_on_submit():
+        try:
+            services.update_methodology_note(organisation, form.methodology_note.data,
+                                             current_user)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"Methodology note of {organisation.name} saved. Reports generated from now "
+                  "on carry it.", "success")
+            return redirect(url_for(".index"), 303)
+    return render_template("reports/methodology.html", form=form, organisation=organisation,
+                           is_default=request.method == "GET"
+                           and not organisation.methodology_note), form_status(form)
+
+
+# --- partner confirmation and the queue of disputes -----------------------------------------------
+
+
+@bp.route("/confirmations")
+@allow("partner")
+def confirmations():
+    kind = request.args.get("kind", "support")
+    if kind not in confirmation.KINDS:
+        kind = "support"
+    state = request.args.get("state", "pending")
+    if state not in CONFIRMATION_STATES and state != "all":
+        state = "pending"
+    page_number = max(1, request.args.get("page", 1, type=int) or 1)
+    page = confirmation.records_to_answer(current_user, kind, None if state == "all" else state,
+                                          page_number)
+    return render_template("reports/confirmations.html", page=page, kind=kind, state=state,
+                           pending=confirmation.pending_counts(current_user))
+
+
+def _answer(kind: str, record_id: int):
+    if kind == "support":
+        record = confirmation.visible_support(current_user, record_id)
+    else:
+        record = confirmation.visible_interaction(current_user, record_id)
+    if record is None:
+        abort(404)
+    form = AnswerForm()
+    if request.method == "GET":
+        form.answer.data = record.confirmed_by_partner \
+            if record.confirmed_by_partner != "pending" else None
+        form.note.data = record.confirmation_note
+    if form.validate_on_submit():
+        service = confirmation.answer_support if kind == "support" \
+            else confirmation.answer_interaction
+        try:
+            service(record, {"answer": form.answer.data, "note": form.note.data}, current_user)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash("Thank you: your answer is recorded." if form.answer.data == "confirmed"
+                  else "Your dispute is recorded and sent to the sponsor's compliance officer.",
+                  "success")
+            return redirect(url_for(".confirmations", kind=kind), 303)
+    return render_template("reports/answer.html", form=form, kind=kind, record=record), \
+        form_status(form)
+
+
+@bp.route("/confirmations/support/<int:support_id>", methods=["GET", "POST"])
+@allow("partner")
+def confirm_support(support_id: int):
+    return _answer("support", support_id)
+
+
+@bp.route("/confirmations/interaction/<int:interaction_id>", methods=["GET", "POST"])
+@allow("partner")
+def confirm_interaction(interaction_id: int):
+    return _answer("interaction", interaction_id)
+
+
+@bp.route("/disputes")
+@allow(*READERS)
+def disputes():
+    return render_template("reports/disputes.html", disputes=confirmation.disputes())
+
+
+# --- the public pages -----------------------------------------------------------------------------
+
+
+@public_bp.route("/", endpoint="index")
+@public
+def public_index():
+    reports = services.published_reports()
+    corrections = {report.corrects_id: report for report in reports if report.corrects_id}
+    return render_template("reports/public_index.html", reports=reports,
+                           corrections=corrections)
+
+
+@public_bp.route("/<int:report_id>", endpoint="view")
+@public
+def public_view(report_id: int):
+    report = load_published(report_id)
+    return render_template("reports/preview.html", report=report, public=True,
+                           corrected_by=services.corrected_by(report),
+                           **template_context(stored_snapshot(report), for_pdf=False))
+
+
+@public_bp.route("/<int:report_id>/<kind>", endpoint="download")
+@public
+def public_download(report_id: int, kind: str):
+    return file_response(load_published(report_id), kind)
+
+
+def init_app(app: Flask) -> None:
+    from . import api
+
+    app.config.setdefault("REPORT_JOBS_INLINE", False)
+    app.config.setdefault("REPORT_JOB_TIMEOUT_MINUTES", 30)
+    app.register_blueprint(public_bp)
+    api.register(app)
+    register_filters(app)
+    app.cli.add_command(jobs.run_report_jobs_command)
