@@ -111,17 +111,19 @@ def _auditor():
 
 def _partner():
     """The interactions and support lines of my partnerships that await my answer."""
+    from ..reports.confirmation import answerable_interactions, answerable_supports
+
+    # Only what this partner answers for: support their organisation received, and
+    # interactions the other party of the partnership recorded.
     interactions = db.session.scalars(
         select(Interaction)
-        .where(interaction_scope(current_user), Interaction.confirmed_by_partner == "pending",
-               Interaction.voided_at.is_(None))
+        .where(answerable_interactions(current_user),
+               Interaction.confirmed_by_partner == "pending")
         .order_by(Interaction.occurred_on.desc()).limit(25)
     ).all()
     supports = db.session.scalars(
         select(Support)
-        .join(Partnership, Support.partnership_id == Partnership.id)
-        .where(partnership_scope(current_user), Support.confirmed_by_partner == "pending",
-               Support.voided_at.is_(None))
+        .where(answerable_supports(current_user), Support.confirmed_by_partner == "pending")
         .order_by(Support.paid_on.desc()).limit(25)
     ).all()
     partnerships = db.session.scalars(

@@ -1,0 +1,246 @@
+"""Partner confirmation: the partner confirms or disputes support lines and interactions; disputes
+reach the compliance queue and the transparency report."""
+
+import json
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from governance.audit import AuditEvent
+from governance.extensions import db
+from governance.reports import confirmation, files, jobs, services
+
+from .conftest import login
+
+
+@pytest.fixture
+def app_config():
+    return {"REPORT_JOBS_INLINE": True}
+
+
+def support_for(actor, partnership, recipient, amount="5000.00", paid_on=date(2025, 4, 1)):
+    from governance.partnerships.services import record_support
+
+    support = record_support({"partnership_id": partnership.id, "recipient_id": recipient.id,
+                              "paid_on": paid_on, "kind": "grant", "amount": amount,
+                              "currency": "GBP",
+                              "description": "Grant for the patient registry"}, actor)
+    db.session.commit()
+    return support
+
+
+@pytest.fixture
+def setting(make_org, sponsor, patient_group, make_partnership, make_interaction, make_user,
+            compliance_user):
+    """Our partnership with a support line and an interaction; another one we are not part of."""
+    facilitator = make_org("Bridgewater Facilitation", "other", country="GB")
+    other_group = make_org("Sickle Cell Collective", "patient_group", country="US")
+    ours = make_partnership("Trial design advisory programme",
+                            agreement_signed_on=date(2024, 1, 1))
+    ours.other_organisations.append(facilitator)
+    theirs = make_partnership("Access advocacy", patient_group_id=other_group.id,
+                              agreement_signed_on=date(2024, 1, 1))
+    db.session.commit()
+    return {
+        "partner": make_user("partner", patient_group),
+        "facilitator_partner": make_user("partner", facilitator),
+        "other_partner": make_user("partner", other_group),
+        "advocate": make_user("advocate", sponsor),
+        "ours": ours, "theirs": theirs,
+        "support": support_for(compliance_user, ours, patient_group),
+        "facilitator_support": support_for(compliance_user, ours, facilitator, "900.00"),
+        "their_support": support_for(compliance_user, theirs, other_group),
+        "interaction": make_interaction(partnership_id=ours.id),
+        "their_interaction": make_interaction(partnership_id=theirs.id,
+                                              title="Advocacy strategy meeting"),
+    }
+
+
+def test_partner_confirms_a_support_line_their_organisation_received(setting, client):
+    support = setting["support"]
+    login(client, setting["partner"])
+
+    page = client.get(f"/reports/confirmations/support/{support.id}")
+    assert page.status_code == 200 and "Grant for the patient registry" in page.get_data(
+        as_text=True)
+    response = client.post(f"/reports/confirmations/support/{support.id}",
+                           data={"answer": "confirmed", "note": "Received on 3 April."})
+    assert response.status_code == 303
+
+    db.session.expire_all()
+    assert support.confirmed_by_partner == "confirmed"
+    assert support.confirmation_note == "Received on 3 April."
+    event = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.entity == "support", AuditEvent.entity_id == support.id)
+        .order_by(AuditEvent.id.desc())).first()
+    assert event.actor_label == setting["partner"].email
+    assert event.change_set["confirmed_by_partner"] == ["pending", "confirmed"]
+    assert event.reason.startswith("Partner confirmed the support line")
+
+
+def test_dispute_needs_a_note_and_changes_nothing_without_one(setting, client):
+    support = setting["support"]
+    login(client, setting["partner"])
+
+    response = client.post(f"/reports/confirmations/support/{support.id}",
+                           data={"answer": "disputed", "note": "  "})
+    assert response.status_code == 422
+    assert "Say what is wrong" in response.get_data(as_text=True)
+    response = client.post(f"/reports/confirmations/support/{support.id}", data={})
+    assert response.status_code == 422
+    db.session.expire_all()
+    assert support.confirmed_by_partner == "pending"
+
+
+def test_disputes_appear_in_the_compliance_queue(setting, client, compliance_user):
+    login(client, setting["partner"])
+    client.post(f"/reports/confirmations/support/{setting['support'].id}",
+                data={"answer": "disputed", "note": "We received 4,500, not 5,000."})
+    client.post(f"/reports/confirmations/interaction/{setting['interaction'].id}",
+                data={"answer": "disputed", "note": "Only four patients attended."})
+    client.post("/logout")
+
+    login(client, compliance_user)
+    page = client.get("/reports/disputes")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert f"support-{setting['support'].id}" in body
+    assert "We received 4,500, not 5,000." in body
+    assert f"interaction-{setting['interaction'].id}" in body
+    assert "Only four patients attended." in body
+    assert setting["partner"].email in body
+    assert 'href="/reports/disputes"' in client.get("/reports/").get_data(as_text=True)
+
+    queue = confirmation.disputes()
+    assert {item.stable_id for item in queue} == {f"support-{setting['support'].id}",
+                                                  f"interaction-{setting['interaction'].id}"}
+    assert all(item.disputed_at is not None for item in queue)
+
+
+def test_partner_confirms_an_interaction_of_their_partnership(setting, client):
+    interaction = setting["interaction"]
+    login(client, setting["partner"])
+
+    response = client.post(f"/reports/confirmations/interaction/{interaction.id}",
+                           data={"answer": "confirmed"})
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert interaction.confirmed_by_partner == "confirmed"
+    assert interaction.confirmation_note is None
+
+
+def test_partner_gets_404_for_records_of_other_partnerships(setting, client):
+    login(client, setting["partner"])
+
+    for url in (f"/reports/confirmations/support/{setting['their_support'].id}",
+                f"/reports/confirmations/interaction/{setting['their_interaction'].id}",
+                "/reports/confirmations/support/999999"):
+        assert client.get(url).status_code == 404, url
+        assert client.post(url, data={"answer": "confirmed"}).status_code == 404, url
+    db.session.expire_all()
+    assert setting["their_support"].confirmed_by_partner == "pending"
+    assert setting["their_interaction"].confirmed_by_partner == "pending"
+
+
+def test_partner_cannot_answer_for_another_organisations_support_line(setting, client):
+    login(client, setting["facilitator_partner"])
+    support = setting["support"]  # received by the patient group, not the facilitator
+
+    response = client.post(f"/reports/confirmations/support/{support.id}",
+                           data={"answer": "disputed", "note": "Not ours to say"})
+    assert response.status_code == 403
+    assert "Only the organisation that received this support" in response.get_data(
+        as_text=True)
+    db.session.expire_all()
+    assert support.confirmed_by_partner == "pending"
+    own = setting["facilitator_support"]
+    assert client.post(f"/reports/confirmations/support/{own.id}",
+                       data={"answer": "confirmed"}).status_code == 303
+
+
+def test_partner_cannot_confirm_what_their_own_organisation_recorded(setting, make_interaction,
+                                                                     patient_group, client):
+    own = make_interaction(partnership_id=setting["ours"].id, organisation_id=patient_group.id,
+                           title="Members' meeting we organised")
+    login(client, setting["partner"])
+
+    response = client.post(f"/reports/confirmations/interaction/{own.id}",
+                           data={"answer": "confirmed"})
+    assert response.status_code == 403
+    db.session.expire_all()
+    assert own.confirmed_by_partner == "pending"
+
+
+@pytest.mark.parametrize("role", ["advocate", "compliance", "auditor"])
+def test_only_partners_confirm(setting, client, make_user, sponsor, role):
+    user = setting["advocate"] if role == "advocate" else make_user(role)
+    login(client, user)
+
+    url = f"/reports/confirmations/support/{setting['support'].id}"
+    assert client.post(url, data={"answer": "confirmed"}).status_code == 403
+    assert client.get("/reports/confirmations").status_code == 403
+    db.session.expire_all()
+    assert setting["support"].confirmed_by_partner == "pending"
+
+
+def test_partner_list_shows_only_what_they_answer_for(setting, client):
+    login(client, setting["partner"])
+
+    supports = client.get("/reports/confirmations?kind=support").get_data(as_text=True)
+    assert f"support-{setting['support'].id}" in supports
+    assert f"support-{setting['facilitator_support'].id}" not in supports
+    assert f"support-{setting['their_support'].id}" not in supports
+    interactions = client.get("/reports/confirmations?kind=interaction").get_data(as_text=True)
+    assert setting["interaction"].title in interactions
+    assert "Advocacy strategy meeting" not in interactions
+
+    client.post(f"/reports/confirmations/support/{setting['support'].id}",
+                data={"answer": "confirmed"})
+    pending = client.get("/reports/confirmations?kind=support").get_data(as_text=True)
+    assert f"support-{setting['support'].id}" not in pending
+    confirmed = client.get("/reports/confirmations?kind=support&state=confirmed")
+    assert f"support-{setting['support'].id}" in confirmed.get_data(as_text=True)
+    home = client.get("/home").get_data(as_text=True)
+    assert f"/reports/confirmations/interaction/{setting['interaction'].id}" in home
+
+
+def test_changed_support_goes_back_to_the_partner(setting, compliance_user):
+    from governance.partnerships.services import update_support
+
+    support = setting["support"]
+    confirmation.answer_support(support, {"answer": "confirmed"}, setting["partner"])
+    db.session.commit()
+    update_support(support, {"amount": "6000.00"}, compliance_user, reason="Top-up added")
+    db.session.commit()
+
+    assert support.confirmed_by_partner == "pending"
+
+
+def test_report_shows_each_lines_partner_answer(setting, compliance_user, sponsor):
+    confirmation.answer_support(setting["support"], {"answer": "disputed",
+                                                     "note": "Amount differs"},
+                                setting["partner"])
+    confirmation.answer_interaction(setting["interaction"], {"answer": "confirmed"},
+                                    setting["partner"])
+    sponsor.methodology_note = services.DEFAULT_METHODOLOGY
+    db.session.commit()
+    report = services.request_report({"organisation_id": sponsor.id, "year": 2025},
+                                     compliance_user)
+    db.session.commit()
+    jobs.start(report.id)
+    db.session.expire_all()
+    data = json.loads(files.read(report.json_sha256))
+
+    lines = {line["id"]: line for recipient in data["recipients"]
+             for line in recipient["lines"]}
+    assert lines[f"support-{setting['support'].id}"]["confirmation"] == {
+        "state": "disputed", "note": "Amount differs"}
+    assert lines[f"support-{setting['facilitator_support'].id}"]["confirmation"]["state"] == \
+        "pending"
+    interactions = {line["id"]: line for group in data["interactions"]["partnerships"]
+                    for line in group["lines"]}
+    assert interactions[f"interaction-{setting['interaction'].id}"]["confirmation"][
+        "state"] == "confirmed"
+    assert data["confirmation"]["support"]["disputed"]["lines"] == 1
+    assert data["confirmation"]["interactions"]["confirmed"] == 1
