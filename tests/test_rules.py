@@ -508,6 +508,21 @@ def test_bulk_and_single_evaluation_agree(log, make_partnership, compliance_user
                                                     "WHY-VAGUE", "PART-IP-UNSETTLED"}
 
 
+def test_interactions_saved_in_bulk_are_evaluated_in_bulk(log, sponsor):
+    from governance.interactions.models import Interaction
+
+    single = log(protocol_followed=False, selection_method="ad_hoc")
+    expected = interaction_rules(single)
+    copies = [Interaction(**interactions.interaction_values(single)) for _ in range(3)]
+    db.session.add_all(copies)
+    db.session.flush()  # saved without evaluation, as an import does
+    services.evaluate_interactions_in_bulk([copy.id for copy in copies])
+    for copy in copies:
+        assert interaction_rules(copy) == expected == {"HOW-NO-PROTOCOL", "WHO-ADHOC-SELECTION"}
+        flag = services.flags_of_interaction(copy.id)[0]
+        assert [e.action for e in history_of("flag", flag.id)] == ["create"]
+
+
 def test_compliance_re_evaluates_with_the_button(client, log_in, compliance_user, log):
     log(protocol_followed=False)
     log_in(compliance_user)
@@ -627,3 +642,30 @@ def test_the_app_refuses_to_start_on_an_invalid_policy_set(tmp_path, policies_di
     with pytest.raises(PolicyError) as refused:
         create_app(make_config(tmp_path, POLICIES_DIR=str(policies_dir)))
     assert "severity 'urgent' is not one of low, medium, high" in str(refused.value)
+
+
+def test_split_remembered_evaluation_agrees_with_rule_engine_on_every_rule():
+    """The fast path (conditions split at and/or/not, results remembered) is exact."""
+    import random
+
+    from governance.rules.facts import FACTS
+
+    rng = random.Random(11)
+    texts = ["active", "proposed", "closed", "research_investment", "ad_hoc", "sponsor_staff",
+             "sponsor_site", "in_person", "hybrid", "regulatory_review", "phase_2"]
+
+    def value(fact):
+        kind = fact.type.name if fact.type.name != "NULLABLE" else fact.type.inner_type.name
+        if fact.type.name == "NULLABLE" and rng.random() < 0.3:
+            return None
+        if kind == "BOOLEAN":
+            return rng.random() < 0.5
+        if kind == "STRING":
+            return rng.choice(texts)
+        return rng.choice([0, 1, 2, 7, 8, 12, 25, 30, 31, 50.5, 90, 91, 400, -3, -13.2])
+
+    policy = load_policy(PROJECT_POLICIES)
+    for rule in policy.rules.values():
+        for _ in range(300):
+            facts = {name: value(fact) for name, fact in FACTS[rule.spec.subject].items()}
+            assert rule.applies(facts) == rule.applies_uncached(facts), (rule.spec.id, facts)

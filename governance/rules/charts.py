@@ -22,7 +22,7 @@ STYLE = Style(
 )
 
 COMMON = {"style": STYLE, "js": [], "width": 720, "disable_xml_declaration": False,
-          "show_legend": True, "legend_at_bottom": True, "truncate_label": -1}
+          "legend_at_bottom": True, "truncate_label": -1}
 
 
 def adherence_chart(rows, title: str) -> bytes:

@@ -6,6 +6,7 @@ field, a type mismatch or a threshold of the wrong type is found when the file i
 while a record is being saved. Compiled policies are cached by the SHA-256 of the file.
 """
 
+import decimal
 import hashlib
 import logging
 import operator
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import rule_engine
 from rule_engine import DataType
+from rule_engine import ast as rule_ast
 
 from ..vocabulary import DIMENSIONS
 from .facts import FACTS
@@ -39,6 +41,8 @@ THRESHOLD_KEYS = ("value", "unit", "description")
 # days_since_occurred, which keeps results reproducible (and lets a result be reused).
 CLOCK_BUILTINS = frozenset({"now", "today"})
 MEMO_LIMIT = 100_000
+# Every rule's context is given this decimal context, so evaluation never depends on the thread's.
+DECIMAL_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True)
@@ -97,36 +101,108 @@ class PolicySet:
     digest: str
 
 
+class _Leaf:
+    """A sub-condition evaluated by rule-engine, its result remembered per input-fact values.
+
+    A condition is a pure function of its input facts (thresholds are constants and the clock is
+    refused), so remembering results is exact. Splitting the condition at and/or/not first keeps
+    the remembered combinations few: `days_since_occurred > max_days` is remembered per day,
+    not per day and every other fact of the rule.
+    """
+
+    __slots__ = ("node", "inputs", "key", "memo")
+
+    def __init__(self, node, inputs: tuple[str, ...]):
+        self.node = node
+        self.inputs = inputs
+        self.key = operator.itemgetter(*inputs) if inputs else (lambda _facts: ())
+        self.memo: dict = {}
+
+    def __call__(self, facts: dict) -> bool:
+        key = self.key(facts)
+        try:
+            return self.memo[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable fact value: evaluate without remembering
+            return bool(self.node.evaluate(facts))
+        result = bool(self.node.evaluate(facts))
+        if len(self.memo) >= MEMO_LIMIT:
+            self.memo.clear()
+        self.memo[key] = result
+        return result
+
+
+def _symbols(node, seen: set[int] | None = None) -> set[str]:
+    """Return the names of the unscoped symbols (facts, thresholds) an AST node reads."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return set()
+    seen.add(id(node))
+    found = set()
+    if isinstance(node, rule_ast.SymbolExpression) and node.scope is None:
+        found.add(node.name)
+    values = list(getattr(node, "__dict__", {}).values())
+    for cls in type(node).__mro__:
+        for slot in getattr(cls, "__slots__", ()):
+            if slot != "context" and hasattr(node, slot):
+                values.append(getattr(node, slot))
+    while values:
+        value = values.pop()
+        if isinstance(value, rule_ast.ASTNodeBase):
+            found |= _symbols(value, seen)
+        elif isinstance(value, list | tuple | set | frozenset):
+            values.extend(value)
+        elif isinstance(value, dict):
+            values.extend(value.keys())
+            values.extend(value.values())
+    return found
+
+
+def _split(node, facts: frozenset[str], leaves: list[_Leaf]):
+    """Return a function of the facts equivalent to the node, with and/or/not in Python."""
+    if isinstance(node, rule_ast.LogicExpression) and node.type in ("and", "or"):
+        left, right = _split(node.left, facts, leaves), _split(node.right, facts, leaves)
+        if node.type == "and":
+            return lambda values: left(values) and right(values)
+        return lambda values: left(values) or right(values)
+    if isinstance(node, rule_ast.UnaryExpression) and node.type == "not":
+        inner = _split(node.right, facts, leaves)
+        return lambda values: not inner(values)
+    leaf = _Leaf(node, tuple(sorted(_symbols(node) & facts)))
+    leaves.append(leaf)
+    return leaf
+
+
 class CompiledRule:
     """One rule ready to evaluate: its parsed condition, thresholds and input facts."""
 
-    __slots__ = ("spec", "_rule", "inputs", "_key", "_memo", "_values", "_template")
+    __slots__ = ("spec", "_rule", "inputs", "_check", "_values", "_template")
 
     def __init__(self, spec: RuleSpec, rule: rule_engine.Rule, inputs: tuple[str, ...]):
         self.spec = spec
         self._rule = rule
         self.inputs = inputs
-        # A condition is a pure function of its input facts (thresholds are constants and the
-        # clock is refused), so results are remembered per combination of input values.
-        self._key = operator.itemgetter(*inputs) if inputs else (lambda _facts: ())
-        self._memo: dict = {}
         self._values = {name: t.value for name, t in spec.thresholds.items()}
         self._template = string.Template(spec.message)
+        facts = frozenset(FACTS[spec.subject])
+        leaves: list[_Leaf] = []
+        check = _split(rule.statement.expression, facts, leaves)
+        covered = set().union(*(leaf.inputs for leaf in leaves)) if leaves else set()
+        if "re_groups" in rule.context.symbols or covered != set(inputs):
+            # Regex groups carry state between sub-conditions, and a split that loses track of
+            # an input would be wrong: evaluate such a condition whole.
+            check = _Leaf(rule.statement.expression, inputs)
+        self._check = check
 
     def applies(self, facts: dict) -> bool:
         """Return whether the rule's condition holds for these facts."""
-        key = self._key(facts)
-        try:
-            return self._memo[key]
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable fact value: evaluate without remembering
-            return bool(self._rule.matches(facts))
-        result = bool(self._rule.matches(facts))
-        if len(self._memo) >= MEMO_LIMIT:
-            self._memo.clear()
-        self._memo[key] = result
-        return result
+        with decimal.localcontext(DECIMAL_CONTEXT):
+            return self._check(facts)
+
+    def applies_uncached(self, facts: dict) -> bool:
+        """Evaluate the whole condition with rule-engine, remembering nothing (for benchmarks)."""
+        return bool(self._rule.matches(facts))
 
     def message(self, facts: dict) -> str:
         """Return the flag message with facts and thresholds filled in."""
@@ -148,12 +224,13 @@ class CompiledPolicy:
     def applying(self, subject: str, facts: dict) -> list[CompiledRule]:
         """Return the rules of the subject whose condition holds for the facts."""
         found = []
-        for rule in self.by_subject[subject]:
-            try:
-                if rule.applies(facts):
-                    found.append(rule)
-            except rule_engine.EngineError as error:
-                log.error("rule %s could not be evaluated: %s", rule.spec.id, error)
+        with decimal.localcontext(DECIMAL_CONTEXT):
+            for rule in self.by_subject[subject]:
+                try:
+                    if rule._check(facts):
+                        found.append(rule)
+                except rule_engine.EngineError as error:
+                    log.error("rule %s could not be evaluated: %s", rule.spec.id, error)
         return found
 
 
@@ -188,7 +265,8 @@ def _context(subject: str, thresholds: dict, types: dict | None = None) -> rule_
     type_map.update(types if types is not None else
                     {name: DataType.from_value(value) for name, value in thresholds.items()})
     return rule_engine.Context(type_resolver=type_map, resolver=_resolver(thresholds),
-                               default_timezone="utc", mapping_attribute_lookup=False)
+                               default_timezone="utc", mapping_attribute_lookup=False,
+                               decimal_context=DECIMAL_CONTEXT)
 
 
 TYPE_NAMES = {"FLOAT": "a number", "STRING": "text", "BOOLEAN": "true or false",

@@ -82,6 +82,8 @@ INTERACTION_FACTS = _catalogue(
     Fact("has_summary", FLAG, "A summary of the interaction is recorded."),
     Fact("days_to_summary", MAYBE_NUMBER,
          "Days from the interaction to the recorded summary date (null when no dated summary)."),
+    Fact("outcomes_shared", FLAG, "A date is recorded on which outcomes went back to "
+         "participants."),
     Fact("days_to_outcomes_shared", MAYBE_NUMBER,
          "Days from the interaction until outcomes went back to participants (null: not yet)."),
     Fact("days_since_occurred", NUMBER,
@@ -167,6 +169,7 @@ def interaction_facts(record, today: date) -> dict:
         "accommodations_count": len(record.accommodations or ()),
         "has_summary": bool(record.summary and record.summary.strip()),
         "days_to_summary": _days(summary_on, occurred),
+        "outcomes_shared": record.outcomes_shared_on is not None,
         "days_to_outcomes_shared": _days(record.outcomes_shared_on, occurred),
         "days_since_occurred": (today - occurred).days,
     }

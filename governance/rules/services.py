@@ -32,7 +32,7 @@ from .facts import (
     interaction_facts,
     partnership_facts,
 )
-from .models import CLOSED_STATES, Flag
+from .models import Flag
 
 RESOLUTIONS = {
     "acknowledged": "Give the justification for keeping this practice.",
@@ -279,6 +279,8 @@ class Reevaluation:
 
 _FLAG_ROW = (Flag.id, Flag.interaction_id, Flag.partnership_id, Flag.rule_id, Flag.state,
              Flag.policy_version, Flag.message, Flag.note)
+_INTERACTION_ROW = (Interaction.id, Interaction.voided_at,
+                    *(getattr(Interaction, name) for name in INTERACTION_COLUMNS))
 
 
 def reevaluate_all(today: date | None = None, batch_size: int = 5000) -> Reevaluation:
@@ -289,59 +291,32 @@ def reevaluate_all(today: date | None = None, batch_size: int = 5000) -> Reevalu
     policy = load_policy(current_app.config["POLICIES_DIR"])
     today = today or today_utc()
     db.session.flush()
-    writer = BulkFlagWriter(policy)
+    writer = BulkFlagWriter(policy, f"Re-evaluation of all records under policy v"
+                                    f"{policy.version}")
     result = Reevaluation(policy.version)
-    columns = [Interaction.id, Interaction.voided_at,
-               *(getattr(Interaction, name) for name in INTERACTION_COLUMNS)]
     last_id = 0
     while True:
         rows = db.session.execute(
-            select(*columns).where(Interaction.id > last_id).order_by(Interaction.id)
+            select(*_INTERACTION_ROW).where(Interaction.id > last_id).order_by(Interaction.id)
             .limit(batch_size)
         ).all()
         if not rows:
             break
-        existing = defaultdict(list)
-        for flag in db.session.execute(
-            select(*_FLAG_ROW).where(Flag.interaction_id.between(rows[0].id, rows[-1].id),
-                                     Flag.voided_at.is_(None))
-        ):
-            existing[flag.interaction_id].append(flag)
-        applying_for = policy.applying
-        for row in rows:
-            flags = existing.get(row.id, ())
-            if row.voided_at is not None:
-                writer.withdraw(flags, "The interaction was voided.")
-                continue
-            facts = interaction_facts(row, today)
-            applying = {rule.spec.id: rule for rule in applying_for("interaction", facts)}
-            writer.add(plan_flags(flags, applying, facts, policy.version), flags,
-                       interaction_id=row.id)
+        existing = _existing_flags(Flag.interaction_id.between(rows[0].id, rows[-1].id),
+                                   "interaction_id")
+        _evaluate_interaction_rows(rows, existing, policy, writer, today)
         result.interactions += len(rows)
         writer.write()
         last_id = rows[-1].id
 
     ids = list(db.session.scalars(select(Partnership.id).order_by(Partnership.id)))
-    for chunk in [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]:
-        facts_by_id, void_ids = partnership_facts_for(chunk, today)
-        existing = defaultdict(list)
-        for part in _chunks(chunk):
-            for flag in db.session.execute(
-                select(*_FLAG_ROW).where(Flag.partnership_id.in_(part), Flag.voided_at.is_(None))
-            ):
-                existing[flag.partnership_id].append(flag)
-        for pid in chunk:
-            if pid in void_ids:
-                writer.withdraw(existing[pid], "The partnership was voided.")
-                continue
-            facts = facts_by_id[pid]
-            applying = {rule.spec.id: rule for rule in policy.applying("partnership", facts)}
-            writer.add(plan_flags(existing[pid], applying, facts, policy.version), existing[pid],
-                       partnership_id=pid)
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start:start + batch_size]
+        _evaluate_partnership_rows(chunk, policy, writer, today)
         result.partnerships += len(chunk)
         writer.write()
 
-    db.session.expire_all()
+    _expire_flags()
     counts = writer.counts
     result.opened, result.closed = counts["opened"], counts["closed"]
     result.restated, result.withdrawn = counts["restated"], counts["withdrawn"]
@@ -352,38 +327,69 @@ def reevaluate_all(today: date | None = None, batch_size: int = 5000) -> Reevalu
 
 
 def evaluate_interactions_in_bulk(interaction_ids: list[int], today: date | None = None) -> None:
-    """Evaluate many interactions at once (a CSV import), then each partnership they belong to
-    once. Same decision as evaluate_interaction; flags and their audit events are written in
-    bulk, as by reevaluate_all, under the transaction's audit reason."""
+    """Evaluate many interactions at once (e.g. an import), then their partnerships."""
     if not interaction_ids:
         return
     policy = current_policy()
     today = today or today_utc()
     db.session.flush()
-    writer = BulkFlagWriter(policy)
-    columns = [Interaction.id, Interaction.voided_at,
-               *(getattr(Interaction, name) for name in INTERACTION_COLUMNS)]
+    writer = BulkFlagWriter(policy, f"Evaluated under policy v{policy.version}")
     partnership_ids = set()
-    reason = db.session.info.get("audit_reason") or f"Evaluated under policy v{policy.version}"
-    with acting_as(reason=reason):
-        for chunk in _chunks(sorted(interaction_ids)):
-            existing = defaultdict(list)
-            for flag in db.session.execute(
-                select(*_FLAG_ROW).where(Flag.interaction_id.in_(chunk), Flag.voided_at.is_(None))
-            ):
-                existing[flag.interaction_id].append(flag)
-            for row in db.session.execute(select(*columns).where(Interaction.id.in_(chunk))):
-                flags = existing.get(row.id, ())
-                partnership_ids.add(row.partnership_id)
-                if row.voided_at is not None:
-                    writer.withdraw(flags, "The interaction was voided.")
-                    continue
-                facts = interaction_facts(row, today)
-                applying = {rule.spec.id: rule for rule in policy.applying("interaction", facts)}
-                writer.add(plan_flags(flags, applying, facts, policy.version), flags,
-                           interaction_id=row.id)
-            writer.write()
-    _evaluate_partnership_ids({pid for pid in partnership_ids if pid is not None}, policy, today)
+    for chunk in _chunks(sorted(set(interaction_ids))):
+        rows = db.session.execute(
+            select(*_INTERACTION_ROW).where(Interaction.id.in_(chunk))).all()
+        existing = _existing_flags(Flag.interaction_id.in_(chunk), "interaction_id")
+        _evaluate_interaction_rows(rows, existing, policy, writer, today)
+        partnership_ids.update(row.partnership_id for row in rows
+                               if row.partnership_id is not None)
+        writer.write()
+    _expire_flags()
+    _evaluate_partnership_ids(partnership_ids, policy, today)
+
+
+def _existing_flags(condition, key: str) -> dict[int, list]:
+    existing = defaultdict(list)
+    for flag in db.session.execute(select(*_FLAG_ROW).where(condition,
+                                                            Flag.voided_at.is_(None))):
+        existing[getattr(flag, key)].append(flag)
+    return existing
+
+
+def _evaluate_interaction_rows(rows, existing: dict, policy: CompiledPolicy,
+                               writer: "BulkFlagWriter", today: date) -> None:
+    applying_for = policy.applying
+    for row in rows:
+        flags = existing.get(row.id, ())
+        if row.voided_at is not None:
+            writer.withdraw(flags, "The interaction was voided.")
+            continue
+        facts = interaction_facts(row, today)
+        applying = {rule.spec.id: rule for rule in applying_for("interaction", facts)}
+        writer.add(plan_flags(flags, applying, facts, policy.version), interaction_id=row.id)
+
+
+def _evaluate_partnership_rows(ids: list[int], policy: CompiledPolicy,
+                               writer: "BulkFlagWriter", today: date) -> None:
+    facts_by_id, void_ids = partnership_facts_for(ids, today)
+    existing = defaultdict(list)
+    for part in _chunks(ids):
+        for pid, flags in _existing_flags(Flag.partnership_id.in_(part),
+                                          "partnership_id").items():
+            existing[pid].extend(flags)
+    for pid in ids:
+        if pid in void_ids:
+            writer.withdraw(existing[pid], "The partnership was voided.")
+            continue
+        facts = facts_by_id[pid]
+        applying = {rule.spec.id: rule for rule in policy.applying("partnership", facts)}
+        writer.add(plan_flags(existing[pid], applying, facts, policy.version), partnership_id=pid)
+
+
+def _expire_flags() -> None:
+    """Flags written with Core statements: make loaded Flag objects read them again."""
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, Flag):
+            db.session.expire(obj)
 
 
 class BulkFlagWriter:
@@ -395,14 +401,15 @@ class BulkFlagWriter:
 
     EXCLUDED = Flag.__audit_exclude__
 
-    def __init__(self, policy: CompiledPolicy):
+    def __init__(self, policy: CompiledPolicy, reason: str):
         self.policy = policy
         self.version = policy.version
+        self.reason = reason
         self.inserts: list[dict] = []
         self.updates: list[tuple[dict, dict]] = []  # (row values, audit changes)
         self.counts = Counter()
 
-    def add(self, plan: FlagPlan, _existing, **subject) -> None:
+    def add(self, plan: FlagPlan, **subject) -> None:
         now = utcnow()
         note = closing_note(self.version)
         for flag in plan.close:
@@ -479,8 +486,7 @@ class BulkFlagWriter:
                 if changes:
                     action = "void" if "voided_at" in changes else "update"
                     events.append((action, values["b_id"], changes))
-        append_audit_events("flag", events,
-                            f"Re-evaluation of all records under policy v{self.version}")
+        append_audit_events("flag", events, self.reason)
         self.inserts, self.updates = [], []
 
 
@@ -496,7 +502,6 @@ def append_audit_events(entity: str, events: list[tuple[str, int, dict]], reason
         select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
     ).scalar() or audit.GENESIS_HASH
     actor = audit.current_actor(db.session)
-    reason = db.session.info.get("audit_reason") or reason
     now = utcnow()
     rows = []
     for action, entity_id, changes in events:
@@ -831,5 +836,3 @@ def age_in_days(flag: Flag, now: datetime | None = None) -> int:
     return ((now or utcnow()) - flag.raised_at).days
 
 
-__all__ = ["CLOSED_STATES", "evaluate_interaction", "evaluate_partnership", "flag_json",
-           "interactions_with_flags", "reevaluate_all", "transition_flag"]
