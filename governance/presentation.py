@@ -74,4 +74,6 @@ def money(amount: Decimal | None, currency: str | None = None) -> str:
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(label=label, date=human_date, datetime=human_datetime,
                                  money=money)
-    app.jinja_env.globals.update(navigation=navigation, vocabulary=vocabulary)
+    # current_user as a global too, so macros imported without context can use it.
+    app.jinja_env.globals.update(current_user=current_user, navigation=navigation,
+                                 vocabulary=vocabulary)

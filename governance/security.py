@@ -109,6 +109,9 @@ def load_user(session_id: str):
 
 def authenticate_request() -> None:
     """API requests authenticate by bearer token only; pages by their session cookie."""
+    # Never reuse a user remembered by an application context that outlives the request
+    # (tests keep one context across many requests).
+    g.pop("_login_user", None)
     if is_api_request():
         user = user_from_bearer_token()
         g._login_user = user or AnonymousUserMixin()
