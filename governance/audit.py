@@ -73,6 +73,8 @@ class Audited:
 
     __audit_exclude__: frozenset[str] = frozenset({"version", "updated_at", "created_at"})
     __audit_redact__: frozenset[str] = frozenset()
+    # Relationship collections audited as lists of ids (e.g. a partnership's other organisations)
+    __audit_collections__: frozenset[str] = frozenset()
 
     @classmethod
     def audit_entity(cls) -> str:
@@ -154,8 +156,21 @@ def _plain(value):
     return value
 
 
+def _json_default(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} is not audit-serialisable")
+
+
 def canonical(value) -> str:
-    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # json calls the default only for the values _plain converts, so the text (and so every
+    # hash) is the same as json.dumps(_plain(value)), without walking the value twice.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_json_default)
 
 
 def _changes_of(obj, created: bool) -> dict:
@@ -163,12 +178,13 @@ def _changes_of(obj, created: bool) -> dict:
     excluded = type(obj).__audit_exclude__
     redacted = type(obj).__audit_redact__
     changes = {}
+    loaded = state.dict  # read directly what is loaded; getattr only for what is not
     for attr in state.mapper.column_attrs:
         key = attr.key
         if key in excluded:
             continue
         if created:
-            value = getattr(obj, key)
+            value = loaded[key] if key in loaded else getattr(obj, key)
             if value is not None and value != [] and value != "":
                 changes[key] = [None, "[redacted]" if key in redacted else value]
             continue
@@ -179,6 +195,17 @@ def _changes_of(obj, created: bool) -> dict:
         new = history.added[0] if history.added else None
         if _plain(old) != _plain(new):
             changes[key] = ["[redacted]", "[redacted]"] if key in redacted else [old, new]
+    for key in type(obj).__audit_collections__:
+        history = state.attrs[key].history
+        if created:
+            ids = sorted(item.id for item in getattr(obj, key))
+            if ids:
+                changes[key] = [None, ids]
+        elif history.has_changes():
+            kept = list(history.unchanged)
+            old = sorted(item.id for item in kept + list(history.deleted))
+            new = sorted(item.id for item in kept + list(history.added))
+            changes[key] = [old, new]
     return changes
 
 
@@ -207,7 +234,8 @@ def _collect_pending(session, _flush_context, _instances):
         if isinstance(obj, Audited):
             pending.append((obj, True, None))
     for obj in session.dirty:
-        if isinstance(obj, Audited) and session.is_modified(obj, include_collections=False):
+        if isinstance(obj, Audited) and session.is_modified(
+                obj, include_collections=bool(type(obj).__audit_collections__)):
             pending.append((obj, False, _changes_of(obj, created=False)))
 
 

@@ -97,3 +97,15 @@ def test_passwords_never_reach_the_audit_trail(make_user):
     created = history_of("user", user.id)[0]
     assert created.change_set["password_hash"] == [None, "[redacted]"]
     assert user.password_hash not in created.changes
+
+
+def test_changes_to_a_partnerships_other_organisations_are_audited(make_partnership, make_org):
+    facilitator = make_org("Bridgewater Facilitation", "other")
+    partnership = make_partnership()
+    partnership.other_organisations.append(facilitator)
+    db.session.commit()
+    partnership.other_organisations.remove(facilitator)
+    db.session.commit()
+    changes = [e.change_set.get("other_organisations") for e in
+               history_of("partnership", partnership.id)]
+    assert changes[-2:] == [[[], [facilitator.id]], [[facilitator.id], []]]

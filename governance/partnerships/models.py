@@ -29,6 +29,7 @@ partnership_members = Table(
 
 class Partnership(Record, db.Model):
     __tablename__ = "partnerships"
+    __audit_collections__ = frozenset({"other_organisations"})
 
     title: Mapped[str] = mapped_column(String(200))
     sponsor_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
