@@ -15,199 +15,27 @@ import csv
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import server  # noqa: E402  (bench/server.py)
 
+ROOT = server.ROOT
 LOCUST = ROOT / ".venv-load" / "bin" / "locust"
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 RESULTS = ROOT / "bench" / "results"
-ADVOCATES = 10
 SHARED = 5
-LOAD_PG_DIR = "/tmp/governance-load-postgres"
-LOAD_PG_PORT = "54339"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# --- the load ----------------------------------------------------------------------------------
 
 
-# --- the database ----------------------------------------------------------------------------
-
-
-def postgres_url(name: str) -> str:
-    """A fresh database on a durable throwaway cluster (scripts/local-postgres --durable)."""
-    env = dict(os.environ, GOVERNANCE_PG_DIR=LOAD_PG_DIR, GOVERNANCE_PG_PORT=LOAD_PG_PORT)
-    admin = subprocess.run([str(ROOT / "scripts" / "local-postgres"), "start", "--durable"],
-                           env=env, check=True, capture_output=True, text=True).stdout.strip()
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return admin.rsplit("/", 1)[0] + "/" + name
-
-
-def prepare_database(url: str, workdir: Path) -> dict:
-    """Schema, two organisations, a partnership, advocates with API tokens, shared records."""
-    from governance import create_app
-    from governance.auth import services as accounts
-    from governance.extensions import db
-    from governance.interactions import services as interactions
-    from governance.organisations.models import Organisation
-    from governance.partnerships.models import Partnership
-
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "load-test-setup",
-                      "DATA_DIR": str(workdir / "data")})
-    with app.app_context():
-        if (ROOT / "migrations").is_dir():
-            from governance.database import create_schema
-
-            create_schema()
-        else:
-            db.create_all()
-        sponsor = Organisation(name="Helix Pharma", kind="sponsor", country="GB")
-        group = Organisation(name="Rare Lung Alliance", kind="patient_group", country="GB")
-        db.session.add_all([sponsor, group])
-        db.session.flush()
-        partnership = Partnership(title="Lung research partnership", sponsor_id=sponsor.id,
-                                  patient_group_id=group.id, kind="content_engagement",
-                                  status="active", started_on=datetime(2024, 1, 1).date())
-        db.session.add(partnership)
-        db.session.commit()
-        tokens, users = [], []
-        for number in range(ADVOCATES):
-            user = accounts.create_user(f"load{number}@example.org", f"Load Advocate {number}",
-                                        "advocate", "load-test-password-2026", sponsor.name)
-            db.session.commit()
-            users.append(user)
-            tokens.append(accounts.issue_token(user, "load test"))
-        db.session.commit()
-        shared_ids = []
-        for number in range(SHARED):
-            shared = interactions.log_interaction(
-                {"title": f"Shared interaction {number}", "occurred_on": "2026-02-02",
-                 "format": "workshop", "partnership_id": partnership.id}, users[0])
-            db.session.commit()
-            shared_ids.append(shared.id)
-        setup = {"tokens": tokens, "partnership_id": partnership.id, "shared_ids": shared_ids}
-        db.session.remove()
-        db.engine.dispose()
-    return setup
-
-
-def verify(url: str, outcome: dict, setup: dict) -> dict:
-    """Every acknowledged write is in the database and in the audit trail; the chain holds."""
-    from sqlalchemy import select
-
-    from governance import create_app
-    from governance.audit import AuditEvent, verify_chain
-    from governance.extensions import db
-    from governance.interactions.models import Interaction
-
-    acks = outcome["acks"]
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "load-test-check"})
-    problems: list[str] = []
-    with app.app_context():
-        stored = {row.id: row for row in db.session.execute(
-            select(Interaction.id, Interaction.title, Interaction.version))}
-        events = db.session.execute(
-            select(AuditEvent.entity_id, AuditEvent.action, AuditEvent.changes)
-            .where(AuditEvent.entity == "interaction")).all()
-        chain = verify_chain()
-        db.session.remove()
-        db.engine.dispose()
-
-    titles_in_audit = defaultdict(set)
-    actions = defaultdict(int)
-    for entity_id, action, changes in events:
-        actions[action] += 1
-        title = json.loads(changes).get("title")
-        if title:
-            titles_in_audit[entity_id].add(title[1])
-
-    by_record = defaultdict(list)
-    for ack in acks:
-        by_record[ack["id"]].append(ack)
-        if ack["id"] not in stored:
-            problems.append(f"acknowledged interaction {ack['id']} is not in the database")
-        elif ack["title"] not in titles_in_audit[ack["id"]]:
-            problems.append(f"acknowledged write {ack['title']!r} of interaction {ack['id']} "
-                            "has no audit event")
-    for record_id, record_acks in by_record.items():
-        versions = [a["version"] for a in record_acks]
-        if len(versions) != len(set(versions)):
-            problems.append(f"interaction {record_id}: two writes acknowledged with the same "
-                            "version (a lost update)")
-        last = max(record_acks, key=lambda a: a["version"])
-        row = stored.get(record_id)
-        if row is not None and (row.version, row.title) != (last["version"], last["title"]):
-            problems.append(f"interaction {record_id}: database holds version {row.version} "
-                            f"{row.title!r}, last acknowledged was version {last['version']} "
-                            f"{last['title']!r}")
-    creates = sum(1 for a in acks if a["kind"] == "create")
-    updates = len(acks) - creates
-    if actions["create"] != creates + SHARED or actions["update"] != updates:
-        problems.append(f"audit trail holds {actions['create']} creates and {actions['update']} "
-                        f"updates of interactions; acknowledged: {creates + SHARED} creates "
-                        f"(with {SHARED} set up) and {updates} updates")
-    if not chain.intact:
-        problems.append(f"audit chain broken at event {chain.broken_at}: {chain.problem}")
-    return {"acknowledged_writes": len(acks), "acknowledged_creates": creates,
-            "acknowledged_updates": updates, "records_checked": len(by_record),
-            "audit_events_checked": chain.events_checked, "audit_chain_intact": chain.intact,
-            "lost_writes": len(problems), "problems": problems[:20]}
-
-
-# --- the server and the load --------------------------------------------------------------
-
-
-def start_server(url: str, port: int, workers: int, threads: int, workdir: Path):
-    env = dict(os.environ, DATABASE_URL=url, PORT=str(port), WEB_CONCURRENCY=str(workers),
-               GUNICORN_THREADS=str(threads), GOVERNANCE_SECRET_KEY="load-test-secret-key",
-               GOVERNANCE_DATA_DIR=str(workdir / "data"))
-    log = open(workdir / "gunicorn.log", "w")
-    server = subprocess.Popen([str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py")], cwd=ROOT,
-                              env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"gunicorn exited; see {workdir / 'gunicorn.log'}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.3)
-    stop_server(server)
-    raise SystemExit("gunicorn did not answer /health within 60 s")
-
-
-def stop_server(server) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
-def run_locust(port: int, users: int, duration: int, workdir: Path, setup: dict,
+def run_locust(base: str, users: int, duration: int, workdir: Path, setup: dict,
                think: float) -> dict:
     setup_file = workdir / "setup.json"
     setup_file.write_text(json.dumps(setup))
@@ -216,7 +44,7 @@ def run_locust(port: int, users: int, duration: int, workdir: Path, setup: dict,
                LOAD_THINK_SECONDS=str(think))
     command = [str(LOCUST), "-f", str(ROOT / "bench" / "load" / "locustfile.py"), "--headless",
                "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{duration}s",
-               "--host", f"http://127.0.0.1:{port}", "--csv", str(workdir / "locust"),
+               "--host", base, "--csv", str(workdir / "locust"),
                "--only-summary", "--stop-timeout", "15", "--exit-code-on-error", "0",
                "--loglevel", "WARNING"]
     started = time.monotonic()
@@ -227,6 +55,10 @@ def run_locust(port: int, users: int, duration: int, workdir: Path, setup: dict,
         outcome["stats"] = {row["Name"]: row for row in csv.DictReader(stats)}
     outcome["locust_seconds"] = elapsed
     return outcome
+
+
+def _failures(outcome: dict) -> int:
+    return int(outcome["stats"].get("Aggregated", {}).get("Failure Count", 0))
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -274,18 +106,18 @@ def run_one(database: str, args) -> dict:
     if database == "sqlite":
         url = f"sqlite:///{workdir / 'governance.sqlite'}"
     else:
-        url = postgres_url("governance_load")
+        url = server.postgres_database("governance_load")
     print(f"[{database}] preparing {url.rsplit('@', 1)[-1]} in {workdir}", flush=True)
-    setup = prepare_database(url, workdir)
-    port = free_port()
-    server = start_server(url, port, args.workers, args.threads, workdir)
-    print(f"[{database}] gunicorn: {args.workers} workers x {args.threads} threads on "
-          f"127.0.0.1:{port}; locust: {args.users} clients for {args.duration} s", flush=True)
+    setup = server.prepare_database(url, workdir, shared=SHARED)
+    process, base = server.start_server(url, workdir, args.workers, args.threads)
+    print(f"[{database}] gunicorn: {args.workers} workers x {args.threads} threads on {base}; "
+          f"locust: {args.users} clients for {args.duration} s", flush=True)
     try:
-        outcome = run_locust(port, args.users, args.duration, workdir, setup, args.think)
+        outcome = run_locust(base, args.users, args.duration, workdir, setup, args.think)
     finally:
-        stop_server(server)
-    check = verify(url, outcome, setup)
+        server.stop_server(process)
+    check = server.check_acknowledged(url, outcome["acks"], shared=SHARED,
+                                      failed_requests=_failures(outcome))
     summary = summarise(database, args, outcome, check)
     summary["workdir"] = str(workdir)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -370,7 +202,7 @@ def main() -> int:
     summaries = [run_one(database, args) for database in databases]
     if not args.no_record:
         write_benchmarks(summaries)
-    failed = [s for s in summaries if s["failed_requests"] or s["check"]["lost_writes"]]
+    failed = [s for s in summaries if s["failed_requests"] or not s["check"]["passed"]]
     return 1 if failed else 0
 
 

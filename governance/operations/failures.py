@@ -5,9 +5,11 @@ were. Pages show the error page, the API answers JSON, both with status 503 (or 
 person's save won a race for the same record).
 """
 
+import os
 import sqlite3
+from pathlib import Path
 
-from flask import Flask, current_app, render_template
+from flask import Flask, current_app, g, render_template
 from markupsafe import escape
 from sqlalchemy.exc import DBAPIError, InternalError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
@@ -50,15 +52,32 @@ def explain(error: DBAPIError) -> str | None:
         return DISK_FULL
     if sqlstate in _PG_READ_ONLY or "readonly database" in text or "read-only" in text:
         return READ_ONLY
-    if isinstance(original, sqlite3.OperationalError) and "locked" in text:
-        return BUSY
-    if isinstance(error, OperationalError) and not isinstance(original, sqlite3.Error):
-        return UNAVAILABLE  # PostgreSQL: connection refused, lost, server shutting down
-    if isinstance(original, sqlite3.OperationalError) and (
-        "unable to open" in text or "disk i/o" in text
-    ):
-        return UNAVAILABLE
+    if isinstance(original, sqlite3.OperationalError):
+        if "locked" in text:
+            return BUSY
+        if "unable to open" in text or "disk i/o" in text:
+            # A WAL database on a read-only file system cannot even be opened for reading.
+            return READ_ONLY if _sqlite_file_read_only() else UNAVAILABLE
+        return None
+    if isinstance(error, OperationalError):
+        return UNAVAILABLE  # PostgreSQL: connection refused or lost, server shutting down
     return None
+
+
+def _sqlite_file_read_only() -> bool:
+    """Whether the SQLite file (or the folder it would be in) sits on a read-only mount or
+    may not be written by this process."""
+    name = db.engine.url.database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return False
+    path = Path(name)
+    target = path if path.exists() else path.parent
+    try:
+        if os.statvfs(target).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        return False
+    return not os.access(target, os.W_OK)
 
 
 def _answer(status: int, title: str, message: str):
@@ -85,6 +104,10 @@ def _rollback() -> None:
         db.session.rollback()
     except Exception:  # the connection is gone; the session is discarded at teardown anyway
         current_app.logger.debug("rollback after a database failure failed too", exc_info=True)
+    if "_login_user" not in g:
+        # Loading the user is what failed: answer as to a visitor, rather than let the page,
+        # the after-request hooks or the error page try the database again.
+        g._login_user = current_app.login_manager.anonymous_user()
 
 
 def database_failed(error: DBAPIError):

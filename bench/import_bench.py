@@ -1,0 +1,208 @@
+"""Benchmark: import a 100,000-row interaction CSV, the way the import page commits it.
+
+The whole path runs: the file is decoded and its header checked, every row is validated by the
+interactions service, saved in one transaction, evaluated against the policy rules (flags
+raised) and audited (hash-chained events). Then the same file is imported again (every row
+unchanged), and the same rows go into a bare sqlite3 table with executemany, for the ratio.
+
+    .venv/bin/python bench/import_bench.py            # 100,000 rows
+    .venv/bin/python bench/import_bench.py --rows 20000 --json bench/results/import.json
+
+Targets (issue 6): under 60 s and under 1 GB of memory for 100,000 rows.
+"""
+
+import argparse
+import csv
+import io
+import json
+import random
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from governance import create_app  # noqa: E402
+from governance.extensions import db  # noqa: E402
+
+FORMATS = ["advisory_board", "focus_group", "listening_session", "interview", "survey",
+           "workshop"]
+STAGES = ["phase_1", "phase_2", "phase_3", "regulatory_review", "post_approval"]
+ACTIVITIES = ["RP-01", "TD-01", "TD-04", "TC-01", "DP-02"]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_world():
+    """Two sponsors, five patient groups, ten partnerships, one compliance officer."""
+    from governance.auth.services import create_user
+    from governance.organisations.models import Organisation
+    from governance.partnerships.models import Partnership
+
+    sponsors = [Organisation(name=f"Sponsor {i}", kind="sponsor", country="GB") for i in range(2)]
+    groups = [Organisation(name=f"Patient group {i}", kind="patient_group", country="GB")
+              for i in range(5)]
+    db.session.add_all(sponsors + groups)
+    db.session.flush()
+    partnerships = []
+    for index in range(10):
+        partnerships.append(Partnership(
+            title=f"Partnership {index}", sponsor_id=sponsors[index % 2].id,
+            patient_group_id=groups[index % 5].id, kind="content_engagement", status="active",
+            started_on=date(2023, 1, 1), agreement_signed_on=date(2022, 12, 1)))
+    db.session.add_all(partnerships)
+    user = create_user("bench@example.org", "Bench Compliance", "compliance",
+                       "bench-password-2026")
+    db.session.commit()
+    return user, [p.id for p in partnerships], [s.id for s in sponsors]
+
+
+def write_csv(path: Path, rows: int, partnership_ids: list[int], sponsor_ids: list[int],
+              columns: tuple[str, ...]) -> None:
+    rng = random.Random(6)
+    start = date(2024, 1, 1)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for index in range(rows):
+            occurred = start + timedelta(days=index % 700)
+            good = rng.random() < 0.6
+            row = {
+                "title": f"{rng.choice(FORMATS).replace('_', ' ').title()} {index}",
+                "occurred_on": occurred.isoformat(),
+                "format": rng.choice(FORMATS),
+                "partnership_id": rng.choice(partnership_ids) if rng.random() < 0.95 else "",
+                "organisation_id": rng.choice(sponsor_ids),
+                "activity_codes": ";".join(rng.sample(ACTIVITIES, rng.randint(0, 2))),
+                "patient_needs": "practicality" if good else "",
+                "external_id": f"BENCH-{index:06d}",
+                "purpose": ("Review the visit schedule of the protocol for participant burden "
+                            "and travel needs") if good else "Catch-up",
+                "purpose_shared_on": (occurred - timedelta(days=14)).isoformat() if good else "",
+                "product_specific": "false",
+                "product": "",
+                "lifecycle_stage": rng.choice(STAGES),
+                "expected_approval_on": "",
+                "approved_on": "",
+                "patient_participants": rng.randint(2, 12),
+                "caregiver_participants": rng.randint(0, 3),
+                "sponsor_staff": rng.randint(1, 6),
+                "selection_method": "co_created_procedure" if good else "ad_hoc",
+                "stages_represented": "early;intermediate;late" if good else "early",
+                "stages_in_scope": "all",
+                "protocol_followed": "true" if good else "false",
+                "materials_co_created": "true" if good else "false",
+                "facilitator": "third_party",
+                "modality": rng.choice(["in_person", "video", "hybrid"]),
+                "venue_type": "neutral_venue" if good else "sponsor_site",
+                "venue_agreed_by_patients": "true",
+                "accessibility_reviewed": "true" if good else "false",
+                "accommodations": "step_free_access;travel_support" if good else "",
+                "summary": "Participants asked for fewer site visits." if good else "",
+                "summary_recorded_on": (occurred + timedelta(days=5)).isoformat() if good
+                else "",
+                "outcomes_shared_on": (occurred + timedelta(days=40)).isoformat() if good
+                else "",
+            }
+            writer.writerow([row.get(name, "") for name in columns])
+
+
+def bare_sqlite(path: Path, data: bytes) -> float:
+    """Parse the same CSV and executemany its rows into a plain table: the floor."""
+    started = time.perf_counter()
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    header = next(reader)
+    connection = sqlite3.connect(path)
+    connection.execute(f"CREATE TABLE interactions (id INTEGER PRIMARY KEY, "
+                       f"{', '.join(f'{name} TEXT' for name in header)})")
+    placeholders = ", ".join("?" for _ in header)
+    connection.executemany(f"INSERT INTO interactions ({', '.join(header)}) VALUES "
+                           f"({placeholders})", reader)
+    connection.commit()
+    connection.close()
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="import-bench-") as tmp:
+        folder = Path(tmp)
+        app = create_app({
+            "TESTING": True, "SECRET_KEY": "bench",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.sqlite'}",
+            "DATA_DIR": str(folder / "data"),
+        })
+        with app.app_context():
+            from governance.audit import AuditEvent
+            from governance.interactions.models import Interaction
+            from governance.rules.models import Flag
+            from governance.transfer.imports import IMPORTERS, import_file
+
+            db.create_all()
+            user, partnership_ids, sponsor_ids = make_world()
+            csv_path = folder / "interactions.csv"
+            write_csv(csv_path, args.rows, partnership_ids, sponsor_ids,
+                      IMPORTERS["interactions"].columns())
+            data = csv_path.read_bytes()
+            rss_before = peak_rss_mb()
+
+            started = time.perf_counter()
+            report = import_file("interactions", data, user, filename=csv_path.name,
+                                 digest="0" * 64, commit=True)
+            first = time.perf_counter() - started
+            if not report.committed:
+                print("import refused:", report.problems[:5], file=sys.stderr)
+                return 1
+            counts = {
+                "interactions": db.session.scalar(select(func.count(Interaction.id))),
+                "flags": db.session.scalar(select(func.count(Flag.id))),
+                "audit_events": db.session.scalar(select(func.count(AuditEvent.id))),
+            }
+            peak_first = peak_rss_mb()
+
+            started = time.perf_counter()
+            again = import_file("interactions", data, user, filename=csv_path.name,
+                                digest="0" * 64, commit=True)
+            second = time.perf_counter() - started
+            unchanged_counts = db.session.scalar(select(func.count(Interaction.id)))
+
+        bare = bare_sqlite(folder / "bare.sqlite", data)
+
+    results = {
+        "rows": args.rows,
+        "file_mb": round(len(data) / 1024 / 1024, 1),
+        "import_seconds": round(first, 1),
+        "rows_per_second": round(args.rows / first),
+        "created": report.created,
+        **counts,
+        "reimport_seconds": round(second, 1),
+        "reimport_unchanged": again.unchanged,
+        "interactions_after_reimport": unchanged_counts,
+        "bare_sqlite_executemany_seconds": round(bare, 2),
+        "ratio_to_bare_sqlite": round(first / bare, 1),
+        "peak_rss_mb_before_import": round(rss_before),
+        "peak_rss_mb": round(max(peak_first, peak_rss_mb())),
+    }
+    for key, value in results.items():
+        print(f"{key:34} {value}")
+    ok = first < 60 and results["peak_rss_mb"] < 1024
+    print("target (< 60 s, < 1 GB):", "met" if ok else "NOT met")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
