@@ -41,16 +41,27 @@ MAX_INTEGER = 2**63 - 1
 
 def _oversized_integers(schema: Schema, values: dict) -> dict[str, list[str]]:
     errors = {}
-    for name, field in schema.fields.items():
-        key = field.data_key or name
-        inner = field.inner if isinstance(field, fields.List) else field
-        if key not in values or not isinstance(inner, fields.Integer):
+    for key, is_list in _integer_keys(schema):
+        if key not in values:
             continue
         value = values[key]
-        items = value if isinstance(field, fields.List) and isinstance(value, list) else [value]
+        items = value if is_list and isinstance(value, list) else [value]
         if any(_too_large(item) for item in items):
             errors[key] = ["This number is too large."]
     return errors
+
+
+def _integer_keys(schema: Schema) -> list[tuple[str, bool]]:
+    """The input keys of the schema's integer fields (and lists of them), worked out once."""
+    keys = schema.__dict__.get("_integer_keys")
+    if keys is None:
+        keys = []
+        for name, field in schema.fields.items():
+            is_list = isinstance(field, fields.List)
+            if isinstance(field.inner if is_list else field, fields.Integer):
+                keys.append((field.data_key or name, is_list))
+        schema._integer_keys = keys
+    return keys
 
 
 def _too_large(value) -> bool:

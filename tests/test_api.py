@@ -204,6 +204,18 @@ def test_wrong_types_and_invalid_values_are_422_on_each_field(client, advocate):
     assert count(Organisation) == before
 
 
+def test_a_duplicate_name_is_422_also_outside_ascii(client, advocate):
+    body = {"name": "Élan Santé", "kind": "patient_group"}
+    assert client.post(f"{API}/organisations", headers=advocate, json=body).status_code == 201
+    assert_error(client.post(f"{API}/organisations", headers=advocate, json=body), 422, "name")
+
+
+def test_unknown_query_parameter_is_400(client, compliance):
+    error = assert_error(client.get(f"{API}/interactions?partnership=3", headers=compliance),
+                         400, "partnership")
+    assert "partnership" in error["message"]
+
+
 # --- partnerships and support ----------------------------------------------------------------
 
 

@@ -5,6 +5,8 @@ answers are derived from those same schemas, so a field cannot be named or typed
 the way in and on the way out.
 """
 
+from datetime import UTC, datetime
+
 from marshmallow import Schema, fields
 from marshmallow.validate import ContainsOnly, Length, OneOf, Range
 
@@ -24,6 +26,17 @@ class DecimalString(fields.Decimal):
         super().__init__(places=2, as_string=True, **kwargs)
 
 
+class UtcDateTime(fields.DateTime):
+    """A timestamp on the wire: the database keeps naive UTC, the API says so (+00:00)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else utc_iso(value)
+
+
+def utc_iso(value: datetime) -> str:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
 def list_choices_on_items(self, field, ret, **_kwargs) -> dict:
     """apispec puts a list's allowed values (ContainsOnly) on the array; they belong to items."""
     if isinstance(field, fields.List) and "enum" in ret and isinstance(ret.get("items"), dict):
@@ -41,7 +54,9 @@ def _output_field(field: fields.Field, required: bool = True) -> fields.Field:
         return DecimalString(**options)
     if isinstance(field, fields.List):
         return fields.List(_output_field(field.inner, required=False), **options)
-    for kind in (fields.Date, fields.DateTime, fields.Boolean, fields.Integer):
+    if isinstance(field, fields.DateTime):
+        return UtcDateTime(**options)
+    for kind in (fields.Date, fields.Boolean, fields.Integer):
         if isinstance(field, kind):
             return kind(**options)
     return fields.String(**options)
@@ -52,10 +67,10 @@ def output_schema(input_schema: type[Schema], name: str, **extra: fields.Field) 
     declared = {key: _output_field(field) for key, field in input_schema().fields.items()}
     declared.update(
         id=fields.Integer(required=True),
-        created_at=fields.DateTime(required=True),
-        updated_at=fields.DateTime(required=True),
+        created_at=UtcDateTime(required=True),
+        updated_at=UtcDateTime(required=True),
         version=fields.Integer(required=True),
-        voided_at=fields.DateTime(required=True, allow_none=True),
+        voided_at=UtcDateTime(required=True, allow_none=True),
         void_reason=fields.String(required=True, allow_none=True),
     )
     declared.update(extra)
@@ -133,7 +148,7 @@ class Activity(Schema):
 
 class AuditEvent(Schema):
     id = fields.Integer(required=True)
-    occurred_at = fields.DateTime(required=True, metadata={"description": "UTC."})
+    occurred_at = UtcDateTime(required=True)
     actor_id = fields.Integer(required=True, allow_none=True)
     actor_label = fields.String(required=True)
     action = fields.String(required=True, validate=OneOf(["create", "update", "void",

@@ -9,6 +9,7 @@ import json
 from ..interactions.services import interaction_values
 from ..organisations.services import organisation_values
 from ..partnerships.services import partnership_values, support_values
+from .schemas import utc_iso
 
 
 def _record(record) -> dict:
@@ -53,7 +54,7 @@ def interaction_json(interaction) -> dict:
 
 def audit_event_json(row) -> dict:
     """An audit event row, ready for json.dumps (the trail is streamed, not dumped by a schema)."""
-    return {"id": row["id"], "occurred_at": row["occurred_at"].isoformat(),
+    return {"id": row["id"], "occurred_at": utc_iso(row["occurred_at"]),
             "actor_id": row["actor_id"], "actor_label": row["actor_label"],
             "action": row["action"], "entity": row["entity"], "entity_id": row["entity_id"],
             "changes": json.loads(row["changes"]), "reason": row["reason"],

@@ -21,12 +21,14 @@ from flask.views import MethodView
 from flask_login import current_user
 from flask_smorest import Api
 from flask_smorest import Blueprint as ApiBlueprint
+from marshmallow import RAISE
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
 
 from ..audit import AuditEvent
-from ..errors import DomainError, NotAllowed, ValidationFailed
+from ..errors import Conflict, DomainError, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..interactions import services as interaction_services
 from ..interactions.models import Interaction
@@ -74,13 +76,22 @@ class RecordId(IntegerConverter):
 
 
 class QueryParser(FlaskParser):
-    """Query strings are read with the API's schemas; a bad value answers 422 in API.md's shape."""
+    """Query strings are read with the API's schemas, in API.md's error shapes: an unknown
+    parameter answers 400 (as an unknown field does), a bad value 422."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+                                   "query": RAISE, "querystring": RAISE}
 
     def handle_error(self, error, req, schema, *, error_status_code, error_headers):
         messages = error.messages
         if isinstance(messages, dict) and len(messages) == 1:
             messages = next(iter(messages.values()))  # drop webargs' location level
-        raise ValidationFailed(flatten_messages(messages), "Some query parameters are not valid.")
+        problems = flatten_messages(messages)
+        unknown = sorted(name for name, reasons in problems.items() if "Unknown field." in reasons)
+        if unknown:
+            raise MalformedRequest(f"Unknown query parameter{'s' if len(unknown) > 1 else ''}: "
+                                   f"{', '.join(unknown)}.", problems)
+        raise ValidationFailed(problems, "Some query parameters are not valid.")
 
 
 class ResourceBlueprint(ApiBlueprint):
@@ -107,11 +118,11 @@ def resource(name: str, description: str) -> ResourceBlueprint:
 
 
 ERROR_MEANINGS = {
-    400: "Malformed JSON, not a JSON object, or an unknown field.",
+    400: "Malformed JSON, not a JSON object, or an unknown field or query parameter.",
     401: "No valid API token (Authorization: Bearer ...).",
     403: "Your role may not do this.",
     404: "No such record, or not one you may see.",
-    409: "The record changed since you read it, or it is void.",
+    409: "The record changed since you read it, is void, or a unique value was just taken.",
     422: "Some values are not valid; `fields` says which and why.",
 }
 
@@ -154,10 +165,18 @@ def json_body() -> dict:
 
 @contextmanager
 def saving():
-    """Commit what the block changed; on any error roll everything back and answer it."""
+    """Commit what the block changed; on any error roll everything back and answer it.
+
+    Build the answer inside the block: it then shows the record as this request wrote it (its
+    version is the one to send back next), not as another request may have changed it since.
+    """
     try:
         yield
         db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("This conflicts with a record saved at the same moment (a name or an "
+                       "external_id is already taken). Nothing was saved; try again.") from None
     except ValidationFailed as error:
         db.session.rollback()
         unknown = sorted(name for name, messages in error.fields.items()
@@ -182,7 +201,7 @@ class Organisations(MethodView):
     @allow(*ORGANISATION_VIEWERS)
     @organisations.arguments(schemas.OrganisationQuery, location="query")
     @organisations.response(200, schemas.OrganisationOut(many=True))
-    @documented_errors(organisations, 403, 422)
+    @documented_errors(organisations, 400, 403, 422)
     def get(self, query):
         """List the organisations (voided ones left out), by name."""
         criteria = organisation_services.OrganisationFilter(
@@ -195,13 +214,14 @@ class Organisations(MethodView):
     @allow(*organisation_services.CREATORS)
     @organisations.doc(**request_body(schemas.OrganisationInput))
     @organisations.response(201, schemas.OrganisationOut)
-    @documented_errors(organisations, 400, 403, 422)
+    @documented_errors(organisations, 400, 403, 409, 422)
     def post(self):
         """Record an organisation."""
         values = json_body()
         with saving():
             organisation = organisation_services.create_organisation(values, current_user)
-        return organisation_json(organisation)
+            answer = organisation_json(organisation)
+        return answer
 
 
 @organisations.route("/organisations/<id:organisation_id>")
@@ -225,13 +245,14 @@ class Partnerships(MethodView):
     @allow(*EDITORS)
     @partnerships.doc(**request_body(schemas.PartnershipInput))
     @partnerships.response(201, schemas.PartnershipOut)
-    @documented_errors(partnerships, 400, 403, 422)
+    @documented_errors(partnerships, 400, 403, 409, 422)
     def post(self):
         """Record a partnership; the answer carries the partnership-level flags."""
         values = json_body()
         with saving():
             partnership = partnership_services.create_partnership(values, current_user)
-        return partnership_json(partnership)
+            answer = partnership_json(partnership)
+        return answer
 
 
 @partnerships.route("/partnerships/<id:partnership_id>")
@@ -255,13 +276,14 @@ class Supports(MethodView):
                                  "`amount` is a decimal string (or number) with at most two "
                                  "places; it may be empty only for in-kind support."))
     @supports.response(201, schemas.SupportOut)
-    @documented_errors(supports, 400, 403, 422)
+    @documented_errors(supports, 400, 403, 409, 422)
     def post(self):
         """Record support; the partnership's flags are re-evaluated."""
         values = json_body()
         with saving():
             support = partnership_services.record_support(values, current_user)
-        return support_json(support)
+            answer = support_json(support)
+        return answer
 
 
 @supports.route("/supports/<id:support_id>")
@@ -291,7 +313,7 @@ class Interactions(MethodView):
     @allow(*VIEWERS)
     @interactions.arguments(schemas.InteractionQuery, location="query")
     @interactions.response(200, schemas.InteractionPage)
-    @documented_errors(interactions, 403, 422)
+    @documented_errors(interactions, 400, 403, 422)
     def get(self, query):
         """Find interactions, newest first, one page at a time."""
         criteria = interaction_services.InteractionFilter(
@@ -308,13 +330,14 @@ class Interactions(MethodView):
     @allow(*EDITORS)
     @interactions.doc(**request_body(schemas.InteractionInput))
     @interactions.response(201, schemas.InteractionOut)
-    @documented_errors(interactions, 400, 403, 422)
+    @documented_errors(interactions, 400, 403, 409, 422)
     def post(self):
         """Log an interaction; the answer carries the flags the rules raised."""
         values = json_body()
         with saving():
             interaction = interaction_services.log_interaction(values, current_user)
-        return interaction_json(interaction)
+            answer = interaction_json(interaction)
+        return answer
 
 
 @interactions.route("/interactions/<id:interaction_id>")
@@ -347,7 +370,8 @@ class InteractionById(MethodView):
         with saving():
             interaction_services.update_interaction(interaction, changes, current_user,
                                                     reason=reason, expected_version=version)
-        return interaction_json(interaction)
+            answer = interaction_json(interaction)
+        return answer
 
 
 # --- flags, activities, audit ---------------------------------------------------------------
@@ -381,7 +405,8 @@ class FlagTransition(MethodView):
             raise ValidationFailed(problems)
         with saving():
             transition_flag(flag, body.get("state"), body.get("note"), current_user)
-        return flag_json(flag)
+            answer = flag_json(flag)
+        return answer
 
 
 def _subject_visible(flag) -> bool:
@@ -418,7 +443,7 @@ class Audit(MethodView):
     @allow(*AUDIT_READERS)
     @audit.arguments(schemas.AuditQuery, location="query")
     @audit.response(200, schemas.AuditEvent(many=True))
-    @documented_errors(audit, 403, 404, 422)
+    @documented_errors(audit, 400, 403, 404, 422)
     def get(self, query):
         """Audit events, oldest first (advocates: the history of one record they can see)."""
         entity, entity_id = query.get("entity"), query.get("entity_id")

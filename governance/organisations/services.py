@@ -87,8 +87,10 @@ def validate_organisation(values: dict, current: Organisation | None = None) -> 
     """Check values, the name's uniqueness and the kind's fit with existing partnerships."""
     clean = load(_schema, values)
     errors: dict[str, list[str]] = {}
+    # SQLite's lower() folds ASCII only: match the exact name too, so "Élan" meets "Élan".
     same_name = db.session.scalar(
-        select(Organisation).where(func.lower(Organisation.name) == clean["name"].lower(),
+        select(Organisation).where(or_(Organisation.name == clean["name"],
+                                       func.lower(Organisation.name) == clean["name"].lower()),
                                    Organisation.id != (current.id if current else -1))
     )
     if same_name is not None:

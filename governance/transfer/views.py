@@ -1,0 +1,240 @@
+"""Pages to import CSV files (upload, preview, commit) and to export the lists as CSV or XLSX."""
+
+import hashlib
+from datetime import date
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..database import write_intent
+from ..extensions import db
+from ..interactions.forms import InteractionFilterForm
+from ..interactions.services import InteractionFilter
+from ..partnerships.forms import PartnershipFilterForm, SupportFilterForm
+from ..partnerships.services import PartnershipFilter, SupportFilter
+from ..security import EDITORS, allow
+from . import csvfile, exports
+from .csvfile import FileRefused, human_size
+from .imports import IMPORTERS, import_file
+
+bp = Blueprint("transfer", __name__)
+VIEWERS = ("advocate", "compliance", "auditor", "partner")
+PROBLEMS_SHOWN = 1000
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+def _importer_or_404(kind: str):
+    importer = IMPORTERS.get(kind)
+    if importer is None:
+        abort(404)
+    return importer
+
+
+def _upload_page(error: str | None = None, status: int = 200, kind: str | None = None):
+    return render_template("transfer/upload.html", importers=IMPORTERS, error=error,
+                           chosen=kind or request.args.get("kind") or "interactions",
+                           limit=human_size(current_app.config["IMPORT_MAX_BYTES"])), status
+
+
+@bp.route("/imports/", methods=["GET", "POST"])
+@allow(*EDITORS)
+def upload():
+    """Choose what to import and upload the file; the answer is its preview."""
+    if request.method == "GET":
+        return _upload_page()
+    kind = request.form.get("kind", "")
+    if kind not in IMPORTERS:
+        return _upload_page("Choose what the file holds.", 422)
+    upload_file = request.files.get("file")
+    if upload_file is None or not upload_file.filename:
+        return _upload_page("Choose a CSV file to upload.", 422, kind)
+    filename = upload_file.filename.rsplit("/", 1)[-1][:200]
+    try:
+        data = csvfile.read_upload(upload_file.stream, current_app.config["IMPORT_MAX_BYTES"])
+        digest = hashlib.sha256(data).hexdigest()
+        report = import_file(kind, data, current_user, filename=filename, digest=digest,
+                             commit=False)
+    except FileRefused as refusal:
+        return _upload_page(refusal.message, refusal.status, kind)
+    finally:
+        upload_file.close()  # a large upload is spooled to a temporary file
+    csvfile.store(data, filename, kind, current_user)
+    return _preview_page(kind, digest, report)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def upload_too_large(_error):
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    return _upload_page(f"The upload is larger than the {human_size(limit)} any request may "
+                        f"carry (imports take files of up to "
+                        f"{human_size(current_app.config['IMPORT_MAX_BYTES'])}). Nothing was "
+                        "imported: split the file into smaller ones.", 413)
+
+
+def _stored_or_404(digest: str) -> tuple[bytes, dict]:
+    stored = csvfile.load(digest)
+    if stored is None:
+        abort(404, "This upload is no longer kept. Upload the file again.")
+    return stored
+
+
+def _preview_page(kind: str, digest: str, report, status: int | None = None):
+    return render_template(
+        "transfer/preview.html", importer=IMPORTERS[kind], digest=digest, report=report,
+        problems=report.problems[:PROBLEMS_SHOWN], shown=PROBLEMS_SHOWN,
+    ), status or (200 if report.ok else 422)
+
+
+def _begin_writing() -> None:
+    """A preview runs the import and rolls it back: end the read transaction, take the write
+    lock from the start (SQLite)."""
+    db.session.rollback()
+    write_intent.set(True)
+
+
+@bp.route("/imports/<kind>/<digest>")
+@allow(*EDITORS)
+def preview(kind: str, digest: str):
+    """Check every row of an uploaded file again and show what importing it would do."""
+    _importer_or_404(kind)
+    data, meta = _stored_or_404(digest)
+    _begin_writing()
+    try:
+        report = import_file(kind, data, current_user, filename=meta.get("filename", digest),
+                             digest=digest, commit=False)
+    except FileRefused as refusal:
+        return _upload_page(refusal.message, refusal.status, kind)
+    return _preview_page(kind, digest, report)
+
+
+@bp.route("/imports/<kind>/<digest>/commit", methods=["POST"])
+@allow(*EDITORS)
+def commit(kind: str, digest: str):
+    """Import exactly the previewed file (named by its hash): every row, or none."""
+    importer = _importer_or_404(kind)
+    data, meta = _stored_or_404(digest)
+    try:
+        report = import_file(kind, data, current_user, filename=meta.get("filename", digest),
+                             digest=digest, commit=True)
+    except FileRefused as refusal:
+        return _upload_page(refusal.message, refusal.status, kind)
+    if not report.committed:
+        return _preview_page(kind, digest, report, 422)
+    flash(f"Imported {meta.get('filename', 'the file')}: {report.created} created, "
+          f"{report.updated} updated, {report.unchanged} unchanged.", "success")
+    return redirect(url_for(importer.list_endpoint), 303)
+
+
+@bp.route("/imports/<kind>/<digest>/problems.csv")
+@allow(*EDITORS)
+def problems_csv(kind: str, digest: str):
+    """Every problem of the file, for fixing it in a spreadsheet."""
+    _importer_or_404(kind)
+    data, meta = _stored_or_404(digest)
+    _begin_writing()
+    try:
+        report = import_file(kind, data, current_user, filename=meta.get("filename", digest),
+                             digest=digest, commit=False)
+    except FileRefused as refusal:
+        return _upload_page(refusal.message, refusal.status, kind)
+    table = exports.Table("problems", "Problems", ["row", "column", "problem"],
+                          ([p.row, p.column, p.message] for p in report.problems))
+    return _download(table, "csv")
+
+
+@bp.route("/imports/<kind>/template.csv")
+@allow(*EDITORS)
+def template(kind: str):
+    """The columns to fill in, with one example row."""
+    importer = _importer_or_404(kind)
+    body = csvfile.template_csv(importer.columns(), importer.example)
+    return Response("\ufeff" + body, mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename={kind}-template.csv"})
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def _download(table: exports.Table, fmt: str) -> Response:
+    filename = f"{table.name}-{date.today().isoformat()}.{fmt}"
+    disposition = {"Content-Disposition": f"attachment; filename={filename}"}
+    if fmt == "xlsx":
+        return Response(exports.xlsx_bytes(table), headers=disposition, mimetype=(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
+    return Response(stream_with_context(exports.csv_chunks(table)), headers=disposition,
+                    mimetype="text/csv")
+
+
+def _int(field) -> int | None:
+    return field.data if isinstance(field.data, int) else None
+
+
+def _sort() -> str:
+    return request.args.get("sort", "")
+
+
+@bp.route("/exports/interactions.<any(csv, xlsx):fmt>")
+@allow(*VIEWERS)
+def export_interactions(fmt: str):
+    """The interactions the list shows for the same filters, with their flags."""
+    form = InteractionFilterForm(request.args)
+    form.partnership_id.choices = form.organisation_id.choices = []
+    form.validate()
+    criteria = InteractionFilter(
+        partnership_id=_int(form.partnership_id), organisation_id=_int(form.organisation_id),
+        date_from=None if form.date_from.errors else form.date_from.data,
+        date_to=None if form.date_to.errors else form.date_to.data,
+        format=form.format.data, q=form.q.data, rule=request.args.get("rule") or None,
+        state=request.args.get("state") or None, sort=_sort() or "-occurred_on",
+    )
+    return _download(exports.interactions_table(current_user, criteria), fmt)
+
+
+@bp.route("/exports/partnerships.<any(csv, xlsx):fmt>")
+@allow(*VIEWERS)
+def export_partnerships(fmt: str):
+    """The partnerships the list shows for the same filters, with their flags."""
+    form = PartnershipFilterForm(request.args)
+    form.organisation_id.choices = []
+    form.validate()
+    criteria = PartnershipFilter(status=form.status.data, kind=form.kind.data,
+                                 organisation_id=_int(form.organisation_id), q=form.q.data,
+                                 sort=_sort() or "title")
+    return _download(exports.partnerships_table(current_user, criteria), fmt)
+
+
+@bp.route("/exports/supports.<any(csv, xlsx):fmt>")
+@allow(*VIEWERS)
+def export_supports(fmt: str):
+    """The support entries the list shows for the same filters."""
+    form = SupportFilterForm(request.args)
+    form.partnership_id.choices = form.recipient_id.choices = form.year.choices = []
+    form.validate()
+    criteria = SupportFilter(partnership_id=_int(form.partnership_id),
+                             recipient_id=_int(form.recipient_id), year=_int(form.year),
+                             kind=form.kind.data, confirmation=form.confirmation.data,
+                             sort=_sort() or "-paid_on")
+    return _download(exports.supports_table(current_user, criteria), fmt)
+
+
+@bp.route("/exports/audit.<any(csv, xlsx):fmt>")
+@allow("compliance", "auditor")
+def export_audit(fmt: str):
+    """The audit events the audit trail shows for the same filters, oldest first."""
+    from ..auditing.views import _filtered_events
+
+    return _download(exports.audit_table(_filtered_events()), fmt)
