@@ -247,11 +247,13 @@ def update_interaction(interaction: Interaction, changes: dict, actor, reason: s
         _refuse_duplicate_external_id(clean.get("external_id"))
     require_reason_if_signed(interaction, reason)
     audit.set_reason(reason)
+    counted_again = any(getattr(interaction, name) != clean[name]
+                        for name in PARTNERSHIP_COUNTED_FIELDS)
     for name, value in clean.items():
         if getattr(interaction, name) != value:
             setattr(interaction, name, value)
     db.session.flush()
-    after_change(interaction)
+    after_change(interaction, partnership=counted_again)
     return interaction
 
 
@@ -280,11 +282,17 @@ def void_interaction(interaction: Interaction, actor, reason: str) -> Interactio
     return interaction
 
 
-def after_change(interaction: Interaction) -> None:
-    """Re-check the interaction (and its partnership) against the policy rules."""
+# A partnership's own rules see its interactions only by how many it had in the last year: an
+# edit that changes none of these fields leaves the partnership's facts as they were.
+PARTNERSHIP_COUNTED_FIELDS = ("partnership_id", "occurred_on")
+
+
+def after_change(interaction: Interaction, partnership: bool = True) -> None:
+    """Re-check the interaction (and, unless told it cannot have changed, its partnership)
+    against the policy rules."""
     from ..rules.services import evaluate_interaction
 
-    evaluate_interaction(interaction)
+    evaluate_interaction(interaction, partnership=partnership)
 
 
 def _require_editor(actor) -> None:

@@ -107,9 +107,11 @@ def closing_note(version: str) -> str:
 # --- one record at a time (after a change) -------------------------------------------------
 
 
-def evaluate_interaction(interaction: Interaction, today: date | None = None) -> list[Flag]:
+def evaluate_interaction(interaction: Interaction, today: date | None = None,
+                         partnership: bool = True) -> list[Flag]:
     """Re-check one interaction, and its partnership's partnership-level rules; return its open
-    flags."""
+    flags. `partnership=False` skips the partnership when the change cannot have moved its
+    facts (a partnership it left is re-checked all the same)."""
     policy = current_policy()
     today = today or today_utc()
     existing = _flags_where(Flag.interaction_id == interaction.id)
@@ -123,7 +125,8 @@ def evaluate_interaction(interaction: Interaction, today: date | None = None) ->
                    interaction_id=interaction.id)
         db.session.flush()
     touched = db.session.info.pop("rules_partnerships_touched", set())
-    touched.add(interaction.partnership_id)
+    if partnership:
+        touched.add(interaction.partnership_id)
     _evaluate_partnership_ids({pid for pid in touched if pid is not None}, policy, today)
     return [flag for flag in _flags_where(Flag.interaction_id == interaction.id) if flag.is_open]
 
