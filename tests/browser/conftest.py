@@ -31,12 +31,19 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 AXE = Axe()
 
 
+# A browser test that hangs fails after this long, with every thread's stack, instead of
+# holding up the whole run.
+BROWSER_TEST_TIMEOUT_SECONDS = 300
+
+
 def pytest_collection_modifyitems(config, items):
     """Refuse to pass silently without a browser: the suite needs Debian's chromium."""
-    if any("tests/browser" in str(item.fspath) for item in items) \
-            and not shutil.which(CHROMIUM):
+    browser_items = [item for item in items if "tests/browser" in str(item.fspath)]
+    if browser_items and not shutil.which(CHROMIUM):
         raise pytest.UsageError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
                                 "package (apt-get install chromium).")
+    for item in browser_items:
+        item.add_marker(pytest.mark.timeout(BROWSER_TEST_TIMEOUT_SECONDS, method="thread"))
 
 
 class QuietRequestHandler(WSGIRequestHandler):
