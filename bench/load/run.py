@@ -96,6 +96,9 @@ def summarise(database: str, args, outcome: dict, check: dict) -> dict:
         "write_p50_ms": round(statistics.median(latencies), 1) if latencies else 0.0,
         "write_p95_ms": round(percentile(latencies, 0.95), 1),
         "write_p99_ms": round(percentile(latencies, 0.99), 1),
+        "server_cpu_ms_per_write": round(outcome["server_cpu_s"] * 1000 / len(acks), 2)
+        if acks else None,
+        "machine_load_average_before_after": outcome["load_average"],
         "per_request": per_request,
         "check": check,
     }
@@ -112,20 +115,27 @@ def run_one(database: str, args) -> dict:
     process, base = server.start_server(url, workdir, args.workers, args.threads)
     print(f"[{database}] gunicorn: {args.workers} workers x {args.threads} threads on {base}; "
           f"locust: {args.users} clients for {args.duration} s", flush=True)
+    load_before = os.getloadavg()[0]
+    workers = server.worker_pids(process)
+    cpu_before = server.cpu_seconds(workers)
     try:
         outcome = run_locust(base, args.users, args.duration, workdir, setup, args.think)
+        outcome["server_cpu_s"] = server.cpu_seconds(workers) - cpu_before
     finally:
         server.stop_server(process)
+    outcome["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     check = server.check_acknowledged(url, outcome["acks"], shared=SHARED,
                                       failed_requests=_failures(outcome))
     summary = summarise(database, args, outcome, check)
     summary["workdir"] = str(workdir)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"load-{database}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not args.no_record:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"load-{database}.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"[{database}] {summary['writes_per_s']} writes/s, write p95 "
           f"{summary['write_p95_ms']} ms, {summary['failed_requests']} failed requests, "
-          f"{check['lost_writes']} lost writes, {summary['conflicts_409']} conflicts (409)",
-          flush=True)
+          f"{check['lost_writes']} lost writes, {summary['conflicts_409']} conflicts (409); "
+          f"server CPU {summary['server_cpu_ms_per_write']} ms per write, load average "
+          f"{summary['machine_load_average_before_after']}", flush=True)
     for problem in check["problems"]:
         print(f"[{database}]   {problem}", flush=True)
     return summary
