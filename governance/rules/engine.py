@@ -40,7 +40,8 @@ THRESHOLD_KEYS = ("value", "unit", "description")
 # Conditions must depend on the record's facts only: the clock comes in through facts such as
 # days_since_occurred, which keeps results reproducible (and lets a result be reused).
 CLOCK_BUILTINS = frozenset({"now", "today"})
-MEMO_LIMIT = 100_000
+MEMO_LIMIT = 20_000  # remembered results per sub-condition (a few MB at most)
+CACHE_LIMIT = 8  # compiled policy versions kept
 # Every rule's context is given this decimal context, so evaluation never depends on the thread's.
 DECIMAL_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
 
@@ -177,7 +178,7 @@ def _split(node, facts: frozenset[str], leaves: list[_Leaf]):
 class CompiledRule:
     """One rule ready to evaluate: its parsed condition, thresholds and input facts."""
 
-    __slots__ = ("spec", "_rule", "inputs", "_check", "_values", "_template")
+    __slots__ = ("spec", "_rule", "inputs", "_check", "_values", "_template", "_placeholders")
 
     def __init__(self, spec: RuleSpec, rule: rule_engine.Rule, inputs: tuple[str, ...]):
         self.spec = spec
@@ -185,6 +186,7 @@ class CompiledRule:
         self.inputs = inputs
         self._values = {name: t.value for name, t in spec.thresholds.items()}
         self._template = string.Template(spec.message)
+        self._placeholders = tuple(_placeholders(spec.message) - set(self._values))
         facts = frozenset(FACTS[spec.subject])
         leaves: list[_Leaf] = []
         check = _split(rule.statement.expression, facts, leaves)
@@ -206,7 +208,7 @@ class CompiledRule:
 
     def message(self, facts: dict) -> str:
         """Return the flag message with facts and thresholds filled in."""
-        values = {name: _readable(value) for name, value in facts.items()}
+        values = {name: _readable(facts[name]) for name in self._placeholders if name in facts}
         values.update({name: _readable(value) for name, value in self._values.items()})
         return self._template.safe_substitute(values)
 
@@ -585,6 +587,8 @@ def load_policy(directory: str | Path) -> CompiledPolicy:
                 compiled, problems = check_policy_text(data, str(path))
                 if problems:
                     raise PolicyError(problems)
+                while len(_by_digest) >= CACHE_LIMIT:
+                    _by_digest.pop(next(iter(_by_digest)))
                 _by_digest[digest] = compiled
     _last_good[str(path)] = compiled
     return compiled

@@ -25,15 +25,16 @@ class Flag(Record, db.Model):
     rule_id: Mapped[str] = mapped_column(String(60), index=True)
     dimension: Mapped[str] = mapped_column(_enum(DIMENSIONS, "flag_dimension"))
     severity: Mapped[str] = mapped_column(_enum(SEVERITIES, "flag_severity"))
-    state: Mapped[str] = mapped_column(_enum(FLAG_STATES, "flag_state"), default="open",
-                                       index=True)
+    state: Mapped[str] = mapped_column(_enum(FLAG_STATES, "flag_state"), default="open")
     message: Mapped[str] = mapped_column(Text)
-    # The version of the policy set under which the flag stands (raised, or found still applying).
+    # The version of the policy set that raised the flag, and the one in force when it closed
+    # (an acknowledged or dismissed flag is not raised again under that same version).
     policy_version: Mapped[str] = mapped_column(String(40))
+    resolved_policy_version: Mapped[str | None] = mapped_column(String(40))
     note: Mapped[str | None] = mapped_column(Text)
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolved_at: Mapped[datetime | None]
-    raised_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     interaction = relationship("Interaction")
     partnership = relationship("Partnership")
@@ -42,6 +43,7 @@ class Flag(Record, db.Model):
     __table_args__ = (
         CheckConstraint("(interaction_id IS NULL) <> (partnership_id IS NULL)",
                         name="exactly_one_subject"),
+        # The queue, the dashboard and the API filter by state first (and dimension).
         Index("ix_flags_state_dimension", "state", "dimension"),
     )
 

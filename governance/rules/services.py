@@ -5,7 +5,11 @@ audited by the session listener) and re-evaluating every record after a policy c
 loaded in batches, flags and their audit events written in bulk).
 """
 
+import gc
+import hashlib
+import json
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -70,15 +74,15 @@ class FlagPlan:
 
     open: list = field(default_factory=list)  # (CompiledRule, message)
     close: list = field(default_factory=list)  # flags (ORM objects or rows) to mark remediated
-    restate: list = field(default_factory=list)  # (flag, message): still applies, newer version
+    restate: list = field(default_factory=list)  # (flag, message): still applies, new wording
 
 
 def plan_flags(existing, applying: dict, facts: dict, version: str) -> FlagPlan:
     """Decide which flags open, which close and which stand, for one record.
 
-    An open flag that still applies stays open (under the current version); one that no longer
-    applies is closed as remediated. A rule that applies opens a flag unless one is already open,
-    or the same rule was acknowledged or dismissed on this record under this policy version.
+    An open flag that still applies stays open (its message follows the facts); one that no
+    longer applies is closed as remediated. A rule that applies opens a flag unless one is already
+    open, or the same rule was acknowledged or dismissed on this record under this policy version.
     """
     plan = FlagPlan()
     open_rules = set()
@@ -88,11 +92,12 @@ def plan_flags(existing, applying: dict, facts: dict, version: str) -> FlagPlan:
             if flag.rule_id in applying and flag.rule_id not in open_rules:
                 open_rules.add(flag.rule_id)
                 message = applying[flag.rule_id].message(facts)
-                if flag.policy_version != version or flag.message != message:
+                if flag.message != message:
                     plan.restate.append((flag, message))
             else:
                 plan.close.append(flag)
-        elif flag.state in ("acknowledged", "dismissed") and flag.policy_version == version:
+        elif flag.state in ("acknowledged", "dismissed") and \
+                flag.resolved_policy_version == version:
             settled.add(flag.rule_id)
     for rule_id, rule in applying.items():
         if rule_id not in open_rules and rule_id not in settled:
@@ -178,8 +183,8 @@ def _apply(plan: FlagPlan, policy: CompiledPolicy, **subject) -> None:
         flag.note = closing_note(policy.version)
         flag.resolved_at = now
         flag.resolved_by_id = None
+        flag.resolved_policy_version = policy.version
     for flag, message in plan.restate:
-        flag.policy_version = policy.version
         flag.message = message
     for rule, message in plan.open:
         db.session.add(Flag(**subject, rule_id=rule.spec.id, dimension=rule.spec.dimension,
@@ -281,7 +286,7 @@ class Reevaluation:
 
 
 _FLAG_ROW = (Flag.id, Flag.interaction_id, Flag.partnership_id, Flag.rule_id, Flag.state,
-             Flag.policy_version, Flag.message, Flag.note)
+             Flag.policy_version, Flag.resolved_policy_version, Flag.message, Flag.note)
 _INTERACTION_ROW = (Interaction.id, Interaction.voided_at,
                     *(getattr(Interaction, name) for name in INTERACTION_COLUMNS))
 
@@ -291,6 +296,11 @@ def reevaluate_all(today: date | None = None, batch_size: int = 5000) -> Reevalu
 
     Raises PolicyError when the policy files are not valid.
     """
+    with _gc_paused():
+        return _reevaluate_all(today, batch_size)
+
+
+def _reevaluate_all(today: date | None, batch_size: int) -> Reevaluation:
     policy = load_policy(current_app.config["POLICIES_DIR"])
     today = today or today_utc()
     db.session.flush()
@@ -333,6 +343,11 @@ def evaluate_interactions_in_bulk(interaction_ids: list[int], today: date | None
     """Evaluate many interactions at once (e.g. an import), then their partnerships."""
     if not interaction_ids:
         return
+    with _gc_paused():
+        _evaluate_interactions_in_bulk(interaction_ids, today)
+
+
+def _evaluate_interactions_in_bulk(interaction_ids: list[int], today: date | None) -> None:
     policy = current_policy()
     today = today or today_utc()
     db.session.flush()
@@ -408,33 +423,30 @@ class BulkFlagWriter:
         self.policy = policy
         self.version = policy.version
         self.reason = reason
+        self.now = utcnow()  # one instant for the whole evaluation
         self.inserts: list[dict] = []
         self.updates: list[tuple[dict, dict]] = []  # (row values, audit changes)
         self.counts = Counter()
 
     def add(self, plan: FlagPlan, **subject) -> None:
-        now = utcnow()
+        now = self.now
         note = closing_note(self.version)
         for flag in plan.close:
             self.updates.append((
                 {"b_id": flag.id, "state": "remediated", "note": note, "resolved_at": now,
-                 "policy_version": flag.policy_version, "message": flag.message,
+                 "resolved_policy_version": self.version, "message": flag.message,
                  "voided_at": None, "void_reason": None, "updated_at": now},
                 {"state": [flag.state, "remediated"], "note": [flag.note, note],
-                 "resolved_at": [None, now]},
+                 "resolved_at": [None, now],
+                 "resolved_policy_version": [flag.resolved_policy_version, self.version]},
             ))
             self.counts["closed"] += 1
         for flag, message in plan.restate:
-            changes = {}
-            if flag.policy_version != self.version:
-                changes["policy_version"] = [flag.policy_version, self.version]
-            if flag.message != message:
-                changes["message"] = [flag.message, message]
             self.updates.append((
                 {"b_id": flag.id, "state": flag.state, "note": flag.note, "resolved_at": None,
-                 "policy_version": self.version, "message": message, "voided_at": None,
-                 "void_reason": None, "updated_at": now},
-                changes,
+                 "resolved_policy_version": flag.resolved_policy_version, "message": message,
+                 "voided_at": None, "void_reason": None, "updated_at": now},
+                {"message": [flag.message, message]},
             ))
             self.counts["restated"] += 1
         for rule, message in plan.open:
@@ -443,43 +455,68 @@ class BulkFlagWriter:
                 "partnership_id": subject.get("partnership_id"),
                 "rule_id": rule.spec.id, "dimension": rule.spec.dimension,
                 "severity": rule.spec.severity, "state": "open", "message": message,
-                "policy_version": self.version, "note": None, "resolved_by_id": None,
-                "resolved_at": None, "raised_at": now, "created_at": now, "updated_at": now,
-                "voided_at": None, "void_reason": None, "version": 1,
+                "policy_version": self.version, "resolved_policy_version": None, "note": None,
+                "resolved_by_id": None, "resolved_at": None, "raised_at": now,
+                "created_at": now, "updated_at": now, "voided_at": None, "void_reason": None,
+                "version": 1,
             })
             self.counts["opened"] += 1
 
     def withdraw(self, flags, reason: str) -> None:
-        now = utcnow()
+        now = self.now
         for flag in flags:
             if flag.state != "open":
                 continue
             self.updates.append((
                 {"b_id": flag.id, "state": flag.state, "note": flag.note, "resolved_at": None,
-                 "policy_version": flag.policy_version, "message": flag.message,
-                 "voided_at": now, "void_reason": reason, "updated_at": now},
+                 "resolved_policy_version": flag.resolved_policy_version,
+                 "message": flag.message, "voided_at": now, "void_reason": reason,
+                 "updated_at": now},
                 {"voided_at": [None, now], "void_reason": [None, reason]},
             ))
             self.counts["withdrawn"] += 1
+
+    def _insert_flags(self) -> list[int]:
+        """Insert the new flags with one executemany; return their ids in order."""
+        table = Flag.__table__
+        before = db.session.scalar(select(func.max(table.c.id))) or 0
+        db.session.execute(insert(table), self.inserts)
+        count = len(self.inserts)
+        # Under SQLite's write lock rows get consecutive ids; when n new rows all lie in
+        # (before, before + n] they are exactly those ids, in the order inserted. Otherwise
+        # (another database, or a gap) read them back. (Asking SQLite to RETURN ids in parameter
+        # order would make SQLAlchemy insert one row per statement.)
+        new_rows = db.session.execute(
+            select(func.max(table.c.id), func.count()).where(table.c.id > before)).one()
+        if new_rows[0] == before + count and new_rows[1] == count:
+            return list(range(before + 1, before + count + 1))
+        ids = {(row.interaction_id, row.partnership_id, row.rule_id): row.id
+               for row in db.session.execute(
+                   select(table.c.id, table.c.interaction_id, table.c.partnership_id,
+                          table.c.rule_id)
+                   .where(table.c.id > before, table.c.raised_at == self.now,
+                          table.c.state == "open"))}
+        return [ids[(values["interaction_id"], values["partnership_id"], values["rule_id"])]
+                for values in self.inserts]
 
     def write(self) -> None:
         table = Flag.__table__
         events = []
         if self.inserts:
-            ids = db.session.execute(
-                insert(table).returning(table.c.id, sort_by_parameter_order=True), self.inserts
-            ).scalars().all()
-            for flag_id, values in zip(ids, self.inserts, strict=True):
-                values["id"] = flag_id
+            # Plain executemany, then read the new ids back: asking SQLite to RETURN ids in
+            # parameter order would make SQLAlchemy insert one row per statement.
+            for flag_id, values in zip(self._insert_flags(), self.inserts, strict=True):
                 changes = {key: [None, value] for key, value in values.items()
-                           if key not in self.EXCLUDED and value is not None and value != ""}
+                           if key not in self.EXCLUDED and value is not None}
+                changes["id"] = [None, flag_id]
                 events.append(("create", flag_id, changes))
         if self.updates:
             db.session.execute(
                 update(table).where(table.c.id == bindparam("b_id")).values(
                     state=bindparam("state"), note=bindparam("note"),
                     resolved_at=bindparam("resolved_at"),
-                    policy_version=bindparam("policy_version"), message=bindparam("message"),
+                    resolved_policy_version=bindparam("resolved_policy_version"),
+                    message=bindparam("message"),
                     voided_at=bindparam("voided_at"), void_reason=bindparam("void_reason"),
                     updated_at=bindparam("updated_at"), version=table.c.version + 1,
                 ).execution_options(synchronize_session=False),
@@ -491,6 +528,13 @@ class BulkFlagWriter:
                     events.append((action, values["b_id"], changes))
         append_audit_events("flag", events, self.reason)
         self.inserts, self.updates = [], []
+
+
+def _json_changes(changes: dict) -> str:
+    """The canonical JSON of a change set (as audit.canonical writes it) for flat values."""
+    plain = {key: [value.isoformat() if isinstance(value, datetime) else value
+                   for value in pair] for key, pair in changes.items()}
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def append_audit_events(entity: str, events: list[tuple[str, int, dict]], reason: str) -> None:
@@ -506,14 +550,41 @@ def append_audit_events(entity: str, events: list[tuple[str, int, dict]], reason
     ).scalar() or audit.GENESIS_HASH
     actor = audit.current_actor(db.session)
     now = utcnow()
+    stamp = now.isoformat()
+    direct = None  # whether hashing the plain row directly gives audit.event_hash's result
     rows = []
     for action, entity_id, changes in events:
-        row = {"occurred_at": now, "actor_id": actor.id, "actor_label": actor.label,
+        row = {"occurred_at": stamp, "actor_id": actor.id, "actor_label": actor.label,
                "action": action, "entity": entity, "entity_id": entity_id,
-               "changes": audit.canonical(changes), "reason": reason, "prev_hash": prev}
-        row["hash"] = prev = audit.event_hash(row)
+               "changes": _json_changes(changes), "reason": reason, "prev_hash": prev}
+        if direct is None:
+            row["hash"] = audit.event_hash(row)
+            direct = row["hash"] == _plain_row_hash(row)
+        else:
+            row["hash"] = _plain_row_hash(row) if direct else audit.event_hash(row)
+        prev = row["hash"]
+        row["occurred_at"] = now
         rows.append(row)
     connection.execute(insert(AuditEvent.__table__), rows)
+
+
+def _plain_row_hash(row: dict) -> str:
+    """audit.event_hash for a row whose values are already plain (skips its conversions)."""
+    content = {key: value for key, value in row.items() if key != "hash"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=False).encode()).hexdigest()
+
+
+@contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector during a bulk pass (it only allocates, never cycles)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # --- resolving flags -----------------------------------------------------------------------
@@ -554,6 +625,7 @@ def transition_flag(flag: Flag, state: str, note: str | None, actor) -> Flag:
     flag.note = note or None
     flag.resolved_by_id = actor.id
     flag.resolved_at = utcnow()
+    flag.resolved_policy_version = current_policy().version
     db.session.flush()
     return flag
 
