@@ -262,8 +262,16 @@ def _same_origin_path(url: str | None) -> str | None:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+def _forget_previous_request() -> None:
+    # `g` lives as long as the app context, which a test (or a CLI command) may share between
+    # requests: nothing of another request's submission may leak into this one.
+    for name in ("form_token", "form_token_state", "restored_form"):
+        g.pop(name, None)
+
+
 def init_app(app: Flask) -> None:
     # Registered after security's access check, so the user is known and CSRF was checked.
+    app.before_request(_forget_previous_request)
     app.before_request(claim_form_token)
     app.before_request(restore_unsaved_form)
     app.after_request(record_where_it_went)
