@@ -81,8 +81,10 @@ class UnsavedForm(db.Model):
 
 
 def form_token_field() -> Markup:
-    """Render the hidden one-time token (the same one again when a sent form is shown back)."""
-    token = request.form.get(TOKEN_FIELD, "") if request.method == "POST" else ""
+    """Render the hidden one-time token: the sent one again when a refused form is shown back
+    (nothing was saved), a new one otherwise (also on a page rendered after a save)."""
+    saved = g.get("form_token_state") in ("committed", "written-after-commit", "recorded")
+    token = request.form.get(TOKEN_FIELD, "") if request.method == "POST" and not saved else ""
     if not TOKEN_PATTERN.fullmatch(token):
         token = secrets.token_urlsafe(24)
     return Markup('<input type="hidden" name="{}" value="{}">').format(TOKEN_FIELD, token)
