@@ -1,7 +1,10 @@
 """Engine settings (SQLite pragmas, immediate write transactions) and the init-db command."""
 
 import contextvars
+import fcntl
+import os
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 import click
@@ -60,15 +63,17 @@ def init_app(app: Flask) -> None:
 
 def _configure_sqlite(engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record):
+    def on_connect(dbapi_connection, record):
         # Let SQLAlchemy's "begin" event issue BEGIN itself instead of pysqlite.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys = ON")
-        if _is_file_database(dbapi_connection):
+        path = _file_of(dbapi_connection)
+        if path:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
+            record.info["write_queue"] = WriteQueue(path + "-writers")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -76,19 +81,97 @@ def _configure_sqlite(engine, busy_timeout_ms: int) -> None:
         if not write_intent.get():
             connection.exec_driver_sql("BEGIN")
             return
+        queue = connection.connection.info.get("write_queue")
+        if queue is not None:
+            queue.enter(busy_timeout_ms / 1000)
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         except OperationalError as error:
+            if queue is not None:
+                queue.leave()
             if "readonly" not in str(error.orig):
                 raise
             # A read-only database file: let the request read (who is logged in, the page it
             # shows); its first write then fails with the read-only error, shown as such.
             connection.exec_driver_sql("BEGIN")
 
+    def leave_queue(_dbapi_connection, record, *_args):
+        queue = record.info.get("write_queue") if record is not None else None
+        if queue is not None:
+            queue.leave()
 
-def _is_file_database(dbapi_connection: sqlite3.Connection) -> bool:
+    # The transaction has ended (committed or rolled back) once the connection goes back to
+    # the pool; a closed or invalidated connection gives its place up too.
+    event.listen(engine, "checkin", leave_queue)
+    event.listen(engine, "invalidate", leave_queue)
+    event.listen(engine, "close", lambda dbapi_connection, record: _close_queue(record))
+
+
+class WriteQueue:
+    """Lets one write transaction at a time into a SQLite file, across threads and processes.
+
+    SQLite's own busy handler makes a waiting writer sleep (up to 100 ms at a time) and retry,
+    so under many concurrent writers the lock often sits free while every waiter sleeps, and
+    an unlucky one can wait for seconds. Writers therefore first take an exclusive lock on a
+    small companion file (fcntl.flock, one open file per connection, released by the kernel
+    if the process dies), polled at sub-millisecond to 2 ms intervals: the next writer starts
+    as soon as the last one has committed. BEGIN IMMEDIATE still takes SQLite's own lock, so
+    programs that do not queue (the sqlite3 shell) stay safe.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.descriptor: int | None = None
+        self.held = False
+
+    def _open(self) -> int:
+        if self.descriptor is None:
+            self.descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self.descriptor
+
+    def enter(self, timeout: float) -> None:
+        if self.held:
+            return
+        try:
+            descriptor = self._open()
+        except OSError:
+            return  # a read-only folder: SQLite's own locking (and its errors) take over
+        deadline = time.monotonic() + timeout
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.held = True
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise OperationalError(
+                        "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+
+    def leave(self) -> None:
+        if self.held and self.descriptor is not None:
+            fcntl.flock(self.descriptor, fcntl.LOCK_UN)
+        self.held = False
+
+    def close(self) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)  # also releases the lock
+            self.descriptor = None
+        self.held = False
+
+
+def _close_queue(record) -> None:
+    queue = record.info.pop("write_queue", None) if record is not None else None
+    if queue is not None:
+        queue.close()
+
+
+def _file_of(dbapi_connection: sqlite3.Connection) -> str | None:
     row = dbapi_connection.execute("PRAGMA database_list").fetchone()
-    return bool(row and row[2])
+    return row[2] if row and row[2] else None
 
 
 def create_schema() -> None:
