@@ -38,8 +38,11 @@ def adherence_chart(rows, title: str) -> bytes:
 
 def flags_over_time_chart(series: list[tuple[str, dict[str, int]]], title: str) -> bytes:
     """Stacked bars: flags on each month's interactions, by state."""
+    highest = max((sum(counts.values()) for _month, counts in series), default=0)
+    step = max(1, -(-highest // 10))
     chart = pygal.StackedBar(**COMMON, height=360, title=title, x_label_rotation=30,
-                             no_data_text="No flags in this period")
+                             no_data_text="No flags in this period",
+                             y_labels=list(range(0, highest + step + 1, step)))
     chart.x_labels = [month for month, _counts in series]
     for state, label in FLAG_STATES.items():
         chart.add(label, [counts.get(state, 0) for _month, counts in series])
