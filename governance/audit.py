@@ -177,16 +177,16 @@ def _changes_of(obj, created: bool) -> dict:
     state = inspect(obj)
     excluded = type(obj).__audit_exclude__
     redacted = type(obj).__audit_redact__
-    changes = {}
-    loaded = state.dict  # read directly what is loaded; getattr only for what is not
-    for attr in state.mapper.column_attrs:
+    if created:
+        loaded = state.dict  # read directly what is loaded; getattr only for what is not
+        changes = creation_changes(type(obj), {
+            attr.key: loaded[attr.key] if attr.key in loaded else getattr(obj, attr.key)
+            for attr in state.mapper.column_attrs if attr.key not in excluded})
+    else:
+        changes = {}
+    for attr in () if created else state.mapper.column_attrs:
         key = attr.key
         if key in excluded:
-            continue
-        if created:
-            value = loaded[key] if key in loaded else getattr(obj, key)
-            if value is not None and value != [] and value != "":
-                changes[key] = [None, "[redacted]" if key in redacted else value]
             continue
         history = state.attrs[key].history
         if not history.has_changes():
@@ -207,6 +207,52 @@ def _changes_of(obj, created: bool) -> dict:
             new = sorted(item.id for item in kept + list(history.added))
             changes[key] = [old, new]
     return changes
+
+
+def creation_changes(model, values: dict) -> dict:
+    """The change set of a record created with these column values: [None, value] for each
+    audited column that holds something."""
+    excluded, redacted = model.__audit_exclude__, model.__audit_redact__
+    changes = {}
+    for attr in inspect(model).column_attrs:
+        key = attr.key
+        value = values.get(key)
+        if key in excluded or value is None or value == [] or value == "":
+            continue
+        changes[key] = [None, "[redacted]" if key in redacted else value]
+    return changes
+
+
+def append_created(model, rows: list[dict]) -> None:
+    """Audit records inserted with one Core statement (a bulk path) exactly as the listener
+    audits records created through the session: same change sets, actor, reason and chain.
+
+    `rows` hold every column's value, the new `id` included.
+    """
+    if model.__audit_collections__:
+        raise ValueError(f"{model.__name__} audits collections; create it through the session.")
+    if not rows:
+        return
+    session = db.session()
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
+    prev = connection.execute(
+        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).scalar() or GENESIS_HASH
+    actor = current_actor(session)
+    reason = session.info.get("audit_reason")
+    now = utcnow()
+    entity = model.audit_entity()
+    events = []
+    for values in rows:
+        event = {"occurred_at": now, "actor_id": actor.id, "actor_label": actor.label,
+                 "action": "create", "entity": entity, "entity_id": values["id"],
+                 "changes": canonical(creation_changes(model, values)), "reason": reason,
+                 "prev_hash": prev}
+        event["hash"] = prev = event_hash(event)
+        events.append(event)
+    connection.execute(insert(AuditEvent.__table__), events)
 
 
 def _action_of(created: bool, changes: dict) -> str:

@@ -65,14 +65,16 @@ def _integer_keys(schema: Schema) -> list[tuple[str, bool]]:
 
 
 def _too_large(value) -> bool:
+    if isinstance(value, str):
+        if len(value) < 19:  # 2**63 - 1 has 19 digits: shorter text cannot exceed it
+            return False
+        digits = value.strip().lstrip("+-")
+        return digits.isascii() and digits.isdigit() and (
+            len(digits) > 19 or int(digits) > MAX_INTEGER)
     if isinstance(value, bool):
         return False
     if isinstance(value, int | float):
         return abs(value) > MAX_INTEGER
-    if isinstance(value, str):
-        digits = value.strip().lstrip("+-")
-        return digits.isascii() and digits.isdigit() and (
-            len(digits) > 19 or int(digits) > MAX_INTEGER)
     return False
 
 

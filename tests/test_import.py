@@ -202,6 +202,29 @@ def test_commit_imports_every_row_with_flags_and_audit(client, advocate, partner
     assert verify_chain().intact
 
 
+def test_imported_rows_are_audited_as_a_form_would_audit_them(client, advocate, partnership):
+    import json
+
+    from governance.interactions.services import log_interaction
+
+    commit(client, csv_bytes([interaction_row(partnership, 1)]))
+    by_form = log_interaction(interaction_row(partnership, 2), advocate)
+    db.session.commit()
+
+    def changes(external_id):
+        record = db.session.scalar(select(Interaction).where(
+            Interaction.external_id == external_id))
+        event = db.session.scalar(select(AuditEvent).where(
+            AuditEvent.entity == "interaction", AuditEvent.entity_id == record.id))
+        values = json.loads(event.changes)
+        for key in ("id", "external_id", "title"):
+            values.pop(key)
+        return event.actor_id, values
+
+    assert by_form.external_id == "CRM-2"
+    assert changes("CRM-1") == changes("CRM-2")
+
+
 def test_any_bad_row_means_nothing_is_imported(client, advocate, partnership, monkeypatch):
     monkeypatch.setattr(imports, "BATCH", 2)  # earlier batches are written, then rolled back
     rows = [interaction_row(partnership, n) for n in range(5)]

@@ -5,7 +5,7 @@ from datetime import date
 
 from marshmallow import ValidationError as SchemaError
 from marshmallow import fields, validates_schema
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
@@ -207,26 +207,50 @@ def validate_interactions(rows: list[dict], actor, preloaded: Preloaded
     return cleaned, errors
 
 
-def log_interactions(rows: list[dict], actor, preloaded: Preloaded) -> list[Interaction]:
-    """Record many new interactions in one flush and evaluate them in bulk (the CSV import).
+def log_interactions(rows: list[dict], actor, preloaded: Preloaded) -> list[int]:
+    """Record many new interactions at once and evaluate them in bulk (the CSV import); return
+    their ids.
 
     Every row is validated exactly as log_interaction validates one; if any is not valid,
-    RowsInvalid names them and nothing is written. Audit events are written as for one.
+    RowsInvalid names them and nothing is written. The rows go in with one statement and are
+    audited as the session audits one interaction (the same change sets, in the same chain).
     """
     _require_editor(actor)
     cleaned, errors = validate_interactions(rows, actor, preloaded)
     if errors:
         raise RowsInvalid(errors)
-    interactions = [Interaction(**clean, created_by_id=actor.id) for clean in cleaned]
-    db.session.add_all(interactions)
-    db.session.flush()
-    for interaction in interactions:
-        if interaction.external_id:
-            preloaded.external_ids[interaction.external_id] = interaction.id
+    db.session.flush()  # anything pending is written (and audited) first
+    table = Interaction.__table__
+    defaults = _column_defaults(table)
+    values = [defaults | clean | {"created_by_id": actor.id} for clean in cleaned]
+    ids = db.session.execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), values
+    ).scalars().all()
+    for row, new_id in zip(values, ids, strict=True):
+        row["id"] = new_id
+        if row["external_id"]:
+            preloaded.external_ids[row["external_id"]] = new_id
+    audit.append_created(Interaction, values)
     from ..rules.services import evaluate_interactions_in_bulk
 
-    evaluate_interactions_in_bulk([interaction.id for interaction in interactions])
-    return interactions
+    evaluate_interactions_in_bulk(ids)
+    return ids
+
+
+def _column_defaults(table) -> dict:
+    """Each column's value when an insert leaves it out (as the session would fill it in)."""
+    values = {}
+    for column in table.columns:
+        if column.primary_key:
+            continue
+        default = column.default
+        if default is not None and default.is_scalar:
+            values[column.key] = default.arg
+        elif default is not None and default.is_callable:
+            values[column.key] = default.arg(None)
+        else:
+            values[column.key] = None
+    return values
 
 
 def update_interaction(interaction: Interaction, changes: dict, actor, reason: str | None = None,

@@ -27,6 +27,7 @@ from markupsafe import Markup
 from sqlalchemy import ForeignKey, String, Text, delete, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..database import utcnow
 from ..extensions import db
@@ -84,7 +85,11 @@ def form_token_field() -> Markup:
     """Render the hidden one-time token: the sent one again when a refused form is shown back
     (nothing was saved), a new one otherwise (also on a page rendered after a save)."""
     saved = g.get("form_token_state") in ("committed", "written-after-commit", "recorded")
-    token = request.form.get(TOKEN_FIELD, "") if request.method == "POST" and not saved else ""
+    try:
+        token = request.form.get(TOKEN_FIELD, "") if request.method == "POST" and not saved \
+            else ""
+    except RequestEntityTooLarge:  # the page that says so renders without the sent form
+        token = ""
     if not TOKEN_PATTERN.fullmatch(token):
         token = secrets.token_urlsafe(24)
     return Markup('<input type="hidden" name="{}" value="{}">').format(TOKEN_FIELD, token)

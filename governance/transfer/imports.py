@@ -10,6 +10,7 @@ that record if a value differs (audited with the import as the reason) and leave
 nothing differs, so importing the same file twice changes nothing the second time.
 """
 
+import gc
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -27,7 +28,7 @@ from ..partnerships.models import Partnership, Support
 from ..security import interaction_scope, partnership_scope
 from .csvfile import FileRefused, RowReader, check_header, decode, records
 
-BATCH = 1000  # rows validated and flushed together
+BATCH = 5000  # rows validated and written together
 SAMPLE = 25  # rows shown in the preview
 ROW = "(row)"
 HINTS = {
@@ -351,13 +352,11 @@ class InteractionImporter(Importer):
         rows = [values for _row, values in fresh]
         if report.ok:
             try:
-                created = interaction_services.log_interactions(rows, self.actor, self.preloaded)
+                interaction_services.log_interactions(rows, self.actor, self.preloaded)
             except interaction_services.RowsInvalid as error:
                 errors = error.rows
             else:
                 errors = {}
-                for interaction in created:
-                    db.session.expunge(interaction)  # flushed and evaluated: free the memory
         else:
             _cleaned, errors = interaction_services.validate_interactions(
                 rows, self.actor, self.preloaded)
@@ -391,6 +390,9 @@ def import_file(kind: str, data: bytes, actor, *, filename: str, digest: str,
     names = check_header(header[1], importer_class.columns(), importer_class.required_columns())
     reader = RowReader(names, importer_class.schema())
     reason = f"CSV import of {filename} (sha256 {digest[:12]}…)"
+    # The objects that exist before the import (the app, its modules, the session) need no
+    # collecting; leaving them out of the collector's scans makes a large import much faster.
+    gc.freeze()
     try:
         audit.set_actor(actor)
         audit.set_reason(reason)
@@ -419,6 +421,8 @@ def import_file(kind: str, data: bytes, actor, *, filename: str, digest: str,
     except BaseException:
         db.session.rollback()
         raise
+    finally:
+        gc.unfreeze()
     return report
 
 
