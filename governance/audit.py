@@ -1,5 +1,6 @@
 """Append-only, hash-chained audit events written in the same transaction as the change."""
 
+import functools
 import hashlib
 import json
 import re
@@ -212,15 +213,21 @@ def _changes_of(obj, created: bool) -> dict:
 def creation_changes(model, values: dict) -> dict:
     """The change set of a record created with these column values: [None, value] for each
     audited column that holds something."""
-    excluded, redacted = model.__audit_exclude__, model.__audit_redact__
     changes = {}
-    for attr in inspect(model).column_attrs:
-        key = attr.key
+    for key, redacted in _audited_columns(model):
         value = values.get(key)
-        if key in excluded or value is None or value == [] or value == "":
+        if value is None or value == [] or value == "":
             continue
-        changes[key] = [None, "[redacted]" if key in redacted else value]
+        changes[key] = [None, "[redacted]" if redacted else value]
     return changes
+
+
+@functools.cache
+def _audited_columns(model) -> tuple[tuple[str, bool], ...]:
+    """The model's audited column attributes, and whether each is redacted."""
+    return tuple((attr.key, attr.key in model.__audit_redact__)
+                 for attr in inspect(model).column_attrs
+                 if attr.key not in model.__audit_exclude__)
 
 
 def append_created(model, rows: list[dict]) -> None:
