@@ -7,13 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..spreadsheets import safe_cell
-from ..vocabulary import (
-    CONFIRMATION_STATES,
-    DIMENSIONS,
-    FLAG_STATES,
-    INTERACTION_FORMATS,
-    SUPPORT_KINDS,
-)
+from .layout import flag_summary, flag_totals, pdf_listings
 from .pdf import DEFAULT_OPTIONS, PdfOptions, html_to_pdf, render_html
 
 PDF_TEMPLATE = "reports/pdf.html"
@@ -37,7 +31,11 @@ class Artefacts:
 
 
 def template_context(snapshot: dict, for_pdf: bool) -> dict:
-    return {"r": snapshot, "for_pdf": for_pdf}
+    context = {"r": snapshot, "for_pdf": for_pdf, "flag_summary": flag_summary(snapshot["flags"]),
+               "flag_totals": flag_totals}
+    if for_pdf:
+        context["lists"] = pdf_listings(snapshot)
+    return context
 
 
 def report_html(snapshot: dict) -> str:
@@ -152,13 +150,3 @@ def csv_rows(snapshot: dict):
         yield {"id": f"{report['id']}-approval", "section": "approval",
                "date": approval["signed_at"],
                "description": f"Signed by {approval['name']}: {approval['meaning']}"}
-
-
-# Labels the templates need, kept here so the PDF and the preview say the same thing.
-LABELS = {
-    "SUPPORT_KINDS": SUPPORT_KINDS,
-    "CONFIRMATION_STATES": CONFIRMATION_STATES,
-    "DIMENSIONS": DIMENSIONS,
-    "FLAG_STATES": FLAG_STATES,
-    "INTERACTION_FORMATS": INTERACTION_FORMATS,
-}

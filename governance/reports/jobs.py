@@ -38,7 +38,9 @@ def start(report_id: int) -> None:
     thread = threading.Thread(target=_run_in_thread, args=(app, report_id),
                               name=f"report-job-{report_id}", daemon=True)
     thread.start()
-    app.extensions.setdefault("report_threads", []).append(thread)
+    threads = app.extensions.setdefault("report_threads", [])
+    threads[:] = [running for running in threads if running.is_alive()]
+    threads.append(thread)
 
 
 def _run_in_thread(app: Flask, report_id: int) -> None:
