@@ -235,6 +235,7 @@ def export_supports(fmt: str):
 @allow("compliance", "auditor")
 def export_audit(fmt: str):
     """The audit events the audit trail shows for the same filters, oldest first."""
-    from ..auditing.views import _filtered_events
+    from ..auditing.services import AuditFilter, events_matching
 
-    return _download(exports.audit_table(_filtered_events()), fmt)
+    return _download(exports.audit_table(events_matching(AuditFilter.from_args(request.args))),
+                     fmt)
