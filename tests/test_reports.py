@@ -265,44 +265,29 @@ def test_user_text_is_escaped_in_the_preview_and_printed_as_text(year, complianc
     assert "<script>alert(1)</script> & <b>bold</b>" in pdf_text(stored(report, "pdf"))
 
 
-def field_starts(line: str) -> list[float]:
-    """Where each tab-separated field of a fixed-width PDF line starts, in pixels."""
-    from governance.reports.layout import CHAR_PX, TAB_PX
-
-    position, starts, after_tab = 0.0, [0.0], False
-    for character in line:
-        if character == "\t":
-            position = (int(position // TAB_PX) + 1) * TAB_PX
-            after_tab = True
-            continue
-        if after_tab:
-            starts.append(position)
-            after_tab = False
-        position += CHAR_PX
-    return starts
-
-
 def test_pdf_lists_keep_columns_aligned_and_long_text_under_its_column():
     from governance.reports import layout
 
     columns = layout.SUPPORT_COLUMNS
-    expected, stop = [], 0
-    for column in columns:
-        expected.append(stop * layout.TAB_PX)
-        stop += column.stops
-    expected.append(stop * layout.TAB_PX)
+    starts = [sum(column.width for column in columns[:index]) for index in range(len(columns))]
+    indent = sum(column.width for column in columns)
     for values in (["support-1", "2025-01-01", "Grant", "GBP 1.00", "Confirmed"],
                    ["support-123456", "2025-12-31", "Contracted service", "GBP 1,250,000.00",
                     "Awaiting"]):
         lines = layout._row(columns, values, "A\tvery\nlong description " * 12)
-        assert field_starts(lines[0]) == expected
+        first = lines[0]
+        for start, column, value in zip(starts, columns, values, strict=True):
+            cell = first[start:start + column.width]
+            assert cell.strip() == value and cell.endswith("  ")
+        assert first[indent:].startswith("A very long description")
         assert len(lines) > 1
+        for line in lines:
+            assert len(line) <= layout.WIDTH and "\t" not in line and "\n" not in line
         for line in lines[1:]:
-            assert line.startswith("\t" * stop) and "\n" not in line
-            assert len(line) - stop <= layout.WIDTH
-        assert "A very long description" in lines[0]
+            assert line[:indent] == " " * indent and line[indent] != " "
     header = layout._header(columns, "Description")
-    assert field_starts(header) == expected
+    assert header[indent:] == "Description"
+    assert header[starts[3]:starts[4]].strip() == "Amount"
 
 
 def test_pdf_fetcher_refuses_files_and_remote_urls_but_serves_data_urls(app, tmp_path):

@@ -22,14 +22,10 @@ from ..vocabulary import (
 from .presentation import report_date, report_money
 
 # The lists are set on landscape A4 pages (265 mm of line) in DejaVu Sans Mono at 7 pt, whose
-# characters advance 0.60205 em. Columns are reached with tabs, one glyph each where padding
-# with spaces would be many; the stops are every TAB_PX pixels (`tab-size` in pdf.css), given as
-# a length so that WeasyPrint need not measure it for every line.
-FONT_PX = 7 * 4 / 3
-CHAR_PX = 0.60205 * FONT_PX
-TAB_PX = 22
-LINE_PX = 990  # of the 1,001 px of a landscape line, a little to spare
-WIDTH = int(LINE_PX / CHAR_PX)  # characters on a line
+# characters advance 0.60205 em: 178 characters fit on a line. Columns are padded with spaces:
+# in a monospaced font every character advances the same, so the columns line up exactly
+# (tab stops drift by a fraction of a point per character in WeasyPrint).
+WIDTH = 174
 GROUPS_PER_TABLE = 25
 ANSWERS = {"confirmed": "Confirmed", "disputed": "Disputed", "pending": "Awaiting"}
 SHORT_FORMATS = {"pfdd_meeting": "PFDD meeting"}
@@ -38,21 +34,13 @@ SHORT_FORMATS = {"pfdd_meeting": "PFDD meeting"}
 @dataclass(frozen=True)
 class Column:
     title: str
-    stops: int  # the column's width, in tab stops
+    width: int  # in characters, the space before the next column included
     right: bool = False
 
-    @property
-    def chars(self) -> int:
-        """The longest value that leaves room for the tab to the next column."""
-        return int(self.stops * TAB_PX / CHAR_PX) - 1
-
-    def cell(self, value: str, start: int) -> str:
-        """The value, then the tabs that reach the next column (`start` is in tab stops)."""
-        value = value[:self.chars]
-        if self.right:
-            value = value.rjust(self.chars)
-        end_px = start * TAB_PX + len(value) * CHAR_PX
-        return value + "\t" * (start + self.stops - int(end_px // TAB_PX))
+    def cell(self, value: str) -> str:
+        value = value[:self.width - 2]
+        return (value.rjust(self.width - 2) if self.right else value.ljust(self.width - 2)) \
+            + "  "
 
 
 @dataclass
@@ -82,32 +70,24 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def _lead(columns: list[Column], values: list[str]) -> str:
-    cells, start = [], 0
-    for column, value in zip(columns, values, strict=True):
-        cells.append(column.cell(value, start))
-        start += column.stops
-    return "".join(cells)
+    return "".join(column.cell(value) for column, value in zip(columns, values, strict=True))
 
 
-def _stops(columns: list[Column]) -> int:
-    return sum(column.stops for column in columns)
-
-
-def _rest_width(columns: list[Column]) -> int:
-    return int((LINE_PX - _stops(columns) * TAB_PX) / CHAR_PX)
+def _indent(columns: list[Column]) -> int:
+    return sum(column.width for column in columns)
 
 
 def _row(columns: list[Column], values: list[str], rest: str = "") -> list[str]:
     """One record: the fixed columns, then free text wrapped under its own column."""
-    wrapped = _wrap(rest, _rest_width(columns))
-    indent = "\t" * _stops(columns)
-    return [(_lead(columns, values) + wrapped[0]).rstrip()] + [indent + line
+    indent = _indent(columns)
+    wrapped = _wrap(rest, WIDTH - indent)
+    return [(_lead(columns, values) + wrapped[0]).rstrip()] + [" " * indent + line
                                                               for line in wrapped[1:]]
 
 
 def _continued(columns: list[Column], text: str) -> list[str]:
-    indent = "\t" * _stops(columns)
-    return [indent + line for line in _wrap(text, _rest_width(columns))]
+    indent = _indent(columns)
+    return [" " * indent + line for line in _wrap(text, WIDTH - indent)]
 
 
 def _header(columns: list[Column], rest: str) -> str:
@@ -127,8 +107,8 @@ def _amounts(totals: list[dict]) -> str:
     return "; ".join(report_money(t["amount"], t["currency"]) for t in totals) or "not valued"
 
 
-SUPPORT_COLUMNS = [Column("Line", 4), Column("Paid on", 3), Column("Kind", 5),
-                   Column("Amount", 5, right=True), Column("Partner", 3)]
+SUPPORT_COLUMNS = [Column("Line", 16), Column("Paid on", 12), Column("Kind", 20),
+                   Column("Amount", 18, right=True), Column("Partner", 11)]
 
 
 def support_listing(recipients: list[dict]) -> Listing:
@@ -167,8 +147,8 @@ def support_listing(recipients: list[dict]) -> Listing:
     return Listing(_header(SUPPORT_COLUMNS, "Description"), _tables(groups))
 
 
-INTERACTION_COLUMNS = [Column("Interaction", 5), Column("Date", 3), Column("Format", 5),
-                       Column("Partner", 3)]
+INTERACTION_COLUMNS = [Column("Interaction", 20), Column("Date", 12), Column("Format", 19),
+                       Column("Partner", 11)]
 
 
 def interaction_listing(interactions: dict, flags: list[dict]) -> Listing:
@@ -220,8 +200,8 @@ def _flag_notes(ids: list[str], flag_by_id: dict[str, dict]) -> list[str]:
     return notes
 
 
-FLAG_COLUMNS = [Column("Flag", 4), Column("On", 5), Column("Raised", 3), Column("State", 4),
-                Column("Resolved", 3)]
+FLAG_COLUMNS = [Column("Flag", 13), Column("On", 20), Column("Raised", 12), Column("State", 14),
+                Column("Resolved", 12)]
 
 
 def flag_listing(flags: list[dict]) -> Listing:
@@ -266,8 +246,8 @@ def flag_summary(flags: list[dict]) -> list[dict]:
     return [rules[rule] for rule in sorted(rules)]
 
 
-PRIORITY_COLUMNS = [Column("Activity", 3), Column("Interactions", 4, right=True),
-                    Column("Last worked on", 4)]
+PRIORITY_COLUMNS = [Column("Activity", 11), Column("Interactions", 14, right=True),
+                    Column("Last worked on", 16)]
 
 
 def priority_listing(priorities: list[dict]) -> Listing:
