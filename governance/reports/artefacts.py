@@ -35,6 +35,8 @@ def template_context(snapshot: dict, for_pdf: bool) -> dict:
                "flag_totals": flag_totals}
     if for_pdf:
         context["lists"] = pdf_listings(snapshot)
+    else:
+        context["flag_index"] = {flag["id"]: flag for flag in snapshot["flags"]}
     return context
 
 
