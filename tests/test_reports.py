@@ -3,7 +3,7 @@
 import io
 import json
 import time
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -605,12 +605,7 @@ def test_patient_groups_are_not_reporting_organisations(year, compliance_user):
 def test_a_year_not_yet_over_cannot_be_published(year, compliance_user, monkeypatch):
     report = generate(compliance_user, year["sponsor"])
 
-    class Tomorrow(date):
-        @classmethod
-        def today(cls):
-            return date(YEAR, 12, 31)
-
-    monkeypatch.setattr(services, "date", Tomorrow)
+    monkeypatch.setattr(services, "utcnow", lambda: datetime(YEAR, 12, 31, 23, 59))
     with pytest.raises(services.Conflict, match="not over yet"):
         services.publish_report(report, compliance_user, PASSWORD, "approval")
 

@@ -16,6 +16,7 @@ from datetime import datetime
 import click
 from flask import Flask, current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from .. import audit
 from ..database import utcnow, write_intent
@@ -105,13 +106,18 @@ class Progress:
         values = {"progress": percent}
         if note is not None:
             values["progress_note"] = note[:200]
-        with _writing(True), db.engine.begin() as connection:
-            connection.execute(
-                update(Report.__table__)
-                .where(Report.__table__.c.id == self.report_id,
-                       Report.__table__.c.job_token == self.token)
-                .values(**values)
-            )
+        try:
+            with _writing(True), db.engine.begin() as connection:
+                connection.execute(
+                    update(Report.__table__)
+                    .where(Report.__table__.c.id == self.report_id,
+                           Report.__table__.c.job_token == self.token)
+                    .values(**values)
+                )
+        except OperationalError:
+            # The progress bar is a courtesy: a busy database must not fail the report.
+            current_app.logger.warning("report %s: progress not recorded", self.report_id,
+                                       exc_info=True)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from flask import current_app
 from marshmallow import fields
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..database import utcnow
@@ -166,8 +167,14 @@ def request_report(values: dict, actor) -> Report:
     )
     if latest is not None:
         audit.set_reason(f"Correction of version {latest.revision}: {reason}")
-    db.session.add(report)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            db.session.add(report)
+    except IntegrityError:
+        # Another request made this version a moment ago (the unique organisation, year and
+        # version caught it).
+        raise Conflict(f"Version {report.revision} of this report was just requested by "
+                       "someone else; open it from the list of reports.") from None
     return report
 
 
@@ -236,7 +243,7 @@ def publish_report(report: Report, actor, password: str | None, meaning: str | N
     )
     if newer and newer > report.revision:
         raise Conflict(f"Version {newer} of this report exists; publish that one instead.")
-    if date.today() <= date(report.year, 12, 31):
+    if utcnow().date() <= date(report.year, 12, 31):
         raise Conflict(f"{report.year} is not over yet: its report can be published from "
                        f"1 January {report.year + 1}.")
     errors = {}

@@ -1,8 +1,6 @@
 """Pages of the transparency reports: generate, follow, review, sign and publish; the public
 list; and the partner's confirmations with the compliance queue of disputes."""
 
-from datetime import date
-
 from flask import (
     Blueprint,
     Flask,
@@ -174,7 +172,7 @@ def render_report_page(report: Report, publish_form=None, correction_form=None, 
         "reports/view.html", report=report, versions=versions,
         publish_form=publish_form or PublishForm(), correction_form=correction_form,
         links=report_links(report), stalled=services.is_stalled(report),
-        corrected_by=services.corrected_by(report), year_over=date.today().year > report.year,
+        corrected_by=services.corrected_by(report), year_over=utcnow().year > report.year,
         signature=services.signature_line(report),
     ), status
 
