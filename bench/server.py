@@ -89,7 +89,10 @@ def prepare_database(url: str, workdir: Path, advocates: int = 10, shared: int =
             create_schema()
         else:
             db.create_all()
-        sponsor = Organisation(name="Helix Pharma", kind="sponsor", country="GB")
+        from governance.reports.services import DEFAULT_METHODOLOGY
+
+        sponsor = Organisation(name="Helix Pharma", kind="sponsor", country="GB",
+                               methodology_note=DEFAULT_METHODOLOGY)
         group = Organisation(name="Rare Lung Alliance", kind="patient_group", country="GB")
         db.session.add_all([sponsor, group])
         db.session.flush()
@@ -114,7 +117,13 @@ def prepare_database(url: str, workdir: Path, advocates: int = 10, shared: int =
                  "format": "workshop", "partnership_id": partnership.id}, users[0])
             db.session.commit()
             shared_ids.append(record.id)
+        officer = accounts.create_user("compliance@bench.example", "Bench Compliance",
+                                       "compliance", PASSWORD, sponsor.name)
+        db.session.commit()
+        compliance_token = accounts.issue_token(officer, "bench")
+        db.session.commit()
         setup = {"tokens": tokens, "emails": [u.email for u in users],
+                 "compliance_token": compliance_token,
                  "partnership_id": partnership.id, "sponsor_id": sponsor.id,
                  "shared_ids": shared_ids}
         db.session.remove()

@@ -16,6 +16,9 @@ Scenarios (each on a fresh database):
       16 API clients write for 30 s while PostgreSQL is restarted (fast shutdown) and then
       killed (immediate shutdown, as a crash) and started: clients see errors, then recovery;
       every acknowledged write is in the database and the audit trail.
+  report-jobs-several-workers
+      a report job queued through the API under 4 workers is answered by any of them until
+      done, while clients keep writing.
 
 The tmpfs scenarios need root (mount). Results go to bench/results/faults.json and the
 fault-test section of BENCHMARKS.md. Exits non-zero when a scenario fails.
@@ -483,6 +486,55 @@ def postgresql_restart(duration: float = 30.0, clients: int = 16) -> dict:
             "audit_chain_intact": check["audit_chain_intact"]}
 
 
+# --- report jobs served by several workers ---------------------------------------------------
+
+
+def report_jobs_several_workers(database: str = "sqlite") -> dict:
+    """A report job runs in the worker that queued it while all four answer its status, and
+    clients keep writing meanwhile."""
+    workdir = Path(tempfile.mkdtemp(prefix="governance-report-jobs-"))
+    url = (f"sqlite:///{workdir / 'governance.sqlite'}" if database == "sqlite"
+           else server.postgres_database("governance_report_jobs"))
+    setup = server.prepare_database(url, workdir, advocates=2, shared=1)
+    process, base = server.start_server(url, workdir, workers=4, threads=4)
+    try:
+        officer = server.Client(base, token=setup["compliance_token"])
+        writer = Outage(base, setup)
+        for n in range(20):
+            writer.write(f"Before the report {n}")
+        asked = officer.json("POST", "/api/v1/reports",
+                             {"organisation_id": setup["sponsor_id"], "year": 2026})
+        expect(asked.status == 202, f"asking for the report answered {asked.status}: "
+                                    f"{asked.text[:300]}")
+        report_id = asked.json()["id"]
+        started = time.monotonic()
+        polls, statuses, written = 0, [], 0
+        status = asked.json()
+        while time.monotonic() - started < 180 and status["status"] not in ("done", "failed"):
+            if writer.write(f"While the report runs {written}").status == 201:
+                written += 1
+            answer = officer.json("GET", f"/api/v1/reports/{report_id}")  # a new connection:
+            polls += 1                                                    # any worker answers
+            expect(answer.status == 200, f"status answered {answer.status}")
+            status = answer.json()
+            if not statuses or statuses[-1] != status["status"]:
+                statuses.append(status["status"])
+            time.sleep(0.2)
+        expect(status["status"] == "done", f"the job ended {status['status']}: "
+                                           f"{status.get('error')}")
+        pdf = officer.request("GET", status["links"]["pdf"].removeprefix(base))
+        expect(pdf.status == 200 and pdf.body.startswith(b"%PDF"),
+               f"the PDF answered {pdf.status}")
+        seconds = time.monotonic() - started
+    finally:
+        server.stop_server(process)
+    check = server.check_acknowledged(url, writer.acks, shared=1, failed_requests=0)
+    expect(check["passed"], f"writes during the job: {check['problems']}")
+    return {"workers": 4, "statuses_seen": statuses, "status_polls": polls,
+            "seconds_to_done": round(seconds, 1), "writes_during_job": written,
+            "pdf_bytes": len(pdf.body), "writes_lost": check["lost_writes"]}
+
+
 # --- running and recording -------------------------------------------------------------------
 
 SCENARIOS = {
@@ -492,6 +544,7 @@ SCENARIOS = {
     "disk-full-sqlite": lambda: writes_refused_then_recovered("sqlite", "disk-full"),
     "disk-full-postgresql": lambda: writes_refused_then_recovered("postgresql", "disk-full"),
     "postgresql-restart": postgresql_restart,
+    "report-jobs-several-workers": report_jobs_several_workers,
 }
 NEEDS_ROOT = {"read-only-sqlite", "disk-full-sqlite", "disk-full-postgresql"}
 SECTION_START = "<!-- fault-test:start -->"
@@ -512,10 +565,16 @@ def describe(name: str, r: dict) -> str:
                 f"{r['health_during_fault']}; records and audit chain intact (SQLite "
                 f"integrity check: {r['integrity_check']}); writes back "
                 f"{r['recovered_after_s']} s after the repair")
+    if name.startswith("report-jobs"):
+        return (f"a report job queued through the API under {r['workers']} workers: status "
+                f"{' → '.join(r['statuses_seen'])} over {r['status_polls']} polls on fresh "
+                f"connections, done in {r['seconds_to_done']} s, PDF served "
+                f"({r['pdf_bytes']} bytes); {r['writes_during_job']} writes meanwhile, "
+                f"{r['writes_lost']} lost")
     return (f"{r['clients']} clients, {r['requests']} requests; {'; '.join(r['events'])}; "
             f"{r['failed_requests']} requests failed, all 503 with the clear message "
             f"({r['failures_without_the_clear_message']} without); first success "
-            f"{r['first_success_after_server_back_s']} s after the server was back; "
+            f"{r.get('first_success_after_server_back_s')} s after the server was back; "
             f"{r['acknowledged_writes']} acknowledged writes, {r['lost_writes']} lost; "
             f"{r['applied_without_acknowledgement']} applied whose answer was lost in the crash; "
             f"audit chain {'intact' if r['audit_chain_intact'] else 'BROKEN'}")
