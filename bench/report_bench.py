@@ -222,7 +222,7 @@ class Phases:
         setattr(module, name, timed)
 
 
-def measure_job(workdir: Path) -> dict:
+def measure_job(workdir: Path, organisation: str = "Helix Pharma", year: int = YEAR) -> dict:
     """Run the report job exactly as a worker does, inline; report time and peak memory."""
     from sqlalchemy import select
 
@@ -243,9 +243,9 @@ def measure_job(workdir: Path) -> dict:
     with app.app_context():
         actor = db.session.scalar(select(User).where(User.role == "compliance"))
         sponsor = db.session.scalar(select(Organisation).where(Organisation.name ==
-                                                               "Helix Pharma"))
+                                                               organisation))
         started, cpu = time.perf_counter(), time.process_time()
-        report = services.request_report({"organisation_id": sponsor.id, "year": YEAR}, actor)
+        report = services.request_report({"organisation_id": sponsor.id, "year": year}, actor)
         db.session.commit()
         report_id = report.id
         jobs.run_job(report_id)
@@ -303,11 +303,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--measure-job", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--organisation", default="Helix Pharma", help=argparse.SUPPRESS)
+    parser.add_argument("--year", type=int, default=YEAR, help=argparse.SUPPRESS)
     parser.add_argument("--measure-weasyprint", nargs=2, metavar=("DIR", "ID"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_job:
-        print(json.dumps(measure_job(Path(args.measure_job))))
+        print(json.dumps(measure_job(Path(args.measure_job), args.organisation, args.year)))
         return
     if args.measure_weasyprint:
         directory, report_id = args.measure_weasyprint
