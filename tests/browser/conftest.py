@@ -159,6 +159,9 @@ def check_accessibility(page: Page) -> None:
     assert results.violations_count == 0, f"{page.url}\n{results.generate_report()}"
 
 
+SCREENSHOT_MAX_HEIGHT = 2200
+
+
 def screenshot_dir() -> Path | None:
     folder = os.environ.get("SCREENSHOT_DIR")
     return Path(folder) if folder else None
@@ -172,7 +175,12 @@ def screenshots(tmp_path_factory):
 
     def take(page: Page, name: str) -> Path:
         path = folder / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True, animations="disabled")
+        height = page.evaluate("document.documentElement.scrollHeight")
+        width = page.viewport_size["width"]
+        # The whole page, up to a screenful and a half more (long lists are cut).
+        page.screenshot(path=str(path), full_page=True, animations="disabled",
+                        clip={"x": 0, "y": 0, "width": width,
+                              "height": min(height, SCREENSHOT_MAX_HEIGHT)})
         return path
 
     return take
