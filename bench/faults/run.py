@@ -49,6 +49,16 @@ RESULTS = ROOT / "bench" / "results"
 IMPORT_ROWS = 3000
 
 
+WORKDIRS: list[Path] = []
+
+
+def new_workdir(prefix: str) -> Path:
+    """A scratch folder, removed after the run when its scenario passed."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    WORKDIRS.append(path)
+    return path
+
+
 class ScenarioFailed(Exception):
     pass
 
@@ -157,7 +167,7 @@ def refused_clearly(answer: server.Answer, message: str, page: bool = False) -> 
 
 
 def import_killed(database: str) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix=f"governance-fault-import-{database}-"))
+    workdir = new_workdir(f"governance-fault-import-{database}-")
     url = (f"sqlite:///{workdir / 'governance.sqlite'}" if database == "sqlite"
            else server.postgres_database("governance_fault_import"))
     setup = server.prepare_database(url, workdir, advocates=2, shared=1)
@@ -282,7 +292,7 @@ def writes_refused_then_recovered(database: str, fault: str) -> dict:
     disk-full: the file system holding the database (a small tmpfs) is filled to the last byte
     while the server runs.
     """
-    workdir = Path(tempfile.mkdtemp(prefix=f"governance-fault-{fault}-{database}-"))
+    workdir = new_workdir(f"governance-fault-{fault}-{database}-")
     os.chmod(workdir, 0o755)  # the PostgreSQL server (user postgres) reaches its tablespace
     mount = workdir / "mnt"
     owner = "postgres" if database == "postgresql" else None
@@ -384,7 +394,7 @@ def writes_refused_then_recovered(database: str, fault: str) -> dict:
 
 
 def postgresql_restart(duration: float = 30.0, clients: int = 16) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix="governance-fault-pg-restart-"))
+    workdir = new_workdir("governance-fault-pg-restart-")
     url = server.postgres_database("governance_fault_restart")
     setup = server.prepare_database(url, workdir, advocates=4, shared=1)
     process, base = server.start_server(url, workdir, workers=4, threads=4)
@@ -492,7 +502,7 @@ def postgresql_restart(duration: float = 30.0, clients: int = 16) -> dict:
 def report_jobs_several_workers(database: str = "sqlite") -> dict:
     """A report job runs in the worker that queued it while all four answer its status, and
     clients keep writing meanwhile."""
-    workdir = Path(tempfile.mkdtemp(prefix="governance-report-jobs-"))
+    workdir = new_workdir("governance-report-jobs-")
     url = (f"sqlite:///{workdir / 'governance.sqlite'}" if database == "sqlite"
            else server.postgres_database("governance_report_jobs"))
     setup = server.prepare_database(url, workdir, advocates=2, shared=1)
@@ -621,10 +631,13 @@ def main() -> int:
             continue
         print(f"[{name}] running", flush=True)
         measured_at = datetime.now(UTC).isoformat(timespec="seconds")
+        WORKDIRS.clear()
         try:
             details = SCENARIOS[name]()
             results[name] = {"passed": True, "measured_at": measured_at, **details}
             print(f"[{name}] passed: {json.dumps(details)}", flush=True)
+            for path in WORKDIRS:
+                shutil.rmtree(path, ignore_errors=True)
         except ScenarioFailed as failure:
             results[name] = {"passed": False, "measured_at": measured_at,
                              "failure": str(failure)}

@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -138,6 +139,8 @@ def run_one(database: str, args) -> dict:
           f"{summary['machine_load_average_before_after']}", flush=True)
     for problem in check["problems"]:
         print(f"[{database}]   {problem}", flush=True)
+    if check["passed"] and not summary["failed_requests"]:
+        shutil.rmtree(workdir, ignore_errors=True)  # kept for a look when something failed
     return summary
 
 
