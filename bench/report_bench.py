@@ -17,6 +17,7 @@ Run:  .venv/bin/python bench/report_bench.py [--partnerships 500] [--interaction
 
 import argparse
 import json
+import os
 import random
 import resource
 import shutil
@@ -300,7 +301,7 @@ def main() -> None:
     parser.add_argument("--partnerships", type=int, default=500)
     parser.add_argument("--interactions", type=int, default=5000)
     parser.add_argument("--supports", type=int, default=3000)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--measure-job", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--organisation", default="Helix Pharma", help=argparse.SUPPRESS)
@@ -334,27 +335,35 @@ def main() -> None:
         alone = min(alone_runs, key=lambda r: r["seconds"])
         overhead = (job["seconds"] - alone["seconds"]) / alone["seconds"]
         cpu_overhead = (job["cpu"] - alone["cpu"]) / alone["cpu"]
+        own_phases = {label: cpu for label, (_wall, cpu) in job["phases"].items()
+                      if not label.startswith("WeasyPrint")}
+        own = sum(own_phases.values()) + (job["cpu"] - sum(c for _w, c in job["phases"].values()))
         peak = max(r["peak_mb"] for r in job_runs)
+        met = job["seconds"] < 20 and peak < 1024
         print()
         print(f"Report: {job['pages']} pages; PDF {job['pdf_bytes'] / 1e6:.2f} MB, CSV "
               f"{job['csv_bytes'] / 1e6:.2f} MB, JSON {job['json_bytes'] / 1e6:.2f} MB; "
               f"final HTML {alone['html_bytes'] / 1e6:.2f} MB.")
-        met = job["seconds"] < 20 and peak < 1024
-        print(f"Report job (best of {args.repeat}): {job['seconds']:.2f} s, "
-              f"{job['pages'] / job['seconds']:.1f} pages/s, peak memory {peak:.0f} MB "
+        print(f"Report job (best of {args.repeat}): {job['seconds']:.2f} s ({job['cpu']:.2f} s "
+              f"CPU), {job['pages'] / job['seconds']:.1f} pages/s, peak memory {peak:.0f} MB "
               f"[target < 20 s, < 1024 MB: {'met' if met else 'MISSED'}]")
-        print(f"WeasyPrint alone on the same HTML: {alone['seconds']:.2f} s, "
+        print(f"WeasyPrint alone on the same HTML (best of {args.repeat}): "
+              f"{alone['seconds']:.2f} s ({alone['cpu']:.2f} s CPU), "
               f"{alone['pages'] / alone['seconds']:.1f} pages/s, peak memory "
               f"{alone['peak_mb']:.0f} MB")
-        print(f"Application overhead: {overhead * 100:.1f} % of WeasyPrint's time "
-              f"(ratio {job['seconds'] / alone['seconds']:.2f}); in CPU time "
-              f"{cpu_overhead * 100:.1f} % (ratio {job['cpu'] / alone['cpu']:.2f}) "
-              f"[target < 25 %: {'met' if overhead < 0.25 else 'MISSED'}]")
+        print(f"Ratio job / WeasyPrint alone: {job['seconds'] / alone['seconds']:.2f} wall "
+              f"(overhead {overhead * 100:.1f} %), {job['cpu'] / alone['cpu']:.2f} CPU "
+              f"(overhead {cpu_overhead * 100:.1f} %) [target < 25 %: "
+              f"{'met' if overhead < 0.25 else 'MISSED'}]")
+        print(f"The application's own work outside WeasyPrint (SQL, Jinja, CSV, JSON, storing, "
+              f"the job's bookkeeping): {own:.2f} s CPU = {own / alone['cpu'] * 100:.1f} % of "
+              f"WeasyPrint alone.")
         load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() \
             else []
         if load:
-            print(f"Machine load average while measuring: {' '.join(load)} "
-                  f"(CPU times are steadier than wall times on a shared machine).")
+            print(f"Machine load average while measuring: {' '.join(load)} on "
+                  f"{os.cpu_count()} CPUs (on a shared machine CPU times are steadier than wall "
+                  f"times).")
     finally:
         if args.keep:
             print(f"Kept {workdir}")
