@@ -12,7 +12,7 @@ from ..database import utcnow
 from ..extensions import db
 from ..interactions.models import Interaction
 from ..organisations.models import Organisation
-from ..partnerships.models import Partnership, Support
+from ..partnerships.models import Partnership
 from ..rules.models import Flag
 from ..security import ALL_ROLES, allow, interaction_scope, partnership_scope, public
 from ..vocabulary import DIMENSIONS
@@ -78,8 +78,10 @@ def _compliance():
         .order_by(Flag.raised_at, Flag.id).limit(200)
     ).all()
     queue = sorted(queue, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.raised_at))[:10]
+    from ..reports import confirmation
+
     return {"counts": counts, "open_total": sum(counts.values()), "queue": queue,
-            "adherence": adherence_by_dimension()}
+            "adherence": adherence_by_dimension(), "disputes": len(confirmation.disputes())}
 
 
 def adherence_by_dimension(days: int = 365) -> list[dict]:
@@ -110,26 +112,16 @@ def _auditor():
 
 
 def _partner():
-    """The interactions and support lines of my partnerships that await my answer."""
-    from ..reports.confirmation import answerable_interactions, answerable_supports
+    """The support lines and interactions of my partnerships that await my answer."""
+    from ..reports import confirmation
 
-    # Only what this partner answers for: support their organisation received, and
-    # interactions the other party of the partnership recorded.
-    interactions = db.session.scalars(
-        select(Interaction)
-        .where(answerable_interactions(current_user),
-               Interaction.confirmed_by_partner == "pending")
-        .order_by(Interaction.occurred_on.desc()).limit(25)
-    ).all()
-    supports = db.session.scalars(
-        select(Support)
-        .where(answerable_supports(current_user), Support.confirmed_by_partner == "pending")
-        .order_by(Support.paid_on.desc()).limit(25)
-    ).all()
+    supports = confirmation.records_to_answer(current_user, "support", "pending", 1)
+    interactions = confirmation.records_to_answer(current_user, "interaction", "pending", 1)
     partnerships = db.session.scalars(
         select(Partnership).where(partnership_scope(current_user)).order_by(Partnership.title)
     ).all()
-    return {"interactions": interactions, "supports": supports, "partnerships": partnerships}
+    return {"interactions": interactions.items, "supports": supports.items,
+            "pending": confirmation.pending_counts(current_user), "partnerships": partnerships}
 
 
 def _admin():
