@@ -1,0 +1,85 @@
+"""List pages read a page of records with a fixed number of SQL statements, however many rows.
+
+An N+1 query (a partnership or an organisation loaded once per row shown) would make the count
+grow with the rows on the page; the pages are measured with 3 and with 40 records, each record
+in its own partnership with its own patient group, so nothing is shared between rows.
+"""
+
+from contextlib import contextmanager
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import event
+
+from governance.extensions import db
+from governance.partnerships.models import Support
+
+PAGES = ["/interactions/", "/interactions/?date_from=2025-01-01&sort=title", "/partnerships/",
+         "/partnerships/supports"]
+
+
+@contextmanager
+def counted_statements():
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, _parameters, _context, _executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+@pytest.fixture
+def add_records(make_org, make_partnership, make_interaction):
+    """Add records until there are `total` of each kind, every one in a new partnership with a
+    new patient group (`member` joins each partnership as a further organisation)."""
+    made = []
+
+    def add(total: int, member=None) -> None:
+        while len(made) < total:
+            n = len(made)
+            group = make_org(f"Patient group {n:02d}", "patient_group")
+            partnership = make_partnership(f"Partnership {n:02d}", patient_group_id=group.id)
+            if member is not None:
+                partnership.other_organisations.append(member)
+            make_interaction(title=f"Meeting {n:02d}", partnership_id=partnership.id,
+                             occurred_on=date(2025, 1, 1) + timedelta(days=n))
+            db.session.add(Support(partnership_id=partnership.id, recipient_id=group.id,
+                                   paid_on=date(2025, 2, 1) + timedelta(days=n), kind="grant",
+                                   amount=Decimal(1000 + n), currency="GBP",
+                                   description="Grant towards the members' conference"))
+            db.session.commit()
+            made.append(partnership)
+
+    return add
+
+
+def statements_per_page(client) -> dict[str, int]:
+    counts = {}
+    for url in PAGES:
+        with counted_statements() as statements:
+            response = client.get(url)
+        assert response.status_code == 200, url
+        assert "Partnership 00" in response.get_data(as_text=True), url  # rows are shown
+        counts[url] = len(statements)
+    return counts
+
+
+@pytest.mark.parametrize("role", ["compliance", "advocate", "partner"])
+def test_list_pages_use_as_many_statements_for_40_records_as_for_3(
+        client, log_in, make_user, sponsor, patient_group, add_records, role):
+    organisation = {"compliance": None, "advocate": sponsor, "partner": patient_group}[role]
+    member = patient_group if role == "partner" else None
+    log_in(make_user(role, organisation))
+
+    add_records(3, member)
+    few = statements_per_page(client)
+    add_records(40, member)
+    many = statements_per_page(client)
+
+    assert many == few
+    assert max(many.values()) <= 12, many
