@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import click
 from flask import Flask, has_request_context
+from flask.cli import with_appcontext
 from sqlalchemy import DDL, ForeignKey, String, Text, event, insert, inspect, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -397,6 +398,7 @@ def verify_chain(batch: int = 5000) -> ChainReport:
 
 
 @click.command("verify-audit")
+@with_appcontext
 def verify_audit_command():
     """Walk the audit chain and report the first broken link."""
     report = verify_chain()

@@ -2,6 +2,7 @@
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from .errors import ValidationFailed
@@ -10,6 +11,7 @@ from .vocabulary import ROLES
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("email")
 @click.option("--role", required=True, type=click.Choice(list(ROLES)))
 @click.option("--password", required=True)
@@ -31,6 +33,7 @@ def create_user_command(email, role, password, organisation, name):
 
 
 @click.command("create-token")
+@with_appcontext
 @click.argument("email")
 @click.option("--name", default="command line", help="What the token is for.")
 def create_token_command(email, name):
@@ -48,6 +51,7 @@ def create_token_command(email, name):
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo_command():
     """Load the demo data set (skipped if the database already has organisations)."""
     from .demo import seed_demo

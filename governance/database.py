@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import click
 from flask import Flask, request
+from flask.cli import with_appcontext
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -182,6 +183,7 @@ def create_schema() -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command():
     """Create the schema (no data) by running every migration."""
     create_schema()
