@@ -149,8 +149,23 @@ def _postgres_template():
 def _fresh_postgres_databases():
     yield
     if postgres:
+        _close_connections()
         _databases_by_path.clear()
         postgres.drop_created()
+
+
+def _close_connections() -> None:
+    """Close what the test's applications left open (an app a test made itself, a connection
+    a report job's thread still held): psycopg warns when the garbage collector has to."""
+    import gc
+    import warnings
+
+    for engines in list(getattr(db, "_app_engines", {}).values()):
+        for engine in engines.values():
+            engine.dispose()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def drop_audit_triggers() -> None:
