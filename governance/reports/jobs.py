@@ -9,6 +9,7 @@ them; a failure records why and leaves the last good state (nothing is half-publ
 
 import secrets
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,7 +57,7 @@ def _run_in_thread(app: Flask, report_id: int) -> None:
 
 
 def wait_for_threads(timeout: float = 120) -> None:
-    """Wait for the background jobs this process started (used by tests and the CLI)."""
+    """Wait for the background jobs this process started (the tests use it)."""
     threads = current_app.extensions.get("report_threads", [])
     for thread in list(threads):
         thread.join(timeout)
@@ -93,16 +94,24 @@ class Progress:
     """Writes the job's progress on a connection of its own, so the job's read snapshot stays
     open and one consistent view of the data is reported."""
 
+    # A write costs a transaction: write when the percentage moves, or a new note has waited
+    # this long (a page laid out is reported hundreds of times a report).
+    QUIET_SECONDS = 1.0
+
     def __init__(self, report_id: int, token: str):
         self.report_id = report_id
         self.token = token
         self.percent = 0
+        self.written_at = 0.0
 
     def __call__(self, percent: int, note: str | None = None) -> None:
         percent = max(self.percent, min(99, int(percent)))
-        if percent == self.percent and note is None:
+        now = time.monotonic()
+        if percent == self.percent and (note is None
+                                        or now - self.written_at < self.QUIET_SECONDS):
             return
         self.percent = percent
+        self.written_at = now
         values = {"progress": percent}
         if note is not None:
             values["progress_note"] = note[:200]
@@ -170,8 +179,14 @@ def _render_and_store(snapshot: dict, progress: Progress) -> tuple[dict, int]:
     html = report_html(snapshot)
     expected = estimated_pages(snapshot)
 
+    furthest = [0]
+
     def on_page(page: int) -> None:
-        progress(35 + 55 * min(page, expected) // expected, f"Laying out page {page}")
+        # WeasyPrint lays the pages out again when page references change ("page 3 of N"):
+        # report only pages not seen before.
+        if page > furthest[0]:
+            furthest[0] = page
+            progress(35 + 55 * min(page, expected) // expected, f"Laying out page {page}")
 
     artefacts = build_artefacts(snapshot, on_page=on_page, html=html)
     progress(93, "Storing the files")

@@ -153,6 +153,8 @@ def request_report(values: dict, actor) -> Report:
     if latest is not None and latest.is_working:
         raise Conflict(f"{latest} is already being prepared; wait for it to finish.")
     if latest is not None and not latest.is_published:
+        if reason and latest.corrects_id is not None:
+            latest.correction_reason = reason
         return _requeue(latest, actor)
     if latest is not None and reason is None:
         raise ValidationFailed({"reason": [
