@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import click
-from flask import Flask, request
+from flask import Flask, g, request
 from flask.cli import with_appcontext
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -57,7 +57,14 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def declare_write_intent():
-        write_intent.set(request.method not in SAFE_METHODS)
+        g.write_intent_token = write_intent.set(request.method not in SAFE_METHODS)
+
+    @app.teardown_request
+    def forget_write_intent(_error=None):
+        # Work after the request in the same thread (CLI, jobs, tests) writes again by default.
+        token = g.pop("write_intent_token", None)
+        if token is not None:
+            write_intent.reset(token)
 
     app.cli.add_command(init_db_command)
 
