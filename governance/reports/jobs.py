@@ -7,6 +7,7 @@ Everything the job reads is one consistent snapshot; files are stored before the
 them; a failure records why and leaves the last good state (nothing is half-published).
 """
 
+import gc
 import secrets
 import threading
 import time
@@ -188,7 +189,14 @@ def _render_and_store(snapshot: dict, progress: Progress) -> tuple[dict, int]:
             furthest[0] = page
             progress(35 + 55 * min(page, expected) // expected, f"Laying out page {page}")
 
-    artefacts = build_artefacts(snapshot, on_page=on_page, html=html)
+    # What the job holds now lives until the end: keep the garbage collector from walking it
+    # again and again while WeasyPrint makes its millions of short-lived objects.
+    gc.collect()
+    gc.freeze()
+    try:
+        artefacts = build_artefacts(snapshot, on_page=on_page, html=html)
+    finally:
+        gc.unfreeze()
     progress(93, "Storing the files")
     stored = {kind: files.store(content) for kind, content in artefacts.by_kind().items()}
     return stored, artefacts.pages
