@@ -12,7 +12,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..forms import options
+from ..forms import RecordSelectField, options
 from ..vocabulary import (
     ACCOMMODATIONS,
     DIMENSION_GOOD_PRACTICE,
@@ -156,8 +156,8 @@ class InteractionFilterForm(FlaskForm):
         csrf = False
 
     q = StringField("Search titles and purposes", validators=[Optional()])
-    partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False)
-    organisation_id = SelectField("Organisation", coerce=int_or_none, validate_choice=False)
+    partnership_id = RecordSelectField("Partnership", coerce=int_or_none)
+    organisation_id = RecordSelectField("Organisation", coerce=int_or_none)
     format = SelectField("Format", choices=blank_choices(INTERACTION_FORMATS, "Any format"),
                          coerce=none_if_blank, validate_choice=False)
     date_from = DateField("From", validators=[Optional()])

@@ -5,7 +5,7 @@ from datetime import date
 
 from marshmallow import ValidationError as SchemaError
 from marshmallow import fields, validates_schema
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import and_, false, func, insert, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
@@ -369,7 +369,13 @@ class InteractionFilter:
     sort: str = "-occurred_on"
     page: int = 1
     per_page: int = 25
+    # Count the matches only up to this many (the page then says "more than N"); None: exactly.
+    count_limit: int | None = None
 
+
+# The list page counts matches up to this many; beyond, it says "more than" and offers the exact
+# count on request (counting a million rows for every page costs more than the page itself).
+LIST_COUNT_LIMIT = 1_000
 
 SORTS = {
     "occurred_on": Interaction.occurred_on,
@@ -385,6 +391,7 @@ class Page:
     page: int
     per_page: int
     extra: dict = field(default_factory=dict)
+    more: bool = False  # the count stopped at total: there are more than total - 1 matches
 
     @property
     def pages(self) -> int:
@@ -393,7 +400,10 @@ class Page:
 
 def find_interactions(actor, criteria: InteractionFilter) -> Page:
     """Return one page of the interactions the actor may see that match the criteria."""
-    conditions = [interaction_scope(actor)]
+    # `narrowing` are the conditions SQLite answers from an index of their own (the actor's
+    # scope, one organisation, flags); the others are checked row by row.
+    narrowing = [interaction_scope(actor)]
+    conditions = []
     if not criteria.include_void:
         conditions.append(Interaction.voided_at.is_(None))
     if criteria.partnership_id:
@@ -402,8 +412,8 @@ def find_interactions(actor, criteria: InteractionFilter) -> Page:
         involved = select(Partnership.id).where(or_(
             Partnership.sponsor_id == criteria.organisation_id,
             Partnership.patient_group_id == criteria.organisation_id))
-        conditions.append(or_(Interaction.organisation_id == criteria.organisation_id,
-                              Interaction.partnership_id.in_(involved)))
+        narrowing.append(or_(Interaction.organisation_id == criteria.organisation_id,
+                             Interaction.partnership_id.in_(involved)))
     if criteria.date_from:
         conditions.append(Interaction.occurred_on >= criteria.date_from)
     if criteria.date_to:
@@ -413,19 +423,41 @@ def find_interactions(actor, criteria: InteractionFilter) -> Page:
     if criteria.q:
         pattern = f"%{criteria.q.strip()}%"
         conditions.append(or_(Interaction.title.ilike(pattern), Interaction.purpose.ilike(pattern)))
-    conditions.extend(_flag_conditions(criteria))
-    total = db.session.scalar(select(func.count()).select_from(Interaction).where(*conditions))
+    narrowing.extend(_flag_conditions(criteria))
+    total, more = _count(conditions + narrowing, criteria)
     column = SORTS.get(criteria.sort.lstrip("-"), Interaction.occurred_on)
-    order = column.desc() if criteria.sort.startswith("-") else column.asc()
+    descending = criteria.sort.startswith("-")
+    order = (column.desc(), Interaction.id.desc()) if descending else (column.asc(),
+                                                                       Interaction.id.asc())
+    if more and not criteria.include_void:
+        # Many matches: walking the live interactions in the order shown (an index per sort)
+        # finds a page within a few rows, where gathering every match from the narrowing
+        # indexes and sorting them all (the plan SQLite picks, not knowing that one
+        # organisation may hold a quarter of the rows) reads them all. Wrapped in coalesce, the
+        # narrowing conditions stay off the plan and are checked on the walk.
+        where = [*conditions, func.coalesce(and_(*narrowing), false())]
+    else:
+        where = conditions + narrowing
     items = db.session.scalars(
         select(Interaction)
         .options(joinedload(Interaction.partnership), joinedload(Interaction.organisation))
-        .where(*conditions)
-        .order_by(order, Interaction.id.desc())
+        .where(*where)
+        .order_by(*order)
         .limit(criteria.per_page)
         .offset((criteria.page - 1) * criteria.per_page)
     ).all()
-    return Page(items, total, criteria.page, criteria.per_page)
+    return Page(items, total, criteria.page, criteria.per_page, more=more)
+
+
+def _count(conditions: list, criteria: InteractionFilter) -> tuple[int, bool]:
+    """The number of matches, exactly or (with a count limit) up to enough to show the page."""
+    if criteria.count_limit is None:
+        return db.session.scalar(select(func.count()).select_from(Interaction)
+                                 .where(*conditions)), False
+    bound = max(criteria.count_limit, criteria.page * criteria.per_page) + 1
+    counted = db.session.scalar(select(func.count()).select_from(
+        select(Interaction.id).where(*conditions).limit(bound).subquery()))
+    return counted, counted >= bound
 
 
 def _flag_conditions(criteria: InteractionFilter) -> list:

@@ -4,10 +4,17 @@ from sqlalchemy import select
 
 from ..errors import DomainError
 from ..extensions import db
-from ..forms import attach_errors, form_values, options
+from ..forms import attach_errors, form_values, options, record_choices
 from ..organisations.models import Organisation
 from ..partnerships.models import Partnership
-from ..security import EDITORS, allow, interaction_scope, partnership_scope, visible_or_404
+from ..security import (
+    EDITORS,
+    allow,
+    interaction_scope,
+    partnership_scope,
+    sees_everything,
+    visible_or_404,
+)
 from ..vocabulary import DIMENSIONS
 from . import services
 from .forms import GROUP_TITLES, GROUPS, InteractionFilterForm, InteractionForm, VoidForm
@@ -34,6 +41,11 @@ def organisation_choices(blank: str | None = None) -> list[tuple]:
     return options(([("", blank)] if blank else []) + list(rows))
 
 
+def visible_partnerships() -> tuple:
+    """The conditions of the partnerships the user may pick (none: every partnership)."""
+    return () if sees_everything(current_user) else (partnership_scope(current_user),)
+
+
 def prepare(form: InteractionForm) -> InteractionForm:
     from ..activities.services import all_activities
 
@@ -55,8 +67,10 @@ def render_form(form, interaction=None, status=200):
 @allow(*VIEWERS)
 def index():
     form = InteractionFilterForm(request.args)
-    form.partnership_id.choices = partnership_choices("Any partnership")
-    form.organisation_id.choices = organisation_choices("Any organisation")
+    form.partnership_id.choices = record_choices(Partnership, Partnership.title,
+                                                 "Any partnership", *visible_partnerships())
+    form.organisation_id.choices = record_choices(Organisation, Organisation.name,
+                                                  "Any organisation")
     form.validate()
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.InteractionFilter(
@@ -72,6 +86,7 @@ def index():
         state=request.args.get("state") or None,
         sort=request.args.get("sort", "-occurred_on"),
         page=max(1, page_number),
+        count_limit=None if request.args.get("count") == "all" else services.LIST_COUNT_LIMIT,
     )
     page = services.find_interactions(current_user, criteria)
     return render_template("interactions/index.html", form=form, page=page)

@@ -10,6 +10,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..forms import RecordSelectField
 from ..interactions.forms import int_or_none, none_if_blank
 from ..organisations.forms import strip_or_none, upper_or_none, vocab_options
 from ..vocabulary import (
@@ -97,7 +98,7 @@ class PartnershipFilterForm(FlaskForm):
                          coerce=none_if_blank, validate_choice=False)
     kind = SelectField("Kind", choices=vocab_options(PARTNERSHIP_KINDS, "Any kind"),
                        coerce=none_if_blank, validate_choice=False)
-    organisation_id = SelectField("Organisation", coerce=int_or_none, validate_choice=False)
+    organisation_id = RecordSelectField("Organisation", coerce=int_or_none)
 
 
 class SupportForm(FlaskForm):
@@ -128,8 +129,8 @@ class SupportFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False)
-    recipient_id = SelectField("Recipient", coerce=int_or_none, validate_choice=False)
+    partnership_id = RecordSelectField("Partnership", coerce=int_or_none)
+    recipient_id = RecordSelectField("Recipient", coerce=int_or_none)
     year = SelectField("Year", coerce=int_or_none, validate_choice=False)
     kind = SelectField("Kind", choices=vocab_options(SUPPORT_KINDS, "Any kind"),
                        coerce=none_if_blank, validate_choice=False)

@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from ..errors import DomainError
 from ..extensions import db
-from ..forms import attach_errors, form_status, form_values, options
+from ..forms import attach_errors, form_status, form_values, options, record_choices
 from ..interactions.forms import VoidForm
+from ..interactions.views import visible_partnerships
 from ..organisations.models import Organisation
 from ..security import EDITORS, allow, partnership_scope, visible_or_404
 from . import services
@@ -79,7 +80,8 @@ def int_arg(form_field):
 @allow(*VIEWERS)
 def index():
     form = PartnershipFilterForm(request.args)
-    form.organisation_id.choices = organisation_choices(blank="Any organisation")
+    form.organisation_id.choices = record_choices(Organisation, Organisation.name,
+                                                  "Any organisation")
     form.validate()
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.PartnershipFilter(
@@ -181,8 +183,9 @@ def void(partnership_id: int):
 @allow(*VIEWERS)
 def supports():
     form = SupportFilterForm(request.args)
-    form.partnership_id.choices = partnership_choices("Any partnership")
-    form.recipient_id.choices = organisation_choices(blank="Any recipient")
+    form.partnership_id.choices = record_choices(Partnership, Partnership.title,
+                                                 "Any partnership", *visible_partnerships())
+    form.recipient_id.choices = record_choices(Organisation, Organisation.name, "Any recipient")
     form.year.choices = options([("", "Any year"), *[(y, str(y)) for y in
                                                      services.support_years(current_user)]])
     form.validate()

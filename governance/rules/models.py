@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..database import utcnow
@@ -45,6 +45,9 @@ class Flag(Record, db.Model):
                         name="exactly_one_subject"),
         # The queue, the dashboard and the API filter by state first (and dimension).
         Index("ix_flags_state_dimension", "state", "dimension"),
+        # The interaction list filtered by rule and state reads the ids from the index alone.
+        Index("ix_flags_live_rule_state_interaction", "rule_id", "state", "interaction_id",
+              sqlite_where=text("voided_at IS NULL"), postgresql_where=text("voided_at IS NULL")),
     )
 
     @property
