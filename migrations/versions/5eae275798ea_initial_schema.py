@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 3b82e99af9b5
+Revision ID: 5eae275798ea
 Revises: 
-Create Date: 2026-11-21 12:19:09.206053
+Create Date: 2026-11-21 12:46:56.485621
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '3b82e99af9b5'
+revision = '5eae275798ea'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -224,9 +224,12 @@ def upgrade():
     sa.UniqueConstraint('external_id', name=op.f('uq_interactions_external_id'))
     )
     with op.batch_alter_table('interactions', schema=None) as batch_op:
+        batch_op.create_index('ix_interactions_live_by_date', ['occurred_on', 'id', 'organisation_id', 'partnership_id', 'format'], unique=False, sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
+        batch_op.create_index('ix_interactions_live_by_format', ['format', 'id'], unique=False, sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
+        batch_op.create_index('ix_interactions_live_by_title', ['title', 'id'], unique=False, sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
         batch_op.create_index(batch_op.f('ix_interactions_occurred_on'), ['occurred_on'], unique=False)
-        batch_op.create_index(batch_op.f('ix_interactions_organisation_id'), ['organisation_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_interactions_partnership_id'), ['partnership_id'], unique=False)
+        batch_op.create_index('ix_interactions_organisation_id_occurred_on', ['organisation_id', 'occurred_on'], unique=False)
+        batch_op.create_index('ix_interactions_partnership_id_occurred_on', ['partnership_id', 'occurred_on'], unique=False)
 
     op.create_table('partnership_members',
     sa.Column('partnership_id', sa.Integer(), nullable=False),
@@ -431,6 +434,7 @@ def upgrade():
     )
     with op.batch_alter_table('flags', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_flags_interaction_id'), ['interaction_id'], unique=False)
+        batch_op.create_index('ix_flags_live_rule_state_interaction', ['rule_id', 'state', 'interaction_id'], unique=False, sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
         batch_op.create_index(batch_op.f('ix_flags_partnership_id'), ['partnership_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_flags_rule_id'), ['rule_id'], unique=False)
         batch_op.create_index('ix_flags_state_dimension', ['state', 'dimension'], unique=False)
@@ -463,6 +467,7 @@ def downgrade():
         batch_op.drop_index('ix_flags_state_dimension')
         batch_op.drop_index(batch_op.f('ix_flags_rule_id'))
         batch_op.drop_index(batch_op.f('ix_flags_partnership_id'))
+        batch_op.drop_index('ix_flags_live_rule_state_interaction', sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
         batch_op.drop_index(batch_op.f('ix_flags_interaction_id'))
 
     op.drop_table('flags')
@@ -500,9 +505,12 @@ def downgrade():
     op.drop_table('prioritisation_exercises')
     op.drop_table('partnership_members')
     with op.batch_alter_table('interactions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_interactions_partnership_id'))
-        batch_op.drop_index(batch_op.f('ix_interactions_organisation_id'))
+        batch_op.drop_index('ix_interactions_partnership_id_occurred_on')
+        batch_op.drop_index('ix_interactions_organisation_id_occurred_on')
         batch_op.drop_index(batch_op.f('ix_interactions_occurred_on'))
+        batch_op.drop_index('ix_interactions_live_by_title', sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
+        batch_op.drop_index('ix_interactions_live_by_format', sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
+        batch_op.drop_index('ix_interactions_live_by_date', sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
 
     op.drop_table('interactions')
     with op.batch_alter_table('form_submissions', schema=None) as batch_op:
