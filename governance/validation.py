@@ -34,9 +34,10 @@ def load(schema: Schema, values: dict, **kwargs) -> dict:
         raise ValidationFailed(_flatten(error.messages)) from None
 
 
-# Ids and counts live in signed 64-bit columns; a larger number would fail in the database
-# driver instead of reading as a clear error on its field.
-MAX_INTEGER = 2**63 - 1
+# Ids and counts live in integer columns: 32-bit on PostgreSQL (64-bit on SQLite). A larger
+# number would fail in the database driver instead of reading as a clear error on its field;
+# the limit is the same on both, so the API answers alike whatever the database.
+MAX_INTEGER = 2**31 - 1
 
 
 def _oversized_integers(schema: Schema, values: dict) -> dict[str, list[str]]:
@@ -66,11 +67,9 @@ def _integer_keys(schema: Schema) -> list[tuple[str, bool]]:
 
 def _too_large(value) -> bool:
     if isinstance(value, str):
-        if len(value) < 19:  # 2**63 - 1 has 19 digits: shorter text cannot exceed it
-            return False
         digits = value.strip().lstrip("+-")
         return digits.isascii() and digits.isdigit() and (
-            len(digits) > 19 or int(digits) > MAX_INTEGER)
+            len(digits) > 10 or int(digits) > MAX_INTEGER)  # 2**31 - 1 has 10 digits
     if isinstance(value, bool):
         return False
     if isinstance(value, int | float):

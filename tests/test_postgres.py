@@ -112,3 +112,22 @@ def test_granting_roles_is_refused_on_sqlite_with_a_clear_message(runner):
     result = runner.invoke(args=["grant-app-role", "anyone"])
     assert result.exit_code != 0
     assert "PostgreSQL only" in result.output
+
+
+def test_ids_past_what_a_postgresql_integer_holds_are_a_clear_answer_not_a_crash(
+        client, make_user, sponsor):
+    from governance.auth import services as accounts
+
+    token = accounts.issue_token(make_user("advocate", sponsor), "tests")
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    just_past = 2**31  # one more than PostgreSQL's integer columns hold
+    created = client.post("/api/v1/partnerships", headers=headers, json={
+        "title": "Too far", "sponsor_id": just_past, "patient_group_id": str(just_past),
+        "kind": "advocacy"})
+    assert created.status_code == 422
+    assert set(created.get_json()["error"]["fields"]) >= {"sponsor_id", "patient_group_id"}
+    for path in (f"/api/v1/partnerships/{just_past}", f"/api/v1/interactions/{just_past}"):
+        assert client.get(path, headers=headers).status_code == 404
+    assert client.post(f"/api/v1/flags/{just_past}/transition", headers=headers,
+                       json={"state": "dismissed"}).status_code == 404

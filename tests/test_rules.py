@@ -313,7 +313,7 @@ def test_poor_practice_coming_back_opens_a_new_flag(log, compliance_user):
 def test_voiding_a_record_withdraws_its_open_flags(log, compliance_user):
     interaction = log(protocol_followed=False)
     interactions.void_interaction(interaction, compliance_user, "Logged twice")
-    flag = db.session.scalar(select(Flag))
+    flag = db.session.scalar(select(Flag).where(Flag.interaction_id == interaction.id))
     assert flag.voided_at is not None and flag.void_reason == "The interaction was voided."
     assert services.flags_of_interaction(interaction.id) == []
 

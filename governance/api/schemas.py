@@ -13,10 +13,11 @@ from marshmallow.validate import ContainsOnly, Length, OneOf, Range
 from ..interactions.services import InteractionInput
 from ..organisations.services import OrganisationInput
 from ..partnerships.services import PartnershipInput, SupportInput
+from ..validation import MAX_INTEGER
 from ..vocabulary import CONFIRMATION_STATES, DIMENSIONS, FLAG_STATES, SEVERITIES
 
-# SQLite and PostgreSQL keep ids in signed 64-bit integers; larger numbers can name no record.
-MAX_ID = 2**63 - 1
+# Ids are integer columns, 32-bit on PostgreSQL: larger numbers can name no record.
+MAX_ID = MAX_INTEGER
 
 
 class DecimalString(fields.Decimal):

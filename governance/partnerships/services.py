@@ -188,11 +188,10 @@ def validate_partnership(values: dict, actor, current: Partnership | None = None
 
 def _stranded_recipients(partnership: Partnership, parties: set[int]) -> dict[str, list[str]]:
     """Support already paid to an organisation keeps that organisation in the partnership."""
-    recipients = db.session.scalars(
-        select(Organisation).join(Support, Support.recipient_id == Organisation.id)
-        .where(Support.partnership_id == partnership.id, Support.voided_at.is_(None))
-        .distinct()
-    ).all()
+    paid = select(Support.recipient_id).where(Support.partnership_id == partnership.id,
+                                              Support.voided_at.is_(None))
+    # IN, not DISTINCT: PostgreSQL cannot compare the JSON columns of whole organisation rows.
+    recipients = db.session.scalars(select(Organisation).where(Organisation.id.in_(paid))).all()
     stranded = [o.name for o in recipients if o.id not in parties]
     if not stranded:
         return {}
