@@ -213,3 +213,26 @@ def test_a_full_disk_refuses_the_change_and_keeps_existing_records(
     assert answer.get_json() == {"error": {"message": DISK_FULL}}
     assert state() == before
     assert verify_chain().intact
+
+
+# --- text no database keeps ------------------------------------------------------------------
+
+
+def test_a_nul_character_is_refused_up_front_on_every_database(client, token, sponsor,
+                                                               make_user, make_interaction):
+    before = make_interaction(title="Already recorded")
+    url = f"/api/v1/interactions/{before.id}"
+    search = client.get("/api/v1/organisations?q=%00", headers=token)
+    assert search.status_code == 400
+    assert search.get_json()["error"]["fields"] == {"q": ["Text may not contain a NUL "
+                                                          "character."]}
+    edited = client.patch(url, headers=token, json={"title": "Bad\u0000title",
+                                                    "accommodations": ["ok", "n\u0000"]})
+    assert edited.status_code == 400
+    assert set(edited.get_json()["error"]["fields"]) <= {"title", "accommodations[1]"}
+    advocate = make_user("advocate", sponsor)
+    page_client = client.application.test_client()
+    login(page_client, advocate)
+    page = page_client.get("/interactions/?q=a%00b")
+    assert page.status_code == 400 and "NUL character" in page.get_data(as_text=True)
+    assert client.get(url, headers=token).get_json()["title"] == "Already recorded"

@@ -7,7 +7,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
 from ..security import public
-from . import failures
+from . import failures, inputs
 from .backup import BackupError, backup, restore
 from .postgres import RoleError, grant_application_role
 
@@ -79,5 +79,6 @@ def grant_app_role_command(role):
 
 def init_app(app: Flask) -> None:
     failures.init_app(app)
+    inputs.init_app(app)
     for command in (backup_command, restore_command, grant_app_role_command):
         app.cli.add_command(command)
