@@ -6,7 +6,7 @@ PORT ?= 5000
 export FLASK_APP := governance
 
 .PHONY: run test test-sqlite test-postgres lint install serve browser screenshots load-test \
-	fault-test
+	fault-test bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,14 @@ serve: install instance/config.py
 # checks that no acknowledged write is lost and records the numbers in BENCHMARKS.md.
 load-test: install .venv-load/.installed
 	$(BIN)/python bench/load/run.py
+
+# Every benchmark at one size (small, medium or large; not part of `make test`): data sets from
+# bench/generate.py kept in instance/bench/, results in bench/results/bench.json and the summary
+# at the top of BENCHMARKS.md, targets printed as met or missed. RUNS runs per figure.
+SIZE ?= medium
+RUNS ?= 3
+bench: install
+	$(BIN)/python bench/suite.py --size $(SIZE) --runs $(RUNS)
 
 # Killed import worker, read-only database, full disk, PostgreSQL restart under load.
 fault-test: install

@@ -9,13 +9,15 @@ good practices (bench/data.py). Five years of records, 2021 to 2025, as seen on 
 Written fast: organisations and partnerships through the session (a few thousand rows),
 support lines and interactions with Core executemany inserts in batches, each batch audited as
 the import audits its rows (audit.append_created: the same change sets, in the hash chain).
-With --flags, the policy rules then raise their flags with the rules' bulk re-evaluation
-(reevaluate_all) and part of the older flags are resolved (acknowledged or dismissed).
+Then, on a copy, the policy rules raise their flags with the rules' bulk re-evaluation
+(reevaluate_all) and compliance resolves part of the older ones (acknowledged or dismissed).
 
-A manifest is written next to the database (<out>.json): the counts, the time of each step,
-the busiest organisation-year, and the accounts (password bench-password-2026).
+Two files per size, each with a manifest beside it (<file>.json: the counts, the time of each
+step, the busiest organisation-year, the accounts, all with the password bench-password-2026):
+<size>-base.sqlite without flags, and <size>.sqlite with them.
 
-    .venv/bin/python bench/generate.py --size medium [--seed 2026] [--out PATH] [--flags]
+    .venv/bin/python bench/generate.py --size medium [--seed 2026] [--dir instance/bench]
+                                       [--no-flags] [--reuse]
 """
 
 import argparse
@@ -23,6 +25,7 @@ import hashlib
 import json
 import random
 import resource
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -128,23 +131,29 @@ def fingerprint(flags: bool) -> str:
 
 
 def ensure_indexes() -> list[str]:
-    """Create the models' indexes a data set lacks and drop those the models no longer declare
-    (so a kept data set measures the current schema); return what changed."""
+    """Create the models' indexes a data set lacks (or holds in another form) and drop those the
+    models no longer declare, so a kept data set measures the current schema; return what
+    changed."""
     from sqlalchemy import text
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.schema import CreateIndex
 
     from governance.extensions import db
 
-    declared = {index.name: index for table in db.metadata.sorted_tables
-                for index in table.indexes}
-    present = set(db.session.execute(text(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")).scalars())
+    dialect = sqlite.dialect()
+    declared = {index.name: (index, str(CreateIndex(index).compile(dialect=dialect)).strip())
+                for table in db.metadata.sorted_tables for index in table.indexes}
+    present = dict(db.session.execute(text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")).all())
     changes = []
-    for name in sorted(present - set(declared)):
-        db.session.execute(text(f'DROP INDEX "{name}"'))
-        changes.append(f"dropped {name}")
-    for name in sorted(set(declared) - present):
-        declared[name].create(db.session.connection())
-        changes.append(f"created {name}")
+    for name, sql in sorted(present.items()):
+        if name not in declared or declared[name][1] != sql.strip():
+            db.session.execute(text(f'DROP INDEX "{name}"'))
+            changes.append(f"dropped {name}")
+    for name, (index, sql) in sorted(declared.items()):
+        if present.get(name, "").strip() != sql:
+            index.create(db.session.connection())
+            changes.append(f"created {name}")
     if changes:
         db.session.execute(text("ANALYZE"))
     db.session.commit()
@@ -366,63 +375,74 @@ class Generator:
                 next_id += 1
             self._insert(Interaction, batch)
 
-    # --- flags ---------------------------------------------------------------------------------
 
-    def flags(self) -> dict:
-        from governance import audit
-        from governance.extensions import db
-        from governance.rules.services import reevaluate_all
+# --- flags -------------------------------------------------------------------------------------
 
-        audit.set_actor(self.users["admin"])
-        result = reevaluate_all(today=TODAY)
-        db.session.commit()
-        return {"opened": result.opened, "still_open": result.still_open}
 
-    def resolve_flags(self) -> dict:
-        """Compliance has worked through part of the flags of interactions before 2025."""
-        from sqlalchemy import bindparam, select, update
+def raise_flags() -> dict:
+    """Let the policy rules raise their flags over the whole data set (bulk re-evaluation)."""
+    from sqlalchemy import select
 
-        from governance import audit
-        from governance.extensions import db
-        from governance.interactions.models import Interaction
-        from governance.rules.models import Flag
-        from governance.rules.services import append_audit_events
+    from governance import audit
+    from governance.auth.models import User
+    from governance.extensions import db
+    from governance.rules.services import reevaluate_all
 
-        rng = self.rng
-        resolver = self.users["compliance"]
-        ids = list(db.session.scalars(
-            select(Flag.id).join(Interaction, Flag.interaction_id == Interaction.id)
-            .where(Flag.state == "open", Interaction.occurred_on < date(2025, 1, 1))
-            .order_by(Flag.id)))
-        notes = {"acknowledged": "Kept: the group chose this format.",
-                 "dismissed": "Not applicable to this interaction."}
-        counts = {"acknowledged": 0, "dismissed": 0}
+    audit.set_actor(db.session.scalar(select(User).where(User.role == "admin")))
+    result = reevaluate_all(today=TODAY)
+    db.session.commit()
+    return {"opened": result.opened, "still_open": result.still_open}
+
+
+def resolve_flags(seed: int) -> dict:
+    """Compliance has worked through part of the flags of interactions before 2025."""
+    from sqlalchemy import bindparam, select, update
+
+    from governance import audit
+    from governance.auth.models import User
+    from governance.extensions import db
+    from governance.interactions.models import Interaction
+    from governance.rules.models import Flag
+    from governance.rules.services import append_audit_events
+
+    rng = random.Random(seed)
+    resolver = db.session.scalar(select(User).where(User.role == "compliance"))
+    resolver_id = resolver.id
+    ids = list(db.session.scalars(
+        select(Flag.id).join(Interaction, Flag.interaction_id == Interaction.id)
+        .where(Flag.state == "open", Interaction.occurred_on < date(2025, 1, 1))
+        .order_by(Flag.id)))
+    notes = {"acknowledged": "Kept: the group chose this format.",
+             "dismissed": "Not applicable to this interaction."}
+    counts = {"acknowledged": 0, "dismissed": 0}
+    table = Flag.__table__
+    for start in range(0, len(ids), BATCH):
+        rows, events = [], []
+        for flag_id in ids[start:start + BATCH]:
+            draw = rng.random()
+            if draw >= 0.45:
+                continue
+            state = "acknowledged" if draw < 0.33 else "dismissed"
+            at = datetime(2025, 1, 1, 9) + timedelta(minutes=rng.randint(0, 500_000))
+            rows.append({"b_id": flag_id, "state": state, "note": notes[state],
+                         "resolved_by_id": resolver_id, "resolved_at": at, "updated_at": at})
+            events.append(("update", flag_id, {
+                "state": ["open", state], "note": [None, notes[state]],
+                "resolved_by_id": [None, resolver_id], "resolved_at": [None, at]}))
+            counts[state] += 1
+        if not rows:
+            continue
         audit.set_actor(resolver)
-        for start in range(0, len(ids), BATCH):
-            rows, events = [], []
-            for flag_id in ids[start:start + BATCH]:
-                draw = rng.random()
-                if draw >= 0.45:
-                    continue
-                state = "acknowledged" if draw < 0.33 else "dismissed"
-                at = datetime(2025, 1, 1, 9) + timedelta(minutes=rng.randint(0, 500_000))
-                rows.append({"b_id": flag_id, "state": state, "note": notes[state],
-                             "resolved_by_id": resolver.id, "resolved_at": at, "updated_at": at})
-                events.append(("update", flag_id, {
-                    "state": ["open", state], "note": [None, notes[state]],
-                    "resolved_by_id": [None, resolver.id], "resolved_at": [None, at]}))
-                counts[state] += 1
-            table = Flag.__table__
-            db.session.execute(
-                update(table).where(table.c.id == bindparam("b_id")).values(
-                    state=bindparam("state"), note=bindparam("note"),
-                    resolved_by_id=bindparam("resolved_by_id"),
-                    resolved_at=bindparam("resolved_at"), updated_at=bindparam("updated_at"),
-                    version=table.c.version + 1).execution_options(synchronize_session=False),
-                rows)
-            append_audit_events("flag", events, "Reviewed by compliance")
-            db.session.commit()
-        return counts
+        db.session.execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(
+                state=bindparam("state"), note=bindparam("note"),
+                resolved_by_id=bindparam("resolved_by_id"),
+                resolved_at=bindparam("resolved_at"), updated_at=bindparam("updated_at"),
+                version=table.c.version + 1).execution_options(synchronize_session=False),
+            rows)
+        append_audit_events("flag", events, "Reviewed by compliance")
+        db.session.commit()
+    return counts
 
 
 def busiest_organisation_year() -> dict:
@@ -452,17 +472,56 @@ def busiest_organisation_year() -> dict:
             "interactions": row.interactions, "supports": supports}
 
 
-def generate(size_name: str, out: Path, seed: int = 2026, flags: bool = False) -> dict:
-    """Write the data set into a new SQLite file `out`; return (and save) its manifest."""
+def counts_and_busiest() -> dict:
+    from sqlalchemy import text
+
+    from governance.extensions import db
+
+    counts = {table: db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+              for table in ("organisations", "partnerships", "supports", "interactions",
+                            "flags", "audit_events")}
+    return {"counts": counts, "busiest": busiest_organisation_year()}
+
+
+def _fresh(out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (out, out.with_name(out.name + "-wal"), out.with_name(out.name + "-shm"),
+                  manifest_path(out)):
+        stale.unlink(missing_ok=True)
+
+
+def _finish(app, out: Path, manifest: dict) -> dict:
+    from sqlalchemy import text
+
+    from governance.extensions import db
+
+    with app.app_context():
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
+        manifest |= counts_and_busiest()
+        manifest["peak_rss_mb"] = round(peak_rss_mb())
+        db.session.remove()
+        db.engine.dispose()  # the last connection closes: the WAL is checkpointed into the file
+    manifest["database_mb"] = round(out.stat().st_size / 1024 / 1024)
+    manifest_path(out).write_text(json.dumps(manifest, indent=2) + "\n")
+    busiest = manifest["busiest"]
+    print(f"Done in {manifest['seconds']['total']:.1f} s: {manifest['counts']}; database "
+          f"{manifest['database_mb']:,} MB; peak memory {manifest['peak_rss_mb']} MB; busiest "
+          f"organisation-year: {busiest['name']} {busiest['year']} "
+          f"({busiest['interactions']:,} interactions, {busiest['supports']:,} support lines)",
+          flush=True)
+    return manifest
+
+
+def generate(size_name: str, out: Path, seed: int = 2026) -> dict:
+    """Write the data set (without flags) into a new SQLite file; return (and save) its
+    manifest."""
     from sqlalchemy import text
 
     from governance.extensions import db
 
     size = SIZES[size_name]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in (out, out.with_name(out.name + "-wal"), out.with_name(out.name + "-shm"),
-                  manifest_path(out)):
-        stale.unlink(missing_ok=True)
+    _fresh(out)
     app = make_app(out)
     generator = Generator(size, seed)
     print(f"Generating the {size_name} set ({size.interactions:,} interactions, seed {seed}) "
@@ -476,36 +535,38 @@ def generate(size_name: str, out: Path, seed: int = 2026, flags: bool = False) -
         generator.timed("partnerships", generator.partnerships)
         generator.timed("support lines", generator.supports)
         generator.timed("interactions", generator.interactions)
-        flag_counts = {}
-        if flags:
-            flag_counts = generator.timed("flags (rules' bulk re-evaluation)", generator.flags)
-            flag_counts["resolved"] = generator.timed("part of the older flags resolved",
-                                                      generator.resolve_flags)
-        db.session.execute(text("ANALYZE"))
-        db.session.commit()
-        busiest = busiest_organisation_year()
-        counts = {table: db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar()
-                  for table in ("organisations", "partnerships", "supports", "interactions",
-                                "flags", "audit_events")}
-        manifest = {
-            "size": size_name, "seed": seed, "flags": flags, "fingerprint": fingerprint(flags),
-            "shape": asdict(size), "today": TODAY.isoformat(),
-            "counts": counts, "flag_counts": flag_counts, "busiest": busiest,
-            "users": {role: user.email for role, user in generator.users.items()},
-            "password": PASSWORD,
-            "seconds": generator.seconds | {"total": round(time.perf_counter() - started, 1)},
-            "peak_rss_mb": round(peak_rss_mb()),
-        }
+        users = {role: user.email for role, user in generator.users.items()}
         db.session.remove()
-        db.engine.dispose()
-    manifest["database_mb"] = round(out.stat().st_size / 1024 / 1024)
-    manifest_path(out).write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"Done in {manifest['seconds']['total']:.1f} s: {counts}; database "
-          f"{manifest['database_mb']:,} MB; peak memory {manifest['peak_rss_mb']} MB; busiest "
-          f"organisation-year: {busiest['name']} {busiest['year']} "
-          f"({busiest['interactions']:,} interactions, {busiest['supports']:,} support lines)",
-          flush=True)
-    return manifest
+    manifest = {"size": size_name, "seed": seed, "flags": False, "shape": asdict(size),
+                "today": TODAY.isoformat(), "users": users, "password": PASSWORD,
+                "seconds": generator.seconds | {"total": round(time.perf_counter() - started, 1)}}
+    with app.app_context():
+        manifest["fingerprint"] = fingerprint(False)
+    return _finish(app, out, manifest)
+
+
+def add_flags(base: Path, out: Path) -> dict:
+    """Copy a data set and let the rules raise their flags on the copy; resolve part of them."""
+    manifest = json.loads(manifest_path(base).read_text())
+    _fresh(out)
+    started = time.perf_counter()
+    shutil.copyfile(base, out)
+    app = make_app(out)
+    print(f"Raising the flags of {base.name} into {out.name}", flush=True)
+    seconds = {"copy": round(time.perf_counter() - started, 2)}
+    with app.app_context():
+        step = time.perf_counter()
+        flag_counts = raise_flags()
+        seconds["flags (rules' bulk re-evaluation)"] = round(time.perf_counter() - step, 2)
+        step = time.perf_counter()
+        flag_counts["resolved"] = resolve_flags(manifest["seed"] + 1)
+        seconds["part of the older flags resolved"] = round(time.perf_counter() - step, 2)
+        manifest["fingerprint"] = fingerprint(True)
+    for label, value in seconds.items():
+        print(f"  {label}: {value:.1f} s", flush=True)
+    manifest |= {"flags": True, "flag_counts": flag_counts, "base_seconds": manifest["seconds"],
+                 "seconds": seconds | {"total": round(time.perf_counter() - started, 1)}}
+    return _finish(app, out, manifest)
 
 
 def cached(size_name: str, out: Path, seed: int, flags: bool) -> dict | None:
@@ -530,25 +591,44 @@ def cached(size_name: str, out: Path, seed: int, flags: bool) -> dict | None:
     if changes:
         print(f"{out.name}: indexes brought in line with the models ({', '.join(changes)})",
               flush=True)
+    manifest["reused"] = True
     return manifest
+
+
+def build(size_name: str, directory: Path, seed: int = 2026, reuse: bool = True
+          ) -> tuple[Path, dict, Path, dict]:
+    """The data set of a size without flags (<size>-base.sqlite) and with them (<size>.sqlite),
+    made anew unless an up-to-date one exists (and reuse is asked)."""
+    base, flagged = directory / f"{size_name}-base.sqlite", directory / f"{size_name}.sqlite"
+    base_manifest = reuse and cached(size_name, base, seed, False)
+    if not base_manifest:
+        base_manifest = generate(size_name, base, seed)
+        reuse = False  # a new base: its flags must be raised again
+    flagged_manifest = reuse and cached(size_name, flagged, seed, True)
+    if not flagged_manifest:
+        flagged_manifest = add_flags(base, flagged)
+    return base, base_manifest, flagged, flagged_manifest
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=SIZES, default="small")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--out", type=Path,
-                        help="the SQLite file to write (default instance/bench/<size>.sqlite)")
-    parser.add_argument("--flags", action="store_true",
-                        help="raise the rules' flags (bulk re-evaluation) and resolve some")
+    parser.add_argument("--dir", type=Path, default=ROOT / "instance" / "bench",
+                        help="where to write <size>-base.sqlite (no flags) and <size>.sqlite "
+                             "(with flags); default instance/bench")
+    parser.add_argument("--no-flags", action="store_true",
+                        help="only the data set without flags")
     parser.add_argument("--reuse", action="store_true",
-                        help="keep an existing file made with the same size, seed and schema")
+                        help="keep files already made with the same size, seed, generator and "
+                             "tables")
     args = parser.parse_args()
-    out = args.out or ROOT / "instance" / "bench" / f"{args.size}.sqlite"
-    if args.reuse and cached(args.size, out, args.seed, args.flags):
-        print(f"{out} is up to date (same size, seed, generator and schema).")
+    base = args.dir / f"{args.size}-base.sqlite"
+    if args.no_flags:
+        if not (args.reuse and cached(args.size, base, args.seed, False)):
+            generate(args.size, base, args.seed)
         return
-    generate(args.size, out, args.seed, args.flags)
+    build(args.size, args.dir, args.seed, reuse=args.reuse)
 
 
 if __name__ == "__main__":
