@@ -103,6 +103,7 @@ class Preloaded:
     partnerships: dict[int, Partnership]  # those open to the actor
     organisations: dict[int, Organisation]
     external_ids: dict[str, int]  # interaction id by external_id
+    activity_codes: frozenset[str] = frozenset()  # the catalogue's (custom ones are looked up)
 
     @classmethod
     def for_actor(cls, actor) -> "Preloaded":
@@ -115,8 +116,11 @@ class Preloaded:
             select(Interaction.external_id, Interaction.id)
             .where(Interaction.external_id.is_not(None))
         ).all()
+        from ..activities.catalogue import current_catalogue
+
         return cls({p.id: p for p in partnerships}, {o.id: o for o in organisations},
-                   dict(external_ids))
+                   dict(external_ids),
+                   frozenset(activity.code for activity in current_catalogue().activities))
 
     def organisation(self, organisation_id: int) -> Organisation | None:
         return self.organisations.get(organisation_id)
@@ -152,7 +156,9 @@ def validate_interaction(values: dict, actor, preloaded: Preloaded | None = None
     ):
         errors["organisation_id"] = ["You can log interactions only for your organisation "
                                      "or a party of the partnership."]
-    errors.update(_check_activity_codes(clean["activity_codes"]))
+    codes = clean["activity_codes"]
+    if codes and not (preloaded is not None and preloaded.activity_codes.issuperset(codes)):
+        errors.update(_check_activity_codes(codes))
     if errors:
         raise ValidationFailed(errors)
     return clean
