@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 5eae275798ea
+Revision ID: 06f5b61712de
 Revises: 
-Create Date: 2026-11-21 12:46:56.485621
+Create Date: 2026-11-21 13:11:37.742866
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '5eae275798ea'
+revision = '06f5b61712de'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -224,10 +224,9 @@ def upgrade():
     sa.UniqueConstraint('external_id', name=op.f('uq_interactions_external_id'))
     )
     with op.batch_alter_table('interactions', schema=None) as batch_op:
-        batch_op.create_index('ix_interactions_live_by_date', ['occurred_on', 'id', 'organisation_id', 'partnership_id', 'format'], unique=False, sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
+        batch_op.create_index('ix_interactions_live_by_date', ['occurred_on', 'id', 'organisation_id', 'partnership_id'], unique=False, sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
         batch_op.create_index('ix_interactions_live_by_format', ['format', 'id'], unique=False, sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
         batch_op.create_index('ix_interactions_live_by_title', ['title', 'id'], unique=False, sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
-        batch_op.create_index(batch_op.f('ix_interactions_occurred_on'), ['occurred_on'], unique=False)
         batch_op.create_index('ix_interactions_organisation_id_occurred_on', ['organisation_id', 'occurred_on'], unique=False)
         batch_op.create_index('ix_interactions_partnership_id_occurred_on', ['partnership_id', 'occurred_on'], unique=False)
 
@@ -507,7 +506,6 @@ def downgrade():
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.drop_index('ix_interactions_partnership_id_occurred_on')
         batch_op.drop_index('ix_interactions_organisation_id_occurred_on')
-        batch_op.drop_index(batch_op.f('ix_interactions_occurred_on'))
         batch_op.drop_index('ix_interactions_live_by_title', sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
         batch_op.drop_index('ix_interactions_live_by_format', sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
         batch_op.drop_index('ix_interactions_live_by_date', sqlite_where=sa.text('voided_at IS NULL'), postgresql_where=sa.text('voided_at IS NULL'))
