@@ -4,7 +4,8 @@ import contextvars
 import fcntl
 import os
 import sqlite3
-import time
+import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
@@ -47,6 +48,32 @@ def prepare_config(config) -> None:
         connect_args.setdefault("application_name", "governance")
         options["connect_args"] = connect_args
         config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+@contextmanager
+def read_before_writing():
+    """Run the block in a read transaction of its own when the request is about to write.
+
+    A write transaction holds SQLite's single write lock from its first statement to its
+    commit, so what a request only reads first (who is asking: the token or session lookup)
+    is read without the lock and that transaction is ended; the records it loaded stay
+    loaded. A session already inside a transaction (a command, a test's open context) is left
+    as it is.
+    """
+    session = db.session()
+    release = write_intent.get() and not session.in_transaction()
+    token = write_intent.set(False)
+    try:
+        yield
+    finally:
+        write_intent.reset(token)
+    if release and session.in_transaction():
+        loaded = list(session.identity_map.values())
+        for record in loaded:
+            session.expunge(record)
+        session.rollback()
+        for record in loaded:
+            session.add(record)
 
 
 def init_app(app: Flask) -> None:
@@ -120,17 +147,25 @@ class WriteQueue:
 
     SQLite's own busy handler makes a waiting writer sleep (up to 100 ms at a time) and retry,
     so under many concurrent writers the lock often sits free while every waiter sleeps, and
-    an unlucky one can wait for seconds. Writers therefore first take an exclusive lock on a
-    small companion file (fcntl.flock, one open file per connection, released by the kernel
-    if the process dies), polled at sub-millisecond to 2 ms intervals: the next writer starts
-    as soon as the last one has committed. BEGIN IMMEDIATE still takes SQLite's own lock, so
-    programs that do not queue (the sqlite3 shell) stay safe.
+    an unlucky one can wait for seconds. Writers therefore queue twice: the threads of one
+    process on a lock of that process (with the busy timeout: past it the writer gets SQLite's
+    "database is locked"), and the one thread each process lets through on an exclusive lock
+    of a small companion file (fcntl.flock, one open file per connection, released by the
+    kernel if the process dies). That thread sleeps in the kernel until the lock is free, so
+    the next writer starts the moment the last one has committed, and waiting costs no CPU.
+    BEGIN IMMEDIATE still takes SQLite's own lock, so programs that do not queue (the sqlite3
+    shell) stay safe.
     """
+
+    _process_locks: dict[str, threading.Lock] = {}
+    _process_locks_guard = threading.Lock()
 
     def __init__(self, path: str):
         self.path = path
         self.descriptor: int | None = None
         self.held = False
+        with self._process_locks_guard:
+            self.process_lock = self._process_locks.setdefault(path, threading.Lock())
 
     def _open(self) -> int:
         if self.descriptor is None:
@@ -144,31 +179,39 @@ class WriteQueue:
             descriptor = self._open()
         except OSError:
             return  # a read-only folder: SQLite's own locking (and its errors) take over
-        deadline = time.monotonic() + timeout
-        pause = 0.0002
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.held = True
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise OperationalError(
-                        "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
-                    ) from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.002)
+        if not self.process_lock.acquire(timeout=timeout):
+            raise OperationalError("BEGIN IMMEDIATE", None,
+                                   sqlite3.OperationalError("database is locked"))
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except BaseException:
+            self.process_lock.release()
+            raise
+        self.held = True
 
     def leave(self) -> None:
-        if self.held and self.descriptor is not None:
-            fcntl.flock(self.descriptor, fcntl.LOCK_UN)
-        self.held = False
+        if self.held:
+            if self.descriptor is not None:
+                fcntl.flock(self.descriptor, fcntl.LOCK_UN)
+            self.held = False
+            self.process_lock.release()
 
     def close(self) -> None:
         if self.descriptor is not None:
-            os.close(self.descriptor)  # also releases the lock
+            os.close(self.descriptor)  # also releases the file lock
             self.descriptor = None
-        self.held = False
+        if self.held:
+            self.held = False
+            self.process_lock.release()
+
+
+def _forget_process_locks() -> None:
+    # A forked child starts with no writer of its own: a lock a parent's thread held is not its.
+    WriteQueue._process_locks = {}
+    WriteQueue._process_locks_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_process_locks)
 
 
 def _close_queue(record) -> None:

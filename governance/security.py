@@ -7,7 +7,7 @@ from flask_login import AnonymousUserMixin, current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import or_, select, true
 
-from .database import SAFE_METHODS, utcnow
+from .database import SAFE_METHODS, read_before_writing, utcnow
 from .extensions import csrf, db, login_manager
 
 EVERYONE = frozenset({"*"})
@@ -108,15 +108,19 @@ def load_user(session_id: str):
 
 
 def authenticate_request() -> None:
-    """API requests authenticate by bearer token only; pages by their session cookie."""
+    """API requests authenticate by bearer token only; pages by their session cookie. Either
+    is read before a write request takes the database's write lock."""
     # Never reuse a user remembered by an application context that outlives the request
     # (tests keep one context across many requests).
     g.pop("_login_user", None)
-    if is_api_request():
-        user = user_from_bearer_token()
-        g._login_user = user or AnonymousUserMixin()
-        if request.headers.get("Authorization") and user is None:
-            current_app.logger.warning("refused API token from %s", request.remote_addr)
+    with read_before_writing():
+        if is_api_request():
+            user = user_from_bearer_token()
+            g._login_user = user or AnonymousUserMixin()
+            if request.headers.get("Authorization") and user is None:
+                current_app.logger.warning("refused API token from %s", request.remote_addr)
+        else:
+            current_user._get_current_object()  # Flask-Login loads it from the session cookie
 
 
 def enforce_access():

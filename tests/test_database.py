@@ -112,3 +112,56 @@ def test_foreign_keys_are_enforced(app):
                                    organisation_id=4242))
         db.session.flush()
     db.session.rollback()
+
+
+@pytest.mark.sqlite_only
+def test_a_write_request_looks_up_who_is_asking_before_it_takes_the_write_lock(
+        client, compliance_user):
+    """The token lookup runs in a read transaction of its own, so the write lock covers only the
+    request's own work (and other writers are not kept waiting by authentication)."""
+    from sqlalchemy import event
+
+    from governance.auth import services as accounts
+
+    token = accounts.issue_token(compliance_user, "tests")
+    db.session.commit()
+    statements = []
+
+    def remember(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split())[:40])
+
+    event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        answer = client.post("/api/v1/organisations", json={"name": "Orbit Bio", "kind": "sponsor"},
+                             headers={"Authorization": f"Bearer {token}"})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", remember)
+    assert answer.status_code == 201, answer.get_json()
+    lookup = next(i for i, s in enumerate(statements) if "api_tokens" in s)
+    locked = statements.index("BEGIN IMMEDIATE")
+    assert statements[lookup - 1] == "BEGIN" and lookup < locked
+    assert not any("api_tokens" in s for s in statements[locked:])
+    assert db.session.scalar(text("SELECT count(*) FROM organisations WHERE name = 'Orbit Bio'"))
+
+
+@pytest.mark.sqlite_only
+def test_writers_of_one_process_queue_and_a_writer_kept_waiting_too_long_is_told_so(tmp_path):
+    from sqlalchemy.exc import OperationalError
+
+    from governance.database import WriteQueue
+
+    path = str(tmp_path / "db.sqlite-writers")
+    first, second = WriteQueue(path), WriteQueue(path)
+    first.enter(timeout=1)
+    with pytest.raises(OperationalError, match="database is locked"):
+        second.enter(timeout=0.05)
+    entered = threading.Event()
+    waiter = threading.Thread(target=lambda: (second.enter(timeout=5), entered.set()))
+    waiter.start()
+    assert not entered.wait(0.1)  # still queued behind the first writer
+    first.leave()
+    assert entered.wait(5)  # and let in as soon as the first one left
+    waiter.join()
+    second.leave()
+    first.close()
+    second.close()

@@ -181,7 +181,7 @@ def log_interaction(values: dict, actor) -> Interaction:
     interaction = Interaction(**clean, created_by_id=actor.id)
     db.session.add(interaction)
     db.session.flush()
-    after_change(interaction)
+    after_change(interaction, created=True)
     return interaction
 
 
@@ -334,12 +334,13 @@ def void_interaction(interaction: Interaction, actor, reason: str) -> Interactio
 PARTNERSHIP_COUNTED_FIELDS = ("partnership_id", "occurred_on")
 
 
-def after_change(interaction: Interaction, partnership: bool = True) -> None:
+def after_change(interaction: Interaction, partnership: bool = True,
+                 created: bool = False) -> None:
     """Re-check the interaction (and, unless told it cannot have changed, its partnership)
     against the policy rules."""
     from ..rules.services import evaluate_interaction
 
-    evaluate_interaction(interaction, partnership=partnership)
+    evaluate_interaction(interaction, partnership=partnership, created=created)
 
 
 def _require_editor(actor) -> None:

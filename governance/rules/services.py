@@ -113,13 +113,14 @@ def closing_note(version: str) -> str:
 
 
 def evaluate_interaction(interaction: Interaction, today: date | None = None,
-                         partnership: bool = True) -> list[Flag]:
-    """Re-check one interaction, and its partnership's partnership-level rules; return its open
-    flags. `partnership=False` skips the partnership when the change cannot have moved its
-    facts (a partnership it left is re-checked all the same)."""
+                         partnership: bool = True, created: bool = False) -> None:
+    """Re-check one interaction, and its partnership's partnership-level rules.
+    `partnership=False` skips the partnership when the change cannot have moved its facts (a
+    partnership it left is re-checked all the same); `created` says the interaction is new, so
+    it has no flags yet."""
     policy = current_policy()
     today = today or today_utc()
-    existing = _flags_where(Flag.interaction_id == interaction.id)
+    existing = [] if created else _flags_where(Flag.interaction_id == interaction.id)
     with acting_as(reason=f"Evaluated under policy v{policy.version}"):
         if interaction.is_void:
             _void_open(existing, "The interaction was voided.")
@@ -133,7 +134,6 @@ def evaluate_interaction(interaction: Interaction, today: date | None = None,
     if partnership:
         touched.add(interaction.partnership_id)
     _evaluate_partnership_ids({pid for pid in touched if pid is not None}, policy, today)
-    return [flag for flag in _flags_where(Flag.interaction_id == interaction.id) if flag.is_open]
 
 
 def evaluate_partnership(partnership: Partnership, today: date | None = None) -> list[Flag]:
