@@ -475,6 +475,29 @@ def test_every_role_reads_the_activity_catalogue(client, make_user, bearer, pati
         assert len(codes) >= 24 and "RP-01" in codes
 
 
+def test_organisations_own_activities_are_listed_only_to_those_they_concern(
+        client, make_user, make_org, bearer, sponsor, patient_group, partnership, compliance):
+    from governance.activities import services as activities
+
+    stranger = make_org("Northwind Therapeutics", "sponsor", country="US")
+    owners = {"ours": sponsor, "partner's": patient_group, "stranger's": stranger}
+    codes = {}
+    for label, organisation in owners.items():
+        author = make_user("advocate", organisation)
+        codes[label] = activities.add_custom_activity(organisation.id, {
+            "stage": "trial_design", "name": f"{label} home visit pilot",
+            "description": "Nurses visit participants at home."}, author).code
+    db.session.commit()
+
+    def listed(headers):
+        return {a["code"] for a in client.get(f"{API}/activities", headers=headers).get_json()}
+
+    advocate_sees = listed(bearer(make_user("advocate", sponsor)))
+    assert {codes["ours"], codes["partner's"]} <= advocate_sees
+    assert codes["stranger's"] not in advocate_sees and "RP-01" in advocate_sees
+    assert set(codes.values()) <= listed(compliance)
+
+
 def test_audit_trail_is_oldest_first_and_filtered(client, compliance, three_interactions):
     events = client.get(f"{API}/audit", headers=compliance).get_json()
     ids = [event["id"] for event in events]

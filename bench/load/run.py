@@ -204,12 +204,13 @@ def write_benchmarks(summaries: list[dict], costs: dict | None) -> None:
             f"| PATCH /interactions/{{id}} | {patch['cpu_ms']} ms | {patch['sql_statements']} | "
             f"{patch['lock_held_ms']} ms | {round(1000 / patch['lock_held_ms'])} /s |",
             "",
-            "A write request holds SQLite's single write lock from its first query (the token "
-            "lookup) to its commit, so the writes per second of any number of workers stay "
-            "below 1000 / (lock held in ms); and the CPU per write, with locust on the same two "
-            "cores, bounds it again. What the lock covers: authentication, loading the record, "
-            "validation, the update, the audit event, re-checking the policy rules (flags) and "
-            "building the answer.",
+            "A write request reads who is asking (the token) first, then holds SQLite's "
+            "single write lock from its next query to its commit, so the writes per second of "
+            "any number of workers stay below 1000 / (lock held in ms); and the CPU per write, "
+            "with locust on the same two cores, bounds it again (2 cores / server CPU per "
+            "write). What the lock covers: loading the record, validation, the update, the "
+            "audit event, re-checking the policy rules (flags; for a new interaction also its "
+            "partnership's rules) and building the answer.",
         ]
     lines += ["", "Raw numbers: `bench/results/load-<database>.json`, "
               "`bench/results/write-cost.json`.", SECTION_END]

@@ -67,6 +67,27 @@ def all_activities(organisation_ids=None, include_retired: bool = False) -> list
     return activities
 
 
+def activities_open_to(user) -> list[Activity]:
+    """The catalogue, then the organisations' own activities this user may see: every one for
+    compliance and auditors; otherwise those of the user's organisation and of the parties of
+    the partnerships open to the user (the activities its interactions can serve)."""
+    from ..partnerships.models import partnership_members
+    from ..security import partnership_scope, sees_everything
+
+    if sees_everything(user):
+        return all_activities()
+    visible = select(Partnership.id).where(partnership_scope(user))
+    parties = set(db.session.scalars(select(Partnership.sponsor_id).where(
+        Partnership.id.in_(visible))))
+    parties.update(db.session.scalars(select(Partnership.patient_group_id).where(
+        Partnership.id.in_(visible))))
+    parties.update(db.session.scalars(select(partnership_members.c.organisation_id).where(
+        partnership_members.c.partnership_id.in_(visible))))
+    if user.organisation_id is not None:
+        parties.add(user.organisation_id)
+    return all_activities(parties)
+
+
 def activities_by_code() -> dict[str, Activity]:
     """Every activity that ever existed (retired and withdrawn included), by code."""
     return {activity.code: activity for activity in all_activities(include_retired=True)}

@@ -427,10 +427,12 @@ class Activities(MethodView):
     @activities.response(200, schemas.Activity(many=True))
     @documented_errors(activities)
     def get(self):
-        """The activity catalogue, then organisations' own activities."""
-        from ..activities.services import all_activities
+        """The activity catalogue, then the organisations' own activities open to you (all of
+        them for compliance and auditors; otherwise your organisation's and those of the parties
+        of your partnerships)."""
+        from ..activities.services import activities_open_to
 
-        return [activity.as_dict() for activity in all_activities()]
+        return [activity.as_dict() for activity in activities_open_to(current_user)]
 
 
 audit = resource("audit", "The append-only, hash-chained audit trail.")

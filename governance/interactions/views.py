@@ -47,14 +47,14 @@ def visible_partnerships() -> tuple:
 
 
 def prepare(form: InteractionForm) -> InteractionForm:
-    from ..activities.services import all_activities
+    from ..activities.services import activities_open_to
 
     form.partnership_id.choices = partnership_choices("— outside any partnership —")
     form.organisation_id.choices = organisation_choices()
     if current_user.organisation_id and form.organisation_id.data is None:
         form.organisation_id.data = current_user.organisation_id
     form.activity_codes.choices = options((a.code, f"{a.code} · {a.name}")
-                                          for a in all_activities())
+                                          for a in activities_open_to(current_user))
     return form
 
 
