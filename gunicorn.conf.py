@@ -11,7 +11,10 @@ wsgi_app = "governance:create_app()"
 bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-worker_class = "gthread"
+# One thread per worker: the plain sync worker, which takes the next connection from the shared
+# listening socket only when it is free, so waiting requests are served first come, first
+# served by whichever worker frees up (behind a buffering reverse proxy, as in production).
+worker_class = "gthread" if threads > 1 else "sync"
 timeout = 60
 graceful_timeout = 30
 keepalive = 5

@@ -61,7 +61,7 @@ def make_app(workdir: Path):
         "SECRET_KEY": "bench",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'bench.sqlite'}",
         "DATA_DIR": str(workdir / "data"),
-        "REPORT_JOBS_INLINE": True,
+        "JOBS_INLINE": True,
     })
 
 

@@ -14,7 +14,7 @@ class Defaults:
     DATA_DIR = None  # where uploaded and generated files live; defaults to the instance folder
     MAX_CONTENT_LENGTH = 60 * 1024 * 1024  # hard ceiling for any request body
     ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
-    IMPORT_MAX_BYTES = 20 * 1024 * 1024
+    IMPORT_MAX_BYTES = 50 * 1024 * 1024  # a 100,000-row interaction file is about 37 MB
     WTF_CSRF_CHECK_DEFAULT = False  # CSRF is checked centrally in security.py
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     SESSION_COOKIE_HTTPONLY = True
@@ -30,6 +30,8 @@ class Defaults:
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_MINUTES = 15
     PER_PAGE = 25
+    JOBS_INLINE = False  # report and re-evaluation jobs in the request instead of a thread
+    REEVALUATION_STALL_MINUTES = 10
 
 
 def env_overrides(environ=os.environ) -> dict:

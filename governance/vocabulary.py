@@ -216,3 +216,11 @@ REPORT_SIGNATURE_MEANINGS = {
 # What a partner may answer about a support line or an interaction.
 PARTNER_ANSWERS = {"confirmed": "Confirm: this record is right",
                    "disputed": "Dispute: something in this record is wrong"}
+
+# A re-evaluation of every record, run in the background (rules/jobs.py).
+REEVALUATION_STATES = {
+    "queued": "Waiting to start",
+    "running": "Running",
+    "done": "Done",
+    "failed": "Failed",
+}

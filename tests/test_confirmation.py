@@ -16,7 +16,7 @@ from .conftest import login
 
 @pytest.fixture
 def app_config():
-    return {"REPORT_JOBS_INLINE": True}
+    return {"JOBS_INLINE": True}
 
 
 def support_for(actor, partnership, recipient, amount="5000.00", paid_on=date(2025, 4, 1)):

@@ -386,11 +386,11 @@ def test_a_file_over_the_import_limit_gets_413(client, advocate, partnership, ap
     assert count(Interaction) == 0
 
 
-def test_a_50_mb_upload_gets_a_clear_error_not_a_crash(client, advocate):
-    data = b"title,occurred_on,format,external_id\n" + b"x" * (50 * 1024 * 1024)
+def test_a_55_mb_upload_gets_a_clear_error_not_a_crash(client, advocate):
+    data = b"title,occurred_on,format,external_id\n" + b"x" * (55 * 1024 * 1024)
     response = upload_large(client, data)
     assert response.status_code == 413
-    assert "larger than the import limit of 20 MB" in response.get_data(as_text=True)
+    assert "larger than the import limit of 50 MB" in response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("app_config", [{"MAX_CONTENT_LENGTH": 64 * 1024,

@@ -25,7 +25,7 @@ YEAR = 2025
 
 @pytest.fixture
 def app_config():
-    return {"REPORT_JOBS_INLINE": True}
+    return {"JOBS_INLINE": True}
 
 
 def pdf_text(content: bytes) -> str:
@@ -347,15 +347,15 @@ def test_page_of_a_running_job_shows_a_progress_bar_without_inline_script(
     page = client.get(f"/reports/{report.id}").get_data(as_text=True)
 
     assert '<progress id="report-progress"' in page
-    assert 'data-report-status="/reports/' in page
-    assert '<script src="/static/reports/progress.js" defer></script>' in page
+    assert 'data-job-status="/reports/' in page
+    assert '<script src="/static/jobs/progress.js" defer></script>' in page
     assert "<script>" not in page
-    script = client.get("/static/reports/progress.js")
+    script = client.get("/static/jobs/progress.js")
     assert script.status_code == 200 and b"progress" in script.data
     script.close()
 
 
-@pytest.mark.parametrize("app_config", [{"REPORT_JOBS_INLINE": False}])
+@pytest.mark.parametrize("app_config", [{"JOBS_INLINE": False}])
 def test_generation_runs_in_a_background_thread(year, compliance_user, client, app):
     login(client, compliance_user)
     response = client.post("/reports/", data={"organisation_id": year["sponsor"].id,

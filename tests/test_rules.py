@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from governance import create_app
 from governance.audit import history_of
@@ -186,6 +186,37 @@ def test_partnership_meeting_less_than_twice_a_year_is_transactional(log, partne
     assert "WHAT-TRANSACTIONAL" not in partnership_rules(partnership)
     flag = db.session.scalar(select(Flag).where(Flag.rule_id == "WHAT-TRANSACTIONAL"))
     assert flag.state == "remediated"
+
+
+def test_an_interaction_change_re_checks_only_the_partnership_rules_that_count_interactions(
+        log, make_partnership):
+    """A new interaction moves only its partnership's interaction count: the flags of rules
+    about support stay as they were, and the support lines are not read again."""
+    from sqlalchemy import event
+
+    unsigned = make_partnership("Unsigned", started_on=TODAY - timedelta(days=400))
+    add_support(unsigned, 1000)
+    services.evaluate_partnership(unsigned)
+    assert {"PART-NO-AGREEMENT", "WHAT-TRANSACTIONAL"} <= partnership_rules(unsigned)
+    support_flag = partnership_flag(unsigned, "PART-NO-AGREEMENT")
+    version = support_flag.version
+    statements = []
+
+    def remember(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        for days in (40, 20):
+            log(partnership_id=unsigned.id, occurred_on=TODAY - timedelta(days=days),
+                purpose_shared_on=TODAY - timedelta(days=days + 10),
+                summary_recorded_on=TODAY - timedelta(days=days - 5), outcomes_shared_on=None)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", remember)
+    assert "WHAT-TRANSACTIONAL" not in partnership_rules(unsigned)
+    assert "PART-NO-AGREEMENT" in partnership_rules(unsigned)
+    assert partnership_flag(unsigned, "PART-NO-AGREEMENT").version == version
+    assert not [s for s in statements if "FROM supports" in s]
 
 
 def test_new_or_proposed_partnerships_are_not_judged_transactional(make_partnership):
@@ -523,13 +554,74 @@ def test_interactions_saved_in_bulk_are_evaluated_in_bulk(log, sponsor):
         assert [e.action for e in history_of("flag", flag.id)] == ["create"]
 
 
-def test_compliance_re_evaluates_with_the_button(client, log_in, compliance_user, log):
-    log(protocol_followed=False)
+def test_compliance_re_evaluates_with_the_button_in_the_background(
+        client, log_in, compliance_user, log, app):
+    import time
+
+    from governance.rules import jobs
+
+    flagged = log(protocol_followed=False)
+    edit_policy(Path(app.config["POLICIES_DIR"]), ('version = "2025.1"', 'version = "2025.2"'))
     log_in(compliance_user)
     response = client.post("/review/reevaluate")
     assert response.status_code == 303
-    page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Re-evaluated 1 interactions" in page
+    page_url = response.headers["Location"]
+    db.session.rollback()  # the test's session must not hold SQLite's write lock
+    deadline, status = time.monotonic() + 120, {}
+    while time.monotonic() < deadline:
+        status = client.get(f"{page_url}/status").get_json()
+        db.session.rollback()
+        if status["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    jobs.wait_for_threads()
+    assert status["status"] == "done", status
+    assert status["progress"] == 100
+    page = client.get(page_url).get_data(as_text=True)
+    assert "Re-evaluated 1 interactions" in page and "policy v2025.2" in page
+    assert "Re-evaluation" in client.get("/review/reevaluations").get_data(as_text=True)
+    assert interaction_rules(flagged) == {"HOW-NO-PROTOCOL"}  # still one open flag, not two
+    run_history = history_of("reevaluation_run", int(page_url.rsplit("/", 1)[1]))
+    assert [e.action for e in run_history] == ["create", "update", "update"]
+    assert run_history[-1].actor_label == "re-evaluation job"
+
+
+@pytest.mark.parametrize("app_config", [{"JOBS_INLINE": True}])
+def test_a_second_re_evaluation_waits_for_the_first_one(client, log_in, compliance_user):
+    from governance.rules import jobs
+    from governance.rules.models import ReevaluationRun
+
+    running = jobs.request_reevaluation(compliance_user)
+    db.session.commit()
+    log_in(compliance_user)
+    response = client.post("/review/reevaluate", follow_redirects=True)
+    assert "still waiting to start" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(ReevaluationRun)) == 1
+    assert jobs.run_job(running.id) and not jobs.run_job(running.id)  # claimed once
+    db.session.expire_all()
+    assert running.state == "done"
+    response = client.post("/review/reevaluate")
+    assert response.status_code == 303
+    assert db.session.scalar(select(func.count()).select_from(ReevaluationRun)) == 2
+
+
+@pytest.mark.parametrize("app_config", [{"JOBS_INLINE": True}])
+def test_a_re_evaluation_that_fails_says_why(log, compliance_user, monkeypatch):
+    from governance.rules import jobs
+    from governance.rules import services as rule_services
+
+    log(protocol_followed=False)
+    run = jobs.request_reevaluation(compliance_user)
+    db.session.commit()
+
+    def broken(**_kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(rule_services, "reevaluate_all", broken)
+    assert jobs.run_job(run.id)
+    db.session.expire_all()
+    assert run.state == "failed" and "disk on fire" in run.error
+    assert "start it again" in run.error
 
 
 def test_advocate_cannot_re_evaluate(client, log_in, make_user, sponsor):

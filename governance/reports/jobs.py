@@ -32,9 +32,9 @@ JOB_ACTOR = audit.Actor(None, "report job")
 
 
 def start(report_id: int) -> None:
-    """Run the report's job: in a background thread, or at once when REPORT_JOBS_INLINE."""
+    """Run the report's job: in a background thread, or at once when JOBS_INLINE."""
     app = current_app._get_current_object()
-    if app.config["REPORT_JOBS_INLINE"]:
+    if app.config["JOBS_INLINE"]:
         with _writing(True):
             run_job(report_id)
         return

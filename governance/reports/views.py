@@ -371,7 +371,6 @@ def public_download(report_id: int, kind: str):
 def init_app(app: Flask) -> None:
     from . import api
 
-    app.config.setdefault("REPORT_JOBS_INLINE", False)
     app.config.setdefault("REPORT_JOB_TIMEOUT_MINUTES", 30)
     app.register_blueprint(public_bp)
     api.register(app)

@@ -197,6 +197,11 @@ class CompiledRule:
             check = _Leaf(rule.statement.expression, inputs)
         self._check = check
 
+    @property
+    def reads(self) -> frozenset[str]:
+        """The facts the rule's condition and its message read."""
+        return frozenset(self.inputs) | frozenset(self._placeholders)
+
     def applies(self, facts: dict) -> bool:
         """Return whether the rule's condition holds for these facts."""
         with decimal.localcontext(DECIMAL_CONTEXT):
@@ -223,11 +228,17 @@ class CompiledPolicy:
         self.by_subject = {subject: tuple(r for r in rules if r.spec.subject == subject)
                            for subject in SUBJECTS}
 
-    def applying(self, subject: str, facts: dict) -> list[CompiledRule]:
-        """Return the rules of the subject whose condition holds for the facts."""
+    def reading(self, subject: str, facts: frozenset[str]) -> tuple[CompiledRule, ...]:
+        """Return the rules of the subject that read any of these facts."""
+        return tuple(rule for rule in self.by_subject[subject] if rule.reads & facts)
+
+    def applying(self, subject: str, facts: dict,
+                 rules: tuple[CompiledRule, ...] | None = None) -> list[CompiledRule]:
+        """Return the rules of the subject (or the given ones of it) whose condition holds for
+        the facts."""
         found = []
         with decimal.localcontext(DECIMAL_CONTEXT):
-            for rule in self.by_subject[subject]:
+            for rule in self.by_subject[subject] if rules is None else rules:
                 try:
                     if rule._check(facts):
                         found.append(rule)

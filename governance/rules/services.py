@@ -9,6 +9,7 @@ import gc
 import hashlib
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -133,7 +134,8 @@ def evaluate_interaction(interaction: Interaction, today: date | None = None,
     touched = db.session.info.pop("rules_partnerships_touched", set())
     if partnership:
         touched.add(interaction.partnership_id)
-    _evaluate_partnership_ids({pid for pid in touched if pid is not None}, policy, today)
+    _evaluate_partnership_ids({pid for pid in touched if pid is not None}, policy, today,
+                              moved=FACTS_MOVED_BY_INTERACTIONS)
 
 
 def evaluate_partnership(partnership: Partnership, today: date | None = None) -> list[Flag]:
@@ -148,13 +150,30 @@ def evaluate_partnership(partnership: Partnership, today: date | None = None) ->
     return [flag for flag in _flags_where(Flag.partnership_id == partnership.id) if flag.is_open]
 
 
-def _evaluate_partnership_ids(ids: set[int], policy: CompiledPolicy, today: date) -> None:
-    if not ids:
+# The partnership facts a change to one of its interactions can move, and those that come from
+# its support lines (and its patient group's): the rules reading none of the first need no
+# re-check after an interaction changes, and the second need not be read for those that do not.
+FACTS_MOVED_BY_INTERACTIONS = frozenset({"interactions_last_12_months"})
+FACTS_FROM_SUPPORT = frozenset({"support_count", "sponsor_share_of_group_support_pct",
+                                "support_share_year", "sponsor_share_of_group_income_pct",
+                                "income_share_year"})
+
+
+def _evaluate_partnership_ids(ids: set[int], policy: CompiledPolicy, today: date,
+                              moved: frozenset[str] | None = None) -> None:
+    """Re-check these partnerships against every partnership rule, or, when only the facts
+    `moved` can have changed, against the rules that read them (the others' flags stay)."""
+    rules = None if moved is None else policy.reading("partnership", moved)
+    if not ids or rules == ():
         return
     db.session.flush()
-    facts_by_id, void_ids = partnership_facts_for(sorted(ids), today)
+    with_support = rules is None or any(rule.reads & FACTS_FROM_SUPPORT for rule in rules)
+    facts_by_id, void_ids = partnership_facts_for(sorted(ids), today, with_support)
+    condition = Flag.partnership_id.in_(ids)
+    if rules is not None:
+        condition &= Flag.rule_id.in_([rule.spec.id for rule in rules])
     existing = defaultdict(list)
-    for flag in _flags_where(Flag.partnership_id.in_(ids)):
+    for flag in _flags_where(condition):
         existing[flag.partnership_id].append(flag)
     with acting_as(reason=f"Evaluated under policy v{policy.version}"):
         for pid in sorted(ids):
@@ -164,7 +183,8 @@ def _evaluate_partnership_ids(ids: set[int], policy: CompiledPolicy, today: date
             facts = facts_by_id.get(pid)
             if facts is None:
                 continue
-            applying = {rule.spec.id: rule for rule in policy.applying("partnership", facts)}
+            applying = {rule.spec.id: rule
+                        for rule in policy.applying("partnership", facts, rules)}
             _apply(plan_flags(existing[pid], applying, facts, policy.version), policy,
                    partnership_id=pid)
         db.session.flush()
@@ -208,9 +228,11 @@ def _chunks(ids: list[int]):
         yield ids[start:start + IN_CHUNKS]
 
 
-def partnership_facts_for(ids: list[int], today: date) -> tuple[dict[int, dict], set[int]]:
+def partnership_facts_for(ids: list[int], today: date, with_support: bool = True
+                          ) -> tuple[dict[int, dict], set[int]]:
     """Return the facts of the given partnerships (with a few grouped queries) and the void ones.
-    """
+    Without support, the facts of FACTS_FROM_SUPPORT are left at nought (for rules that read
+    none of them)."""
     columns = [Partnership.id, Partnership.voided_at,
                *(getattr(Partnership, name) for name in PARTNERSHIP_COLUMNS)]
     rows, counts, supports = [], Counter(), Counter()
@@ -223,14 +245,15 @@ def partnership_facts_for(ids: list[int], today: date) -> tuple[dict[int, dict],
                    Interaction.occurred_on > year_ago, Interaction.occurred_on <= today)
             .group_by(Interaction.partnership_id)
         ).all()))
-        supports.update(dict(db.session.execute(
-            select(Support.partnership_id, func.count())
-            .where(Support.partnership_id.in_(chunk), Support.voided_at.is_(None))
-            .group_by(Support.partnership_id)
-        ).all()))
+        if with_support:
+            supports.update(dict(db.session.execute(
+                select(Support.partnership_id, func.count())
+                .where(Support.partnership_id.in_(chunk), Support.voided_at.is_(None))
+                .group_by(Support.partnership_id)
+            ).all()))
     void_ids = {row.id for row in rows if row.voided_at is not None}
     live = [row for row in rows if row.voided_at is None]
-    groups = sorted({row.patient_group_id for row in live})
+    groups = sorted({row.patient_group_id for row in live}) if with_support else []
     lines, incomes = _group_support_lines(groups)
     facts = {}
     for row in live:
@@ -291,22 +314,28 @@ _INTERACTION_ROW = (Interaction.id, Interaction.voided_at,
                     *(getattr(Interaction, name) for name in INTERACTION_COLUMNS))
 
 
-def reevaluate_all(today: date | None = None, batch_size: int = 5000) -> Reevaluation:
+def reevaluate_all(today: date | None = None, batch_size: int = 5000,
+                   after_batch: Callable[[int, int], None] | None = None) -> Reevaluation:
     """Re-check every interaction and partnership under the policy on disk; flush, not commit.
 
+    `after_batch(done, total)` is called after each batch of records has been written (the
+    background job commits there, so other writers get their turn, and reports progress).
     Raises PolicyError when the policy files are not valid.
     """
     with _gc_paused():
-        return _reevaluate_all(today, batch_size)
+        return _reevaluate_all(today, batch_size, after_batch or (lambda _done, _total: None))
 
 
-def _reevaluate_all(today: date | None, batch_size: int) -> Reevaluation:
+def _reevaluate_all(today: date | None, batch_size: int,
+                    after_batch: Callable[[int, int], None]) -> Reevaluation:
     policy = load_policy(current_app.config["POLICIES_DIR"])
     today = today or today_utc()
     db.session.flush()
     writer = BulkFlagWriter(policy, f"Re-evaluation of all records under policy v"
                                     f"{policy.version}")
     result = Reevaluation(policy.version)
+    total = (db.session.scalar(select(func.count()).select_from(Interaction))
+             + db.session.scalar(select(func.count()).select_from(Partnership)))
     last_id = 0
     while True:
         rows = db.session.execute(
@@ -321,6 +350,7 @@ def _reevaluate_all(today: date | None, batch_size: int) -> Reevaluation:
         result.interactions += len(rows)
         writer.write()
         last_id = rows[-1].id
+        after_batch(result.interactions, total)
 
     ids = list(db.session.scalars(select(Partnership.id).order_by(Partnership.id)))
     for start in range(0, len(ids), batch_size):
@@ -328,6 +358,7 @@ def _reevaluate_all(today: date | None, batch_size: int) -> Reevaluation:
         _evaluate_partnership_rows(chunk, policy, writer, today)
         result.partnerships += len(chunk)
         writer.write()
+        after_batch(result.interactions + result.partnerships, total)
 
     _expire_flags()
     counts = writer.counts

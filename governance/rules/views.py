@@ -8,6 +8,7 @@ from flask import (
     Response,
     abort,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -24,7 +25,7 @@ from ..interactions.models import Interaction
 from ..partnerships.models import Partnership
 from ..security import STAFF, allow, interaction_scope
 from ..vocabulary import DIMENSIONS
-from . import charts, services
+from . import charts, jobs, services
 from .cli import check_policies_command, reevaluate_command
 from .engine import PolicyError, load_policy
 from .facts import FACTS
@@ -35,7 +36,7 @@ from .forms import (
     TransitionForm,
     options,
 )
-from .models import Flag
+from .models import Flag, ReevaluationRun
 
 bp = Blueprint("rules", __name__, url_prefix="/review")
 REVIEWERS = ("compliance", "auditor")
@@ -249,16 +250,46 @@ def policy():
 @bp.route("/reevaluate", methods=["POST"])
 @allow("compliance")
 def reevaluate():
+    """Queue a re-evaluation of every record and follow it on its own page."""
     try:
-        result = services.reevaluate_all()
+        run = jobs.request_reevaluation(current_user)
     except PolicyError as error:
         db.session.rollback()
         flash("The policy files are not valid, so nothing was re-evaluated: "
               + "; ".join(str(p) for p in error.problems), "error")
         return redirect(url_for(".policy"), 303)
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return redirect(url_for(".reevaluations"), 303)
     db.session.commit()
-    flash(result.summary(), "success")
-    return redirect(url_for(".queue"), 303)
+    jobs.start(run.id)
+    return redirect(url_for(".reevaluation", run_id=run.id), 303)
+
+
+@bp.route("/reevaluations")
+@allow("compliance", "auditor")
+def reevaluations():
+    runs = db.session.scalars(select(ReevaluationRun).order_by(ReevaluationRun.id.desc())
+                              .limit(50)).all()
+    return render_template("rules/reevaluations.html", runs=runs, is_stalled=jobs.is_stalled)
+
+
+@bp.route("/reevaluations/<int:run_id>")
+@allow("compliance", "auditor")
+def reevaluation(run_id: int):
+    run = db.session.get(ReevaluationRun, run_id) or abort(404)
+    return render_template("rules/reevaluation.html", run=run, stalled=jobs.is_stalled(run))
+
+
+@bp.route("/reevaluations/<int:run_id>/status")
+@allow("compliance", "auditor")
+def reevaluation_status(run_id: int):
+    """The run's state as JSON, polled by its page's progress bar."""
+    run = db.session.get(ReevaluationRun, run_id) or abort(404)
+    response = jsonify(jobs.status_json(run))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- wiring ------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
-// Follow a report job: poll its JSON status, move the progress bar, reload when it ends.
+// Follow a background job (a report, a re-evaluation): poll its JSON status, move the progress
+// bar, reload the page when the job ends.
 (function () {
   "use strict";
-  var section = document.querySelector("[data-report-status]");
+  var section = document.querySelector("[data-job-status]");
   if (!section || !window.fetch) { return; }
-  var url = section.getAttribute("data-report-status");
+  var url = section.getAttribute("data-job-status");
   var bar = section.querySelector("progress");
-  var text = section.querySelector("[data-report-progress-text]");
+  var text = section.querySelector("[data-job-progress-text]");
   var failures = 0;
 
   function show(status) {

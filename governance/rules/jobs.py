@@ -1,0 +1,168 @@
+"""Re-evaluating every record in the background, as the review queue's button asks.
+
+At a million interactions a full re-evaluation takes minutes: longer than a request may run,
+and longer than other writers can wait for SQLite's write lock. So the button queues a run
+(state `queued`) and commits; a background thread claims it with one conditional UPDATE, then
+re-checks the records batch by batch, committing each batch with its flags, their audit events
+and the run's progress, so the application's other writes get their turn in between. A batch
+is all or nothing; a failure records why and the batches before it stay (each of them is a
+correct evaluation of its records: running again completes the rest).
+"""
+
+import secrets
+import threading
+from datetime import timedelta
+
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from .. import audit
+from ..database import utcnow, write_intent
+from ..errors import Conflict, NotAllowed
+from ..extensions import db
+from .engine import load_policy
+from .models import ReevaluationRun
+
+JOB_ACTOR = audit.Actor(None, "re-evaluation job")
+
+
+def request_reevaluation(actor) -> ReevaluationRun:
+    """Queue a re-evaluation of every record; flush, not commit.
+
+    Refused while another one is queued or running (one that stopped responding is marked
+    failed first). Raises PolicyError, and queues nothing, when the policy files are not valid.
+    """
+    if actor.role != "compliance":
+        raise NotAllowed("Only compliance officers re-evaluate the records.")
+    load_policy(current_app.config["POLICIES_DIR"])
+    for run in db.session.scalars(select(ReevaluationRun).where(
+            ReevaluationRun.state.in_(("queued", "running")))):
+        if not is_stalled(run):
+            raise Conflict(f"A re-evaluation asked for by {run.requested_by.name} at "
+                           f"{run.created_at:%Y-%m-%d %H:%M} UTC is still "
+                           f"{'waiting to start' if run.state == 'queued' else 'running'}.")
+        run.state = "failed"
+        run.error = "It stopped responding (probably because the server restarted)."
+        run.finished_at = utcnow()
+        audit.set_reason("A new re-evaluation replaced one that stopped responding")
+    run = ReevaluationRun(requested_by_id=actor.id, state="queued", progress_note="Waiting")
+    db.session.add(run)
+    db.session.flush()
+    return run
+
+
+def is_stalled(run: ReevaluationRun) -> bool:
+    """A run whose progress has not moved for REEVALUATION_STALL_MINUTES died with its process
+    (each batch of records moves it within seconds)."""
+    if run.state not in ("queued", "running"):
+        return False
+    limit = timedelta(minutes=current_app.config["REEVALUATION_STALL_MINUTES"])
+    return utcnow() - (run.updated_at or run.created_at) > limit
+
+
+def status_json(run: ReevaluationRun) -> dict:
+    return {"id": run.id, "status": run.state, "progress": run.progress,
+            "progress_note": run.progress_note, "summary": run.summary, "error": run.error,
+            "stalled": is_stalled(run)}
+
+
+def start(run_id: int) -> None:
+    """Run the job: in a background thread, or at once when JOBS_INLINE (the tests)."""
+    app = current_app._get_current_object()
+    if app.config["JOBS_INLINE"]:
+        run_job(run_id)
+        return
+    thread = threading.Thread(target=_run_in_thread, args=(app, run_id),
+                              name=f"reevaluation-{run_id}", daemon=True)
+    thread.start()
+    threads = app.extensions.setdefault("reevaluation_threads", [])
+    threads[:] = [running for running in threads if running.is_alive()]
+    threads.append(thread)
+
+
+def _run_in_thread(app: Flask, run_id: int) -> None:
+    with app.app_context():  # its own context, so its own database session
+        try:
+            run_job(run_id)
+        except Exception:  # run_job records failures; this guards the guard
+            app.logger.exception("re-evaluation %s crashed", run_id)
+        finally:
+            db.session.remove()
+
+
+def wait_for_threads(timeout: float = 120) -> None:
+    """Wait for the re-evaluations this process started (the tests use it)."""
+    for thread in list(current_app.extensions.get("reevaluation_threads", [])):
+        thread.join(timeout)
+
+
+def run_job(run_id: int) -> bool:
+    """Claim the queued run and carry it out; return whether this call ran it."""
+    from .services import reevaluate_all
+
+    token = write_intent.set(True)
+    try:
+        with audit.acting_as(JOB_ACTOR):
+            claimed = _claim(run_id)
+        if claimed is None:
+            return False
+
+        def committed(done: int, total: int) -> None:
+            _record(run_id, claimed, progress=max(1, min(99, done * 100 // max(total, 1))),
+                    progress_note=f"{done:,} of {total:,} records checked")
+            db.session.commit()
+
+        try:
+            with audit.acting_as(JOB_ACTOR):
+                result = reevaluate_all(after_batch=committed)
+                _record(run_id, claimed, state="done", progress=100, progress_note=None,
+                        policy_version=result.policy_version, summary=result.summary(),
+                        finished_at=utcnow())
+                db.session.commit()
+        except Exception as error:
+            db.session.rollback()
+            current_app.logger.exception("re-evaluation %s failed", run_id)
+            with audit.acting_as(JOB_ACTOR):
+                _record(run_id, claimed, state="failed", progress_note=None,
+                        error=_readable(error), finished_at=utcnow())
+                db.session.commit()
+        return True
+    finally:
+        write_intent.reset(token)
+
+
+def _claim(run_id: int) -> str | None:
+    """Move the queued run to running (audited); None when another worker has it. The row is
+    locked while it is read (SQLite: the write transaction; PostgreSQL: FOR UPDATE)."""
+    run = db.session.scalar(select(ReevaluationRun).where(ReevaluationRun.id == run_id)
+                            .with_for_update().execution_options(populate_existing=True))
+    if run is None or run.state != "queued":
+        db.session.rollback()
+        return None
+    claim = secrets.token_hex(16)
+    run.state, run.job_token, run.started_at = "running", claim, utcnow()
+    run.progress, run.progress_note = 1, "Starting"
+    db.session.commit()
+    return claim
+
+
+def _record(run_id: int, claim: str, **values) -> None:
+    """Change the run's row (audited, except its progress), if this job still holds it."""
+    run = db.session.get(ReevaluationRun, run_id, populate_existing=True)
+    if run is None or run.job_token != claim:
+        raise Conflict("This re-evaluation was taken over by another job.")
+    for name, value in values.items():
+        setattr(run, name, value)
+
+
+def _readable(error: Exception) -> str:
+    from ..errors import DomainError
+    from .engine import PolicyError
+
+    if isinstance(error, PolicyError):
+        return "The policy files are not valid: " + "; ".join(str(p) for p in error.problems)
+    if isinstance(error, DomainError):
+        return error.message
+    return (f"{type(error).__name__}: {str(error).strip()[:500]} (details are in the server "
+            "log). The records checked before it keep their new flags; start it again to "
+            "check the rest.")
