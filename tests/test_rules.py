@@ -333,6 +333,34 @@ def test_evaluating_again_keeps_one_open_flag_per_rule(log):
     assert sorted(f.rule_id for f in flags) == ["HOW-NO-PROTOCOL", "WHO-ADHOC-SELECTION"]
 
 
+def test_the_flags_an_evaluation_settled_are_shown_without_reading_them_again_but_never_stale(
+        log, compliance_user):
+    from sqlalchemy import event
+
+    interaction = log(protocol_followed=False)
+    services.evaluate_interaction(interaction)
+    statements = []
+
+    def remember(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        assert [f.rule_id for f in services.flags_of_interaction(interaction.id)] == [
+            "HOW-NO-PROTOCOL"]
+        assert statements == []
+        db.session.add(Flag(interaction_id=interaction.id, rule_id="WHO-ADHOC-SELECTION",
+                            dimension="WHO", severity="medium", state="open",
+                            message="Added by hand", policy_version="2025.1"))
+        db.session.flush()
+        assert sorted(f.rule_id for f in services.flags_of_interaction(interaction.id)) == [
+            "HOW-NO-PROTOCOL", "WHO-ADHOC-SELECTION"]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", remember)
+    db.session.commit()
+    assert len(services.flags_of_interaction(interaction.id)) == 2
+
+
 def test_poor_practice_coming_back_opens_a_new_flag(log, compliance_user):
     interaction = log(protocol_followed=False)
     interactions.update_interaction(interaction, {"protocol_followed": True}, compliance_user)

@@ -148,8 +148,7 @@ def validate_interaction(values: dict, actor, preloaded: Preloaded | None = None
             partnership.sponsor_id if partnership else None)
     if clean["organisation_id"] is None:
         errors["organisation_id"] = ["Choose the organisation that held the interaction."]
-    elif (preloaded.organisation(clean["organisation_id"]) if preloaded else
-          db.session.get(Organisation, clean["organisation_id"])) is None:
+    elif not _organisation_exists(clean["organisation_id"], actor, partnership, preloaded):
         errors["organisation_id"] = ["No organisation with this id."]
     elif actor.role == "advocate" and clean["organisation_id"] != actor.organisation_id and (
         partnership is None or clean["organisation_id"] not in partnership.organisation_ids
@@ -162,6 +161,19 @@ def validate_interaction(values: dict, actor, preloaded: Preloaded | None = None
     if errors:
         raise ValidationFailed(errors)
     return clean
+
+
+def _organisation_exists(organisation_id: int, actor, partnership: Partnership | None,
+                         preloaded: Preloaded | None) -> bool:
+    """Whether the organisation exists: without a query when the actor's own organisation or a
+    party of the partnership at hand is meant (their foreign keys vouch for them)."""
+    if preloaded is not None:
+        return preloaded.organisation(organisation_id) is not None
+    if organisation_id == actor.organisation_id or (
+            partnership is not None
+            and organisation_id in (partnership.sponsor_id, partnership.patient_group_id)):
+        return True
+    return db.session.get(Organisation, organisation_id) is not None
 
 
 def _check_activity_codes(codes: list[str]) -> dict[str, list[str]]:

@@ -128,9 +128,10 @@ def evaluate_interaction(interaction: Interaction, today: date | None = None,
         else:
             facts = interaction_facts(interaction, today)
             applying = {rule.spec.id: rule for rule in policy.applying("interaction", facts)}
-            _apply(plan_flags(existing, applying, facts, policy.version), policy,
-                   interaction_id=interaction.id)
+            existing += _apply(plan_flags(existing, applying, facts, policy.version), policy,
+                               interaction_id=interaction.id)
         db.session.flush()
+    db.session.info.setdefault(SETTLED_FLAGS, {})[interaction.id] = existing
     touched = db.session.info.pop("rules_partnerships_touched", set())
     if partnership:
         touched.add(interaction.partnership_id)
@@ -196,7 +197,8 @@ def _flags_where(condition) -> list[Flag]:
     ))
 
 
-def _apply(plan: FlagPlan, policy: CompiledPolicy, **subject) -> None:
+def _apply(plan: FlagPlan, policy: CompiledPolicy, **subject) -> list[Flag]:
+    """Carry out the plan; return the flags it opened."""
     now = utcnow()
     for flag in plan.close:
         flag.state = "remediated"
@@ -206,10 +208,11 @@ def _apply(plan: FlagPlan, policy: CompiledPolicy, **subject) -> None:
         flag.resolved_policy_version = policy.version
     for flag, message in plan.restate:
         flag.message = message
-    for rule, message in plan.open:
-        db.session.add(Flag(**subject, rule_id=rule.spec.id, dimension=rule.spec.dimension,
-                            severity=rule.spec.severity, state="open", message=message,
-                            policy_version=policy.version, raised_at=now))
+    opened = [Flag(**subject, rule_id=rule.spec.id, dimension=rule.spec.dimension,
+                   severity=rule.spec.severity, state="open", message=message,
+                   policy_version=policy.version, raised_at=now) for rule, message in plan.open]
+    db.session.add_all(opened)
+    return opened
 
 
 def _void_open(flags, reason: str) -> None:
@@ -531,6 +534,7 @@ class BulkFlagWriter:
                 for values in self.inserts]
 
     def write(self) -> None:
+        _forget_settled_flags(db.session)
         table = Flag.__table__
         events = []
         if self.inserts:
@@ -675,7 +679,18 @@ def still_applies(flag: Flag, today: date | None = None) -> bool:
     return flag.partnership_id in facts and rule.applies(facts[flag.partnership_id])
 
 
+# The flags evaluate_interaction has just settled, by interaction id, so the answer to the same
+# request shows them without reading them again. Forgotten when the transaction ends, when a
+# flag of that interaction is added some other way, and when flags are written in bulk.
+SETTLED_FLAGS = "rules_settled_interaction_flags"
+
+
 def flags_of_interaction(interaction_id: int, include_closed: bool = True) -> list[Flag]:
+    settled = db.session.info.get(SETTLED_FLAGS, {}).get(interaction_id)
+    if settled is not None:
+        return sorted((flag for flag in settled
+                       if not flag.is_void and (include_closed or flag.is_open)),
+                      key=lambda flag: (not flag.is_open, flag.raised_at, flag.id))
     conditions = [Flag.interaction_id == interaction_id, Flag.voided_at.is_(None)]
     if not include_closed:
         conditions.append(Flag.state == "open")
@@ -771,7 +786,13 @@ NOT_CONTENT = SIGNATURE_FIELDS | {"version", "updated_at", "created_at", "confir
 
 
 def _before_flush(session: Session, _context, _instances) -> None:
-    """Return edited signed interactions to review; note partnerships an interaction left."""
+    """Return edited signed interactions to review; note partnerships an interaction left;
+    forget the settled flags of an interaction that gets a flag some other way."""
+    settled = session.info.get(SETTLED_FLAGS)
+    if settled:
+        for obj in session.new:
+            if isinstance(obj, Flag) and obj.interaction_id in settled:
+                settled.pop(obj.interaction_id)
     for obj in list(session.dirty):
         if not isinstance(obj, Interaction):
             continue
@@ -789,11 +810,17 @@ def _before_flush(session: Session, _context, _instances) -> None:
             obj.signature_meaning = None
 
 
+def _forget_settled_flags(session: Session, *_args) -> None:
+    session.info.pop(SETTLED_FLAGS, None)
+
+
 def install_listeners() -> None:
     if not event.contains(Session, "before_flush", _before_flush):
         # insert=True: run before the audit listener collects the changes, so the audit event
         # of the edit also records that the sign-off was cleared.
         event.listen(Session, "before_flush", _before_flush, insert=True)
+        event.listen(Session, "after_commit", _forget_settled_flags)
+        event.listen(Session, "after_soft_rollback", _forget_settled_flags)
 
 
 # --- the review queue and the dashboard ----------------------------------------------------
