@@ -229,11 +229,42 @@ def interaction_scope(user):
     return in_partnership & Interaction.voided_at.is_(None)
 
 
+def _plainly_visible_interaction(user, interaction) -> bool:
+    """What interaction_scope lets through, where it is plain without a query: everything for
+    compliance and auditors, an advocate's own organisation's live interactions."""
+    return sees_everything(user) or (
+        user.role == "advocate" and user.organisation_id is not None
+        and interaction.organisation_id == user.organisation_id and interaction.voided_at is None)
+
+
+def _plainly_open_partnership(user, partnership) -> bool:
+    """What partnership_scope lets through, where it is plain without a query: everything for
+    compliance and auditors, the live partnerships of which an advocate's or partner's
+    organisation is the sponsor or the patient group."""
+    return sees_everything(user) or (
+        user.role in ("advocate", "partner") and user.organisation_id is not None
+        and user.organisation_id in (partnership.sponsor_id, partnership.patient_group_id)
+        and partnership.voided_at is None)
+
+
+# A scope's shortcut may only say "visible"; when it cannot, the scope's query decides.
+PLAIN_SCOPES = {interaction_scope: _plainly_visible_interaction,
+                partnership_scope: _plainly_open_partnership}
+
+
+def visible_record(model, record_id: int, scope, user):
+    """Load a record the user may see, or None (when it does not exist or is not theirs)."""
+    plainly_visible = PLAIN_SCOPES.get(scope)
+    if plainly_visible is not None:
+        record = db.session.get(model, record_id)
+        if record is None or plainly_visible(user, record):
+            return record
+    return db.session.scalar(select(model).where(model.id == record_id, scope(user)))
+
+
 def visible_or_404(model, record_id: int, scope):
     """Load a record the current user may see, or answer 404 (never reveal that it exists)."""
-    record = db.session.scalar(
-        select(model).where(model.id == record_id, scope(current_user))
-    )
+    record = visible_record(model, record_id, scope, current_user)
     if record is None:
         abort(404)
     return record

@@ -157,3 +157,29 @@ def test_partner_cannot_reach_another_partnership_by_guessing_ids(demo):
     assert foreign.title not in listing or any(
         i.title == foreign.title for i in db.session.scalars(db.select(Interaction).where(
             Interaction.partnership_id.in_([p.id for p in theirs]))))
+
+
+def test_the_visibility_shortcuts_agree_with_the_scopes_queries(demo):
+    """Records shown to a user without the scope's query are exactly those the query allows."""
+    from sqlalchemy import select, update
+
+    from governance.interactions.models import Interaction
+    from governance.partnerships.models import Partnership
+    from governance.security import interaction_scope, partnership_scope, visible_record
+
+    # some voided records too: the shortcuts must never let those through
+    for model in (Interaction, Partnership):
+        db.session.execute(update(model).where(model.id % 7 == 0)
+                           .values(voided_at=model.created_at, void_reason="test"))
+    db.session.commit()
+    compared = 0
+    for role in ROLES:
+        user = demo_user(role)
+        for model, scope in ((Interaction, interaction_scope), (Partnership, partnership_scope)):
+            allowed = set(db.session.scalars(select(model.id).where(scope(user))))
+            for record_id in db.session.scalars(select(model.id)):
+                db.session.expire_all()
+                shown = visible_record(model, record_id, scope, user) is not None
+                assert shown == (record_id in allowed), (role, model.__name__, record_id)
+                compared += 1
+    assert compared > 300

@@ -14,7 +14,7 @@ from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..partnerships.models import Partnership
-from ..security import interaction_scope, partnership_scope
+from ..security import interaction_scope, partnership_scope, visible_record
 from ..validation import Input, choice, count, load, required, required_text, subset, text
 from ..vocabulary import (
     ACCOMMODATIONS,
@@ -135,10 +135,8 @@ def validate_interaction(values: dict, actor, preloaded: Preloaded | None = None
         if preloaded is not None:
             partnership = preloaded.partnerships.get(clean["partnership_id"])
         else:
-            partnership = db.session.scalar(
-                select(Partnership).where(Partnership.id == clean["partnership_id"],
-                                          partnership_scope(actor))
-            )
+            partnership = visible_record(Partnership, clean["partnership_id"],
+                                         partnership_scope, actor)
         if partnership is None:
             errors["partnership_id"] = ["No partnership with this id is open to you."]
         elif partnership.is_void:
