@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import random
-import resource
 import shutil
 import sys
 import time
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import data  # noqa: E402  (bench/data.py)
+from memory import peak_rss_mb  # noqa: E402  (bench/memory.py)
 
 FIRST_DAY, LAST_DAY = date(2021, 1, 1), date(2025, 12, 31)
 TODAY = date(2026, 2, 1)  # the data set is seen early in 2026, when the 2025 reports are due
@@ -97,10 +97,6 @@ SUPPORT_DESCRIPTIONS = {
     "contracted_service": "Patient advisers reviewing the consent form and visit schedule",
     "expenses": "Reimbursed travel of patient representatives to the advisory board",
 }
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_app(path: Path):

@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import random
-import resource
 import sqlite3
 import sys
 import tempfile
@@ -29,14 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import data as bench_data  # noqa: E402  (bench/data.py)
+from memory import peak_rss_mb  # noqa: E402  (bench/memory.py)
 from sqlalchemy import func, select  # noqa: E402
 
 from governance import create_app  # noqa: E402
 from governance.extensions import db  # noqa: E402
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_world():

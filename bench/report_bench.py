@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from memory import peak_rss_mb  # noqa: E402  (bench/memory.py)
 
 YEAR = 2025
 TODAY = date(2026, 2, 1)  # the report of 2025 is prepared early in 2026
@@ -260,7 +262,7 @@ def measure_job(workdir: Path, organisation: str = "Helix Pharma", year: int = Y
                 "json_bytes": report.json_size, "report_id": report_id,
                 "phases": {label: [phases.wall[label], phases.cpu[label]]
                            for label in phases.wall},
-                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                "peak_mb": peak_rss_mb()}
 
 
 def measure_weasyprint(workdir: Path, report_id: int) -> dict:
@@ -279,7 +281,7 @@ def measure_weasyprint(workdir: Path, report_id: int) -> dict:
         html = report_html(snapshot_from_json(files.read(report.json_sha256)))
         db.session.remove()
         options = DEFAULT_OPTIONS.as_weasyprint()
-        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        baseline = peak_rss_mb()
         started, cpu = time.perf_counter(), time.process_time()
         document = HTML(string=html, url_fetcher=DataOnlyFetcher()).render(**options)
         content = document.write_pdf(**options)
@@ -287,7 +289,7 @@ def measure_weasyprint(workdir: Path, report_id: int) -> dict:
         return {"seconds": seconds, "cpu": cpu, "pages": len(document.pages),
                 "pdf_bytes": len(content),
                 "html_bytes": len(html.encode()), "baseline_mb": baseline,
-                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                "peak_mb": peak_rss_mb()}
 
 
 def in_subprocess(*args: str) -> dict:
