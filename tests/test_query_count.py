@@ -126,3 +126,26 @@ def test_a_long_list_says_more_than_and_counts_them_all_on_request(
     assert "Page 1 of 2 (27 in all)" in counted and "Count them all" not in counted
     second = client.get("/interactions/?page=2").get_data(as_text=True)
     assert "Meeting 01" in second and "Meeting 00" in second
+
+
+def test_the_api_list_of_interactions_reads_a_page_with_as_many_statements_for_25_as_for_3(
+        client, make_user, add_records, make_interaction):
+    from governance.auth import services as accounts
+
+    token = accounts.issue_token(make_user("compliance"), "tests")
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def statements_and_flags() -> tuple[int, int]:
+        with counted_statements() as statements:
+            answer = client.get("/api/v1/interactions?per_page=25", headers=headers)
+        assert answer.status_code == 200
+        return len(statements), sum(len(item["flags"]) for item in answer.get_json()["items"])
+
+    add_records(3)
+    make_interaction(title="Without a protocol", protocol_followed=False)
+    few, few_flags = statements_and_flags()
+    add_records(30)
+    many, many_flags = statements_and_flags()
+    assert few_flags >= 1 and many_flags >= few_flags  # the flags are still there
+    assert many == few

@@ -42,13 +42,16 @@ def support_json(support) -> dict:
     }
 
 
-def interaction_json(interaction) -> dict:
+def interaction_json(interaction, flags=None) -> dict:
+    """The interaction with its live flags (read here unless given, e.g. for a whole page)."""
     from ..rules.services import flags_of_interaction
 
+    if flags is None:
+        flags = flags_of_interaction(interaction.id)
     return interaction_values(interaction) | _record(interaction) | {
         "confirmed_by_partner": interaction.confirmed_by_partner,
         "confirmation_note": interaction.confirmation_note,
-        "flags": _flags(flags_of_interaction(interaction.id)),
+        "flags": _flags(flags),
     }
 
 

@@ -323,9 +323,12 @@ class Interactions(MethodView):
             rule=query.get("rule"), state=query.get("state"),
             page=query["page"], per_page=query["per_page"],
         )
+        from ..rules.services import flags_of_interactions
+
         page = interaction_services.find_interactions(current_user, criteria)
-        return {"items": [interaction_json(item) for item in page.items], "total": page.total,
-                "page": page.page, "per_page": page.per_page}
+        flags = flags_of_interactions([item.id for item in page.items])
+        return {"items": [interaction_json(item, flags[item.id]) for item in page.items],
+                "total": page.total, "page": page.page, "per_page": page.per_page}
 
     @allow(*EDITORS)
     @interactions.doc(**request_body(schemas.InteractionInput))
