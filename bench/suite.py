@@ -64,22 +64,20 @@ LIST_REQUESTS = 8  # timed requests per view and run (after one untimed warm-up 
 # --- the machine -------------------------------------------------------------------------------
 
 
+def proc_field(path: str, name: str) -> str | None:
+    """The value of a `name: value` line of a /proc file, or None where there is none."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:  # not Linux: the machine line then names less
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(name)),
+                None)
+
+
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
+    cpu = proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine()
+    memory_kb = proc_field("/proc/meminfo", "MemTotal:")
+    memory_gb = round(int(memory_kb.split()[0]) / 1024 / 1024, 1) if memory_kb else None
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb,
             "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
             "system": f"{platform.system()} {platform.release()}"}

@@ -7,6 +7,7 @@ marked `sqlite_only` or `postgres_only` are deselected on the other database.
 
 import os
 import re
+import time
 from datetime import date, timedelta
 
 import pytest
@@ -341,3 +342,19 @@ def log_in(client):
         return login(client, user, password)
 
     return do
+
+
+def follow_job(client, status_url: str, timeout: float = 120) -> dict:
+    """Poll a background job's JSON status, as its page does, until it ends; return the last."""
+    from governance import jobs
+
+    db.session.rollback()  # the test's session must not hold SQLite's write lock
+    deadline, status = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        status = client.get(status_url).get_json()
+        db.session.rollback()
+        if status["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    jobs.wait_for_threads()
+    return status

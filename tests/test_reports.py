@@ -2,7 +2,6 @@
 
 import io
 import json
-import time
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -17,7 +16,7 @@ from governance.reports import files, jobs, services
 from governance.reports.models import Report
 from governance.reports.pdf import RefusedResource, render_pdf
 
-from .conftest import PASSWORD, login
+from .conftest import PASSWORD, follow_job, login
 
 NOTE = services.DEFAULT_METHODOLOGY
 YEAR = 2025
@@ -362,16 +361,7 @@ def test_generation_runs_in_a_background_thread(year, compliance_user, client, a
                                               "year": YEAR})
     assert response.status_code == 303
     report_id = db.session.scalar(select(Report.id))
-    db.session.rollback()
-    deadline = time.monotonic() + 120
-    status = {}
-    while time.monotonic() < deadline:
-        status = client.get(f"/reports/{report_id}/status").get_json()
-        db.session.rollback()
-        if status["status"] not in ("queued", "running"):
-            break
-        time.sleep(0.2)
-    jobs.wait_for_threads()
+    status = follow_job(client, f"/reports/{report_id}/status")
     assert status["status"] == "done", status
     report = db.session.get(Report, report_id)
     assert "Rare Lung Alliance" in pdf_text(stored(report, "pdf"))

@@ -21,7 +21,7 @@ from governance.rules.cli import check_policies_command
 from governance.rules.engine import PolicyError, check_policy_text, load_policy
 from governance.rules.models import Flag
 
-from .conftest import make_config
+from .conftest import follow_job, make_config
 
 PROJECT_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 TODAY = date.today()
@@ -584,25 +584,13 @@ def test_interactions_saved_in_bulk_are_evaluated_in_bulk(log, sponsor):
 
 def test_compliance_re_evaluates_with_the_button_in_the_background(
         client, log_in, compliance_user, log, app):
-    import time
-
-    from governance.rules import jobs
-
     flagged = log(protocol_followed=False)
     edit_policy(Path(app.config["POLICIES_DIR"]), ('version = "2025.1"', 'version = "2025.2"'))
     log_in(compliance_user)
     response = client.post("/review/reevaluate")
     assert response.status_code == 303
     page_url = response.headers["Location"]
-    db.session.rollback()  # the test's session must not hold SQLite's write lock
-    deadline, status = time.monotonic() + 120, {}
-    while time.monotonic() < deadline:
-        status = client.get(f"{page_url}/status").get_json()
-        db.session.rollback()
-        if status["status"] not in ("queued", "running"):
-            break
-        time.sleep(0.2)
-    jobs.wait_for_threads()
+    status = follow_job(client, f"{page_url}/status")
     assert status["status"] == "done", status
     assert status["progress"] == 100
     page = client.get(page_url).get_data(as_text=True)
@@ -789,3 +777,14 @@ def test_split_remembered_evaluation_agrees_with_rule_engine_on_every_rule():
         for _ in range(300):
             facts = {name: value(fact) for name, fact in FACTS[rule.spec.subject].items()}
             assert rule.applies(facts) == rule.applies_uncached(facts), (rule.spec.id, facts)
+
+
+def test_an_unknown_re_evaluation_is_not_found_and_advocates_see_none(
+        client, log_in, compliance_user, make_user, sponsor):
+    log_in(compliance_user)
+    assert client.get("/review/reevaluations/999").status_code == 404
+    assert client.get("/review/reevaluations/999/status").status_code == 404
+    assert "No re-evaluation has been asked for yet" in client.get(
+        "/review/reevaluations").get_data(as_text=True)
+    log_in(make_user("advocate", sponsor))
+    assert client.get("/review/reevaluations").status_code == 403

@@ -9,18 +9,18 @@ them; a failure records why and leaves the last good state (nothing is half-publ
 
 import gc
 import secrets
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from .. import audit
+from .. import jobs as background
 from ..database import utcnow, write_intent
 from ..extensions import db
 from . import files
@@ -32,38 +32,8 @@ JOB_ACTOR = audit.Actor(None, "report job")
 
 
 def start(report_id: int) -> None:
-    """Run the report's job: in a background thread, or at once when JOBS_INLINE."""
-    app = current_app._get_current_object()
-    if app.config["JOBS_INLINE"]:
-        with _writing(True):
-            run_job(report_id)
-        return
-    thread = threading.Thread(target=_run_in_thread, args=(app, report_id),
-                              name=f"report-job-{report_id}", daemon=True)
-    thread.start()
-    threads = app.extensions.setdefault("report_threads", [])
-    threads[:] = [running for running in threads if running.is_alive()]
-    threads.append(thread)
-
-
-def _run_in_thread(app: Flask, report_id: int) -> None:
-    # A thread of its own: its own application context, so its own database session.
-    with app.app_context():
-        try:
-            run_job(report_id)
-        except Exception:  # run_job records failures; this guards the guard
-            app.logger.exception("report job %s crashed", report_id)
-        finally:
-            db.session.remove()
-
-
-def wait_for_threads(timeout: float = 120) -> None:
-    """Wait for the background jobs this process started (the tests use it)."""
-    threads = current_app.extensions.get("report_threads", [])
-    for thread in list(threads):
-        thread.join(timeout)
-        if not thread.is_alive():
-            threads.remove(thread)
+    """Run the report's job in the background (governance/jobs.py)."""
+    background.start("report job", run_job, report_id)
 
 
 @contextmanager

@@ -10,13 +10,13 @@ correct evaluation of its records: running again completes the rest).
 """
 
 import secrets
-import threading
 from datetime import timedelta
 
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy import select
 
 from .. import audit
+from .. import jobs as background
 from ..database import utcnow, write_intent
 from ..errors import Conflict, NotAllowed
 from ..extensions import db
@@ -67,33 +67,8 @@ def status_json(run: ReevaluationRun) -> dict:
 
 
 def start(run_id: int) -> None:
-    """Run the job: in a background thread, or at once when JOBS_INLINE (the tests)."""
-    app = current_app._get_current_object()
-    if app.config["JOBS_INLINE"]:
-        run_job(run_id)
-        return
-    thread = threading.Thread(target=_run_in_thread, args=(app, run_id),
-                              name=f"reevaluation-{run_id}", daemon=True)
-    thread.start()
-    threads = app.extensions.setdefault("reevaluation_threads", [])
-    threads[:] = [running for running in threads if running.is_alive()]
-    threads.append(thread)
-
-
-def _run_in_thread(app: Flask, run_id: int) -> None:
-    with app.app_context():  # its own context, so its own database session
-        try:
-            run_job(run_id)
-        except Exception:  # run_job records failures; this guards the guard
-            app.logger.exception("re-evaluation %s crashed", run_id)
-        finally:
-            db.session.remove()
-
-
-def wait_for_threads(timeout: float = 120) -> None:
-    """Wait for the re-evaluations this process started (the tests use it)."""
-    for thread in list(current_app.extensions.get("reevaluation_threads", [])):
-        thread.join(timeout)
+    """Run the re-evaluation in the background (governance/jobs.py)."""
+    background.start("re-evaluation", run_job, run_id)
 
 
 def run_job(run_id: int) -> bool:
