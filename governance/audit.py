@@ -186,13 +186,10 @@ def _changes_of(obj, created: bool) -> dict:
             for attr in state.mapper.column_attrs if attr.key not in excluded})
     else:
         changes = {}
-    for attr in () if created else state.mapper.column_attrs:
-        key = attr.key
+    for key in () if created else changed_columns(state):
         if key in excluded:
             continue
         history = state.attrs[key].history
-        if not history.has_changes():
-            continue
         old = history.deleted[0] if history.deleted else None
         new = history.added[0] if history.added else None
         if _plain(old) != _plain(new):
@@ -209,6 +206,19 @@ def _changes_of(obj, created: bool) -> dict:
             new = sorted(item.id for item in kept + list(history.added))
             changes[key] = [old, new]
     return changes
+
+
+def changed_columns(state) -> list[str]:
+    """The column attributes of a loaded record (its InstanceState) set to another value since
+    it was loaded. Only the attributes that were set at all are looked at."""
+    columns = _column_keys(state.mapper)
+    return [key for key in state.committed_state
+            if key in columns and state.attrs[key].history.has_changes()]
+
+
+@functools.cache
+def _column_keys(mapper) -> frozenset[str]:
+    return frozenset(attr.key for attr in mapper.column_attrs)
 
 
 def creation_changes(model, values: dict) -> dict:
@@ -239,28 +249,10 @@ def append_created(model, rows: list[dict]) -> None:
     """
     if model.__audit_collections__:
         raise ValueError(f"{model.__name__} audits collections; create it through the session.")
-    if not rows:
-        return
-    session = db.session()
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
-    prev = connection.execute(
-        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).scalar() or GENESIS_HASH
-    actor = current_actor(session)
-    reason = session.info.get("audit_reason")
-    now = utcnow()
     entity = model.audit_entity()
-    events = []
-    for values in rows:
-        event = {"occurred_at": now, "actor_id": actor.id, "actor_label": actor.label,
-                 "action": "create", "entity": entity, "entity_id": values["id"],
-                 "changes": canonical(creation_changes(model, values)), "reason": reason,
-                 "prev_hash": prev}
-        event["hash"] = prev = event_hash(event)
-        events.append(event)
-    connection.execute(insert(AuditEvent.__table__), events)
+    _append(db.session(), [
+        {"action": "create", "entity": entity, "entity_id": values["id"],
+         "changes": canonical(creation_changes(model, values))} for values in rows])
 
 
 def _action_of(created: bool, changes: dict) -> str:
@@ -288,45 +280,51 @@ def _collect_pending(session, _flush_context, _instances):
         if isinstance(obj, Audited):
             pending.append((obj, True, None))
     for obj in session.dirty:
-        if isinstance(obj, Audited) and session.is_modified(
-                obj, include_collections=bool(type(obj).__audit_collections__)):
-            pending.append((obj, False, _changes_of(obj, created=False)))
+        if isinstance(obj, Audited):
+            changes = _changes_of(obj, created=False)
+            if changes:
+                pending.append((obj, False, changes))
 
 
 def _write_events(session, _flush_context):
     pending = session.info.pop("audit_pending", [])
     if not pending:
         return
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
-    prev = connection.execute(
-        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).scalar() or GENESIS_HASH
-    actor = current_actor(session)
-    reason = session.info.get("audit_reason")
-    now = utcnow()
-    rows = []
+    changes_by_record = []
     for obj, created, changes in pending:
         if created:
             changes = _changes_of(obj, created=True)
-        if not changes:
-            continue
-        row = {
-            "occurred_at": now,
-            "actor_id": actor.id,
-            "actor_label": actor.label,
-            "action": _action_of(created, changes),
-            "entity": type(obj).audit_entity(),
-            "entity_id": obj.id,
-            "changes": canonical(changes),
-            "reason": reason,
-            "prev_hash": prev,
-        }
+        if changes:
+            changes_by_record.append((obj, _action_of(created, changes), changes))
+    _append(session, [
+        {"action": action, "entity": type(obj).audit_entity(), "entity_id": obj.id,
+         "changes": canonical(changes)} for obj, action, changes in changes_by_record])
+
+
+# Built once: every audited write runs them.
+_LAST_HASH = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+_INSERT_EVENTS = insert(AuditEvent.__table__)
+_LOCK_CHAIN = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def _append(session, events: list[dict]) -> None:
+    """Append events (action, entity, entity_id, canonical changes) to the chain, with the
+    transaction's actor, reason and one UTC time."""
+    if not events:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LOCK_CHAIN, {"key": CHAIN_LOCK_KEY})
+    prev = connection.execute(_LAST_HASH).scalar() or GENESIS_HASH
+    actor = current_actor(session)
+    common = {"occurred_at": utcnow(), "actor_id": actor.id, "actor_label": actor.label,
+              "reason": session.info.get("audit_reason")}
+    rows = []
+    for item in events:
+        row = common | item | {"prev_hash": prev}
         row["hash"] = prev = event_hash(row)
         rows.append(row)
-    if rows:
-        connection.execute(insert(AuditEvent.__table__), rows)
+    connection.execute(_INSERT_EVENTS, rows)
 
 
 def event_hash(row: dict) -> str:

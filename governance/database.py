@@ -55,25 +55,42 @@ def read_before_writing():
     """Run the block in a read transaction of its own when the request is about to write.
 
     A write transaction holds SQLite's single write lock from its first statement to its
-    commit, so what a request only reads first (who is asking: the token or session lookup)
-    is read without the lock and that transaction is ended; the records it loaded stay
-    loaded. A session already inside a transaction (a command, a test's open context) is left
-    as it is.
+    commit, so what a request only reads first is read without the lock and that transaction
+    is ended; the records it loaded stay loaded, and what the session was told for the coming
+    write (who acts, why) stays too. Only reads that the write cannot be misled by belong
+    here: who is asking; the record to be edited (its version column refuses an UPDATE over a
+    version saved in between: 409); the records a new or edited one refers to, as they were a
+    moment before the write. A session already inside a transaction (a command, a page whose
+    view already queried, a test's open context) is left as it is.
     """
     session = db.session()
-    release = write_intent.get() and not session.in_transaction()
+    release = write_intent.get() and not session.in_transaction() and not _has_changes(session)
     token = write_intent.set(False)
     try:
         yield
     finally:
         write_intent.reset(token)
     if release and session.in_transaction():
-        loaded = list(session.identity_map.values())
-        for record in loaded:
-            session.expunge(record)
-        session.rollback()
-        for record in loaded:
-            session.add(record)
+        _end_read_transaction(session)
+
+
+def _has_changes(session) -> bool:
+    return bool(session.new or session.dirty or session.deleted)
+
+
+def _end_read_transaction(session) -> None:
+    """End a transaction that only read; its records stay loaded as they are, and what the
+    session was told for the coming write (who acts, why) stays too."""
+    if _has_changes(session):
+        raise RuntimeError("records were changed in a read transaction: change them after it")
+    info = dict(session.info)
+    expire_on_commit = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()  # writes nothing: it only ends the read
+    finally:
+        session.expire_on_commit = expire_on_commit
+    session.info.update(info)
 
 
 def init_app(app: Flask) -> None:

@@ -1,11 +1,12 @@
 """Who may do what: declared roles per route (default-deny), CSRF, tokens, headers, scopes."""
 
+import functools
 import hashlib
 
 from flask import Flask, abort, current_app, g, jsonify, redirect, request, url_for
 from flask_login import AnonymousUserMixin, current_user
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import or_, select, true
+from sqlalchemy import bindparam, or_, select, true
 
 from .database import SAFE_METHODS, read_before_writing, utcnow
 from .extensions import csrf, db, login_manager
@@ -72,26 +73,25 @@ def hash_token(token: str) -> str:
 
 
 def user_from_bearer_token():
-    from .auth.models import ApiToken, User
-
+    """The user whose live, unexpired API token the request carries, else None."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    row = db.session.execute(
-        select(ApiToken, User)
-        .join(User, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token.strip()))
-    ).first()
-    if row is None:
-        return None
-    api_token, user = row
-    now = utcnow()
-    if api_token.revoked_at or api_token.is_void or not user.is_active:
-        return None
-    if api_token.expires_at and api_token.expires_at <= now:
-        return None
-    return user
+    user = db.session.scalar(_token_owner_query(),
+                             {"token_hash": hash_token(token.strip()), "now": utcnow()})
+    return user if user is not None and user.is_active else None
+
+
+@functools.cache
+def _token_owner_query():
+    """Built once: every API request runs it."""
+    from .auth.models import ApiToken, User
+
+    return (select(User).join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == bindparam("token_hash"),
+                   ApiToken.revoked_at.is_(None), ApiToken.voided_at.is_(None),
+                   or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now"))))
 
 
 @login_manager.user_loader
@@ -252,19 +252,21 @@ PLAIN_SCOPES = {interaction_scope: _plainly_visible_interaction,
                 partnership_scope: _plainly_open_partnership}
 
 
-def visible_record(model, record_id: int, scope, user):
-    """Load a record the user may see, or None (when it does not exist or is not theirs)."""
+def visible_record(model, record_id: int, scope, user, options=()):
+    """Load a record the user may see, or None (when it does not exist or is not theirs).
+    `options`: loader options (what to load with it)."""
     plainly_visible = PLAIN_SCOPES.get(scope)
     if plainly_visible is not None:
-        record = db.session.get(model, record_id)
+        record = db.session.get(model, record_id, options=options)
         if record is None or plainly_visible(user, record):
             return record
-    return db.session.scalar(select(model).where(model.id == record_id, scope(user)))
+    return db.session.scalar(
+        select(model).options(*options).where(model.id == record_id, scope(user)))
 
 
-def visible_or_404(model, record_id: int, scope):
+def visible_or_404(model, record_id: int, scope, options=()):
     """Load a record the current user may see, or answer 404 (never reveal that it exists)."""
-    record = visible_record(model, record_id, scope, current_user)
+    record = visible_record(model, record_id, scope, current_user, options)
     if record is None:
         abort(404)
     return record

@@ -114,34 +114,87 @@ def test_foreign_keys_are_enforced(app):
     db.session.rollback()
 
 
-@pytest.mark.sqlite_only
-def test_a_write_request_looks_up_who_is_asking_before_it_takes_the_write_lock(
-        client, compliance_user):
-    """The token lookup runs in a read transaction of its own, so the write lock covers only the
-    request's own work (and other writers are not kept waiting by authentication)."""
+def _statements_of(request) -> list[str]:
+    """The SQL statements a request runs, whitespace-normalised, in order."""
     from sqlalchemy import event
 
-    from governance.auth import services as accounts
-
-    token = accounts.issue_token(compliance_user, "tests")
-    db.session.commit()
     statements = []
 
     def remember(_conn, _cursor, statement, *_args):
-        statements.append(" ".join(statement.split())[:40])
+        statements.append(" ".join(statement.split()))
 
     event.listen(db.engine, "before_cursor_execute", remember)
     try:
-        answer = client.post("/api/v1/organisations", json={"name": "Orbit Bio", "kind": "sponsor"},
-                             headers={"Authorization": f"Bearer {token}"})
+        answer = request()
     finally:
         event.remove(db.engine, "before_cursor_execute", remember)
+    return answer, statements
+
+
+@pytest.mark.sqlite_only
+def test_a_write_request_reads_who_asks_and_what_it_edits_before_it_takes_the_write_lock(
+        client, compliance_user, make_interaction):
+    """The token lookup, and the interaction an edit changes, are read in read transactions of
+    their own, so the write lock covers only the request's own writes (other writers are not
+    kept waiting by authentication or by loading and validating the record)."""
+    from governance.auth import services as accounts
+
+    token = accounts.issue_token(compliance_user, "tests")
+    interaction = make_interaction()
+    interaction_id, version = interaction.id, interaction.version
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    answer, statements = _statements_of(lambda: client.post(
+        "/api/v1/organisations", json={"name": "Orbit Bio", "kind": "sponsor"}, headers=headers))
     assert answer.status_code == 201, answer.get_json()
     lookup = next(i for i, s in enumerate(statements) if "api_tokens" in s)
     locked = statements.index("BEGIN IMMEDIATE")
     assert statements[lookup - 1] == "BEGIN" and lookup < locked
     assert not any("api_tokens" in s for s in statements[locked:])
     assert db.session.scalar(text("SELECT count(*) FROM organisations WHERE name = 'Orbit Bio'"))
+    db.session.rollback()
+
+    answer, statements = _statements_of(lambda: client.patch(
+        f"/api/v1/interactions/{interaction_id}", headers=headers,
+        json={"title": "Edited outside the lock", "version": version}))
+    assert answer.status_code == 200, answer.get_json()
+    locked = statements.index("BEGIN IMMEDIATE")
+    loaded = next(i for i, s in enumerate(statements) if s.startswith("SELECT interactions."))
+    assert loaded < locked
+    assert statements[locked + 1].startswith("UPDATE interactions SET")
+    assert not any(s.startswith(("SELECT interactions.", "SELECT partnerships."))
+                   for s in statements[locked:])
+
+
+def test_an_edit_read_before_another_request_saved_the_record_is_refused_not_lost(
+        app, client, compliance_user, make_interaction, monkeypatch):
+    """The record an edit changes is read before the write lock is taken: when another request
+    saves the same record in between, the edit's UPDATE finds another version and is refused
+    with "changed since you opened it"; the other request's change stays."""
+    from governance.auth import services as accounts
+    from governance.interactions import services
+
+    token = accounts.issue_token(compliance_user, "tests")
+    interaction = make_interaction(title="Before")
+    interaction_id, version = interaction.id, interaction.version
+    db.session.commit()
+    validate = services.validate_interaction
+
+    def validate_while_another_request_saves(values, actor, preloaded=None):
+        with db.engine.begin() as other:
+            other.execute(text("UPDATE interactions SET title = 'Saved in between', "
+                               "version = version + 1 WHERE id = :id"), {"id": interaction_id})
+        return validate(values, actor, preloaded)
+
+    monkeypatch.setattr(services, "validate_interaction", validate_while_another_request_saves)
+    answer = client.patch(f"/api/v1/interactions/{interaction_id}",
+                          headers={"Authorization": f"Bearer {token}"},
+                          json={"title": "Edited", "version": version})
+    assert answer.status_code == 409
+    assert "changed since you opened it" in answer.get_json()["error"]["message"]
+    db.session.remove()
+    saved = db.session.get(Interaction, interaction_id)
+    assert (saved.title, saved.version) == ("Saved in between", version + 1)
 
 
 @pytest.mark.sqlite_only

@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -48,14 +49,20 @@ def run_locust(base: str, users: int, duration: int, workdir: Path, setup: dict,
                "--host", base, "--csv", str(workdir / "locust"),
                "--only-summary", "--stop-timeout", "15", "--exit-code-on-error", "0",
                "--loglevel", "WARNING"]
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), _children_cpu_seconds()
     subprocess.run(command, cwd=workdir, env=env, check=True, timeout=duration + 120)
     elapsed = time.monotonic() - started
     outcome = json.loads(acks_file.read_text())
     with open(workdir / "locust_stats.csv", newline="") as stats:
         outcome["stats"] = {row["Name"]: row for row in csv.DictReader(stats)}
     outcome["locust_seconds"] = elapsed
+    outcome["locust_cpu_s"] = _children_cpu_seconds() - cpu_before
     return outcome
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _failures(outcome: dict) -> int:
@@ -97,7 +104,8 @@ def summarise(database: str, args, outcome: dict, check: dict) -> dict:
         "write_p50_ms": round(statistics.median(latencies), 1) if latencies else 0.0,
         "write_p95_ms": round(percentile(latencies, 0.95), 1),
         "write_p99_ms": round(percentile(latencies, 0.99), 1),
-        "server_cpu_ms_per_write": round(outcome["server_cpu_s"] * 1000 / len(acks), 2)
+        "server_cpu_ms_per_write": round(outcome["server_cpu_s"] * 1000 / len(acks), 2),
+        "locust_cpu_ms_per_write": round(outcome["locust_cpu_s"] * 1000 / len(acks), 2)
         if acks else None,
         "machine_load_average_before_after": outcome["load_average"],
         "per_request": per_request,
@@ -135,7 +143,8 @@ def run_one(database: str, args) -> dict:
     print(f"[{database}] {summary['writes_per_s']} writes/s, write p95 "
           f"{summary['write_p95_ms']} ms, {summary['failed_requests']} failed requests, "
           f"{check['lost_writes']} lost writes, {summary['conflicts_409']} conflicts (409); "
-          f"server CPU {summary['server_cpu_ms_per_write']} ms per write, load average "
+          f"server CPU {summary['server_cpu_ms_per_write']} ms per write (locust "
+          f"{summary['locust_cpu_ms_per_write']} ms), load average "
           f"{summary['machine_load_average_before_after']}", flush=True)
     for problem in check["problems"]:
         print(f"[{database}]   {problem}", flush=True)

@@ -28,6 +28,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
 
 from ..audit import AuditEvent
+from ..database import read_before_writing
 from ..errors import Conflict, DomainError, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..interactions import services as interaction_services
@@ -359,7 +360,9 @@ class InteractionById(MethodView):
     @documented_errors(interactions, 400, 403, 404, 409, 422)
     def patch(self, interaction_id: int):
         """Change some fields; the interaction is re-validated whole and re-evaluated."""
-        interaction = visible_or_404(Interaction, interaction_id, interaction_scope)
+        with read_before_writing():
+            interaction = visible_or_404(Interaction, interaction_id, interaction_scope,
+                                         interaction_services.loaded_for_editing())
         changes = json_body()
         reason = changes.pop("reason", None)
         version = changes.pop("version", None)

@@ -9,7 +9,7 @@ from sqlalchemy import and_, false, func, insert, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
-from ..database import utcnow
+from ..database import read_before_writing, utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
@@ -183,10 +183,17 @@ def _check_activity_codes(codes: list[str]) -> dict[str, list[str]]:
     return {}
 
 
+def loaded_for_editing() -> tuple:
+    """Loader options for an interaction about to be edited: its partnership (validation checks
+    that it is still open to the editor) comes with it, in the same statement."""
+    return (joinedload(Interaction.partnership),)
+
+
 def log_interaction(values: dict, actor) -> Interaction:
     """Record a new interaction for the actor and evaluate it."""
     _require_editor(actor)
-    clean = validate_interaction(values, actor)
+    with read_before_writing():
+        clean = validate_interaction(values, actor)
     _refuse_duplicate_external_id(clean.get("external_id"))
     interaction = Interaction(**clean, created_by_id=actor.id)
     db.session.add(interaction)
@@ -299,7 +306,8 @@ def update_interaction(interaction: Interaction, changes: dict, actor, reason: s
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
     merged = interaction_values(interaction) | changes
-    clean = validate_interaction(merged, actor)
+    with read_before_writing():
+        clean = validate_interaction(merged, actor)
     if clean.get("external_id") != interaction.external_id:
         _refuse_duplicate_external_id(clean.get("external_id"))
     require_reason_if_signed(interaction, reason)

@@ -809,8 +809,7 @@ def _before_flush(session: Session, _context, _instances) -> None:
         if not isinstance(obj, Interaction):
             continue
         state = db.inspect(obj)
-        changed = {attr.key for attr in state.mapper.column_attrs
-                   if state.attrs[attr.key].history.has_changes()}
+        changed = set(audit.changed_columns(state))
         if "partnership_id" in changed:
             old = state.attrs.partnership_id.history.deleted
             if old and old[0] is not None:
