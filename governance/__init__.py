@@ -41,7 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     _fill_defaults(app, root)
 
     from . import audit, database, errors, security
-    from .extensions import bootstrap, csrf, db, limiter, login_manager, migrate
+    from .extensions import bootstrap, csrf, db, init_limiter, login_manager, migrate
 
     database.prepare_config(app.config)
     db.init_app(app)
@@ -49,7 +49,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                      compare_type=True)
     login_manager.init_app(app)
     csrf.init_app(app)
-    limiter.init_app(app)
+    init_limiter(app)
     bootstrap.init_app(app)
     database.init_app(app)
     audit.init_app(app)

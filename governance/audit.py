@@ -302,8 +302,9 @@ def _write_events(session, _flush_context):
 
 
 # Built once: every audited write runs them.
-_LAST_HASH = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-_INSERT_EVENTS = insert(AuditEvent.__table__)
+_EVENTS = AuditEvent.__table__
+_LAST_HASH = select(_EVENTS.c.hash).order_by(_EVENTS.c.id.desc()).limit(1)
+_INSERT_EVENTS = insert(_EVENTS)
 _LOCK_CHAIN = text("SELECT pg_advisory_xact_lock(:key)")
 
 

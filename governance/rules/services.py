@@ -5,6 +5,7 @@ audited by the session listener) and re-evaluating every record after a policy c
 loaded in batches, flags and their audit events written in bulk).
 """
 
+import functools
 import gc
 import hashlib
 import json
@@ -121,7 +122,8 @@ def evaluate_interaction(interaction: Interaction, today: date | None = None,
     it has no flags yet."""
     policy = current_policy()
     today = today or today_utc()
-    existing = [] if created else _flags_where(Flag.interaction_id == interaction.id)
+    existing = [] if created else list(db.session.scalars(_live_flags_of_interaction(),
+                                                          {"interaction_id": interaction.id}))
     with acting_as(reason=f"Evaluated under policy v{policy.version}"):
         if interaction.is_void:
             _void_open(existing, "The interaction was voided.")
@@ -195,6 +197,13 @@ def _flags_where(condition) -> list[Flag]:
     return list(db.session.scalars(
         select(Flag).where(condition, Flag.voided_at.is_(None)).order_by(Flag.id)
     ))
+
+
+@functools.cache
+def _live_flags_of_interaction():
+    """Built once: every change of an interaction runs it."""
+    return (select(Flag).where(Flag.interaction_id == bindparam("interaction_id"),
+                               Flag.voided_at.is_(None)).order_by(Flag.id))
 
 
 def _apply(plan: FlagPlan, policy: CompiledPolicy, **subject) -> list[Flag]:
