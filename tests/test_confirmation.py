@@ -130,6 +130,33 @@ def test_partner_confirms_an_interaction_of_their_partnership(setting, client):
     assert interaction.confirmation_note is None
 
 
+def test_an_interaction_changed_after_the_partner_answered_goes_back_to_them(
+        setting, client, compliance_user):
+    from governance.interactions.services import update_interaction
+
+    interaction = setting["interaction"]
+    login(client, setting["partner"])
+    client.post(f"/reports/confirmations/interaction/{interaction.id}",
+                data={"answer": "disputed", "note": "There were 4 of us, not 6"})
+    db.session.expire_all()
+    assert interaction.confirmed_by_partner == "disputed"
+
+    update_interaction(interaction, {"external_id": "CRM-0042"}, compliance_user)
+    db.session.commit()
+    assert interaction.confirmed_by_partner == "disputed"  # our own reference only
+
+    update_interaction(interaction, {"patient_participants": 4}, compliance_user,
+                       reason="Corrected after the partner's dispute")
+    db.session.commit()
+    assert (interaction.confirmed_by_partner, interaction.confirmation_note) == ("pending", None)
+    last = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.entity == "interaction", AuditEvent.entity_id == interaction.id)
+        .order_by(AuditEvent.id.desc())).first()
+    assert last.change_set["confirmed_by_partner"] == ["disputed", "pending"]
+    assert last.change_set["patient_participants"][1] == 4
+    assert last.reason == "Corrected after the partner's dispute"
+
+
 def test_partner_gets_404_for_records_of_other_partnerships(setting, client):
     login(client, setting["partner"])
 
@@ -244,3 +271,46 @@ def test_report_shows_each_lines_partner_answer(setting, compliance_user, sponso
         "state"] == "confirmed"
     assert data["confirmation"]["support"]["disputed"]["lines"] == 1
     assert data["confirmation"]["interactions"]["confirmed"] == 1
+
+
+def test_partners_answer_through_the_api_and_bad_answers_change_nothing(setting, client):
+    from governance.auth import services as accounts
+
+    def bearer(user):
+        token = accounts.issue_token(user, "tests")
+        db.session.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    partner = bearer(setting["partner"])
+    interaction, support = setting["interaction"], setting["support"]
+    url = f"/api/v1/interactions/{interaction.id}/confirmation"
+
+    refused = client.post(url, json={"answer": "disputed"}, headers=partner)
+    assert refused.status_code == 422
+    assert "note" in refused.get_json()["error"]["fields"]
+    unknown = client.post(url, json={"answer": "confirmed", "by": "me"}, headers=partner)
+    assert unknown.status_code == 400 and "by" in unknown.get_json()["error"]["fields"]
+    assert client.post(url, json={"answer": "confirmed"},
+                       headers=bearer(setting["advocate"])).status_code == 403
+    assert client.post(f"/api/v1/interactions/{setting['their_interaction'].id}/confirmation",
+                       json={"answer": "confirmed"}, headers=partner).status_code == 404
+    db.session.expire_all()
+    assert interaction.confirmed_by_partner == "pending"
+
+    answered = client.post(url, json={"answer": "disputed", "note": "It was held online"},
+                           headers=partner)
+    assert answered.status_code == 200, answered.get_json()
+    assert (answered.get_json()["confirmed_by_partner"],
+            answered.get_json()["confirmation_note"]) == ("disputed", "It was held online")
+
+    not_theirs = client.post(f"/api/v1/supports/{support.id}/confirmation",
+                             json={"answer": "confirmed"},
+                             headers=bearer(setting["facilitator_partner"]))
+    assert not_theirs.status_code == 403
+    confirmed = client.post(f"/api/v1/supports/{support.id}/confirmation",
+                            json={"answer": "confirmed"}, headers=partner)
+    assert confirmed.status_code == 200
+    assert confirmed.get_json()["confirmed_by_partner"] == "confirmed"
+    db.session.expire_all()
+    assert support.confirmed_by_partner == "confirmed"
+    assert [d.record.id for d in confirmation.disputes()] == [interaction.id]

@@ -37,6 +37,7 @@ from ..organisations import services as organisation_services
 from ..organisations.views import load_organisation
 from ..partnerships import services as partnership_services
 from ..partnerships.models import Partnership, Support
+from ..reports import confirmation
 from ..security import (
     EDITORS,
     allow,
@@ -378,6 +379,49 @@ class InteractionById(MethodView):
                                                     reason=reason, expected_version=version)
             answer = interaction_json(interaction)
         return answer
+
+
+# --- partner confirmation --------------------------------------------------------------------
+
+
+def _answer_for(record, answer_with, as_json) -> dict:
+    """The partner's answer (confirm or dispute, with a note) to a record, saved and audited."""
+    if record is None:
+        abort(404)
+    body = json_body()
+    with saving():
+        answer_with(record, body, current_user)
+        answer = as_json(record)
+    return answer
+
+
+CONFIRMATION_BODY = ("`answer`: `confirmed` or `disputed`; `note`: what is wrong (required to "
+                     "dispute). Changing the record later asks the partner again.")
+
+
+@interactions.route("/interactions/<id:interaction_id>/confirmation")
+class InteractionConfirmation(MethodView):
+    @allow("partner")
+    @interactions.doc(**request_body(confirmation.AnswerInput, CONFIRMATION_BODY))
+    @interactions.response(200, schemas.InteractionOut)
+    @documented_errors(interactions, 400, 403, 404, 409, 422)
+    def post(self, interaction_id: int):
+        """A partner confirms or disputes an interaction that another party of their
+        partnership recorded; disputes reach the compliance queue and the annual report."""
+        return _answer_for(confirmation.visible_interaction(current_user, interaction_id),
+                           confirmation.answer_interaction, interaction_json)
+
+
+@supports.route("/supports/<id:support_id>/confirmation")
+class SupportConfirmation(MethodView):
+    @allow("partner")
+    @supports.doc(**request_body(confirmation.AnswerInput, CONFIRMATION_BODY))
+    @supports.response(200, schemas.SupportOut)
+    @documented_errors(supports, 400, 403, 404, 409, 422)
+    def post(self, support_id: int):
+        """A partner confirms or disputes a support line their organisation received."""
+        return _answer_for(confirmation.visible_support(current_user, support_id),
+                           confirmation.answer_support, support_json)
 
 
 # --- flags, activities, audit ---------------------------------------------------------------

@@ -295,7 +295,8 @@ def _column_defaults(table) -> dict:
 
 def update_interaction(interaction: Interaction, changes: dict, actor, reason: str | None = None,
                        expected_version: int | None = None) -> Interaction:
-    """Apply changed fields; the record is re-validated whole and re-evaluated."""
+    """Apply changed fields; the record is re-validated whole and re-evaluated. A changed
+    interaction the partner had confirmed or disputed goes back to them (pending)."""
     _require_editor(actor)
     if interaction.is_void:
         raise Conflict("This interaction has been voided and can no longer be edited.")
@@ -314,12 +315,20 @@ def update_interaction(interaction: Interaction, changes: dict, actor, reason: s
     audit.set_reason(reason)
     counted_again = any(getattr(interaction, name) != clean[name]
                         for name in PARTNERSHIP_COUNTED_FIELDS)
-    for name, value in clean.items():
-        if getattr(interaction, name) != value:
-            setattr(interaction, name, value)
+    changed = {name for name, value in clean.items() if getattr(interaction, name) != value}
+    for name in changed:
+        setattr(interaction, name, clean[name])
+    if changed - NOT_CONFIRMED_BY_PARTNER and interaction.confirmed_by_partner != "pending":
+        # The partner answered for what the record said before: they answer again.
+        interaction.confirmed_by_partner = "pending"
+        interaction.confirmation_note = None
     db.session.flush()
     after_change(interaction, partnership=counted_again)
     return interaction
+
+
+# Our own reference for a record is not something the partner confirms; every other field is.
+NOT_CONFIRMED_BY_PARTNER = frozenset({"external_id"})
 
 
 def require_reason_if_signed(interaction: Interaction, reason: str | None) -> None:
