@@ -4,8 +4,9 @@ statements, and how long SQLite's write lock is held, for POST and PATCH of an i
     .venv/bin/python bench/load/profile_write.py [--writes 300]
 
 SQLite lets one write transaction in at a time and a write request holds the lock from its
-first query to its commit, so 1000 / (lock held, ms) bounds the writes per second of any
-number of workers. Used by bench/load/run.py for BENCHMARKS.md.
+first write to its commit (what it only reads, it reads before), so 1000 / (lock held, ms)
+bounds the writes per second of any number of workers. Used by bench/load/run.py for
+BENCHMARKS.md.
 """
 
 import argparse
