@@ -313,9 +313,8 @@ def update_interaction(interaction: Interaction, changes: dict, actor, reason: s
         _refuse_duplicate_external_id(clean.get("external_id"))
     require_reason_if_signed(interaction, reason)
     audit.set_reason(reason)
-    counted_again = any(getattr(interaction, name) != clean[name]
-                        for name in PARTNERSHIP_COUNTED_FIELDS)
     changed = {name for name, value in clean.items() if getattr(interaction, name) != value}
+    counted_again = bool(changed & PARTNERSHIP_COUNTED_FIELDS)
     for name in changed:
         setattr(interaction, name, clean[name])
     if changed - NOT_CONFIRMED_BY_PARTNER and interaction.confirmed_by_partner != "pending":
@@ -358,7 +357,7 @@ def void_interaction(interaction: Interaction, actor, reason: str) -> Interactio
 
 # A partnership's own rules see its interactions only by how many it had in the last year: an
 # edit that changes none of these fields leaves the partnership's facts as they were.
-PARTNERSHIP_COUNTED_FIELDS = ("partnership_id", "occurred_on")
+PARTNERSHIP_COUNTED_FIELDS = frozenset({"partnership_id", "occurred_on"})
 
 
 def after_change(interaction: Interaction, partnership: bool = True,
