@@ -290,15 +290,15 @@ def _write_events(session, _flush_context):
     pending = session.info.pop("audit_pending", [])
     if not pending:
         return
-    changes_by_record = []
+    events = []
     for obj, created, changes in pending:
         if created:
             changes = _changes_of(obj, created=True)
         if changes:
-            changes_by_record.append((obj, _action_of(created, changes), changes))
-    _append(session, [
-        {"action": action, "entity": type(obj).audit_entity(), "entity_id": obj.id,
-         "changes": canonical(changes)} for obj, action, changes in changes_by_record])
+            events.append({"action": _action_of(created, changes),
+                           "entity": type(obj).audit_entity(), "entity_id": obj.id,
+                           "changes": canonical(changes)})
+    _append(session, events)
 
 
 # Built once: every audited write runs them.
