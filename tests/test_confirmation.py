@@ -314,3 +314,12 @@ def test_partners_answer_through_the_api_and_bad_answers_change_nothing(setting,
     db.session.expire_all()
     assert support.confirmed_by_partner == "confirmed"
     assert [d.record.id for d in confirmation.disputes()] == [interaction.id]
+
+    from governance.interactions.services import void_interaction
+
+    void_interaction(interaction, setting["advocate"], "Logged twice")
+    db.session.commit()
+    voided = client.post(url, json={"answer": "confirmed"}, headers=partner)
+    assert voided.status_code == 409 and "voided" in voided.get_json()["error"]["message"]
+    db.session.expire_all()
+    assert interaction.confirmed_by_partner == "disputed"
