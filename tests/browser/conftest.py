@@ -6,12 +6,16 @@ Screenshots go to a temporary folder, or to $SCREENSHOT_DIR when set (`make scre
 to docs/screenshots, so the README shows what the tests saw).
 """
 
+import gc
 import os
 import re
 import shutil
+import sys
 import threading
+import traceback
 from pathlib import Path
 
+import greenlet
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect, sync_playwright
@@ -31,19 +35,78 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 AXE = Axe()
 
 
-# A browser test that hangs fails after this long, with every thread's stack, instead of
+# A browser test that hangs ends the run after this long, saying where it waited, instead of
 # holding up the whole run.
 BROWSER_TEST_TIMEOUT_SECONDS = 300
 
 
+def is_browser_test(item) -> bool:
+    return "tests/browser" in str(item.fspath)
+
+
 def pytest_collection_modifyitems(config, items):
     """Refuse to pass silently without a browser: the suite needs Debian's chromium."""
-    browser_items = [item for item in items if "tests/browser" in str(item.fspath)]
+    browser_items = [item for item in items if is_browser_test(item)]
     if browser_items and not shutil.which(CHROMIUM):
         raise pytest.UsageError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
                                 "package (apt-get install chromium).")
     for item in browser_items:
         item.add_marker(pytest.mark.timeout(BROWSER_TEST_TIMEOUT_SECONDS, method="thread"))
+
+
+def pytest_timeout_set_timer(item, settings):
+    """pytest-timeout's thread method, reporting a hung browser test so that the end of the
+    output (all a CI log may keep) names the test and the line it waited on."""
+    if not is_browser_test(item):
+        return None
+    timer = threading.Timer(settings.timeout, report_hang_and_exit, (item, settings.timeout))
+    timer.daemon = True
+
+    def cancel():
+        timer.cancel()
+        timer.join()
+
+    item.cancel_timeout = cancel  # called by pytest-timeout's pytest_timeout_cancel_timer
+    timer.start()
+    return True
+
+
+def report_hang_and_exit(item, seconds: float) -> None:
+    """Every thread's stack, then the test's own (Playwright's sync calls wait in a greenlet,
+    so the main thread's stack does not show the test), then end the process."""
+    terminal = item.config.get_terminal_writer()
+    try:
+        capture = item.config.pluginmanager.getplugin("capturemanager")
+        if capture:
+            capture.suspend_global_capture(item)
+        terminal.sep("+", f"Timeout after {seconds:g} s")
+        frames = sys._current_frames()
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and thread.ident in frames:
+                terminal.sep("~", f"Thread {thread.name}")
+                terminal.write("".join(traceback.format_stack(frames[thread.ident])))
+        for stack in suspended_test_stacks(item):
+            terminal.sep("~", "The test was waiting here")
+            terminal.write("".join(traceback.format_list(stack)))
+        terminal.sep("+", f"Timeout after {seconds:g} s: {item.nodeid}")
+    finally:
+        terminal.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def suspended_test_stacks(item) -> list[traceback.StackSummary]:
+    """The stacks of suspended greenlets that pass through the test's file, from the test on."""
+    test_file = str(item.fspath)
+    stacks = []
+    for suspended in gc.get_objects():
+        if isinstance(suspended, greenlet.greenlet) and suspended.gr_frame is not None:
+            stack = traceback.extract_stack(suspended.gr_frame)
+            starts = [i for i, entry in enumerate(stack) if entry.filename == test_file]
+            if starts:
+                stacks.append(traceback.StackSummary.from_list(stack[starts[0]:]))
+    return stacks
 
 
 class QuietRequestHandler(WSGIRequestHandler):

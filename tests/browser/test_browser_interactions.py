@@ -262,6 +262,10 @@ def test_a_session_that_ended_mid_form_keeps_what_was_typed(page, context, db_qu
     other = context.new_page()
     other.goto("/home")
     other.get_by_role("button", name="Log out").click()
+    expect(other).to_have_url(re.compile("/login"))
+    # Closed once the login page has loaded: Chromium can leave the close of a page in the
+    # middle of loading unanswered, and Page.close has no timeout.
+    other.wait_for_load_state("load")
     other.close()
 
     page.get_by_role("button", name="Log interaction").click()
