@@ -65,20 +65,34 @@ def read_before_writing():
     """
     session = db.session()
     release = write_intent.get() and not session.in_transaction() and not _has_changes(session)
-    token = write_intent.set(False)
+    with _intent(write=False):
+        yield
+    if release and session.in_transaction():
+        end_read_transaction(session)
+
+
+@contextmanager
+def writing():
+    """Let the block write in a transaction of its own, also within a request that only reads
+    (on SQLite, transactions begun in the block take the write lock)."""
+    with _intent(write=True):
+        yield
+
+
+@contextmanager
+def _intent(write: bool):
+    token = write_intent.set(write)
     try:
         yield
     finally:
         write_intent.reset(token)
-    if release and session.in_transaction():
-        _end_read_transaction(session)
 
 
 def _has_changes(session) -> bool:
     return bool(session.new or session.dirty or session.deleted)
 
 
-def _end_read_transaction(session) -> None:
+def end_read_transaction(session) -> None:
     """End a transaction that only read; its records stay loaded as they are, and what the
     session was told for the coming write (who acts, why) stays too."""
     if _has_changes(session):

@@ -8,7 +8,7 @@ from flask_login import AnonymousUserMixin, current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import bindparam, or_, select, true
 
-from .database import SAFE_METHODS, read_before_writing, utcnow
+from .database import SAFE_METHODS, end_read_transaction, read_before_writing, utcnow
 from .extensions import csrf, db, login_manager
 
 EVERYONE = frozenset({"*"})
@@ -78,9 +78,22 @@ def user_from_bearer_token():
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    user = db.session.scalar(_token_owner_query(),
-                             {"token_hash": hash_token(token.strip()), "now": utcnow()})
-    return user if user is not None and user.is_active else None
+    # A transaction already open (a command's, a test's shared context) may hold the write
+    # lock that recording the use would wait for: the use is then not recorded.
+    outer_transaction = db.session().in_transaction()
+    now = utcnow()
+    found = db.session.execute(_token_owner_query(),
+                               {"token_hash": hash_token(token.strip()), "now": now}).first()
+    if found is None or not found.User.is_active:
+        return None
+    if not outer_transaction:
+        from .auth.services import note_token_use
+
+        if note_token_use(found.token_id, found.last_used_at, now):
+            # What the request reads next is read after the stamp (on SQLite, a transaction
+            # that read before another's write can no longer write).
+            end_read_transaction(db.session())
+    return found.User
 
 
 @functools.cache
@@ -88,7 +101,8 @@ def _token_owner_query():
     """Built once: every API request runs it."""
     from .auth.models import ApiToken, User
 
-    return (select(User).join(ApiToken, ApiToken.user_id == User.id)
+    return (select(User, ApiToken.id.label("token_id"), ApiToken.last_used_at)
+            .join(ApiToken, ApiToken.user_id == User.id)
             .where(ApiToken.token_hash == bindparam("token_hash"),
                    ApiToken.revoked_at.is_(None), ApiToken.voided_at.is_(None),
                    or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now"))))

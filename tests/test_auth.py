@@ -124,6 +124,52 @@ def test_expired_token_is_refused(app, make_user):
     assert response.status_code == 401
 
 
+def token_state() -> tuple:
+    """(last used, version, last change) of the one token, read in a transaction that is then
+    ended, so the next request starts without one of the test's open."""
+    db.session.expire_all()
+    state = db.session.execute(db.select(ApiToken.last_used_at, ApiToken.version,
+                                         ApiToken.updated_at)).one()
+    db.session.commit()
+    return tuple(state)
+
+
+def test_a_tokens_use_is_recorded_once_an_hour_unaudited_and_shown_on_the_account_page(
+        app, client, make_user, log_in):
+    from datetime import timedelta
+
+    from governance.audit import AuditEvent
+    from governance.presentation import human_datetime
+
+    user = make_user("auditor")
+    token = accounts.issue_token(user, "Monthly export script")
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    events = db.session.scalar(db.select(db.func.count(AuditEvent.id)))
+    never_used, version, updated_at = token_state()
+    assert never_used is None
+
+    assert client.get("/api/v1/organisations", headers=headers).status_code == 200
+    first_use, *unchanged = token_state()
+    assert first_use is not None
+    # Usage, not an edit: the version, the last change and the audit trail stay as they were.
+    assert unchanged == [version, updated_at]
+    assert db.session.scalar(db.select(db.func.count(AuditEvent.id))) == events
+
+    assert client.get("/api/v1/organisations", headers=headers).status_code == 200
+    assert token_state()[0] == first_use  # within the hour: not written again
+
+    db.session.execute(db.update(ApiToken).values(last_used_at=first_use - timedelta(hours=2)))
+    db.session.commit()
+    assert client.get("/api/v1/organisations", headers=headers).status_code == 200
+    latest = token_state()[0]
+    assert latest >= first_use
+
+    log_in(user)
+    page = client.get("/account").get_data(as_text=True)
+    assert "Last used" in page and human_datetime(latest) in page
+
+
 def test_create_token_command_prints_the_token_alone_on_the_last_line(runner, make_user):
     user = make_user("auditor")
     result = runner.invoke(args=["create-token", user.email])

@@ -17,6 +17,7 @@ from sqlalchemy import event, func, select, text
 
 from governance.audit import AuditEvent, verify_chain
 from governance.auth import services as accounts
+from governance.auth.models import ApiToken
 from governance.extensions import db
 from governance.interactions.models import Interaction
 from governance.operations.failures import DISK_FULL, READ_ONLY
@@ -164,6 +165,19 @@ def test_a_read_only_database_refuses_api_writes_with_a_clear_message(
     assert read.status_code == 200 and read.get_json()["title"] == "Already recorded"
     assert state() == before
     assert verify_chain().intact
+
+
+def test_a_read_only_database_answers_api_reads_though_the_tokens_use_is_not_recorded(
+        app, client, token, make_interaction, caplog):
+    url = f"/api/v1/interactions/{make_interaction(title='Already recorded').id}"
+    make_read_only(app)
+    try:
+        read = client.get(url, headers=token)
+    finally:
+        make_writable(app)
+    assert read.status_code == 200 and read.get_json()["title"] == "Already recorded"
+    assert "was not recorded" in caplog.text
+    assert db.session.scalars(db.select(ApiToken.last_used_at)).one() is None
 
 
 def test_a_read_only_database_shows_a_page_saying_nothing_was_saved(

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
-from ..database import utcnow
+from ..database import utcnow, writing
 from ..errors import NotAllowed, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
@@ -18,6 +19,10 @@ from .models import ApiToken, User
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
+# A token's last use is recorded at most this often: the account page shows it, so a token
+# nobody uses any more, or one used when it should not be, stands out; recording every request
+# would add a write to each.
+TOKEN_USE_RECORDED_EVERY = timedelta(hours=1)
 # Checked against when the email is unknown, so a wrong email costs as much time as a wrong
 # password and the answer does not reveal which accounts exist.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
@@ -141,6 +146,26 @@ def revoke_token(user: User, token_id: int) -> ApiToken:
     if api_token.revoked_at is None:
         api_token.revoked_at = utcnow()
     return api_token
+
+
+def note_token_use(token_id: int, last_used_at: datetime | None, now: datetime) -> bool:
+    """Record that a token was used now, if its recorded use is older than the resolution;
+    say whether it was recorded.
+
+    The stamp is written in a short transaction of its own (the request's may only read) and
+    changes neither the token's version nor its last change; it is usage, not an edit, so it is
+    not audited. A database that refuses the write (read-only, full) fails the stamp only."""
+    if last_used_at is not None and last_used_at > now - TOKEN_USE_RECORDED_EVERY:
+        return False
+    try:
+        with writing(), db.engine.begin() as connection:
+            connection.execute(update(ApiToken).where(ApiToken.id == token_id)
+                               .values(last_used_at=now, updated_at=ApiToken.updated_at))
+    except SQLAlchemyError as error:
+        current_app.logger.warning("the use of API token %s was not recorded: %s", token_id,
+                                   error)
+        return False
+    return True
 
 
 def tokens_of(user: User) -> list[ApiToken]:
