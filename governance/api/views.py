@@ -399,12 +399,24 @@ CONFIRMATION_BODY = ("`answer`: `confirmed` or `disputed`; `note`: what is wrong
                      "dispute). Changing the record later asks the partner again.")
 
 
+def confirmation_route(blueprint: ResourceBlueprint, record_schema):
+    """A partner's answer route: partners only, the answer's body in, the record out."""
+    decorators = (allow("partner"),
+                  blueprint.doc(**request_body(confirmation.AnswerInput, CONFIRMATION_BODY)),
+                  blueprint.response(200, record_schema),
+                  documented_errors(blueprint, 400, 403, 404, 409, 422))
+
+    def decorate(view):
+        for decorator in reversed(decorators):
+            view = decorator(view)
+        return view
+
+    return decorate
+
+
 @interactions.route("/interactions/<id:interaction_id>/confirmation")
 class InteractionConfirmation(MethodView):
-    @allow("partner")
-    @interactions.doc(**request_body(confirmation.AnswerInput, CONFIRMATION_BODY))
-    @interactions.response(200, schemas.InteractionOut)
-    @documented_errors(interactions, 400, 403, 404, 409, 422)
+    @confirmation_route(interactions, schemas.InteractionOut)
     def post(self, interaction_id: int):
         """A partner confirms or disputes an interaction that another party of their
         partnership recorded; disputes reach the compliance queue and the annual report."""
@@ -414,10 +426,7 @@ class InteractionConfirmation(MethodView):
 
 @supports.route("/supports/<id:support_id>/confirmation")
 class SupportConfirmation(MethodView):
-    @allow("partner")
-    @supports.doc(**request_body(confirmation.AnswerInput, CONFIRMATION_BODY))
-    @supports.response(200, schemas.SupportOut)
-    @documented_errors(supports, 400, 403, 404, 409, 422)
+    @confirmation_route(supports, schemas.SupportOut)
     def post(self, support_id: int):
         """A partner confirms or disputes a support line their organisation received."""
         return _answer_for(confirmation.visible_support(current_user, support_id),
