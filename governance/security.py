@@ -80,10 +80,11 @@ def user_from_bearer_token():
         return None
     # A transaction already open (a command's, a test's shared context) may hold the write
     # lock that recording the use would wait for: the use is then not recorded.
-    outer_transaction = db.session().in_transaction()
+    session = db.session()
+    outer_transaction = session.in_transaction()
     now = utcnow()
-    found = db.session.execute(_token_owner_query(),
-                               {"token_hash": hash_token(token.strip()), "now": now}).first()
+    found = session.execute(_token_owner_query(),
+                            {"token_hash": hash_token(token.strip()), "now": now}).first()
     if found is None or not found.User.is_active:
         return None
     if not outer_transaction:
@@ -92,7 +93,7 @@ def user_from_bearer_token():
         if note_token_use(found.token_id, found.last_used_at, now):
             # What the request reads next is read after the stamp (on SQLite, a transaction
             # that read before another's write can no longer write).
-            end_read_transaction(db.session())
+            end_read_transaction(session)
     return found.User
 
 
