@@ -1,7 +1,10 @@
 """What every feature's forms share: turning form data into service input and errors back."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from flask import flash, redirect
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
@@ -30,6 +33,23 @@ def attach_errors(form: FlaskForm, error: DomainError) -> None:
     if not error.fields:
         form.form_errors.append(error.message)
     form.error_status = error.status
+
+
+def save_form(form: FlaskForm, save: Callable[[], Any], success: str | Callable[[Any], str],
+              next_url: str | Callable[[Any], str]):
+    """Run a service call for a submitted form: on a domain error roll back and show its field
+    errors on the form (answer None, so the view renders the form again); else commit, flash
+    the success message and answer the redirect. `success` and `next_url` may be callables of
+    what the service returned."""
+    try:
+        result = save()
+    except DomainError as error:
+        db.session.rollback()
+        attach_errors(form, error)
+        return None
+    db.session.commit()
+    flash(success(result) if callable(success) else success, "success")
+    return redirect(next_url(result) if callable(next_url) else next_url)
 
 
 def form_status(form: FlaskForm) -> int:
