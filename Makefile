@@ -45,13 +45,18 @@ run: install instance/config.py instance/.demo-loaded
 lint: install
 	$(BIN)/ruff check governance tests migrations
 
+# The suite on both cores (pytest-xdist; the browser tests share one worker, so one browser
+# and one live server start). Another count of workers: `make test WORKERS=4`.
+WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
+
 # The suite on SQLite, then on PostgreSQL when one is available: TEST_DATABASE_URL, or the
 # throwaway server of `scripts/local-postgres start` when it is running.
 test: install browser lint test-sqlite
 	@url="$${TEST_DATABASE_URL:-$$(scripts/local-postgres url 2>/dev/null || true)}"; \
 	if [ -n "$$url" ]; then \
 		echo "== the suite on PostgreSQL"; \
-		TEST_DATABASE_URL="$$url" $(BIN)/python -m pytest; \
+		TEST_DATABASE_URL="$$url" $(PYTEST); \
 	else \
 		echo "== no PostgreSQL server (TEST_DATABASE_URL unset, scripts/local-postgres not" \
 			"running): the suite ran on SQLite only"; \
@@ -59,11 +64,11 @@ test: install browser lint test-sqlite
 
 test-sqlite: install browser
 	@echo "== the suite on SQLite"
-	env -u TEST_DATABASE_URL $(BIN)/python -m pytest
+	env -u TEST_DATABASE_URL $(PYTEST)
 
 test-postgres: install browser
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/local-postgres start)}" \
-		$(BIN)/python -m pytest
+		$(PYTEST)
 
 # Production server: gunicorn (gunicorn.conf.py: WEB_CONCURRENCY workers, default 4) on
 # 127.0.0.1:$(PORT), SECRET_KEY from instance/config.py, schema brought up to date first.

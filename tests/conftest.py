@@ -1,12 +1,16 @@
 """Fixtures: a fresh database per test, factories for records, and a logged-in client.
 
-The database is SQLite (a file per test) unless TEST_DATABASE_URL names a PostgreSQL server:
-then every test gets its own database, cloned from a template that holds the schema. Tests
+The database is SQLite (a file per test, copied from a file that holds the schema) unless
+TEST_DATABASE_URL names a PostgreSQL server: then every test gets its own database, cloned from
+a template that holds the schema. Each pytest-xdist worker builds its own template. Tests
 marked `sqlite_only` or `postgres_only` are deselected on the other database.
 """
 
 import os
 import re
+import shutil
+import sqlite3
+import tempfile
 import time
 from datetime import date, timedelta
 
@@ -80,6 +84,42 @@ class PostgresDatabases:
                 connection.execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
 
 
+class SqliteTemplate:
+    """A SQLite file that holds the schema, built once per process; each test's database is a
+    copy of it (copying a file is many times faster than creating forty tables and triggers)."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.path = None
+
+    def copy_to(self, uri: str) -> bool:
+        """Copy the schema into the new SQLite file `uri` names; False if it is not one."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(uri)
+        if url.get_backend_name() != "sqlite" or not url.database or os.path.exists(url.database):
+            return False
+        if self.path is None:
+            self.path = self._build()
+        shutil.copyfile(self.path, url.database)
+        return True
+
+    def _build(self) -> str:
+        path = str(self.folder / "schema.sqlite")
+        app = create_app({"TESTING": True, "SECRET_KEY": "template",
+                          "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
+                          "DATA_DIR": str(self.folder / "data")})
+        with app.app_context():
+            db.create_all()
+            db.session.remove()
+            db.engine.dispose()
+        # One self-contained file: each copy turns WAL on again when the test first connects.
+        with sqlite3.connect(path) as connection:
+            connection.execute("PRAGMA journal_mode = DELETE")
+        connection.close()
+        return path
+
+
 postgres = PostgresDatabases(TEST_DATABASE_URL) if TEST_DATABASE_URL else None
 _databases_by_path: dict[str, str] = {}
 
@@ -137,6 +177,42 @@ def pytest_report_header(config):
         shown = re.sub(r":[^:@/]*@", ":***@", TEST_DATABASE_URL)
         return f"database: PostgreSQL ({shown}), a fresh database per test"
     return "database: SQLite, a fresh file per test"
+
+
+# A hung browser test ends the run (tests/browser/conftest.py). Under pytest-xdist it ends only
+# its worker, whose output goes nowhere: the worker writes its report to the file named here,
+# and the controller shows it as the test's failure and ends the run.
+HANG_REPORT_KEY = "browser_hang_report"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    folder = node.config.stash.setdefault(_hang_folder, tempfile.mkdtemp(prefix="hangs-"))
+    node.workerinput[HANG_REPORT_KEY] = os.path.join(folder, f"{node.gateway.id}.txt")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem, report, sched):
+    path = report.node.workerinput.get(HANG_REPORT_KEY)
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8") as file:
+            report.longrepr = file.read()
+        report.user_properties.append(("hang", True))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report):
+    if ("hang", True) in report.user_properties:
+        pytest.exit(report.longrepr.rstrip().splitlines()[-1].strip(" +"), returncode=1)
+
+
+def pytest_unconfigure(config):
+    folder = config.stash.get(_hang_folder, None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_hang_folder = pytest.StashKey[str]()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -201,11 +277,19 @@ def app_config():
     return {}
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    return SqliteTemplate(tmp_path_factory.mktemp("schema"))
+
+
 @pytest.fixture
-def app(tmp_path, app_config):
-    app = create_app(make_config(tmp_path, **app_config))
+def app(tmp_path, app_config, sqlite_template):
+    config = make_config(tmp_path, **app_config)
+    copied = sqlite_template.copy_to(config["SQLALCHEMY_DATABASE_URI"])
+    app = create_app(config)
     with app.app_context():
-        db.create_all()
+        if not copied:
+            db.create_all()
         yield app
         db.session.remove()
         db.engine.dispose()

@@ -25,6 +25,8 @@ from governance import create_app
 from governance.demo import DEMO_PASSWORD, seed_demo
 from governance.extensions import db
 
+from ..conftest import HANG_REPORT_KEY
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # The machine's network is closed: no background connections, no first-run or update checks.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -44,14 +46,18 @@ def is_browser_test(item) -> bool:
     return "tests/browser" in str(item.fspath)
 
 
+# Run before pytest-xdist reads the group marks (`--dist loadgroup`).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Refuse to pass silently without a browser: the suite needs Debian's chromium."""
+    """Refuse to pass silently without a browser: the suite needs Debian's chromium. Under
+    pytest-xdist the browser tests share one worker, so one server and one browser start."""
     browser_items = [item for item in items if is_browser_test(item)]
     if browser_items and not shutil.which(CHROMIUM):
         raise pytest.UsageError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
                                 "package (apt-get install chromium).")
     for item in browser_items:
         item.add_marker(pytest.mark.timeout(BROWSER_TEST_TIMEOUT_SECONDS, method="thread"))
+        item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 def pytest_timeout_set_timer(item, settings):
@@ -72,28 +78,44 @@ def pytest_timeout_set_timer(item, settings):
 
 
 def report_hang_and_exit(item, seconds: float) -> None:
-    """Every thread's stack, then the test's own (Playwright's sync calls wait in a greenlet,
-    so the main thread's stack does not show the test), then end the process."""
-    terminal = item.config.get_terminal_writer()
+    """Report the hang, then end the process. A pytest-xdist worker's output goes nowhere, so a
+    worker leaves the report in the file its controller named, which prints it last."""
+    report = hang_report(item, seconds)
     try:
-        capture = item.config.pluginmanager.getplugin("capturemanager")
-        if capture:
-            capture.suspend_global_capture(item)
-        terminal.sep("+", f"Timeout after {seconds:g} s")
-        frames = sys._current_frames()
-        for thread in threading.enumerate():
-            if thread is not threading.current_thread() and thread.ident in frames:
-                terminal.sep("~", f"Thread {thread.name}")
-                terminal.write("".join(traceback.format_stack(frames[thread.ident])))
-        for stack in suspended_test_stacks(item):
-            terminal.sep("~", "The test was waiting here")
-            terminal.write("".join(traceback.format_list(stack)))
-        terminal.sep("+", f"Timeout after {seconds:g} s: {item.nodeid}")
+        target = getattr(item.config, "workerinput", {}).get(HANG_REPORT_KEY)
+        if target:
+            Path(target).write_text(report, encoding="utf-8")
+        else:
+            capture = item.config.pluginmanager.getplugin("capturemanager")
+            if capture:
+                capture.suspend_global_capture(item)
+            terminal = item.config.get_terminal_writer()
+            terminal.write(report)
+            terminal.flush()
     finally:
-        terminal.flush()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(1)
+
+
+def hang_report(item, seconds: float) -> str:
+    """Every thread's stack, then the test's own (Playwright's sync calls wait in a greenlet,
+    so the main thread's stack does not show the test), the test's name last."""
+    lines = [separator("+", f"Timeout after {seconds:g} s")]
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and thread.ident in frames:
+            lines.append(separator("~", f"Thread {thread.name}"))
+            lines.append("".join(traceback.format_stack(frames[thread.ident])))
+    for stack in suspended_test_stacks(item):
+        lines.append(separator("~", "The test was waiting here"))
+        lines.append("".join(traceback.format_list(stack)))
+    lines.append(separator("+", f"Timeout after {seconds:g} s: {item.nodeid}"))
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def separator(character: str, title: str, width: int = 80) -> str:
+    return f" {title} ".center(width, character)
 
 
 def suspended_test_stacks(item) -> list[traceback.StackSummary]:
