@@ -85,6 +85,11 @@ def int_or_none(value):
         return value  # the service reports it as not a valid integer
 
 
+def int_data(field) -> int | None:
+    """A filter field's value if it is a whole number (a record id or a year), else None."""
+    return field.data if isinstance(field.data, int) else None
+
+
 class MultiCheckboxField(SelectMultipleField):
     """A multiple choice shown as a list of checkboxes."""
 

@@ -2,7 +2,7 @@ from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
 
 from ..attachments.views import attachment_panel
-from ..forms import VoidForm, form_values, options, save_form
+from ..forms import VoidForm, form_values, int_data, options, save_form
 from ..organisations.forms import organisation_choices
 from ..organisations.models import Organisation
 from ..partnerships.forms import partnership_choices, visible_partnerships
@@ -51,10 +51,8 @@ def index():
     form.validate()
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.InteractionFilter(
-        partnership_id=form.partnership_id.data if isinstance(form.partnership_id.data, int)
-        else None,
-        organisation_id=form.organisation_id.data if isinstance(form.organisation_id.data, int)
-        else None,
+        partnership_id=int_data(form.partnership_id),
+        organisation_id=int_data(form.organisation_id),
         date_from=None if form.date_from.errors else form.date_from.data,
         date_to=None if form.date_to.errors else form.date_to.data,
         format=form.format.data,

@@ -4,7 +4,7 @@ from flask_login import current_user
 from ..activities.services import coverage_for
 from ..attachments.views import attachment_panel
 from ..extensions import db
-from ..forms import VoidForm, form_status, form_values, options, save_form
+from ..forms import VoidForm, form_status, form_values, int_data, options, save_form
 from ..organisations.forms import organisation_choices
 from ..organisations.models import Organisation
 from ..rules.services import flags_of_partnership
@@ -52,10 +52,6 @@ def render_form(form, partnership=None, status=200):
                            partnership=partnership), status
 
 
-def int_arg(form_field):
-    return form_field.data if isinstance(form_field.data, int) else None
-
-
 @bp.route("/")
 @allow(*VIEWERS)
 def index():
@@ -66,7 +62,7 @@ def index():
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.PartnershipFilter(
         status=form.status.data, kind=form.kind.data,
-        organisation_id=int_arg(form.organisation_id), q=form.q.data,
+        organisation_id=int_data(form.organisation_id), q=form.q.data,
         sort=request.args.get("sort", "title"), page=max(1, page_number),
         per_page=current_app.config["PER_PAGE"],
     )
@@ -162,8 +158,8 @@ def supports():
     form.validate()
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.SupportFilter(
-        partnership_id=int_arg(form.partnership_id), recipient_id=int_arg(form.recipient_id),
-        year=int_arg(form.year), kind=form.kind.data, confirmation=form.confirmation.data,
+        partnership_id=int_data(form.partnership_id), recipient_id=int_data(form.recipient_id),
+        year=int_data(form.year), kind=form.kind.data, confirmation=form.confirmation.data,
         sort=request.args.get("sort", "-paid_on"), page=max(1, page_number),
         per_page=current_app.config["PER_PAGE"],
     )
