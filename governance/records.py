@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import Text
+from sqlalchemy import Enum, Text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from .audit import Audited
@@ -25,3 +25,8 @@ class Record(Audited):
     @property
     def is_void(self) -> bool:
         return self.voided_at is not None
+
+
+def vocab_enum(vocabulary: dict, name: str) -> Enum:
+    """A column type holding one of a vocabulary's machine names, checked by the database."""
+    return Enum(*vocabulary, name=name, native_enum=False, create_constraint=True)

@@ -11,7 +11,6 @@ from flask import current_app
 
 CATALOGUE_FILE = "activities.toml"
 SHIPPED_CODE = re.compile(r"^[A-Z]{2}-\d{2}$")
-CUSTOM_CODE = re.compile(r"^ORG\d+-\d{2,}$")
 
 
 @dataclass(frozen=True)

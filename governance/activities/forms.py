@@ -13,7 +13,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..interactions.forms import MultiCheckboxField, none_if_blank
+from ..forms import MultiCheckboxField, none_if_blank
 from ..vocabulary import BENEFIT_FACTORS, INVESTMENT_FACTORS, RATING_LEVELS
 from .services import LEVELS_HIGH_FIRST, LEVELS_LOW_FIRST, quadrant
 

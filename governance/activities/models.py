@@ -1,17 +1,13 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..partnerships.models import Partnership
-from ..records import Record
+from ..records import Record, vocab_enum
 from ..vocabulary import EXERCISE_STATUSES, PRIORITISATION_SIDES, RATING_LEVELS
-
-
-def _enum(values: dict, name: str) -> Enum:
-    return Enum(*values, name=name, native_enum=False, create_constraint=True)
 
 
 class CustomActivity(Record, db.Model):
@@ -41,9 +37,9 @@ class PrioritisationExercise(Record, db.Model):
     __tablename__ = "prioritisation_exercises"
 
     partnership_id: Mapped[int] = mapped_column(ForeignKey("partnerships.id"), index=True)
-    side: Mapped[str] = mapped_column(_enum(PRIORITISATION_SIDES, "prioritisation_side"))
+    side: Mapped[str] = mapped_column(vocab_enum(PRIORITISATION_SIDES, "prioritisation_side"))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
-    status: Mapped[str] = mapped_column(_enum(EXERCISE_STATUSES, "exercise_status"),
+    status: Mapped[str] = mapped_column(vocab_enum(EXERCISE_STATUSES, "exercise_status"),
                                         default="draft")
     step: Mapped[int] = mapped_column(default=1)  # the furthest step reached, to resume at
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -79,8 +75,8 @@ class ActivityRating(Record, db.Model):
     exercise_id: Mapped[int] = mapped_column(ForeignKey("prioritisation_exercises.id"),
                                              index=True)
     activity_code: Mapped[str] = mapped_column(String(24), index=True)
-    benefit: Mapped[str | None] = mapped_column(_enum(RATING_LEVELS, "benefit_level"))
-    investment: Mapped[str | None] = mapped_column(_enum(RATING_LEVELS, "investment_level"))
+    benefit: Mapped[str | None] = mapped_column(vocab_enum(RATING_LEVELS, "benefit_level"))
+    investment: Mapped[str | None] = mapped_column(vocab_enum(RATING_LEVELS, "investment_level"))
     benefit_factors: Mapped[list] = mapped_column(JSON, default=list)
     investment_factors: Mapped[list] = mapped_column(JSON, default=list)
     rationale: Mapped[str | None] = mapped_column(Text)

@@ -105,16 +105,6 @@ def unknown_activity_codes(codes: list[str]) -> list[str]:
     return [code for code in wanted if code not in custom]
 
 
-def activity_choice_groups(organisation_ids=None) -> dict[str, list[tuple[str, str]]]:
-    """Return choices grouped by stage label, for a select field's optgroups."""
-    labels = stages()
-    groups: dict[str, list[tuple[str, str]]] = {label: [] for label in labels.values()}
-    for activity in all_activities(organisation_ids):
-        label = labels.get(activity.stage, activity.stage)
-        groups.setdefault(label, []).append((activity.code, f"{activity.code} {activity.name}"))
-    return {label: items for label, items in groups.items() if items}
-
-
 def activities_by_stage(activities: list[Activity]) -> list[tuple[str, str, list[Activity]]]:
     """Group activities as (stage code, stage label, activities) in catalogue order."""
     labels = stages()
@@ -200,15 +190,6 @@ def side_organisation_id(partnership: Partnership, side: str) -> int:
     if side not in PRIORITISATION_SIDES:
         raise ValidationFailed({"side": [f"Must be one of: {', '.join(PRIORITISATION_SIDES)}."]})
     return partnership.sponsor_id if side == "sponsor" else partnership.patient_group_id
-
-
-def side_of(partnership: Partnership, user) -> str | None:
-    """Return the side the user's organisation holds in the partnership, if any."""
-    if user.organisation_id == partnership.sponsor_id:
-        return "sponsor"
-    if user.organisation_id == partnership.patient_group_id:
-        return "patient_group"
-    return None
 
 
 def can_edit_side(user, partnership: Partnership, side: str) -> bool:
@@ -560,11 +541,6 @@ def compare_exercises(partnership: Partnership) -> Comparison:
     rows = [ComparisonRow(code, known.get(code), ratings["sponsor"].get(code),
                           ratings["patient_group"].get(code)) for code in codes]
     return Comparison(partnership, exercises, rows)
-
-
-def mutual_priority_codes(partnership: Partnership) -> list[str]:
-    """The partnership's priorities (codes), lowest combined investment first."""
-    return [row.code for row in compare_exercises(partnership).mutual_priorities]
 
 
 # --- coverage: do the logged interactions serve the priorities? ----------------------------

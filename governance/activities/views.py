@@ -3,7 +3,7 @@ from flask_login import current_user
 
 from ..errors import DomainError, NotAllowed
 from ..extensions import db
-from ..forms import attach_errors, form_values
+from ..forms import attach_errors, form_values, save_form
 from ..partnerships.models import Partnership
 from ..security import ALL_ROLES, allow, partnership_scope, sees_everything, visible_or_404
 from ..vocabulary import PRIORITISATION_SIDES
@@ -65,12 +65,6 @@ def _custom_form() -> CustomActivityForm:
     return form
 
 
-@bp.app_template_global("activity_coverage")
-def activity_coverage(partnership):
-    """Let any page include templates/activities/_coverage.html for a partnership."""
-    return services.coverage_for(partnership)
-
-
 @bp.app_template_filter("activity_name")
 def activity_name_filter(code: str) -> str:
     return services.activity_name(code)
@@ -113,18 +107,13 @@ def index():
 def add_custom():
     form = _custom_form()
     if form.validate_on_submit():
-        try:
-            row = services.add_custom_activity(current_user.organisation_id, form_values(form),
-                                               current_user)
-        except DomainError as error:
-            db.session.rollback()
-            if error.status == 403:
-                raise
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Activity {row.code} “{row.name}” added for your organisation.", "success")
-            return redirect(url_for(".index", _anchor="custom"))
+        saved = save_form(
+            form, lambda: services.add_custom_activity(current_user.organisation_id,
+                                                       form_values(form), current_user),
+            lambda row: f"Activity {row.code} “{row.name}” added for your organisation.",
+            url_for(".index", _anchor="custom"), raises=(NotAllowed,))
+        if saved:
+            return saved
     return _catalogue_page(form, 422)
 
 
@@ -209,28 +198,28 @@ def identify(partnership_id: int, side: str):
     return _selection_page(partnership, side, form, _custom_form())
 
 
+def _add_and_choose(partnership, side: str, custom_form: CustomActivityForm):
+    """Add the side's own activity and choose it at once."""
+    exercise = services.start_exercise(partnership, side, current_user)
+    row = services.add_custom_activity(services.side_organisation_id(partnership, side),
+                                       form_values(custom_form), current_user)
+    codes = [r.activity_code for r in exercise.selected] + [row.code]
+    services.select_activities(exercise, codes, current_user)
+    return row
+
+
 @bp.route(f"{EXERCISE}/identify/add", methods=["POST"])
 @allow(*SIDE_EDITORS)
 def identify_add(partnership_id: int, side: str):
     partnership = _editable_partnership(partnership_id, side)
     custom_form = _custom_form()
     if custom_form.validate_on_submit():
-        try:
-            exercise = services.start_exercise(partnership, side, current_user)
-            row = services.add_custom_activity(
-                services.side_organisation_id(partnership, side), form_values(custom_form),
-                current_user)
-            codes = [r.activity_code for r in exercise.selected] + [row.code]
-            services.select_activities(exercise, codes, current_user)
-        except DomainError as error:
-            db.session.rollback()
-            if error.status == 403:
-                raise
-            attach_errors(custom_form, error)
-        else:
-            db.session.commit()
-            flash(f"Activity {row.code} “{row.name}” added and chosen.", "success")
-            return redirect(url_for(".identify", partnership_id=partnership.id, side=side))
+        saved = save_form(custom_form, lambda: _add_and_choose(partnership, side, custom_form),
+                          lambda row: f"Activity {row.code} “{row.name}” added and chosen.",
+                          url_for(".identify", partnership_id=partnership.id, side=side),
+                          raises=(NotAllowed,))
+        if saved:
+            return saved
     return _selection_page(partnership, side, SelectionForm(formdata=None), custom_form,
                            status=422)
 

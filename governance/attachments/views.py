@@ -1,22 +1,12 @@
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    send_file,
-    url_for,
-)
+from flask import Blueprint, abort, current_app, render_template, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import SelectField
 
-from ..errors import DomainError, ValidationFailed
+from ..errors import ValidationFailed
 from ..extensions import db
-from ..forms import attach_errors, form_status, options
-from ..interactions.forms import VoidForm
+from ..forms import VoidForm, form_status, options, save_form
 from ..interactions.models import Interaction
 from ..partnerships.models import Partnership
 from ..security import EDITORS, allow, interaction_scope, partnership_scope, visible_or_404
@@ -47,6 +37,14 @@ def owner_page(owner) -> str:
     return url_for(endpoint, **{key: owner.id})
 
 
+def _attach_upload(owner, form: AttachmentForm) -> Attachment:
+    upload = form.file.data
+    if upload is None or not getattr(upload, "filename", ""):
+        raise ValidationFailed({"file": ["Choose a file to attach."]})
+    data = upload.stream.read(current_app.config["ATTACHMENT_MAX_BYTES"] + 1)
+    return services.attach_file(owner, form.label.data, upload.filename, data, current_user)
+
+
 def _upload(kind: str, owner_id: int):
     model, scope, _endpoint, _key = OWNERS[kind]
     owner = visible_or_404(model, owner_id, scope)
@@ -54,20 +52,11 @@ def _upload(kind: str, owner_id: int):
         abort(403)
     form = AttachmentForm()
     if form.validate_on_submit():
-        upload = form.file.data
-        try:
-            if upload is None or not getattr(upload, "filename", ""):
-                raise ValidationFailed({"file": ["Choose a file to attach."]})
-            data = upload.stream.read(current_app.config["ATTACHMENT_MAX_BYTES"] + 1)
-            attachment = services.attach_file(owner, form.label.data, upload.filename, data,
-                                              current_user)
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"“{attachment.original_name}” attached.", "success")
-            return redirect(owner_page(owner))
+        saved = save_form(form, lambda: _attach_upload(owner, form),
+                          lambda attachment: f"“{attachment.original_name}” attached.",
+                          owner_page(owner))
+        if saved:
+            return saved
     return render_template("attachments/upload.html", form=form, owner=owner, kind=kind,
                            back=owner_page(owner)), form_status(form)
 
@@ -124,22 +113,19 @@ def void(attachment_id: int):
         abort(403)
     form = VoidForm()
     if form.validate_on_submit():
-        try:
-            services.void_attachment(attachment, current_user, form.reason.data)
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Attachment voided. It stays visible to compliance and auditors.", "info")
-            return redirect(owner_page(owner))
+        saved = save_form(form, lambda: services.void_attachment(attachment, current_user,
+                                                                 form.reason.data),
+                          "Attachment voided. It stays visible to compliance and auditors.",
+                          owner_page(owner), "info")
+        if saved:
+            return saved
     return render_template("void.html", form=form, record=attachment,
                            kind="attachment"), form_status(form)
 
 
-@bp.app_template_global()
 def attachment_panel(owner) -> dict:
-    """What templates/attachments/_list.html shows for an interaction or a partnership."""
+    """What templates/attachments/_list.html shows for an interaction or a partnership: the
+    views of both pages pass it as `attachments`."""
     sees_void = current_user.role in ("compliance", "auditor")
     kind = "interaction" if isinstance(owner, Interaction) else "partnership"
     may_change = services.may_change(current_user, owner) and not owner.is_void

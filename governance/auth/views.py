@@ -3,9 +3,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 
-from ..errors import DomainError
 from ..extensions import db, limiter
-from ..forms import attach_errors
+from ..forms import save_form
 from ..security import ALL_ROLES, allow, public
 from . import services
 from .forms import LoginForm, PasswordChangeForm, TokenForm
@@ -51,6 +50,12 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
+def _signed_out(_changed) -> str:
+    """Sign out once the new password is saved (it ended every session); answer the login."""
+    logout_user()
+    return url_for("auth.login")
+
+
 @bp.route("/account", methods=["GET", "POST"])
 @allow(*ALL_ROLES)
 def account():
@@ -59,17 +64,14 @@ def account():
     new_token = None
     if request.method == "POST" and "pw-new_password" in request.form:
         if password_form.validate():
-            try:
-                services.change_password(current_user, password_form.current_password.data,
-                                         password_form.new_password.data)
-            except DomainError as error:
-                attach_errors(password_form, error)
-            else:
-                db.session.commit()
-                logout_user()
-                flash("Password changed. Every session has ended; log in with the new one.",
-                      "success")
-                return redirect(url_for("auth.login"))
+            saved = save_form(
+                password_form,
+                lambda: services.change_password(current_user, password_form.current_password.data,
+                                                 password_form.new_password.data),
+                "Password changed. Every session has ended; log in with the new one.",
+                _signed_out)
+            if saved:
+                return saved
     elif request.method == "POST" and token_form.validate():
         new_token = services.issue_token(current_user, token_form.name.data,
                                          token_form.expires_in_days.data)

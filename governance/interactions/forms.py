@@ -8,11 +8,10 @@ from wtforms import (
     SelectMultipleField,
     StringField,
     TextAreaField,
-    widgets,
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..forms import RecordSelectField, options
+from ..forms import MultiCheckboxField, int_or_none, none_if_blank, vocab_options
 from ..vocabulary import (
     ACCOMMODATIONS,
     DIMENSION_GOOD_PRACTICE,
@@ -25,38 +24,12 @@ from ..vocabulary import (
     PATIENT_NEEDS,
     SELECTION_METHODS,
     VENUE_TYPES,
-    choices,
 )
-
-
-class MultiCheckboxField(SelectMultipleField):
-    widget = widgets.ListWidget(prefix_label=False)
-    option_widget = widgets.CheckboxInput()
-
-
-def vocab_options(vocabulary: dict) -> list:
-    return options(choices(vocabulary))
-
-
-def blank_choices(vocabulary: dict, blank: str = "— not recorded —") -> list:
-    return options([("", blank), *choices(vocabulary)])
-
-
-def none_if_blank(value):
-    return value or None
-
-
-def int_or_none(value):
-    if value in (None, "", "None"):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return value  # the service reports it as not a valid integer
+from ..widgets import RecordSelectField
 
 
 def _select(label, vocabulary, description=None, blank=True):
-    listed = blank_choices(vocabulary) if blank else vocab_options(vocabulary)
+    listed = vocab_options(vocabulary, "— not recorded —" if blank else None)
     return SelectField(label, choices=listed,
                        coerce=none_if_blank, validate_choice=False, description=description)
 
@@ -158,12 +131,8 @@ class InteractionFilterForm(FlaskForm):
     q = StringField("Search titles and purposes", validators=[Optional()])
     partnership_id = RecordSelectField("Partnership", coerce=int_or_none)
     organisation_id = RecordSelectField("Organisation", coerce=int_or_none)
-    format = SelectField("Format", choices=blank_choices(INTERACTION_FORMATS, "Any format"),
+    format = SelectField("Format", choices=vocab_options(INTERACTION_FORMATS, "Any format"),
                          coerce=none_if_blank, validate_choice=False)
     date_from = DateField("From", validators=[Optional()])
     date_to = DateField("To", validators=[Optional()])
 
-
-class VoidForm(FlaskForm):
-    reason = TextAreaField("Why is this record being voided?", validators=[DataRequired(),
-                           Length(max=1000)])

@@ -1,12 +1,12 @@
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Enum, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..partnerships.models import Partnership
-from ..records import Record
+from ..records import Record, vocab_enum
 from ..vocabulary import (
     CONFIRMATION_STATES,
     FACILITATORS,
@@ -18,17 +18,13 @@ from ..vocabulary import (
 )
 
 
-def _enum(values: dict, name: str) -> Enum:
-    return Enum(*values, name=name, native_enum=False, create_constraint=True)
-
-
 class Interaction(Record, db.Model):
     __tablename__ = "interactions"
 
     # General
     title: Mapped[str] = mapped_column(String(200))
     occurred_on: Mapped[date]  # indexed below, for the live (not voided) interactions
-    format: Mapped[str] = mapped_column(_enum(INTERACTION_FORMATS, "interaction_format"))
+    format: Mapped[str] = mapped_column(vocab_enum(INTERACTION_FORMATS, "interaction_format"))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     activity_codes: Mapped[list] = mapped_column(JSON, default=list)
     patient_needs: Mapped[list] = mapped_column(JSON, default=list)
@@ -45,7 +41,9 @@ class Interaction(Record, db.Model):
     product: Mapped[str | None] = mapped_column(String(200))
 
     # WHEN the timing
-    lifecycle_stage: Mapped[str | None] = mapped_column(_enum(LIFECYCLE_STAGES, "lifecycle_stage"))
+    lifecycle_stage: Mapped[str | None] = mapped_column(
+        vocab_enum(LIFECYCLE_STAGES, "lifecycle_stage")
+    )
     expected_approval_on: Mapped[date | None]
     approved_on: Mapped[date | None]
 
@@ -54,7 +52,7 @@ class Interaction(Record, db.Model):
     caregiver_participants: Mapped[int] = mapped_column(default=0)
     sponsor_staff: Mapped[int] = mapped_column(default=0)
     selection_method: Mapped[str | None] = mapped_column(
-        _enum(SELECTION_METHODS, "selection_method")
+        vocab_enum(SELECTION_METHODS, "selection_method")
     )
     stages_represented: Mapped[list] = mapped_column(JSON, default=list)
     stages_in_scope: Mapped[list] = mapped_column(JSON, default=list)
@@ -62,11 +60,11 @@ class Interaction(Record, db.Model):
     # HOW the structure
     protocol_followed: Mapped[bool] = mapped_column(Boolean, default=False)
     materials_co_created: Mapped[bool] = mapped_column(Boolean, default=False)
-    facilitator: Mapped[str | None] = mapped_column(_enum(FACILITATORS, "facilitator"))
-    modality: Mapped[str | None] = mapped_column(_enum(MODALITIES, "modality"))
+    facilitator: Mapped[str | None] = mapped_column(vocab_enum(FACILITATORS, "facilitator"))
+    modality: Mapped[str | None] = mapped_column(vocab_enum(MODALITIES, "modality"))
 
     # WHERE the venue
-    venue_type: Mapped[str | None] = mapped_column(_enum(VENUE_TYPES, "venue_type"))
+    venue_type: Mapped[str | None] = mapped_column(vocab_enum(VENUE_TYPES, "venue_type"))
     venue_agreed_by_patients: Mapped[bool] = mapped_column(Boolean, default=False)
     accessibility_reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
     accommodations: Mapped[list] = mapped_column(JSON, default=list)
@@ -78,7 +76,7 @@ class Interaction(Record, db.Model):
 
     # The partner's answer
     confirmed_by_partner: Mapped[str] = mapped_column(
-        _enum(CONFIRMATION_STATES, "interaction_confirmation_state"), default="pending"
+        vocab_enum(CONFIRMATION_STATES, "interaction_confirmation_state"), default="pending"
     )
     confirmation_note: Mapped[str | None] = mapped_column(Text)
 

@@ -1,6 +1,6 @@
 """Log, edit, void and find interactions; the one place interaction input is validated."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 from marshmallow import ValidationError as SchemaError
@@ -13,6 +13,7 @@ from ..database import read_before_writing, utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
+from ..pagination import Page
 from ..partnerships.models import Partnership
 from ..security import interaction_scope, partnership_scope, visible_record
 from ..validation import Input, choice, count, load, required, required_text, subset, text
@@ -415,20 +416,6 @@ SORTS = {
     "title": Interaction.title,
     "format": Interaction.format,
 }
-
-
-@dataclass
-class Page:
-    items: list
-    total: int
-    page: int
-    per_page: int
-    extra: dict = field(default_factory=dict)
-    more: bool = False  # the count stopped at total: there are more than total - 1 matches
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
 
 
 def find_interactions(actor, criteria: InteractionFilter) -> Page:

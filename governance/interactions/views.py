@@ -1,49 +1,22 @@
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
-from ..errors import DomainError
-from ..extensions import db
-from ..forms import attach_errors, form_values, options, record_choices
+from ..attachments.views import attachment_panel
+from ..forms import VoidForm, form_values, int_data, options, save_form
+from ..organisations.forms import organisation_choices
 from ..organisations.models import Organisation
+from ..partnerships.forms import partnership_choices, visible_partnerships
 from ..partnerships.models import Partnership
-from ..security import (
-    EDITORS,
-    allow,
-    interaction_scope,
-    partnership_scope,
-    sees_everything,
-    visible_or_404,
-)
+from ..rules.services import flags_of_interaction, signature_line
+from ..security import EDITORS, allow, interaction_scope, visible_or_404
 from ..vocabulary import DIMENSIONS
+from ..widgets import record_choices
 from . import services
-from .forms import GROUP_TITLES, GROUPS, InteractionFilterForm, InteractionForm, VoidForm
+from .forms import GROUP_TITLES, GROUPS, InteractionFilterForm, InteractionForm
 from .models import Interaction
 
 bp = Blueprint("interactions", __name__, url_prefix="/interactions")
 VIEWERS = ("advocate", "compliance", "auditor", "partner")
-
-
-def partnership_choices(blank: str) -> list[tuple]:
-    rows = db.session.execute(
-        select(Partnership.id, Partnership.title)
-        .where(partnership_scope(current_user), Partnership.voided_at.is_(None))
-        .order_by(Partnership.title)
-    ).all()
-    return options([("", blank), *rows])
-
-
-def organisation_choices(blank: str | None = None) -> list[tuple]:
-    rows = db.session.execute(
-        select(Organisation.id, Organisation.name)
-        .where(Organisation.voided_at.is_(None)).order_by(Organisation.name)
-    ).all()
-    return options(([("", blank)] if blank else []) + list(rows))
-
-
-def visible_partnerships() -> tuple:
-    """The conditions of the partnerships the user may pick (none: every partnership)."""
-    return () if sees_everything(current_user) else (partnership_scope(current_user),)
 
 
 def prepare(form: InteractionForm) -> InteractionForm:
@@ -63,6 +36,10 @@ def render_form(form, interaction=None, status=200):
                            group_titles=GROUP_TITLES, interaction=interaction), status
 
 
+def page_of(interaction: Interaction) -> str:
+    return url_for(".view", interaction_id=interaction.id)
+
+
 @bp.route("/")
 @allow(*VIEWERS)
 def index():
@@ -74,10 +51,8 @@ def index():
     form.validate()
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.InteractionFilter(
-        partnership_id=form.partnership_id.data if isinstance(form.partnership_id.data, int)
-        else None,
-        organisation_id=form.organisation_id.data if isinstance(form.organisation_id.data, int)
-        else None,
+        partnership_id=int_data(form.partnership_id),
+        organisation_id=int_data(form.organisation_id),
         date_from=None if form.date_from.errors else form.date_from.data,
         date_to=None if form.date_to.errors else form.date_to.data,
         format=form.format.data,
@@ -97,14 +72,11 @@ def index():
 def create():
     form = prepare(InteractionForm())
     if form.validate_on_submit():
-        try:
-            interaction = services.log_interaction(form_values(form), current_user)
-        except DomainError as error:
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Interaction “{interaction.title}” logged.", "success")
-            return redirect(url_for(".view", interaction_id=interaction.id))
+        saved = save_form(form, lambda: services.log_interaction(form_values(form), current_user),
+                          lambda interaction: f"Interaction “{interaction.title}” logged.",
+                          page_of)
+        if saved:
+            return saved
     return render_form(form, status=422 if request.method == "POST" else 200)
 
 
@@ -114,7 +86,10 @@ def view(interaction_id: int):
     interaction = visible_or_404(Interaction, interaction_id, interaction_scope)
     return render_template("interactions/view.html", interaction=interaction,
                            groups=GROUPS[1:], group_titles=GROUP_TITLES, dimensions=DIMENSIONS,
-                           form=InteractionForm(obj=interaction, meta={"csrf": False}))
+                           form=InteractionForm(obj=interaction, meta={"csrf": False}),
+                           flags=flags_of_interaction(interaction.id),
+                           signature=signature_line(interaction),
+                           attachments=attachment_panel(interaction))
 
 
 @bp.route("/<int:interaction_id>/edit", methods=["GET", "POST"])
@@ -127,18 +102,12 @@ def edit(interaction_id: int):
     if request.method == "GET":
         form.version.data = interaction.version
     if form.validate_on_submit():
-        try:
-            services.update_interaction(
-                interaction, form_values(form), current_user, reason=form.reason.data,
-                expected_version=int(form.version.data) if form.version.data else None,
-            )
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Changes saved and the interaction re-checked.", "success")
-            return redirect(url_for(".view", interaction_id=interaction.id))
+        saved = save_form(form, lambda: services.update_interaction(
+            interaction, form_values(form), current_user, reason=form.reason.data,
+            expected_version=int(form.version.data) if form.version.data else None,
+        ), "Changes saved and the interaction re-checked.", page_of(interaction))
+        if saved:
+            return saved
     return render_form(form, interaction, status=422 if request.method == "POST" else 200)
 
 
@@ -148,13 +117,11 @@ def void(interaction_id: int):
     interaction = visible_or_404(Interaction, interaction_id, interaction_scope)
     form = VoidForm()
     if form.validate_on_submit():
-        try:
-            services.void_interaction(interaction, current_user, form.reason.data)
-        except DomainError as error:
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Interaction voided. It stays visible to compliance and auditors.", "info")
-            return redirect(url_for(".index"))
+        saved = save_form(form, lambda: services.void_interaction(interaction, current_user,
+                                                                  form.reason.data),
+                          "Interaction voided. It stays visible to compliance and auditors.",
+                          url_for(".index"), "info")
+        if saved:
+            return saved
     return render_template("void.html", form=form, record=interaction,
                            kind="interaction"), 422 if request.method == "POST" else 200

@@ -151,13 +151,5 @@ def _open_flags_by_interaction(ids: list[int]) -> dict[int, list[Flag]]:
     return found
 
 
-def has_endpoint(endpoint: str) -> bool:
-    """Whether a page exists (features link to each other only once both have landed)."""
-    from flask import current_app
-
-    return endpoint in current_app.view_functions
-
-
 def init_app(app: Flask) -> None:
     submissions.init_app(app)
-    app.jinja_env.globals.update(has_endpoint=has_endpoint)

@@ -1,14 +1,21 @@
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..forms import options
-from ..interactions.forms import blank_choices, none_if_blank
-from ..vocabulary import ORGANISATION_KINDS, choices
+from ..extensions import db
+from ..forms import none_if_blank, options, vocab_options
+from ..vocabulary import ORGANISATION_KINDS
+from .models import Organisation
 
 
-def vocab_options(vocabulary: dict, blank: str | None = None) -> list:
-    return options(blank_choices(vocabulary, blank) if blank else choices(vocabulary))
+def organisation_choices(kind: str | None = None, blank: str | None = None) -> list:
+    """The live organisations (of one kind) as options by name, after a blank one if labelled."""
+    query = select(Organisation.id, Organisation.name).where(Organisation.voided_at.is_(None))
+    if kind:
+        query = query.where(Organisation.kind == kind)
+    rows = db.session.execute(query.order_by(Organisation.name)).all()
+    return options(([("", blank)] if blank is not None else []) + [tuple(row) for row in rows])
 
 
 def strip_or_none(value):

@@ -12,7 +12,7 @@ from .. import audit
 from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
-from ..interactions.services import Page
+from ..pagination import Page
 from ..partnerships.models import Partnership, partnership_members
 from ..validation import Input, choice, country, currency, load, money, required_text, text
 from ..vocabulary import ORGANISATION_KINDS

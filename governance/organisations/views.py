@@ -1,20 +1,9 @@
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from ..errors import DomainError
 from ..extensions import db
-from ..forms import attach_errors, form_status, form_values
-from ..interactions.forms import VoidForm
+from ..forms import VoidForm, form_status, form_values, save_form
 from ..partnerships.models import Partnership
 from ..security import allow, partnership_scope, sees_everything
 from . import services
@@ -32,6 +21,10 @@ def load_organisation(organisation_id: int) -> Organisation:
             sees_everything(current_user) or current_user.role == "admin")):
         abort(404)
     return organisation
+
+
+def page_of(organisation_id: int) -> str:
+    return url_for(".view", organisation_id=organisation_id)
 
 
 def render_form(form, organisation=None, status=200):
@@ -59,15 +52,12 @@ def index():
 def create():
     form = OrganisationForm()
     if form.validate_on_submit():
-        try:
-            organisation = services.create_organisation(form_values(form), current_user)
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Organisation “{organisation.name}” added.", "success")
-            return redirect(url_for(".view", organisation_id=organisation.id))
+        saved = save_form(form, lambda: services.create_organisation(form_values(form),
+                                                                     current_user),
+                          lambda organisation: f"Organisation “{organisation.name}” added.",
+                          lambda organisation: page_of(organisation.id))
+        if saved:
+            return saved
     return render_form(form, status=form_status(form))
 
 
@@ -96,18 +86,12 @@ def edit(organisation_id: int):
         form.version.data = organisation.version
         form.disease_areas.data = disease_areas_text(organisation.disease_areas)
     if form.validate_on_submit():
-        try:
-            services.update_organisation(
-                organisation, form_values(form), current_user, reason=form.reason.data,
-                expected_version=int(form.version.data) if form.version.data else None,
-            )
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Changes saved.", "success")
-            return redirect(url_for(".view", organisation_id=organisation.id))
+        saved = save_form(form, lambda: services.update_organisation(
+            organisation, form_values(form), current_user, reason=form.reason.data,
+            expected_version=int(form.version.data) if form.version.data else None,
+        ), "Changes saved.", page_of(organisation.id))
+        if saved:
+            return saved
     return render_form(form, organisation, status=form_status(form))
 
 
@@ -117,14 +101,11 @@ def void(organisation_id: int):
     organisation = load_organisation(organisation_id)
     form = VoidForm()
     if form.validate_on_submit():
-        try:
-            services.void_organisation(organisation, current_user, form.reason.data)
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Organisation voided. It stays visible to compliance and auditors.", "info")
-            return redirect(url_for(".index"))
+        saved = save_form(form, lambda: services.void_organisation(organisation, current_user,
+                                                                   form.reason.data),
+                          "Organisation voided. It stays visible to compliance and auditors.",
+                          url_for(".index"), "info")
+        if saved:
+            return saved
     return render_template("void.html", form=form, record=organisation,
                            kind="organisation"), form_status(form)

@@ -1,4 +1,6 @@
+from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from wtforms import (
     BooleanField,
     DateField,
@@ -10,15 +12,33 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..forms import RecordSelectField
-from ..interactions.forms import int_or_none, none_if_blank
-from ..organisations.forms import strip_or_none, upper_or_none, vocab_options
+from ..extensions import db
+from ..forms import int_or_none, none_if_blank, options, vocab_options
+from ..organisations.forms import strip_or_none, upper_or_none
+from ..security import partnership_scope, sees_everything
 from ..vocabulary import (
     CONFIRMATION_STATES,
     PARTNERSHIP_KINDS,
     PARTNERSHIP_STATUSES,
     SUPPORT_KINDS,
 )
+from ..widgets import RecordSelectField
+from .models import Partnership
+
+
+def partnership_choices(blank: str) -> list:
+    """The live partnerships the current user may see as options by title, after a blank one."""
+    rows = db.session.execute(
+        select(Partnership.id, Partnership.title)
+        .where(partnership_scope(current_user), Partnership.voided_at.is_(None))
+        .order_by(Partnership.title)
+    ).all()
+    return options([("", blank), *[tuple(row) for row in rows]])
+
+
+def visible_partnerships() -> tuple:
+    """The conditions of the partnerships the current user may pick (none: every one)."""
+    return () if sees_everything(current_user) else (partnership_scope(current_user),)
 
 
 def _date(label, description=None):

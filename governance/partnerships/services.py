@@ -15,8 +15,8 @@ from .. import audit
 from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
-from ..interactions.services import Page
 from ..organisations.models import Organisation
+from ..pagination import Page
 from ..security import partnership_scope
 from ..validation import Input, choice, currency, load, money, required, required_text, text
 from ..vocabulary import PARTNERSHIP_KINDS, PARTNERSHIP_STATUSES, SUPPORT_KINDS

@@ -1,23 +1,15 @@
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
-from ..errors import DomainError
+from ..activities.services import coverage_for
+from ..attachments.views import attachment_panel
 from ..extensions import db
-from ..forms import attach_errors, form_status, form_values, options, record_choices
-from ..interactions.forms import VoidForm
-from ..interactions.views import visible_partnerships
+from ..forms import VoidForm, form_status, form_values, int_data, options, save_form
+from ..organisations.forms import organisation_choices
 from ..organisations.models import Organisation
+from ..rules.services import flags_of_partnership
 from ..security import EDITORS, allow, partnership_scope, visible_or_404
+from ..widgets import record_choices
 from . import services
 from .forms import (
     GROUPS,
@@ -25,6 +17,7 @@ from .forms import (
     PartnershipForm,
     SupportFilterForm,
     SupportForm,
+    visible_partnerships,
 )
 from .models import Partnership, Support
 
@@ -32,21 +25,8 @@ bp = Blueprint("partnerships", __name__, url_prefix="/partnerships")
 VIEWERS = ("advocate", "compliance", "auditor", "partner")
 
 
-def organisation_choices(kind: str | None = None, blank: str | None = None) -> list[tuple]:
-    query = select(Organisation.id, Organisation.name).where(Organisation.voided_at.is_(None))
-    if kind:
-        query = query.where(Organisation.kind == kind)
-    rows = db.session.execute(query.order_by(Organisation.name)).all()
-    return options(([("", blank)] if blank is not None else []) + [tuple(row) for row in rows])
-
-
-def partnership_choices(blank: str) -> list[tuple]:
-    rows = db.session.execute(
-        select(Partnership.id, Partnership.title)
-        .where(partnership_scope(current_user), Partnership.voided_at.is_(None))
-        .order_by(Partnership.title)
-    ).all()
-    return options([("", blank), *[tuple(row) for row in rows]])
+def page_of(partnership_id: int) -> str:
+    return url_for(".view", partnership_id=partnership_id)
 
 
 def editable_or_404(partnership_id: int) -> Partnership:
@@ -72,10 +52,6 @@ def render_form(form, partnership=None, status=200):
                            partnership=partnership), status
 
 
-def int_arg(form_field):
-    return form_field.data if isinstance(form_field.data, int) else None
-
-
 @bp.route("/")
 @allow(*VIEWERS)
 def index():
@@ -86,7 +62,7 @@ def index():
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.PartnershipFilter(
         status=form.status.data, kind=form.kind.data,
-        organisation_id=int_arg(form.organisation_id), q=form.q.data,
+        organisation_id=int_data(form.organisation_id), q=form.q.data,
         sort=request.args.get("sort", "title"), page=max(1, page_number),
         per_page=current_app.config["PER_PAGE"],
     )
@@ -105,15 +81,12 @@ def create():
         elif own.kind == "patient_group":
             form.patient_group_id.data = own.id
     if form.validate_on_submit():
-        try:
-            partnership = services.create_partnership(form_values(form), current_user)
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Partnership “{partnership.title}” recorded.", "success")
-            return redirect(url_for(".view", partnership_id=partnership.id))
+        saved = save_form(form, lambda: services.create_partnership(form_values(form),
+                                                                    current_user),
+                          lambda partnership: f"Partnership “{partnership.title}” recorded.",
+                          lambda partnership: page_of(partnership.id))
+        if saved:
+            return saved
     return render_form(form, status=form_status(form))
 
 
@@ -127,7 +100,10 @@ def view(partnership_id: int):
     return render_template("partnerships/view.html", partnership=partnership,
                            interactions=interactions, interaction_total=interaction_total,
                            supports=supports,
-                           may_edit=services.may_edit(current_user, partnership))
+                           may_edit=services.may_edit(current_user, partnership),
+                           flags=flags_of_partnership(partnership.id),
+                           coverage=coverage_for(partnership),
+                           attachments=attachment_panel(partnership))
 
 
 @bp.route("/<int:partnership_id>/edit", methods=["GET", "POST"])
@@ -142,18 +118,12 @@ def edit(partnership_id: int):
         form.other_organisation_ids.data = [o.id for o in partnership.other_organisations]
     prepare(form)
     if form.validate_on_submit():
-        try:
-            services.update_partnership(
-                partnership, form_values(form), current_user, reason=form.reason.data,
-                expected_version=int(form.version.data) if form.version.data else None,
-            )
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Changes saved and the partnership re-checked.", "success")
-            return redirect(url_for(".view", partnership_id=partnership.id))
+        saved = save_form(form, lambda: services.update_partnership(
+            partnership, form_values(form), current_user, reason=form.reason.data,
+            expected_version=int(form.version.data) if form.version.data else None,
+        ), "Changes saved and the partnership re-checked.", page_of(partnership.id))
+        if saved:
+            return saved
     return render_form(form, partnership, status=form_status(form))
 
 
@@ -163,15 +133,12 @@ def void(partnership_id: int):
     partnership = editable_or_404(partnership_id)
     form = VoidForm()
     if form.validate_on_submit():
-        try:
-            services.void_partnership(partnership, current_user, form.reason.data)
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Partnership voided. It stays visible to compliance and auditors.", "info")
-            return redirect(url_for(".index"))
+        saved = save_form(form, lambda: services.void_partnership(partnership, current_user,
+                                                                  form.reason.data),
+                          "Partnership voided. It stays visible to compliance and auditors.",
+                          url_for(".index"), "info")
+        if saved:
+            return saved
     return render_template("void.html", form=form, record=partnership,
                            kind="partnership"), form_status(form)
 
@@ -191,8 +158,8 @@ def supports():
     form.validate()
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.SupportFilter(
-        partnership_id=int_arg(form.partnership_id), recipient_id=int_arg(form.recipient_id),
-        year=int_arg(form.year), kind=form.kind.data, confirmation=form.confirmation.data,
+        partnership_id=int_data(form.partnership_id), recipient_id=int_data(form.recipient_id),
+        year=int_data(form.year), kind=form.kind.data, confirmation=form.confirmation.data,
         sort=request.args.get("sort", "-paid_on"), page=max(1, page_number),
         per_page=current_app.config["PER_PAGE"],
     )
@@ -230,18 +197,12 @@ def create_support(partnership_id: int):
         abort(409, "This partnership has been voided: record no support on it.")
     form = prepare_support(SupportForm(), partnership)
     if form.validate_on_submit():
-        try:
-            services.record_support(form_values(form) | {"partnership_id": partnership.id},
-                                    current_user)
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Support recorded. The partner is asked to confirm it.", "success")
-            return redirect(url_for(".view", partnership_id=partnership.id))
-    return render_support_form(form, partnership,
-                               status=form_status(form))
+        saved = save_form(form, lambda: services.record_support(
+            form_values(form) | {"partnership_id": partnership.id}, current_user),
+            "Support recorded. The partner is asked to confirm it.", page_of(partnership.id))
+        if saved:
+            return saved
+    return render_support_form(form, partnership, status=form_status(form))
 
 
 @bp.route("/supports/<int:support_id>/edit", methods=["GET", "POST"])
@@ -256,20 +217,13 @@ def edit_support(support_id: int):
         form.version.data = support.version
         form.amount.data = None if support.amount is None else str(support.amount)
     if form.validate_on_submit():
-        try:
-            services.update_support(
-                support, form_values(form), current_user, reason=form.reason.data,
-                expected_version=int(form.version.data) if form.version.data else None,
-            )
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Support entry saved.", "success")
-            return redirect(url_for(".view", partnership_id=partnership.id))
-    return render_support_form(form, partnership, support,
-                               status=form_status(form))
+        saved = save_form(form, lambda: services.update_support(
+            support, form_values(form), current_user, reason=form.reason.data,
+            expected_version=int(form.version.data) if form.version.data else None,
+        ), "Support entry saved.", page_of(partnership.id))
+        if saved:
+            return saved
+    return render_support_form(form, partnership, support, status=form_status(form))
 
 
 @bp.route("/supports/<int:support_id>/void", methods=["GET", "POST"])
@@ -278,14 +232,11 @@ def void_support(support_id: int):
     support = support_or_404(support_id)
     form = VoidForm()
     if form.validate_on_submit():
-        try:
-            services.void_support(support, current_user, form.reason.data)
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Support entry voided; it no longer counts in totals and reports.", "info")
-            return redirect(url_for(".view", partnership_id=support.partnership_id))
+        saved = save_form(form, lambda: services.void_support(support, current_user,
+                                                              form.reason.data),
+                          "Support entry voided; it no longer counts in totals and reports.",
+                          page_of(support.partnership_id), "info")
+        if saved:
+            return saved
     return render_template("void.html", form=form, record=support,
                            kind="support entry"), form_status(form)

@@ -17,7 +17,7 @@ from ..audit import AuditEvent
 from ..errors import Conflict, NotAllowed
 from ..extensions import db
 from ..interactions.models import Interaction
-from ..interactions.services import Page
+from ..pagination import Page
 from ..partnerships.models import Partnership, Support
 from ..security import partnership_scope
 from ..validation import Input, choice, load, text

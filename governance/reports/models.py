@@ -1,18 +1,14 @@
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from ..organisations.models import Organisation
-from ..records import Record
+from ..records import Record, vocab_enum
 from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
 
 ARTEFACTS = ("pdf", "csv", "json")
-
-
-def _enum(values: dict, name: str) -> Enum:
-    return Enum(*values, name=name, native_enum=False, create_constraint=True)
 
 
 class Report(Record, db.Model):
@@ -34,8 +30,8 @@ class Report(Record, db.Model):
     correction_reason: Mapped[str | None] = mapped_column(Text)
 
     # The job
-    job: Mapped[str] = mapped_column(_enum(REPORT_JOBS, "report_job"), default="generate")
-    status: Mapped[str] = mapped_column(_enum(REPORT_STATUSES, "report_status"),
+    job: Mapped[str] = mapped_column(vocab_enum(REPORT_JOBS, "report_job"), default="generate")
+    status: Mapped[str] = mapped_column(vocab_enum(REPORT_STATUSES, "report_status"),
                                         default="queued", index=True)
     progress: Mapped[int] = mapped_column(default=0)
     progress_note: Mapped[str | None] = mapped_column(String(200))

@@ -1,18 +1,14 @@
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..database import utcnow
 from ..extensions import db
-from ..records import Record
+from ..records import Record, vocab_enum
 from ..vocabulary import DIMENSIONS, FLAG_STATES, REEVALUATION_STATES, SEVERITIES
 
 CLOSED_STATES = ("acknowledged", "remediated", "dismissed")
-
-
-def _enum(values: dict, name: str) -> Enum:
-    return Enum(*values, name=name, native_enum=False, create_constraint=True)
 
 
 class Flag(Record, db.Model):
@@ -23,9 +19,9 @@ class Flag(Record, db.Model):
     interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id"), index=True)
     partnership_id: Mapped[int | None] = mapped_column(ForeignKey("partnerships.id"), index=True)
     rule_id: Mapped[str] = mapped_column(String(60), index=True)
-    dimension: Mapped[str] = mapped_column(_enum(DIMENSIONS, "flag_dimension"))
-    severity: Mapped[str] = mapped_column(_enum(SEVERITIES, "flag_severity"))
-    state: Mapped[str] = mapped_column(_enum(FLAG_STATES, "flag_state"), default="open")
+    dimension: Mapped[str] = mapped_column(vocab_enum(DIMENSIONS, "flag_dimension"))
+    severity: Mapped[str] = mapped_column(vocab_enum(SEVERITIES, "flag_severity"))
+    state: Mapped[str] = mapped_column(vocab_enum(FLAG_STATES, "flag_state"), default="open")
     message: Mapped[str] = mapped_column(Text)
     # The version of the policy set that raised the flag, and the one in force when it closed
     # (an acknowledged or dismissed flag is not raised again under that same version).
@@ -72,7 +68,7 @@ class ReevaluationRun(Record, db.Model):
     __audit_exclude__ = Record.__audit_exclude__ | {"progress", "progress_note", "job_token"}
 
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    state: Mapped[str] = mapped_column(_enum(REEVALUATION_STATES, "reevaluation_state"),
+    state: Mapped[str] = mapped_column(vocab_enum(REEVALUATION_STATES, "reevaluation_state"),
                                        default="queued", index=True)
     policy_version: Mapped[str | None] = mapped_column(String(40))
     progress: Mapped[int] = mapped_column(default=0)

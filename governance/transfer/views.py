@@ -20,6 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..database import write_intent
 from ..extensions import db
+from ..forms import int_data
 from ..interactions.forms import InteractionFilterForm
 from ..interactions.services import InteractionFilter
 from ..partnerships.forms import PartnershipFilterForm, SupportFilterForm
@@ -179,10 +180,6 @@ def _download(table: exports.Table, fmt: str) -> Response:
                     mimetype="text/csv")
 
 
-def _int(field) -> int | None:
-    return field.data if isinstance(field.data, int) else None
-
-
 def _sort() -> str:
     return request.args.get("sort", "")
 
@@ -195,7 +192,8 @@ def export_interactions(fmt: str):
     form.partnership_id.choices = form.organisation_id.choices = []
     form.validate()
     criteria = InteractionFilter(
-        partnership_id=_int(form.partnership_id), organisation_id=_int(form.organisation_id),
+        partnership_id=int_data(form.partnership_id),
+        organisation_id=int_data(form.organisation_id),
         date_from=None if form.date_from.errors else form.date_from.data,
         date_to=None if form.date_to.errors else form.date_to.data,
         format=form.format.data, q=form.q.data, rule=request.args.get("rule") or None,
@@ -212,7 +210,7 @@ def export_partnerships(fmt: str):
     form.organisation_id.choices = []
     form.validate()
     criteria = PartnershipFilter(status=form.status.data, kind=form.kind.data,
-                                 organisation_id=_int(form.organisation_id), q=form.q.data,
+                                 organisation_id=int_data(form.organisation_id), q=form.q.data,
                                  sort=_sort() or "title")
     return _download(exports.partnerships_table(current_user, criteria), fmt)
 
@@ -224,8 +222,8 @@ def export_supports(fmt: str):
     form = SupportFilterForm(request.args)
     form.partnership_id.choices = form.recipient_id.choices = form.year.choices = []
     form.validate()
-    criteria = SupportFilter(partnership_id=_int(form.partnership_id),
-                             recipient_id=_int(form.recipient_id), year=_int(form.year),
+    criteria = SupportFilter(partnership_id=int_data(form.partnership_id),
+                             recipient_id=int_data(form.recipient_id), year=int_data(form.year),
                              kind=form.kind.data, confirmation=form.confirmation.data,
                              sort=_sort() or "-paid_on")
     return _download(exports.supports_table(current_user, criteria), fmt)
