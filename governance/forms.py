@@ -36,7 +36,7 @@ def attach_errors(form: FlaskForm, error: DomainError) -> None:
 
 
 def save_form(form: FlaskForm, save: Callable[[], Any], success: str | Callable[[Any], str],
-              next_url: str | Callable[[Any], str]):
+              next_url: str | Callable[[Any], str], code: int = 302):
     """Run a service call for a submitted form: on a domain error roll back and show its field
     errors on the form (answer None, so the view renders the form again); else commit, flash
     the success message and answer the redirect. `success` and `next_url` may be callables of
@@ -49,7 +49,7 @@ def save_form(form: FlaskForm, save: Callable[[], Any], success: str | Callable[
         return None
     db.session.commit()
     flash(success(result) if callable(success) else success, "success")
-    return redirect(next_url(result) if callable(next_url) else next_url)
+    return redirect(next_url(result) if callable(next_url) else next_url, code)
 
 
 def form_status(form: FlaskForm) -> int:
