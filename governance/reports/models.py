@@ -4,6 +4,7 @@ from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, Text, UniqueCo
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from ..jobs import Job
 from ..organisations.models import Organisation
 from ..records import Record
 from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
@@ -15,7 +16,7 @@ def _enum(values: dict, name: str) -> Enum:
     return Enum(*values, name=name, native_enum=False, create_constraint=True)
 
 
-class Report(Record, db.Model):
+class Report(Record, Job, db.Model):
     """One version of an organisation's annual transparency report, and the job that makes it.
 
     The job's state lives here, in the database, so any worker process can show its progress.
@@ -24,7 +25,8 @@ class Report(Record, db.Model):
     """
 
     __tablename__ = "reports"
-    __audit_exclude__ = Record.__audit_exclude__ | {"progress", "progress_note", "job_token"}
+    __audit_exclude__ = Record.__audit_exclude__ | Job.UNAUDITED
+    JOB_STATE = "status"
 
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     year: Mapped[int] = mapped_column(index=True)
@@ -37,13 +39,7 @@ class Report(Record, db.Model):
     job: Mapped[str] = mapped_column(_enum(REPORT_JOBS, "report_job"), default="generate")
     status: Mapped[str] = mapped_column(_enum(REPORT_STATUSES, "report_status"),
                                         default="queued", index=True)
-    progress: Mapped[int] = mapped_column(default=0)
-    progress_note: Mapped[str | None] = mapped_column(String(200))
-    error: Mapped[str | None] = mapped_column(Text)
-    job_token: Mapped[str | None] = mapped_column(String(32))
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    started_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
 
     # What was generated (the draft, then the published files)
     generated_at: Mapped[datetime | None]
@@ -78,10 +74,6 @@ class Report(Record, db.Model):
     @property
     def is_published(self) -> bool:
         return self.status == "published"
-
-    @property
-    def is_working(self) -> bool:
-        return self.status in ("queued", "running")
 
     @property
     def has_files(self) -> bool:
