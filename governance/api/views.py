@@ -1,4 +1,4 @@
-"""The routes of API.md under /api/v1: load, check access, call the service, answer in JSON.
+"""The API's routes under /api/v1: load, check access, call the service, answer in JSON.
 
 Every write goes through the same service as the HTML forms and the CSV import, so validation
 lives in one place. A rejected request is rolled back whole: it changes nothing.
@@ -78,7 +78,7 @@ class RecordId(IntegerConverter):
 
 
 class QueryParser(FlaskParser):
-    """Query strings are read with the API's schemas, in API.md's error shapes: an unknown
+    """Query strings are read with the API's schemas, answered in its error shape: an unknown
     parameter answers 400 (as an unknown field does), a bad value 422."""
 
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
@@ -106,7 +106,7 @@ class GovernanceApi(Api):
     ERROR_SCHEMA = schemas.Error
 
     def _register_error_handlers(self):
-        """errors.py already answers every error of an /api/ path in API.md's shape."""
+        """errors.py already answers every error of an /api/ path in the API's error shape."""
 
 
 RESOURCES: list[ResourceBlueprint] = []
