@@ -19,6 +19,7 @@ BLUEPRINTS = (
     "governance.auditing.views",
     "governance.operations.views",
     "governance.reports.views",
+    "governance.confirmations.views",
     "governance.api.views",
     "governance.transfer.views",
 )

@@ -35,7 +35,7 @@ def attach_errors(form: FlaskForm, error: DomainError) -> None:
 
 def save_form(form: FlaskForm, save: Callable[[], Any], success: str | Callable[[Any], str],
               next_url: str | Callable[[Any], str], category: str = "success",
-              raises: tuple[type[DomainError], ...] = ()):
+              raises: tuple[type[DomainError], ...] = (), code: int = 302):
     """Run a service call for a submitted form: on a domain error roll back and show its field
     errors on the form (answer None, so the view renders the form again); else commit, flash
     the success message (in `category`) and answer the redirect. `success` and `next_url` may
@@ -51,7 +51,7 @@ def save_form(form: FlaskForm, save: Callable[[], Any], success: str | Callable[
         return None
     db.session.commit()
     flash(success(result) if callable(success) else success, category)
-    return redirect(next_url(result) if callable(next_url) else next_url)
+    return redirect(next_url(result) if callable(next_url) else next_url, code)
 
 
 def form_status(form: FlaskForm) -> int:

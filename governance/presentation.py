@@ -35,8 +35,8 @@ NAVIGATION: list[NavItem] = [
     NavItem("rules.dashboard", "Dashboard", frozenset({"compliance", "auditor"})),
     NavItem("rules.policy", "Policy", frozenset({"advocate", "compliance", "auditor", "admin"})),
     NavItem("reports.index", "Reports", frozenset({"compliance", "auditor"})),
-    NavItem("reports.disputes", "Disputes", frozenset({"compliance", "auditor"})),
-    NavItem("reports.confirmations", "Confirm records", frozenset({"partner"})),
+    NavItem("confirmations.disputes", "Disputes", frozenset({"compliance", "auditor"})),
+    NavItem("confirmations.confirmations", "Confirm records", frozenset({"partner"})),
     NavItem("auditing.index", "Audit trail", frozenset({"compliance", "auditor"})),
 ]
 

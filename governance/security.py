@@ -244,6 +244,16 @@ def interaction_scope(user):
     return in_partnership & Interaction.voided_at.is_(None)
 
 
+def organisation_scope(user):
+    """SQL condition: the organisations this user may see (voided ones only for those who see
+    everything, and for administrators)."""
+    from .organisations.models import Organisation
+
+    if sees_everything(user) or user.role == "admin":
+        return true()
+    return Organisation.voided_at.is_(None)
+
+
 def _plainly_visible_interaction(user, interaction) -> bool:
     """What interaction_scope lets through, where it is plain without a query: everything for
     compliance and auditors, an advocate's own organisation's live interactions."""
@@ -262,9 +272,14 @@ def _plainly_open_partnership(user, partnership) -> bool:
         and partnership.voided_at is None)
 
 
+def _plainly_visible_organisation(user, organisation) -> bool:
+    return organisation.voided_at is None or sees_everything(user) or user.role == "admin"
+
+
 # A scope's shortcut may only say "visible"; when it cannot, the scope's query decides.
 PLAIN_SCOPES = {interaction_scope: _plainly_visible_interaction,
-                partnership_scope: _plainly_open_partnership}
+                partnership_scope: _plainly_open_partnership,
+                organisation_scope: _plainly_visible_organisation}
 
 
 def visible_record(model, record_id: int, scope, user, options=()):

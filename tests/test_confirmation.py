@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from governance.audit import AuditEvent
+from governance.confirmations import services as confirmation
 from governance.extensions import db
-from governance.reports import confirmation, files, jobs, services
+from governance.reports import files, jobs, services
 
 from .conftest import login
 

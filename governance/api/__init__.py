@@ -1,1 +1,1 @@
-"""The JSON API of API.md (/api/v1) and its OpenAPI document, generated with flask-smorest."""
+"""The JSON API under /api/v1 and its OpenAPI document, generated with flask-smorest."""

@@ -82,7 +82,8 @@ class Flag(Schema):
     """A poor-practice flag raised by a policy rule."""
 
     id = fields.Integer(required=True)
-    rule = fields.String(required=True, metadata={"description": "A rule id of DOMAIN.md."})
+    rule = fields.String(required=True, metadata={
+        "description": "The id of the policy rule that raised it, e.g. `HOW-NO-PROTOCOL`."})
     dimension = fields.String(required=True, validate=OneOf(list(DIMENSIONS)))
     severity = fields.String(required=True, validate=OneOf(list(SEVERITIES)))
     state = fields.String(required=True, validate=OneOf(list(FLAG_STATES)))

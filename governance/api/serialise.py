@@ -1,4 +1,4 @@
-"""Records as the API answers them: DOMAIN.md names, ISO dates, money as decimal strings.
+"""Records as the API answers them: the services' field names, ISO dates, money as decimal strings.
 
 The values come from the services' own `*_values` functions; the response schemas of
 `schemas.py` then turn dates and amounts into their JSON form.

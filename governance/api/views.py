@@ -1,4 +1,4 @@
-"""The routes of API.md under /api/v1: load, check access, call the service, answer in JSON.
+"""The API's routes under /api/v1: load, check access, call the service, answer in JSON.
 
 Every write goes through the same service as the HTML forms and the CSV import, so validation
 lives in one place. A rejected request is rolled back whole: it changes nothing.
@@ -34,14 +34,14 @@ from ..extensions import db
 from ..interactions import services as interaction_services
 from ..interactions.models import Interaction
 from ..organisations import services as organisation_services
-from ..organisations.views import load_organisation
+from ..organisations.models import Organisation
 from ..partnerships import services as partnership_services
 from ..partnerships.models import Partnership, Support
-from ..reports import confirmation
 from ..security import (
     EDITORS,
     allow,
     interaction_scope,
+    organisation_scope,
     partnership_scope,
     public,
     visible_or_404,
@@ -78,7 +78,7 @@ class RecordId(IntegerConverter):
 
 
 class QueryParser(FlaskParser):
-    """Query strings are read with the API's schemas, in API.md's error shapes: an unknown
+    """Query strings are read with the API's schemas, answered in its error shape: an unknown
     parameter answers 400 (as an unknown field does), a bad value 422."""
 
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
@@ -106,7 +106,7 @@ class GovernanceApi(Api):
     ERROR_SCHEMA = schemas.Error
 
     def _register_error_handlers(self):
-        """errors.py already answers every error of an /api/ path in API.md's shape."""
+        """errors.py already answers every error of an /api/ path in the API's error shape."""
 
 
 RESOURCES: list[ResourceBlueprint] = []
@@ -233,7 +233,8 @@ class OrganisationById(MethodView):
     @documented_errors(organisations, 403, 404)
     def get(self, organisation_id: int):
         """One organisation."""
-        return organisation_json(load_organisation(organisation_id))
+        return organisation_json(visible_or_404(Organisation, organisation_id,
+                                                organisation_scope))
 
 
 # --- partnerships and support ----------------------------------------------------------------
@@ -379,58 +380,6 @@ class InteractionById(MethodView):
                                                     reason=reason, expected_version=version)
             answer = interaction_json(interaction)
         return answer
-
-
-# --- partner confirmation --------------------------------------------------------------------
-
-
-def _answer_for(record, answer_with, as_json) -> dict:
-    """The partner's answer (confirm or dispute, with a note) to a record, saved and audited."""
-    if record is None:
-        abort(404)
-    body = json_body()
-    with saving():
-        answer_with(record, body, current_user)
-        answer = as_json(record)
-    return answer
-
-
-CONFIRMATION_BODY = ("`answer`: `confirmed` or `disputed`; `note`: what is wrong (required to "
-                     "dispute). Changing the record later asks the partner again.")
-
-
-def confirmation_route(blueprint: ResourceBlueprint, record_schema):
-    """A partner's answer route: partners only, the answer's body in, the record out."""
-    decorators = (allow("partner"),
-                  blueprint.doc(**request_body(confirmation.AnswerInput, CONFIRMATION_BODY)),
-                  blueprint.response(200, record_schema),
-                  documented_errors(blueprint, 400, 403, 404, 409, 422))
-
-    def decorate(view):
-        for decorator in reversed(decorators):
-            view = decorator(view)
-        return view
-
-    return decorate
-
-
-@interactions.route("/interactions/<id:interaction_id>/confirmation")
-class InteractionConfirmation(MethodView):
-    @confirmation_route(interactions, schemas.InteractionOut)
-    def post(self, interaction_id: int):
-        """A partner confirms or disputes an interaction that another party of their
-        partnership recorded; disputes reach the compliance queue and the annual report."""
-        return _answer_for(confirmation.visible_interaction(current_user, interaction_id),
-                           confirmation.answer_interaction, interaction_json)
-
-
-@supports.route("/supports/<id:support_id>/confirmation")
-class SupportConfirmation(MethodView):
-    @confirmation_route(supports, schemas.SupportOut)
-    def post(self, support_id: int):
-        """A partner confirms or disputes a support line their organisation received."""
-        return _answer_for(confirmation.visible_support(current_user, support_id),
-                           confirmation.answer_support, support_json)
 
 
 # --- flags, activities, audit ---------------------------------------------------------------

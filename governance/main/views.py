@@ -78,7 +78,7 @@ def _compliance():
         .order_by(Flag.raised_at, Flag.id).limit(200)
     ).all()
     queue = sorted(queue, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.raised_at))[:10]
-    from ..reports import confirmation
+    from ..confirmations import services as confirmation
 
     return {"counts": counts, "open_total": sum(counts.values()), "queue": queue,
             "adherence": adherence_by_dimension(), "disputes": len(confirmation.disputes())}
@@ -113,7 +113,7 @@ def _auditor():
 
 def _partner():
     """The support lines and interactions of my partnerships that await my answer."""
-    from ..reports import confirmation
+    from ..confirmations import services as confirmation
 
     supports = confirmation.records_to_answer(current_user, "support", "pending", 1)
     interactions = confirmation.records_to_answer(current_user, "interaction", "pending", 1)

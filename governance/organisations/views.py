@@ -5,7 +5,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..forms import VoidForm, form_status, form_values, save_form
 from ..partnerships.models import Partnership
-from ..security import allow, partnership_scope, sees_everything
+from ..security import allow, organisation_scope, partnership_scope, visible_or_404
 from . import services
 from .forms import OrganisationFilterForm, OrganisationForm, disease_areas_text
 from .models import Organisation
@@ -16,11 +16,7 @@ VIEWERS = ("advocate", "compliance", "auditor", "admin")
 
 def load_organisation(organisation_id: int) -> Organisation:
     """Load an organisation; voided ones are shown only to those who see everything."""
-    organisation = db.session.get(Organisation, organisation_id)
-    if organisation is None or (organisation.is_void and not (
-            sees_everything(current_user) or current_user.role == "admin")):
-        abort(404)
-    return organisation
+    return visible_or_404(Organisation, organisation_id, organisation_scope)
 
 
 def page_of(organisation_id: int) -> str:

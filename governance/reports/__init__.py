@@ -1,1 +1,1 @@
-"""Annual transparency reports, partner confirmation of records, and the public disclosures."""
+"""Annual transparency reports and the public disclosures."""

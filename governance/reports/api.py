@@ -1,4 +1,4 @@
-"""POST /api/v1/reports and GET /api/v1/reports/{id} of API.md, in the OpenAPI document too."""
+"""POST /api/v1/reports, GET /api/v1/reports/{id} and its files, in the OpenAPI document too."""
 
 from flask import Flask, abort, url_for
 from flask.views import MethodView

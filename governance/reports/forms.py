@@ -3,8 +3,7 @@ from wtforms import PasswordField, RadioField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
 from ..forms import options
-from ..vocabulary import PARTNER_ANSWERS, REPORT_SIGNATURE_MEANINGS, choices
-from .confirmation import NOTE_MAX
+from ..vocabulary import REPORT_SIGNATURE_MEANINGS, choices
 from .services import METHODOLOGY_MAX
 
 
@@ -40,11 +39,3 @@ class MethodologyForm(FlaskForm):
         description="Printed at the start of every report of this organisation. Say which "
                     "currency the amounts are in, how VAT is treated, how the support was "
                     "identified and what counts as in-kind support.")
-
-
-class AnswerForm(FlaskForm):
-    answer = RadioField("Your answer", choices=options(choices(PARTNER_ANSWERS)),
-                        validators=[InputRequired("Choose confirm or dispute.")])
-    note = TextAreaField("Note", validators=[Optional(), Length(max=NOTE_MAX)],
-                         render_kw={"rows": 3},
-                         description="Required when you dispute: say what is wrong.")

@@ -1,23 +1,20 @@
 """Report jobs: run outside the request that asked for them, with their state in the database.
 
-A request queues the job (status `queued`) and commits, then starts a background thread. The
-thread claims the job with one conditional UPDATE (only one worker can move it from `queued` to
-`running`), so several worker processes can serve the status page while one of them works.
-Everything the job reads is one consistent snapshot; files are stored before the row points at
-them; a failure records why and leaves the last good state (nothing is half-published).
+A request queues the job (status `queued`) and commits, then starts a background thread, which
+claims the job (governance/jobs.py: only one worker moves it from `queued` to `running`), so
+several worker processes can serve the status page while one of them works. Everything the job
+reads is one consistent snapshot; files are stored before the row points at them; a failure
+records why and leaves the last good state (nothing is half-published).
 """
 
 import gc
-import secrets
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 import click
 from flask import current_app
-from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import select
 
 from .. import audit
 from .. import jobs as background
@@ -47,57 +44,8 @@ def _writing(intent: bool):
 
 def claim(report_id: int) -> str | None:
     """Move a queued job to running; return its token, or None if another worker has it."""
-    token = secrets.token_hex(16)
     with _writing(True):
-        result = db.session.execute(
-            update(Report)
-            .where(Report.id == report_id, Report.status == "queued",
-                   Report.voided_at.is_(None))
-            .values(status="running", job_token=token, started_at=utcnow(), progress=1,
-                    progress_note="Starting", error=None, version=Report.version + 1)
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-    return token if result.rowcount == 1 else None
-
-
-class Progress:
-    """Writes the job's progress on a connection of its own, so the job's read snapshot stays
-    open and one consistent view of the data is reported."""
-
-    # A write costs a transaction: write when the percentage moves, or a new note has waited
-    # this long (a page laid out is reported hundreds of times a report).
-    QUIET_SECONDS = 1.0
-
-    def __init__(self, report_id: int, token: str):
-        self.report_id = report_id
-        self.token = token
-        self.percent = 0
-        self.written_at = 0.0
-
-    def __call__(self, percent: int, note: str | None = None) -> None:
-        percent = max(self.percent, min(99, int(percent)))
-        now = time.monotonic()
-        if percent == self.percent and (note is None
-                                        or now - self.written_at < self.QUIET_SECONDS):
-            return
-        self.percent = percent
-        self.written_at = now
-        values = {"progress": percent}
-        if note is not None:
-            values["progress_note"] = note[:200]
-        try:
-            with _writing(True), db.engine.begin() as connection:
-                connection.execute(
-                    update(Report.__table__)
-                    .where(Report.__table__.c.id == self.report_id,
-                           Report.__table__.c.job_token == self.token)
-                    .values(**values)
-                )
-        except OperationalError:
-            # The progress bar is a courtesy: a busy database must not fail the report.
-            current_app.logger.warning("report %s: progress not recorded", self.report_id,
-                                       exc_info=True)
+        return background.claim(Report, report_id, JOB_ACTOR)
 
 
 @dataclass(frozen=True)
@@ -114,7 +62,7 @@ def run_job(report_id: int) -> bool:
     token = claim(report_id)
     if token is None:
         return False
-    progress = Progress(report_id, token)
+    progress = background.Progress(Report, report_id, token)
     try:
         with _writing(False):
             _repeatable_read()
@@ -132,7 +80,7 @@ def run_job(report_id: int) -> bool:
     return True
 
 
-def _draft_snapshot(report: Report, progress: Progress) -> tuple[dict, dict]:
+def _draft_snapshot(report: Report, progress: background.Progress) -> tuple[dict, dict]:
     generated_at = utcnow().replace(microsecond=0)
     note = report.organisation.methodology_note
     snapshot = gather_snapshot(report, generated_at, note, progress)
@@ -145,7 +93,7 @@ def _publishing_snapshot(report: Report) -> tuple[dict, dict]:
     return with_approval(draft, report, published_at), {"published_at": published_at}
 
 
-def _render_and_store(snapshot: dict, progress: Progress) -> tuple[dict, int]:
+def _render_and_store(snapshot: dict, progress: background.Progress) -> tuple[dict, int]:
     progress(30, "Writing the pages")
     html = report_html(snapshot)
     expected = estimated_pages(snapshot)
@@ -174,8 +122,8 @@ def _render_and_store(snapshot: dict, progress: Progress) -> tuple[dict, int]:
 
 def _finish(report_id: int, token: str, result: JobResult) -> None:
     with _writing(True), audit.acting_as(JOB_ACTOR):
-        report = db.session.get(Report, report_id, populate_existing=True)
-        if report is None or report.job_token != token or report.status != "running":
+        report = background.held(Report, report_id, token)
+        if report is None or report.status != "running":
             db.session.rollback()
             current_app.logger.warning("report job %s lost its claim; result discarded",
                                        report_id)
@@ -203,8 +151,8 @@ def _finish(report_id: int, token: str, result: JobResult) -> None:
 def _record_failure(report_id: int, token: str, error: Exception) -> None:
     message = readable(error)
     with _writing(True), audit.acting_as(JOB_ACTOR):
-        report = db.session.get(Report, report_id, populate_existing=True)
-        if report is None or report.job_token != token:
+        report = background.held(Report, report_id, token)
+        if report is None:
             db.session.rollback()
             return
         report.finished_at = utcnow()

@@ -4,6 +4,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstrai
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from ..jobs import Job
 from ..organisations.models import Organisation
 from ..records import Record, vocab_enum
 from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
@@ -11,7 +12,7 @@ from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
 ARTEFACTS = ("pdf", "csv", "json")
 
 
-class Report(Record, db.Model):
+class Report(Record, Job, db.Model):
     """One version of an organisation's annual transparency report, and the job that makes it.
 
     The job's state lives here, in the database, so any worker process can show its progress.
@@ -20,7 +21,8 @@ class Report(Record, db.Model):
     """
 
     __tablename__ = "reports"
-    __audit_exclude__ = Record.__audit_exclude__ | {"progress", "progress_note", "job_token"}
+    __audit_exclude__ = Record.__audit_exclude__ | Job.UNAUDITED
+    JOB_STATE = "status"
 
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     year: Mapped[int] = mapped_column(index=True)
@@ -33,13 +35,7 @@ class Report(Record, db.Model):
     job: Mapped[str] = mapped_column(vocab_enum(REPORT_JOBS, "report_job"), default="generate")
     status: Mapped[str] = mapped_column(vocab_enum(REPORT_STATUSES, "report_status"),
                                         default="queued", index=True)
-    progress: Mapped[int] = mapped_column(default=0)
-    progress_note: Mapped[str | None] = mapped_column(String(200))
-    error: Mapped[str | None] = mapped_column(Text)
-    job_token: Mapped[str | None] = mapped_column(String(32))
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    started_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
 
     # What was generated (the draft, then the published files)
     generated_at: Mapped[datetime | None]
@@ -74,10 +70,6 @@ class Report(Record, db.Model):
     @property
     def is_published(self) -> bool:
         return self.status == "published"
-
-    @property
-    def is_working(self) -> bool:
-        return self.status in ("queued", "running")
 
     @property
     def has_files(self) -> bool:

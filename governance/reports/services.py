@@ -8,7 +8,7 @@ live records. Publishing signs the reviewed snapshot; later edits of the data ca
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 from flask import current_app
@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
+from .. import jobs as background
 from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
@@ -198,13 +199,9 @@ def _reset_job(report: Report, job: str) -> None:
     report.finished_at = None
 
 
-def is_stalled(report: Report, now: datetime | None = None) -> bool:
-    """A running job that has not finished in REPORT_JOB_TIMEOUT_MINUTES has died with its
-    process (a restart, a killed worker)."""
-    if report.status != "running" or report.started_at is None:
-        return False
-    limit = timedelta(minutes=current_app.config["REPORT_JOB_TIMEOUT_MINUTES"])
-    return (now or utcnow()) - report.started_at > limit
+def is_stalled(report: Report) -> bool:
+    """A job whose report has not moved for REPORT_JOB_TIMEOUT_MINUTES died with its process."""
+    return background.is_stalled(report, current_app.config["REPORT_JOB_TIMEOUT_MINUTES"])
 
 
 def retry_report(report: Report, actor) -> Report:

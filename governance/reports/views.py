@@ -1,5 +1,5 @@
-"""Pages of the transparency reports: generate, follow, review, sign and publish; the public
-list; and the partner's confirmations with the compliance queue of disputes."""
+"""Pages of the transparency reports: generate, follow, review, sign and publish; and the
+public list."""
 
 from flask import (
     Blueprint,
@@ -23,10 +23,9 @@ from ..extensions import db
 from ..forms import attach_errors, form_status, options
 from ..organisations.models import Organisation
 from ..security import allow, public
-from ..vocabulary import CONFIRMATION_STATES
-from . import confirmation, files, jobs, services
+from . import files, jobs, services
 from .artefacts import template_context
-from .forms import AnswerForm, MethodologyForm, PublishForm, ReportRequestForm
+from .forms import MethodologyForm, PublishForm, ReportRequestForm
 from .models import ARTEFACTS, Report
 from .presentation import register_filters
 
@@ -272,73 +271,6 @@ def methodology(organisation_id: int):
     return render_template("reports/methodology.html", form=form, organisation=organisation,
                            is_default=request.method == "GET"
                            and not organisation.methodology_note), form_status(form)
-
-
-# --- partner confirmation and the queue of disputes -----------------------------------------------
-
-
-@bp.route("/confirmations")
-@allow("partner")
-def confirmations():
-    kind = request.args.get("kind", "support")
-    if kind not in confirmation.KINDS:
-        kind = "support"
-    state = request.args.get("state", "pending")
-    if state not in CONFIRMATION_STATES and state != "all":
-        state = "pending"
-    page_number = max(1, request.args.get("page", 1, type=int) or 1)
-    page = confirmation.records_to_answer(current_user, kind, None if state == "all" else state,
-                                          page_number)
-    return render_template("reports/confirmations.html", page=page, kind=kind, state=state,
-                           pending=confirmation.pending_counts(current_user))
-
-
-def _answer(kind: str, record_id: int):
-    if kind == "support":
-        record = confirmation.visible_support(current_user, record_id)
-    else:
-        record = confirmation.visible_interaction(current_user, record_id)
-    if record is None:
-        abort(404)
-    form = AnswerForm()
-    if request.method == "GET":
-        form.answer.data = record.confirmed_by_partner \
-            if record.confirmed_by_partner != "pending" else None
-        form.note.data = record.confirmation_note
-    if form.validate_on_submit():
-        service = confirmation.answer_support if kind == "support" \
-            else confirmation.answer_interaction
-        try:
-            service(record, {"answer": form.answer.data, "note": form.note.data}, current_user)
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Thank you: your answer is recorded." if form.answer.data == "confirmed"
-                  else "Your dispute is recorded and sent to the sponsor's compliance officer.",
-                  "success")
-            return redirect(url_for(".confirmations", kind=kind), 303)
-    return render_template("reports/answer.html", form=form, kind=kind, record=record), \
-        form_status(form)
-
-
-@bp.route("/confirmations/support/<int:support_id>", methods=["GET", "POST"])
-@allow("partner")
-def confirm_support(support_id: int):
-    return _answer("support", support_id)
-
-
-@bp.route("/confirmations/interaction/<int:interaction_id>", methods=["GET", "POST"])
-@allow("partner")
-def confirm_interaction(interaction_id: int):
-    return _answer("interaction", interaction_id)
-
-
-@bp.route("/disputes")
-@allow(*READERS)
-def disputes():
-    return render_template("reports/disputes.html", disputes=confirmation.disputes())
 
 
 # --- the public pages -----------------------------------------------------------------------------

@@ -2,15 +2,12 @@
 
 At a million interactions a full re-evaluation takes minutes: longer than a request may run,
 and longer than other writers can wait for SQLite's write lock. So the button queues a run
-(state `queued`) and commits; a background thread claims it with one conditional UPDATE, then
-re-checks the records batch by batch, committing each batch with its flags, their audit events
-and the run's progress, so the application's other writes get their turn in between. A batch
-is all or nothing; a failure records why and the batches before it stay (each of them is a
-correct evaluation of its records: running again completes the rest).
+(state `queued`) and commits; a background thread claims it (governance/jobs.py), then re-checks
+the records batch by batch, committing each batch with its flags, their audit events and the
+run's progress, so the application's other writes get their turn in between. A batch is all or
+nothing; a failure records why and the batches before it stay (each of them is a correct
+evaluation of its records: running again completes the rest).
 """
-
-import secrets
-from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select
@@ -24,6 +21,7 @@ from .engine import load_policy
 from .models import ReevaluationRun
 
 JOB_ACTOR = audit.Actor(None, "re-evaluation job")
+TAKEN_OVER = "This re-evaluation was taken over by another job."
 
 
 def request_reevaluation(actor) -> ReevaluationRun:
@@ -36,14 +34,11 @@ def request_reevaluation(actor) -> ReevaluationRun:
         raise NotAllowed("Only compliance officers re-evaluate the records.")
     load_policy(current_app.config["POLICIES_DIR"])
     for run in db.session.scalars(select(ReevaluationRun).where(
-            ReevaluationRun.state.in_(("queued", "running")))):
-        if not is_stalled(run):
+            ReevaluationRun.state.in_(background.WORKING))):
+        if not background.fail_if_stalled(run, _stall_minutes()):
             raise Conflict(f"A re-evaluation asked for by {run.requested_by.name} at "
                            f"{run.created_at:%Y-%m-%d %H:%M} UTC is still "
                            f"{'waiting to start' if run.state == 'queued' else 'running'}.")
-        run.state = "failed"
-        run.error = "It stopped responding (probably because the server restarted)."
-        run.finished_at = utcnow()
         audit.set_reason("A new re-evaluation replaced one that stopped responding")
     run = ReevaluationRun(requested_by_id=actor.id, state="queued", progress_note="Waiting")
     db.session.add(run)
@@ -54,10 +49,11 @@ def request_reevaluation(actor) -> ReevaluationRun:
 def is_stalled(run: ReevaluationRun) -> bool:
     """A run whose progress has not moved for REEVALUATION_STALL_MINUTES died with its process
     (each batch of records moves it within seconds)."""
-    if run.state not in ("queued", "running"):
-        return False
-    limit = timedelta(minutes=current_app.config["REEVALUATION_STALL_MINUTES"])
-    return utcnow() - (run.updated_at or run.created_at) > limit
+    return background.is_stalled(run, _stall_minutes())
+
+
+def _stall_minutes() -> float:
+    return current_app.config["REEVALUATION_STALL_MINUTES"]
 
 
 def status_json(run: ReevaluationRun) -> dict:
@@ -77,14 +73,16 @@ def run_job(run_id: int) -> bool:
 
     token = write_intent.set(True)
     try:
-        with audit.acting_as(JOB_ACTOR):
-            claimed = _claim(run_id)
+        claimed = background.claim(ReevaluationRun, run_id, JOB_ACTOR)
         if claimed is None:
             return False
 
         def committed(done: int, total: int) -> None:
-            _record(run_id, claimed, progress=max(1, min(99, done * 100 // max(total, 1))),
-                    progress_note=f"{done:,} of {total:,} records checked")
+            # The progress is committed with the batch, and only while this job holds the run.
+            if not background.report_progress(
+                    ReevaluationRun, run_id, claimed, done * 100 // max(total, 1),
+                    f"{done:,} of {total:,} records checked", db.session.connection()):
+                raise Conflict(TAKEN_OVER)
             db.session.commit()
 
         try:
@@ -106,26 +104,11 @@ def run_job(run_id: int) -> bool:
         write_intent.reset(token)
 
 
-def _claim(run_id: int) -> str | None:
-    """Move the queued run to running (audited); None when another worker has it. The row is
-    locked while it is read (SQLite: the write transaction; PostgreSQL: FOR UPDATE)."""
-    run = db.session.scalar(select(ReevaluationRun).where(ReevaluationRun.id == run_id)
-                            .with_for_update().execution_options(populate_existing=True))
-    if run is None or run.state != "queued":
-        db.session.rollback()
-        return None
-    claim = secrets.token_hex(16)
-    run.state, run.job_token, run.started_at = "running", claim, utcnow()
-    run.progress, run.progress_note = 1, "Starting"
-    db.session.commit()
-    return claim
-
-
 def _record(run_id: int, claim: str, **values) -> None:
-    """Change the run's row (audited, except its progress), if this job still holds it."""
-    run = db.session.get(ReevaluationRun, run_id, populate_existing=True)
-    if run is None or run.job_token != claim:
-        raise Conflict("This re-evaluation was taken over by another job.")
+    """Change the run's row (audited), if this job still holds it."""
+    run = background.held(ReevaluationRun, run_id, claim)
+    if run is None:
+        raise Conflict(TAKEN_OVER)
     for name, value in values.items():
         setattr(run, name, value)
 

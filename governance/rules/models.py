@@ -5,6 +5,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..database import utcnow
 from ..extensions import db
+from ..jobs import Job
 from ..records import Record, vocab_enum
 from ..vocabulary import DIMENSIONS, FLAG_STATES, REEVALUATION_STATES, SEVERITIES
 
@@ -58,33 +59,23 @@ class Flag(Record, db.Model):
         return f"{self.rule_id} ({self.state})"
 
 
-class ReevaluationRun(Record, db.Model):
+class ReevaluationRun(Record, Job, db.Model):
     """A re-evaluation of every record asked for from the review queue, run in the background.
 
     Its state lives in the database so any worker can show its progress; the flags it changes
     are audited as the `reevaluate` command's are."""
 
     __tablename__ = "reevaluation_runs"
-    __audit_exclude__ = Record.__audit_exclude__ | {"progress", "progress_note", "job_token"}
+    __audit_exclude__ = Record.__audit_exclude__ | Job.UNAUDITED
 
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     state: Mapped[str] = mapped_column(vocab_enum(REEVALUATION_STATES, "reevaluation_state"),
                                        default="queued", index=True)
     policy_version: Mapped[str | None] = mapped_column(String(40))
-    progress: Mapped[int] = mapped_column(default=0)
-    progress_note: Mapped[str | None] = mapped_column(String(200))
     summary: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
-    job_token: Mapped[str | None] = mapped_column(String(32))
-    started_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
 
     requested_by = relationship("User")
 
     __table_args__ = (
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress_is_a_percentage"),
     )
-
-    @property
-    def is_working(self) -> bool:
-        return self.state in ("queued", "running")

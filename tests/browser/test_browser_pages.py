@@ -42,7 +42,7 @@ SCREENSHOTS = {
     ("advocate", "activities.matrix"): "prioritisation-matrix",
     ("compliance", "reports.index"): "reports",
     ("auditor", "auditing.index"): "audit-trail",
-    ("partner", "reports.confirmations"): "partner-confirmations",
+    ("partner", "confirmations.confirmations"): "partner-confirmations",
 }
 
 

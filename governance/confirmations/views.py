@@ -1,0 +1,80 @@
+"""Pages of partners' answers: the partner's list of records to confirm, the answer form, and
+the compliance queue of disputes."""
+
+from flask import Blueprint, Flask, abort, render_template, request, url_for
+from flask_login import current_user
+
+from ..forms import form_status, save_form
+from ..reports.services import READERS
+from ..security import allow
+from ..vocabulary import CONFIRMATION_STATES
+from . import services
+from .forms import AnswerForm
+
+bp = Blueprint("confirmations", __name__, url_prefix="/reports")
+
+
+@bp.route("/confirmations")
+@allow("partner")
+def confirmations():
+    kind = request.args.get("kind", "support")
+    if kind not in services.KINDS:
+        kind = "support"
+    state = request.args.get("state", "pending")
+    if state not in CONFIRMATION_STATES and state != "all":
+        state = "pending"
+    page_number = max(1, request.args.get("page", 1, type=int) or 1)
+    page = services.records_to_answer(current_user, kind, None if state == "all" else state,
+                                      page_number)
+    return render_template("confirmations/confirmations.html", page=page, kind=kind,
+                           state=state, pending=services.pending_counts(current_user))
+
+
+def _answer(kind: str, record_id: int):
+    if kind == "support":
+        record = services.visible_support(current_user, record_id)
+    else:
+        record = services.visible_interaction(current_user, record_id)
+    if record is None:
+        abort(404)
+    form = AnswerForm()
+    if request.method == "GET":
+        form.answer.data = record.confirmed_by_partner \
+            if record.confirmed_by_partner != "pending" else None
+        form.note.data = record.confirmation_note
+    if form.validate_on_submit():
+        service = services.answer_support if kind == "support" else services.answer_interaction
+        saved = save_form(
+            form, lambda: service(record, {"answer": form.answer.data, "note": form.note.data},
+                                  current_user),
+            "Thank you: your answer is recorded." if form.answer.data == "confirmed"
+            else "Your dispute is recorded and sent to the sponsor's compliance officer.",
+            url_for(".confirmations", kind=kind), code=303)
+        if saved is not None:
+            return saved
+    return render_template("confirmations/answer.html", form=form, kind=kind, record=record), \
+        form_status(form)
+
+
+@bp.route("/confirmations/support/<int:support_id>", methods=["GET", "POST"])
+@allow("partner")
+def confirm_support(support_id: int):
+    return _answer("support", support_id)
+
+
+@bp.route("/confirmations/interaction/<int:interaction_id>", methods=["GET", "POST"])
+@allow("partner")
+def confirm_interaction(interaction_id: int):
+    return _answer("interaction", interaction_id)
+
+
+@bp.route("/disputes")
+@allow(*READERS)
+def disputes():
+    return render_template("confirmations/disputes.html", disputes=services.disputes())
+
+
+def init_app(app: Flask) -> None:
+    # The answer routes go on the API's interactions and supports resources, which the API
+    # registers after every feature (so this import comes first).
+    from . import api  # noqa: F401
