@@ -135,8 +135,8 @@ def bench_database(count: int) -> None:
     from governance.interactions.models import Interaction
     from governance.organisations.models import Organisation
     from governance.partnerships.models import Partnership, Support
+    from governance.rules.bulk import reevaluate_all
     from governance.rules.models import Flag
-    from governance.rules.services import reevaluate_all
 
     workdir = Path(tempfile.mkdtemp(prefix="rules-bench-"))
     policies = workdir / "policies"

@@ -282,7 +282,7 @@ def measure_reevaluation(base: Path, workdir: Path) -> dict:
     from governance import audit
     from governance.auth.models import User
     from governance.extensions import db
-    from governance.rules.services import reevaluate_all
+    from governance.rules.bulk import reevaluate_all
 
     copy = workdir / "reevaluation.sqlite"
     shutil.copyfile(base, copy)

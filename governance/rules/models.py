@@ -8,8 +8,6 @@ from ..extensions import db
 from ..records import Record
 from ..vocabulary import DIMENSIONS, FLAG_STATES, REEVALUATION_STATES, SEVERITIES
 
-CLOSED_STATES = ("acknowledged", "remediated", "dismissed")
-
 
 def _enum(values: dict, name: str) -> Enum:
     return Enum(*values, name=name, native_enum=False, create_constraint=True)
