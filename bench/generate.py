@@ -382,7 +382,7 @@ def raise_flags() -> dict:
     from governance import audit
     from governance.auth.models import User
     from governance.extensions import db
-    from governance.rules.services import reevaluate_all
+    from governance.rules.bulk import reevaluate_all
 
     audit.set_actor(db.session.scalar(select(User).where(User.role == "admin")))
     result = reevaluate_all(today=TODAY)
@@ -399,7 +399,6 @@ def resolve_flags(seed: int) -> dict:
     from governance.extensions import db
     from governance.interactions.models import Interaction
     from governance.rules.models import Flag
-    from governance.rules.services import append_audit_events
 
     rng = random.Random(seed)
     resolver = db.session.scalar(select(User).where(User.role == "compliance"))
@@ -436,7 +435,7 @@ def resolve_flags(seed: int) -> dict:
                 resolved_at=bindparam("resolved_at"), updated_at=bindparam("updated_at"),
                 version=table.c.version + 1).execution_options(synchronize_session=False),
             rows)
-        append_audit_events("flag", events, "Reviewed by compliance")
+        audit.append_changed("flag", events, "Reviewed by compliance")
         db.session.commit()
     return counts
 

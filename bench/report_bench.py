@@ -78,8 +78,8 @@ def seed(workdir: Path, partnerships: int, interactions: int, supports: int, see
     from governance.organisations.models import Organisation
     from governance.partnerships.models import Partnership, Support
     from governance.reports.services import DEFAULT_METHODOLOGY
+    from governance.rules.bulk import reevaluate_all
     from governance.rules.models import Flag
-    from governance.rules.services import reevaluate_all
 
     rng = random.Random(seed_value)
     app = make_app(workdir)

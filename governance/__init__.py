@@ -14,6 +14,7 @@ BLUEPRINTS = (
     "governance.partnerships.views",
     "governance.interactions.views",
     "governance.rules.views",
+    "governance.review.views",
     "governance.activities.views",
     "governance.attachments.views",
     "governance.auditing.views",

@@ -255,6 +255,14 @@ def append_created(model, rows: list[dict]) -> None:
          "changes": canonical(creation_changes(model, values))} for values in rows])
 
 
+def append_changed(entity: str, events: list[tuple[str, int, dict]], reason: str) -> None:
+    """Audit changes written with Core statements (a bulk path) as the listener audits changes
+    made through the session: (action, entity id, change set) each, in the same chain."""
+    _append(db.session(), [
+        {"action": action, "entity": entity, "entity_id": entity_id,
+         "changes": canonical(changes)} for action, entity_id, changes in events], reason)
+
+
 def _action_of(created: bool, changes: dict) -> str:
     if created:
         return "create"
@@ -308,9 +316,9 @@ _INSERT_EVENTS = insert(_EVENTS)
 _LOCK_CHAIN = text("SELECT pg_advisory_xact_lock(:key)")
 
 
-def _append(session, events: list[dict]) -> None:
+def _append(session, events: list[dict], reason: str | None = None) -> None:
     """Append events (action, entity, entity_id, canonical changes) to the chain, with the
-    transaction's actor, reason and one UTC time."""
+    transaction's actor, its reason (unless one is given) and one UTC time."""
     if not events:
         return
     connection = session.connection()
@@ -319,7 +327,7 @@ def _append(session, events: list[dict]) -> None:
     prev = connection.execute(_LAST_HASH).scalar() or GENESIS_HASH
     actor = current_actor(session)
     common = {"occurred_at": utcnow(), "actor_id": actor.id, "actor_label": actor.label,
-              "reason": session.info.get("audit_reason")}
+              "reason": reason or session.info.get("audit_reason")}
     rows = []
     for item in events:
         row = common | item | {"prev_hash": prev}

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import click
 from flask import Flask, g, request
 from flask.cli import with_appcontext
-from sqlalchemy import event
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -105,6 +105,26 @@ def end_read_transaction(session) -> None:
     finally:
         session.expire_on_commit = expire_on_commit
     session.info.update(info)
+
+
+def insert_returning_ids(table, rows: list[dict]) -> list[int]:
+    """Insert the rows with one statement; return their new ids in the rows' order."""
+    session = db.session()
+    if session.connection().dialect.name != "sqlite":
+        return session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        ).scalars().all()
+    # SQLite numbers new rows after the highest id, one after the other, and this transaction
+    # holds the write lock: a plain executemany (many times faster than RETURNING, which
+    # SQLAlchemy runs one row per statement to keep the rows' order) then reading the new ids
+    # back gives them in the rows' order.
+    before = session.scalar(select(func.max(table.c.id))) or 0
+    session.execute(insert(table), rows)
+    ids = session.scalars(
+        select(table.c.id).where(table.c.id > before).order_by(table.c.id)).all()
+    if len(ids) != len(rows):
+        raise RuntimeError(f"the rows inserted into {table.name} could not be numbered")
+    return ids
 
 
 def init_app(app: Flask) -> None:

@@ -221,7 +221,7 @@ def _seed_supports(rng, partnerships, today) -> int:
 def _seed_extras(partnerships, users) -> None:
     """Let the other features add their demo records (exercises, flags)."""
     from .activities.services import seed_demo_exercises
-    from .rules.services import reevaluate_all
+    from .rules.bulk import reevaluate_all
 
     sponsor_side = users["advocate"]
     partner_side = users["partner"]

@@ -259,7 +259,7 @@ def test_advocate_gets_404_for_partnerships_of_other_organisations(
 
 def test_every_change_re_evaluates_the_partnership(app, monkeypatch, compliance_user, sponsor,
                                                    patient_group):
-    import governance.rules.services as rules
+    import governance.rules.evaluation as rules
 
     seen = []
     monkeypatch.setattr(rules, "evaluate_partnership", lambda p: seen.append(p.id))

@@ -207,8 +207,8 @@ def test_adherence_and_flags_of_the_year(year, compliance_user):
 
 
 def test_flag_resolution_is_reported(year, compliance_user):
+    from governance.review.services import transition_flag
     from governance.rules.models import Flag
-    from governance.rules.services import transition_flag
 
     flag = db.session.scalar(select(Flag).where(
         Flag.interaction_id == year["interactions"][1].id,

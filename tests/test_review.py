@@ -13,7 +13,10 @@ from governance.errors import Conflict, NotAllowed, ValidationFailed
 from governance.extensions import db
 from governance.interactions import services as interactions
 from governance.interactions.models import Interaction
-from governance.rules import services
+from governance.review.dashboard import adherence
+from governance.review.services import sign_off_review, signature_line, transition_flag
+from governance.rules.evaluation import current_policy
+from governance.rules.flags import flags_of_interaction
 from governance.rules.models import Flag
 from governance.vocabulary import SIGNATURE_MEANINGS
 
@@ -35,8 +38,8 @@ def log(make_interaction, partnership):
 
 
 def resolve_all(interaction, user):
-    for flag in services.flags_of_interaction(interaction.id, include_closed=False):
-        services.transition_flag(flag, "acknowledged", "Accepted for this pilot", user)
+    for flag in flags_of_interaction(interaction.id, include_closed=False):
+        transition_flag(flag, "acknowledged", "Accepted for this pilot", user)
     db.session.commit()
 
 
@@ -45,11 +48,11 @@ def resolve_all(interaction, user):
 
 def test_compliance_signs_off_a_review_with_password_and_meaning(log, compliance_user):
     interaction = log()
-    services.sign_off_review(interaction, compliance_user, PASSWORD, "review")
+    sign_off_review(interaction, compliance_user, PASSWORD, "review")
     db.session.commit()
     assert interaction.signed_off_by_id == compliance_user.id
     assert interaction.signature_meaning == SIGNATURE_MEANINGS["review"]
-    line = services.signature_line(interaction)
+    line = signature_line(interaction)
     assert line.startswith(f"Signed by {compliance_user.name} on "
                            f"{interaction.signed_off_at:%Y-%m-%d %H:%M} UTC — Reviewed:")
     event = history_of("interaction", interaction.id)[-1]
@@ -67,7 +70,7 @@ def test_signature_is_refused_without_the_right_password_and_a_meaning(
         log, compliance_user, password, meaning, field):
     interaction = log()
     with pytest.raises(ValidationFailed) as refused:
-        services.sign_off_review(interaction, compliance_user, password, meaning)
+        sign_off_review(interaction, compliance_user, password, meaning)
     assert field in refused.value.fields
     db.session.rollback()
     assert db.session.get(Interaction, interaction.id).signed_off_at is None
@@ -76,9 +79,9 @@ def test_signature_is_refused_without_the_right_password_and_a_meaning(
 def test_open_flags_must_be_resolved_before_signing(log, compliance_user):
     interaction = log(protocol_followed=False)
     with pytest.raises(Conflict, match="Resolve the 1 open flag"):
-        services.sign_off_review(interaction, compliance_user, PASSWORD, "review")
+        sign_off_review(interaction, compliance_user, PASSWORD, "review")
     resolve_all(interaction, compliance_user)
-    services.sign_off_review(interaction, compliance_user, PASSWORD, "approval")
+    sign_off_review(interaction, compliance_user, PASSWORD, "approval")
     assert interaction.signed_off_at is not None
 
 
@@ -86,12 +89,12 @@ def test_open_flags_must_be_resolved_before_signing(log, compliance_user):
 def test_only_compliance_signs_reviews(log, make_user, sponsor, role):
     user = make_user(role, sponsor if role in ("advocate", "partner") else None)
     with pytest.raises(NotAllowed):
-        services.sign_off_review(log(), user, PASSWORD, "review")
+        sign_off_review(log(), user, PASSWORD, "review")
 
 
 def test_editing_a_signed_interaction_returns_it_to_review(log, compliance_user):
     interaction = log()
-    services.sign_off_review(interaction, compliance_user, PASSWORD, "review")
+    sign_off_review(interaction, compliance_user, PASSWORD, "review")
     db.session.commit()
     with pytest.raises(ValidationFailed) as refused:
         interactions.update_interaction(interaction, {"sponsor_staff": 2}, compliance_user)
@@ -109,7 +112,7 @@ def test_editing_a_signed_interaction_returns_it_to_review(log, compliance_user)
 
 def test_partner_confirmation_does_not_undo_the_sign_off(log, compliance_user):
     interaction = log()
-    services.sign_off_review(interaction, compliance_user, PASSWORD, "review")
+    sign_off_review(interaction, compliance_user, PASSWORD, "review")
     db.session.commit()
     interaction.confirmed_by_partner = "confirmed"
     db.session.commit()
@@ -193,7 +196,7 @@ def test_queue_filters_by_partnership(client, log_in, compliance_user, queue_dat
 
 def test_queue_hides_resolved_flags_unless_asked(client, log_in, compliance_user, queue_data):
     flag = db.session.scalar(select(Flag).where(Flag.rule_id == "HOW-NO-PROTOCOL"))
-    services.transition_flag(flag, "acknowledged", "Accepted", compliance_user)
+    transition_flag(flag, "acknowledged", "Accepted", compliance_user)
     db.session.commit()
     log_in(compliance_user)
     assert "Old one" not in client.get("/review/").get_data(as_text=True)
@@ -227,13 +230,13 @@ def test_adherence_counts_interactions_without_an_open_flag_per_dimension(
     log()
     log(protocol_followed=False)
     log(venue_type="sponsor_site", venue_agreed_by_patients=False, protocol_followed=False)
-    rows = {row.dimension: row for row in services.adherence()}
+    rows = {row.dimension: row for row in adherence()}
     assert (rows["HOW"].interactions, rows["HOW"].flagged) == (3, 2)
     assert rows["WHERE"].share == pytest.approx(2 / 3)
     assert rows["WHY"].share == 1.0
     # GOOD_INTERACTION dates are over a year old, so the partnership is transactional (WHAT).
     assert rows["WHAT"].flagged == 3
-    assert services.adherence(date_from=date.today())[0].share is None
+    assert adherence(date_from=date.today())[0].share is None
 
 
 def test_dashboard_shows_charts_as_images_with_a_table_alternative(
@@ -273,4 +276,4 @@ def test_demo_data_shows_a_flag_of_every_rule(app):
     seed_demo()
     db.session.commit()
     raised = set(db.session.scalars(select(Flag.rule_id).where(Flag.voided_at.is_(None))))
-    assert raised == set(services.current_policy().rules)
+    assert raised == set(current_policy().rules)

@@ -16,9 +16,12 @@ from governance.errors import Conflict, NotAllowed, ValidationFailed
 from governance.extensions import db
 from governance.interactions import services as interactions
 from governance.partnerships.models import Support
-from governance.rules import services
+from governance.review.services import transition_flag
+from governance.rules.bulk import evaluate_interactions_in_bulk, reevaluate_all
 from governance.rules.cli import check_policies_command
 from governance.rules.engine import PolicyError, check_policy_text, load_policy
+from governance.rules.evaluation import evaluate_interaction, evaluate_partnership
+from governance.rules.flags import flag_json, flags_of_interaction, flags_of_partnership
 from governance.rules.models import Flag
 
 from .conftest import follow_job, make_config
@@ -55,15 +58,15 @@ def open_rules(flags) -> set[str]:
 
 
 def interaction_rules(interaction) -> set[str]:
-    return open_rules(services.flags_of_interaction(interaction.id))
+    return open_rules(flags_of_interaction(interaction.id))
 
 
 def partnership_rules(partnership) -> set[str]:
-    return open_rules(services.flags_of_partnership(partnership.id))
+    return open_rules(flags_of_partnership(partnership.id))
 
 
 def partnership_flag(partnership, rule_id: str) -> Flag:
-    return next(f for f in services.flags_of_partnership(partnership.id) if f.rule_id == rule_id)
+    return next(f for f in flags_of_partnership(partnership.id) if f.rule_id == rule_id)
 
 
 @pytest.fixture
@@ -141,7 +144,7 @@ def test_each_interaction_rule_raises_on_poor_practice_and_not_on_a_near_miss(
         log, rule_id, raising, near_miss):
     flagged = log(**raising)
     assert rule_id in interaction_rules(flagged)
-    flag = next(f for f in services.flags_of_interaction(flagged.id) if f.rule_id == rule_id)
+    flag = next(f for f in flags_of_interaction(flagged.id) if f.rule_id == rule_id)
     assert flag.policy_version == "2025.1"
     assert flag.message and "$" not in flag.message
     assert rule_id not in interaction_rules(log(**near_miss))
@@ -196,7 +199,7 @@ def test_an_interaction_change_re_checks_only_the_partnership_rules_that_count_i
 
     unsigned = make_partnership("Unsigned", started_on=TODAY - timedelta(days=400))
     add_support(unsigned, 1000)
-    services.evaluate_partnership(unsigned)
+    evaluate_partnership(unsigned)
     assert {"PART-NO-AGREEMENT", "WHAT-TRANSACTIONAL"} <= partnership_rules(unsigned)
     support_flag = partnership_flag(unsigned, "PART-NO-AGREEMENT")
     version = support_flag.version
@@ -223,21 +226,21 @@ def test_new_or_proposed_partnerships_are_not_judged_transactional(make_partners
     new = make_partnership("New", started_on=TODAY - timedelta(days=30))
     proposed = make_partnership("Proposed", status="proposed")
     for partnership in (new, proposed):
-        services.evaluate_partnership(partnership)
+        evaluate_partnership(partnership)
         assert "WHAT-TRANSACTIONAL" not in partnership_rules(partnership)
     old = make_partnership("Old", started_on=TODAY - timedelta(days=400))
-    services.evaluate_partnership(old)
+    evaluate_partnership(old)
     assert "WHAT-TRANSACTIONAL" in partnership_rules(old)
 
 
 def test_support_without_a_signed_agreement_is_flagged(make_partnership):
     unsigned = make_partnership("Unsigned")
     signed = make_partnership("Signed", agreement_signed_on=date(2024, 2, 1))
-    services.evaluate_partnership(unsigned)
+    evaluate_partnership(unsigned)
     assert "PART-NO-AGREEMENT" not in partnership_rules(unsigned)
     for partnership in (unsigned, signed):
         add_support(partnership, 1000)
-        services.evaluate_partnership(partnership)
+        evaluate_partnership(partnership)
     assert "PART-NO-AGREEMENT" in partnership_rules(unsigned)
     assert "PART-NO-AGREEMENT" not in partnership_rules(signed)
 
@@ -247,7 +250,7 @@ def test_research_partnership_without_ip_terms_is_flagged(make_partnership):
     settled = make_partnership("Settled", kind="research_investment", ip_terms_agreed=True)
     content = make_partnership("Content", kind="content_engagement")
     for partnership in (research, settled, content):
-        services.evaluate_partnership(partnership)
+        evaluate_partnership(partnership)
     assert "PART-IP-UNSETTLED" in partnership_rules(research)
     assert "PART-IP-UNSETTLED" not in partnership_rules(settled)
     assert "PART-IP-UNSETTLED" not in partnership_rules(content)
@@ -266,7 +269,7 @@ def test_one_sponsor_giving_most_of_a_groups_support_is_flagged(two_sponsors):
     first, second = two_sponsors
     add_support(first, 6000)
     add_support(second, 4000)
-    services.evaluate_partnership(first)
+    evaluate_partnership(first)
     assert "PART-CONCENTRATION" in partnership_rules(first)
     assert "PART-CONCENTRATION" not in partnership_rules(second)
     assert "60 %" in partnership_flag(first, "PART-CONCENTRATION").message
@@ -277,7 +280,7 @@ def test_an_even_split_between_sponsors_is_a_near_miss(two_sponsors):
     add_support(first, 5000)
     add_support(second, 5000)
     add_support(first, None)  # in-kind support that cannot be valued does not count
-    services.evaluate_partnership(first)
+    evaluate_partnership(first)
     assert "PART-CONCENTRATION" not in partnership_rules(first) | partnership_rules(second)
 
 
@@ -287,10 +290,10 @@ def test_more_than_a_quarter_of_a_groups_income_is_flagged(two_sponsors, patient
     patient_group.income_currency = "GBP"
     add_support(first, 26000)
     add_support(second, 26000)
-    services.evaluate_partnership(first)
+    evaluate_partnership(first)
     assert "PART-CONCENTRATION" in partnership_rules(first)
     db.session.execute(Support.__table__.update().values(amount=Decimal("25000")))
-    services.evaluate_partnership(first)
+    evaluate_partnership(first)
     assert "PART-CONCENTRATION" not in partnership_rules(first) | partnership_rules(second)
 
 
@@ -300,7 +303,7 @@ def test_shares_are_counted_per_calendar_year(two_sponsors):
     add_support(second, 1000, paid_on=date(2023, 6, 1))
     add_support(second, 9000, paid_on=date(2024, 6, 1))
     add_support(first, 1000, paid_on=date(2024, 6, 1))
-    services.evaluate_partnership(first)
+    evaluate_partnership(first)
     assert "PART-CONCENTRATION" in partnership_rules(first)
     assert "PART-CONCENTRATION" in partnership_rules(second)
     assert "2023" in partnership_flag(first, "PART-CONCENTRATION").message
@@ -312,7 +315,7 @@ def test_shares_are_counted_per_calendar_year(two_sponsors):
 def test_fixing_the_record_closes_its_flag_automatically_and_audits_it(
         log, compliance_user):
     interaction = log(protocol_followed=False)
-    flag = services.flags_of_interaction(interaction.id)[0]
+    flag = flags_of_interaction(interaction.id)[0]
     assert flag.rule_id == "HOW-NO-PROTOCOL"
     interactions.update_interaction(interaction, {"protocol_followed": True}, compliance_user,
                                     reason="Protocol was in fact followed")
@@ -328,8 +331,8 @@ def test_fixing_the_record_closes_its_flag_automatically_and_audits_it(
 def test_evaluating_again_keeps_one_open_flag_per_rule(log):
     interaction = log(protocol_followed=False, selection_method="ad_hoc")
     for _ in range(3):
-        services.evaluate_interaction(interaction)
-    flags = services.flags_of_interaction(interaction.id)
+        evaluate_interaction(interaction)
+    flags = flags_of_interaction(interaction.id)
     assert sorted(f.rule_id for f in flags) == ["HOW-NO-PROTOCOL", "WHO-ADHOC-SELECTION"]
 
 
@@ -338,7 +341,7 @@ def test_the_flags_an_evaluation_settled_are_shown_without_reading_them_again_bu
     from sqlalchemy import event
 
     interaction = log(protocol_followed=False)
-    services.evaluate_interaction(interaction)
+    evaluate_interaction(interaction)
     statements = []
 
     def remember(_conn, _cursor, statement, *_args):
@@ -346,26 +349,26 @@ def test_the_flags_an_evaluation_settled_are_shown_without_reading_them_again_bu
 
     event.listen(db.engine, "before_cursor_execute", remember)
     try:
-        assert [f.rule_id for f in services.flags_of_interaction(interaction.id)] == [
+        assert [f.rule_id for f in flags_of_interaction(interaction.id)] == [
             "HOW-NO-PROTOCOL"]
         assert statements == []
         db.session.add(Flag(interaction_id=interaction.id, rule_id="WHO-ADHOC-SELECTION",
                             dimension="WHO", severity="medium", state="open",
                             message="Added by hand", policy_version="2025.1"))
         db.session.flush()
-        assert sorted(f.rule_id for f in services.flags_of_interaction(interaction.id)) == [
+        assert sorted(f.rule_id for f in flags_of_interaction(interaction.id)) == [
             "HOW-NO-PROTOCOL", "WHO-ADHOC-SELECTION"]
     finally:
         event.remove(db.engine, "before_cursor_execute", remember)
     db.session.commit()
-    assert len(services.flags_of_interaction(interaction.id)) == 2
+    assert len(flags_of_interaction(interaction.id)) == 2
 
 
 def test_poor_practice_coming_back_opens_a_new_flag(log, compliance_user):
     interaction = log(protocol_followed=False)
     interactions.update_interaction(interaction, {"protocol_followed": True}, compliance_user)
     interactions.update_interaction(interaction, {"protocol_followed": False}, compliance_user)
-    flags = services.flags_of_interaction(interaction.id)
+    flags = flags_of_interaction(interaction.id)
     assert sorted(f.state for f in flags) == ["open", "remediated"]
 
 
@@ -374,7 +377,7 @@ def test_voiding_a_record_withdraws_its_open_flags(log, compliance_user):
     interactions.void_interaction(interaction, compliance_user, "Logged twice")
     flag = db.session.scalar(select(Flag).where(Flag.interaction_id == interaction.id))
     assert flag.voided_at is not None and flag.void_reason == "The interaction was voided."
-    assert services.flags_of_interaction(interaction.id) == []
+    assert flags_of_interaction(interaction.id) == []
 
 
 def test_moving_an_interaction_re_evaluates_the_partnership_it_left(
@@ -404,18 +407,18 @@ def test_interactions_can_be_found_by_flag_rule_and_state(log, compliance_user):
 @pytest.fixture
 def open_flag(log):
     interaction = log(protocol_followed=False)
-    return services.flags_of_interaction(interaction.id)[0]
+    return flags_of_interaction(interaction.id)[0]
 
 
 def test_flag_json_has_the_api_shape(open_flag):
-    assert services.flag_json(open_flag) == {
+    assert flag_json(open_flag) == {
         "id": open_flag.id, "rule": "HOW-NO-PROTOCOL", "dimension": "HOW", "severity": "low",
         "state": "open", "message": "No standard protocol was followed for this interaction.",
     }
 
 
 def test_compliance_acknowledges_a_flag_with_a_justification(open_flag, compliance_user):
-    services.transition_flag(open_flag, "acknowledged", "Pilot format agreed with the panel",
+    transition_flag(open_flag, "acknowledged", "Pilot format agreed with the panel",
                              compliance_user)
     db.session.commit()
     assert open_flag.state == "acknowledged"
@@ -434,7 +437,7 @@ def test_compliance_acknowledges_a_flag_with_a_justification(open_flag, complian
 def test_refused_transitions_change_nothing(open_flag, compliance_user, state, note, error,
                                             field):
     with pytest.raises(error) as raised:
-        services.transition_flag(open_flag, state, note, compliance_user)
+        transition_flag(open_flag, state, note, compliance_user)
     if field:
         assert field in raised.value.fields
     db.session.rollback()
@@ -442,17 +445,17 @@ def test_refused_transitions_change_nothing(open_flag, compliance_user, state, n
 
 
 def test_a_closed_flag_cannot_change_again(open_flag, compliance_user):
-    services.transition_flag(open_flag, "dismissed", "Not applicable to surveys",
+    transition_flag(open_flag, "dismissed", "Not applicable to surveys",
                              compliance_user)
     with pytest.raises(Conflict, match="already dismissed"):
-        services.transition_flag(open_flag, "acknowledged", "Changed my mind", compliance_user)
+        transition_flag(open_flag, "acknowledged", "Changed my mind", compliance_user)
 
 
 @pytest.mark.parametrize("role", ["partner", "advocate", "auditor"])
 def test_only_compliance_may_resolve_flags(open_flag, make_user, patient_group, role):
     user = make_user(role, patient_group if role in ("partner", "advocate") else None)
     with pytest.raises(NotAllowed):
-        services.transition_flag(open_flag, "acknowledged", "Looks fine to us", user)
+        transition_flag(open_flag, "acknowledged", "Looks fine to us", user)
     assert open_flag.state == "open"
 
 
@@ -460,16 +463,16 @@ def test_remediated_is_accepted_once_the_record_no_longer_breaks_the_rule(
         open_flag, compliance_user):
     open_flag.interaction.protocol_followed = True  # fixed without re-evaluation (e.g. import)
     db.session.flush()
-    services.transition_flag(open_flag, "remediated", None, compliance_user)
+    transition_flag(open_flag, "remediated", None, compliance_user)
     assert open_flag.state == "remediated"
 
 
 def test_acknowledged_flag_is_not_reopened_under_the_same_policy_version(
         open_flag, compliance_user):
-    services.transition_flag(open_flag, "acknowledged", "Accepted for this pilot",
+    transition_flag(open_flag, "acknowledged", "Accepted for this pilot",
                              compliance_user)
-    services.evaluate_interaction(open_flag.interaction)
-    assert [f.state for f in services.flags_of_interaction(open_flag.interaction_id)] == [
+    evaluate_interaction(open_flag.interaction)
+    assert [f.state for f in flags_of_interaction(open_flag.interaction_id)] == [
         "acknowledged"]
 
 
@@ -512,7 +515,7 @@ def test_reevaluation_after_a_policy_change_opens_and_closes_flags(
     assert "under policy v2025.2: 1 flags opened, 0 closed" in result.output
     db.session.expire_all()
     assert interaction_rules(short) == {"WHY-VAGUE"}
-    flag = services.flags_of_interaction(short.id)[0]
+    flag = flags_of_interaction(short.id)[0]
     assert flag.policy_version == "2025.2" and "at least 12 words" in flag.message
 
     edit_policy(policies_dir, ('version = "2025.2"', 'version = "2025.3"'),
@@ -539,13 +542,13 @@ def test_reevaluation_is_idempotent(log, runner):
 
 def test_acknowledged_flag_is_raised_again_under_a_new_policy_version(
         open_flag, compliance_user, policies_dir):
-    services.transition_flag(open_flag, "acknowledged", "Accepted for this pilot",
+    transition_flag(open_flag, "acknowledged", "Accepted for this pilot",
                              compliance_user)
     db.session.commit()
     edit_policy(policies_dir, ('version = "2025.1"', 'version = "2026.1"'))
-    services.reevaluate_all()
+    reevaluate_all()
     db.session.commit()
-    flags = services.flags_of_interaction(open_flag.interaction_id)
+    flags = flags_of_interaction(open_flag.interaction_id)
     assert sorted((f.state, f.policy_version) for f in flags) == [
         ("acknowledged", "2025.1"), ("open", "2026.1")]
 
@@ -554,11 +557,11 @@ def test_bulk_and_single_evaluation_agree(log, make_partnership, compliance_user
     log(protocol_followed=False, selection_method="ad_hoc", venue_type="sponsor_site",
         venue_agreed_by_patients=False)
     log(partnership_id=None, purpose="Chat", purpose_shared_on=None)
-    services.evaluate_partnership(make_partnership("Research", kind="research_investment"))
+    evaluate_partnership(make_partnership("Research", kind="research_investment"))
     before = {(f.interaction_id, f.partnership_id, f.rule_id, f.state)
               for f in db.session.scalars(select(Flag))}
     db.session.execute(Flag.__table__.delete())  # start again from nothing, in bulk
-    services.reevaluate_all()
+    reevaluate_all()
     after = {(f.interaction_id, f.partnership_id, f.rule_id, f.state)
              for f in db.session.scalars(select(Flag))}
     assert after == before
@@ -575,10 +578,10 @@ def test_interactions_saved_in_bulk_are_evaluated_in_bulk(log, sponsor):
     copies = [Interaction(**interactions.interaction_values(single)) for _ in range(3)]
     db.session.add_all(copies)
     db.session.flush()  # saved without evaluation, as an import does
-    services.evaluate_interactions_in_bulk([copy.id for copy in copies])
+    evaluate_interactions_in_bulk([copy.id for copy in copies])
     for copy in copies:
         assert interaction_rules(copy) == expected == {"HOW-NO-PROTOCOL", "WHO-ADHOC-SELECTION"}
-        flag = services.flags_of_interaction(copy.id)[0]
+        flag = flags_of_interaction(copy.id)[0]
         assert [e.action for e in history_of("flag", flag.id)] == ["create"]
 
 
@@ -623,8 +626,7 @@ def test_a_second_re_evaluation_waits_for_the_first_one(client, log_in, complian
 
 @pytest.mark.parametrize("app_config", [{"JOBS_INLINE": True}])
 def test_a_re_evaluation_that_fails_says_why(log, compliance_user, monkeypatch):
-    from governance.rules import jobs
-    from governance.rules import services as rule_services
+    from governance.rules import bulk, jobs
 
     log(protocol_followed=False)
     run = jobs.request_reevaluation(compliance_user)
@@ -633,7 +635,7 @@ def test_a_re_evaluation_that_fails_says_why(log, compliance_user, monkeypatch):
     def broken(**_kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(rule_services, "reevaluate_all", broken)
+    monkeypatch.setattr(bulk, "reevaluate_all", broken)
     assert jobs.run_job(run.id)
     db.session.expire_all()
     assert run.state == "failed" and "disk on fire" in run.error

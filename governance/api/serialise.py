@@ -19,7 +19,7 @@ def _record(record) -> dict:
 
 
 def _flags(flags) -> list[dict]:
-    from ..rules.services import flag_json
+    from ..rules.flags import flag_json
 
     return [flag_json(flag) for flag in flags]
 
@@ -29,7 +29,7 @@ def organisation_json(organisation) -> dict:
 
 
 def partnership_json(partnership) -> dict:
-    from ..rules.services import flags_of_partnership
+    from ..rules.flags import flags_of_partnership
 
     return partnership_values(partnership) | _record(partnership) | {
         "flags": _flags(flags_of_partnership(partnership.id))}
@@ -44,7 +44,7 @@ def support_json(support) -> dict:
 
 def interaction_json(interaction, flags=None) -> dict:
     """The interaction with its live flags (read here unless given, e.g. for a whole page)."""
-    from ..rules.services import flags_of_interaction
+    from ..rules.flags import flags_of_interaction
 
     if flags is None:
         flags = flags_of_interaction(interaction.id)

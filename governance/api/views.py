@@ -326,7 +326,7 @@ class Interactions(MethodView):
             rule=query.get("rule"), state=query.get("state"),
             page=query["page"], per_page=query["per_page"],
         )
-        from ..rules.services import flags_of_interactions
+        from ..rules.flags import flags_of_interactions
 
         page = interaction_services.find_interactions(current_user, criteria)
         flags = flags_of_interactions([item.id for item in page.items])
@@ -395,8 +395,9 @@ class FlagTransition(MethodView):
     @documented_errors(flags, 400, 403, 404, 409, 422)
     def post(self, flag_id: int):
         """Acknowledge (keep, with a justification), remediate or dismiss a flag."""
+        from ..review.services import transition_flag
+        from ..rules.flags import flag_json
         from ..rules.models import Flag
-        from ..rules.services import flag_json, transition_flag
 
         flag = db.session.get(Flag, flag_id)
         if flag is None or flag.is_void or not _subject_visible(flag):

@@ -1,4 +1,4 @@
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -7,6 +7,7 @@ from ..extensions import db
 from ..organisations.models import Organisation
 from ..partnerships.models import Partnership
 from ..records import Record, vocab_enum
+from ..review.models import SignOff
 from ..vocabulary import (
     CONFIRMATION_STATES,
     FACILITATORS,
@@ -18,7 +19,7 @@ from ..vocabulary import (
 )
 
 
-class Interaction(Record, db.Model):
+class Interaction(SignOff, Record, db.Model):
     __tablename__ = "interactions"
 
     # General
@@ -80,14 +81,8 @@ class Interaction(Record, db.Model):
     )
     confirmation_note: Mapped[str | None] = mapped_column(Text)
 
-    # The compliance review's electronic signature (21 CFR Part 11 §11.50); cleared on edit.
-    signed_off_at: Mapped[datetime | None]
-    signed_off_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    signature_meaning: Mapped[str | None] = mapped_column(Text)
-
     partnership: Mapped[Partnership | None] = relationship()
     organisation: Mapped[Organisation] = relationship()
-    signed_off_by = relationship("User", foreign_keys=[signed_off_by_id])
 
     __table_args__ = (
         CheckConstraint("patient_participants >= 0", name="patient_participants_not_negative"),

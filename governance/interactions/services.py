@@ -5,11 +5,11 @@ from datetime import date
 
 from marshmallow import ValidationError as SchemaError
 from marshmallow import fields, validates_schema
-from sqlalchemy import and_, false, func, insert, or_, select
+from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
-from ..database import read_before_writing, utcnow
+from ..database import insert_returning_ids, read_before_writing, utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
@@ -247,34 +247,15 @@ def log_interactions(rows: list[dict], actor, preloaded: Preloaded) -> list[int]
     table = Interaction.__table__
     defaults = _column_defaults(table)
     values = [defaults | clean | {"created_by_id": actor.id} for clean in cleaned]
-    ids = _insert_returning_ids(table, values)
+    ids = insert_returning_ids(table, values)
     for row, new_id in zip(values, ids, strict=True):
         row["id"] = new_id
         if row["external_id"]:
             preloaded.external_ids[row["external_id"]] = new_id
     audit.append_created(Interaction, values)
-    from ..rules.services import evaluate_interactions_in_bulk
+    from ..rules.bulk import evaluate_interactions_in_bulk
 
     evaluate_interactions_in_bulk(ids)
-    return ids
-
-
-def _insert_returning_ids(table, values: list[dict]) -> list[int]:
-    """Insert the rows with one statement; return their new ids in the rows' order."""
-    connection = db.session.connection()
-    if connection.dialect.name != "sqlite":
-        return db.session.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), values
-        ).scalars().all()
-    # SQLite numbers new rows max(id) + 1, one after the other, and this transaction holds the
-    # write lock: a plain executemany (many times faster than RETURNING row by row) then reading
-    # the new ids back gives them in the rows' order.
-    before = db.session.scalar(select(func.max(table.c.id))) or 0
-    db.session.execute(insert(table), values)
-    ids = db.session.scalars(
-        select(table.c.id).where(table.c.id > before).order_by(table.c.id)).all()
-    if len(ids) != len(values):
-        raise RuntimeError("the inserted interactions could not be numbered")
     return ids
 
 
@@ -332,13 +313,11 @@ NOT_CONFIRMED_BY_PARTNER = frozenset({"external_id"})
 
 
 def require_reason_if_signed(interaction: Interaction, reason: str | None) -> None:
+    from ..review.services import is_signed_off
+
     if is_signed_off(interaction) and not (reason or "").strip():
         raise ValidationFailed({"reason": ["This interaction's review was signed off: say why "
                                            "you are changing it."]})
-
-
-def is_signed_off(interaction: Interaction) -> bool:
-    return getattr(interaction, "signed_off_at", None) is not None
 
 
 def void_interaction(interaction: Interaction, actor, reason: str) -> Interaction:
@@ -365,7 +344,7 @@ def after_change(interaction: Interaction, partnership: bool = True,
                  created: bool = False) -> None:
     """Re-check the interaction (and, unless told it cannot have changed, its partnership)
     against the policy rules."""
-    from ..rules.services import evaluate_interaction
+    from ..rules.evaluation import evaluate_interaction
 
     evaluate_interaction(interaction, partnership=partnership, created=created)
 
@@ -483,6 +462,6 @@ def _count(conditions: list, criteria: InteractionFilter) -> tuple[int, bool]:
 def _flag_conditions(criteria: InteractionFilter) -> list:
     if not (criteria.rule or criteria.state):
         return []
-    from ..rules.services import interactions_with_flags
+    from ..rules.flags import interactions_with_flags
 
     return [Interaction.id.in_(interactions_with_flags(rule=criteria.rule, state=criteria.state))]

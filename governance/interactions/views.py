@@ -7,7 +7,8 @@ from ..organisations.forms import organisation_choices
 from ..organisations.models import Organisation
 from ..partnerships.forms import partnership_choices, visible_partnerships
 from ..partnerships.models import Partnership
-from ..rules.services import flags_of_interaction, signature_line
+from ..review.services import signature_line
+from ..rules.flags import flags_of_interaction
 from ..security import EDITORS, allow, interaction_scope, visible_or_404
 from ..vocabulary import DIMENSIONS
 from ..widgets import record_choices

@@ -288,7 +288,7 @@ def _require_editor(actor, partnership: Partnership | None = None) -> None:
 
 def after_change(partnership: Partnership) -> None:
     """Re-check the partnership against the policy rules."""
-    from ..rules.services import evaluate_partnership
+    from ..rules.evaluation import evaluate_partnership
 
     evaluate_partnership(partnership)
 

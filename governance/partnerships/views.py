@@ -7,7 +7,7 @@ from ..extensions import db
 from ..forms import VoidForm, form_status, form_values, int_data, options, save_form
 from ..organisations.forms import organisation_choices
 from ..organisations.models import Organisation
-from ..rules.services import flags_of_partnership
+from ..rules.flags import flags_of_partnership
 from ..security import EDITORS, allow, partnership_scope, visible_or_404
 from ..widgets import record_choices
 from . import services

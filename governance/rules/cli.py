@@ -39,10 +39,8 @@ def check_policy_files(directory: str | Path) -> tuple[list[str], list[str]]:
             f"{Path(directory) / POLICY_FILE}: policy v{policy.version} “{policy.title}”, "
             f"effective {policy.effective_from.isoformat()}, {len(policy.rules)} rules — valid."
         )
-    try:
-        from ..activities.catalogue import CATALOGUE_FILE, check_catalogue
-    except ImportError:  # the activities feature is not installed
-        return problems, confirmations
+    from ..activities.catalogue import CATALOGUE_FILE, check_catalogue
+
     path = Path(directory) / CATALOGUE_FILE
     catalogue_problems = check_catalogue(path)
     problems.extend(f"{path}: {problem}" for problem in catalogue_problems)
@@ -76,12 +74,13 @@ def reevaluate_command(batch_size):
     import time
 
     from ..extensions import db
+    from .bulk import gc_paused, reevaluate_all
     from .engine import PolicyError
-    from .services import reevaluate_all
 
     started = time.perf_counter()
     try:
-        result = reevaluate_all(batch_size=batch_size)
+        with gc_paused():
+            result = reevaluate_all(batch_size=batch_size)
     except PolicyError as error:
         db.session.rollback()
         for problem in error.problems:

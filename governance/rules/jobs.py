@@ -69,7 +69,7 @@ def start(run_id: int) -> None:
 
 def run_job(run_id: int) -> bool:
     """Claim the queued run and carry it out; return whether this call ran it."""
-    from .services import reevaluate_all
+    from .bulk import gc_paused, reevaluate_all
 
     token = write_intent.set(True)
     try:
@@ -87,7 +87,8 @@ def run_job(run_id: int) -> bool:
 
         try:
             with audit.acting_as(JOB_ACTOR):
-                result = reevaluate_all(after_batch=committed)
+                with gc_paused():
+                    result = reevaluate_all(after_batch=committed)
                 _record(run_id, claimed, state="done", progress=100, progress_note=None,
                         policy_version=result.policy_version, summary=result.summary(),
                         finished_at=utcnow())

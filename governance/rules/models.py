@@ -9,8 +9,6 @@ from ..jobs import Job
 from ..records import Record, vocab_enum
 from ..vocabulary import DIMENSIONS, FLAG_STATES, REEVALUATION_STATES, SEVERITIES
 
-CLOSED_STATES = ("acknowledged", "remediated", "dismissed")
-
 
 class Flag(Record, db.Model):
     """A poor practice found by a policy rule on an interaction or a partnership."""
