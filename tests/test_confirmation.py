@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from governance.audit import AuditEvent
 from governance.extensions import db
-from governance.reports import confirmation, files, jobs, services
+from governance.reports import confirmation, jobs, services
+from governance.storage import REPORTS as files
 
 from .conftest import login
 

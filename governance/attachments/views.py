@@ -13,6 +13,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import SelectField
 
+from .. import storage
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..forms import attach_errors, form_status, options
@@ -102,7 +103,7 @@ def visible_attachment_or_404(attachment_id: int) -> Attachment:
 @allow(*VIEWERS)
 def download(attachment_id: int):
     attachment = visible_attachment_or_404(attachment_id)
-    path = services.stored_path(attachment.sha256)
+    path = storage.ATTACHMENTS.path_of(attachment.sha256)
     if not path.is_file():
         current_app.logger.error("stored file of attachment %s is missing", attachment.id)
         abort(404)

@@ -17,6 +17,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
+from .. import storage
 from ..database import utcnow
 from ..errors import DomainError
 from ..extensions import db
@@ -24,7 +25,7 @@ from ..forms import attach_errors, form_status, options
 from ..organisations.models import Organisation
 from ..security import allow, public
 from ..vocabulary import CONFIRMATION_STATES
-from . import confirmation, files, jobs, services
+from . import confirmation, jobs, services
 from .artefacts import template_context
 from .forms import AnswerForm, MethodologyForm, PublishForm, ReportRequestForm
 from .models import ARTEFACTS, Report
@@ -66,8 +67,8 @@ def _stored_bytes(report: Report, kind: str) -> bytes:
     if kind not in ARTEFACTS or not report.has_files:
         abort(404)
     try:
-        return files.read(report.sha256_of(kind))
-    except files.MissingFile:
+        return storage.REPORTS.read(report.sha256_of(kind))
+    except storage.MissingFile:
         current_app.logger.error("report %s: stored %s file missing or damaged", report.id, kind)
         abort(500, "This report's stored file is missing or damaged; the administrators have "
                    "been told.")
