@@ -27,7 +27,7 @@ from ..security import STAFF, allow, interaction_scope
 from ..vocabulary import DIMENSIONS
 from . import charts, jobs, services
 from .cli import check_policies_command, reevaluate_command
-from .engine import PolicyError, load_policy
+from .engine import PolicyError, check_policy_at_start
 from .facts import FACTS
 from .forms import (
     DashboardFilterForm,
@@ -298,7 +298,7 @@ def reevaluation_status(run_id: int):
 def init_app(app: Flask) -> None:
     """Refuse to start on an invalid policy set; register listeners, commands and helpers."""
     try:
-        load_policy(app.config["POLICIES_DIR"])
+        check_policy_at_start(app.config["POLICIES_DIR"])
     except PolicyError as error:
         app.logger.critical("%s", error)
         raise
