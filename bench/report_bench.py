@@ -270,20 +270,20 @@ def measure_weasyprint(workdir: Path, report_id: int) -> dict:
     from weasyprint import HTML
 
     from governance.extensions import db
-    from governance.reports import files
+    from governance.pdf import DEFAULT_OPTIONS, data_only_fetcher
     from governance.reports.artefacts import report_html, snapshot_from_json
     from governance.reports.models import Report
-    from governance.reports.pdf import DEFAULT_OPTIONS, DataOnlyFetcher
+    from governance.storage import REPORTS
 
     app = make_app(workdir)
     with app.app_context():
         report = db.session.get(Report, report_id)
-        html = report_html(snapshot_from_json(files.read(report.json_sha256)))
+        html = report_html(snapshot_from_json(REPORTS.read(report.json_sha256)))
         db.session.remove()
         options = DEFAULT_OPTIONS.as_weasyprint()
         baseline = peak_rss_mb()
         started, cpu = time.perf_counter(), time.process_time()
-        document = HTML(string=html, url_fetcher=DataOnlyFetcher()).render(**options)
+        document = HTML(string=html, url_fetcher=data_only_fetcher()).render(**options)
         content = document.write_pdf(**options)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         return {"seconds": seconds, "cpu": cpu, "pages": len(document.pages),

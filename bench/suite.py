@@ -21,7 +21,11 @@ is reported as the median with the min and the max, together with the machine it
             peak memory, ratio;
   load      API write throughput under concurrency (bench/load/run.py, 50 clients, gunicorn):
             by default the load runner's latest JSON (bench/results/load-*.json); --load run
-            runs it (SQLite, --runs times).
+            runs it (SQLite, --runs times);
+  startup   start-up, whole processes, beside a bare `python -c "import flask, sqlalchemy"`
+            measured in the same run: `flask --help`, create_app() in a fresh process, and
+            gunicorn (gunicorn.conf.py, one worker, SQLite after `flask init-db`) from its start
+            to the first 200 from /health. Needs no data set: `--only startup` runs it alone.
 
 The data sets come from bench/generate.py and are kept in instance/bench/ between runs (made
 again when the generator or the tables change; indexes are brought in line with the models).
@@ -35,12 +39,16 @@ import json
 import os
 import platform
 import shutil
+import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,7 +64,7 @@ RESULT_FILE = RESULTS / "bench.json"
 DATA_DIR = ROOT / "instance" / "bench"
 SECTION_START = "<!-- bench:start -->"
 SECTION_END = "<!-- bench:end -->"
-MEASUREMENTS = ("list", "rules", "reeval", "import", "report", "load")
+MEASUREMENTS = ("list", "rules", "reeval", "import", "report", "load", "startup")
 PASSWORD = generate.PASSWORD
 LIST_REQUESTS = 8  # timed requests per view and run (after one untimed warm-up request)
 
@@ -428,6 +436,116 @@ def bench_load(mode: str, runs: int) -> dict | None:
     return result
 
 
+# --- start-up (whole processes) --------------------------------------------------------------
+
+STARTUP_CONFIG = ("{'SECRET_KEY': 'bench', 'SQLALCHEMY_DATABASE_URI': 'sqlite://', "
+                  "'DATA_DIR': %r}")
+# Printed by the create_app process: the time from before its first import of the application to
+# create_app's return, as the process itself measures it (the interpreter's own start excluded).
+CREATE_APP_CODE = ("import time; started = time.perf_counter()\n"
+                   "from governance import create_app\n"
+                   "create_app(" + STARTUP_CONFIG + ")\n"
+                   "print(time.perf_counter() - started)")
+BASELINE_CODE = ("import time; started = time.perf_counter()\n"
+                 "import flask, sqlalchemy\n"
+                 "print(time.perf_counter() - started)")
+GUNICORN_DEADLINE = 60  # seconds
+
+
+def startup_env(workdir: Path, **extra: str) -> dict:
+    """The environment of the start-up processes: this checkout's code, a throwaway database."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("GOVERNANCE_") and key not in ("DATABASE_URL", "FLASK_APP")}
+    # The checkout's own code first (an installed copy elsewhere would be measured otherwise),
+    # and Python's bytecode cache allowed, as in an installation.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env | {"FLASK_APP": "governance", "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite'}",
+                  "GOVERNANCE_SECRET_KEY": "bench-startup", "GOVERNANCE_DATA_DIR":
+                  str(workdir / "data")} | extra
+
+
+def timed_process(command: list[str], env: dict) -> tuple[float, str]:
+    """Run a whole process; return its wall time and what it printed."""
+    started = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT,
+                               timeout=300)
+    seconds = time.perf_counter() - started
+    if completed.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-3000:]}")
+    return seconds, completed.stdout
+
+
+def gunicorn_first_answer(workdir: Path) -> float:
+    """Seconds from starting gunicorn (one worker) to the first 200 from /health."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = startup_env(workdir, PORT=str(port), WEB_CONCURRENCY="1", GUNICORN_THREADS="1")
+    url = f"http://127.0.0.1:{port}/health"
+    with open(workdir / "gunicorn.log", "a") as log:
+        started = time.perf_counter()
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        while time.perf_counter() - started < GUNICORN_DEADLINE:
+            if server.poll() is not None:
+                raise RuntimeError(f"gunicorn exited; see {workdir / 'gunicorn.log'}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    if answer.status == 200:
+                        return time.perf_counter() - started
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"gunicorn did not answer /health within {GUNICORN_DEADLINE} s")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def bench_startup(runs: int) -> dict:
+    """Each figure in fresh processes, the runs of the four interleaved so drift hits all."""
+    python = sys.executable
+    figures = {name: [] for name in ("baseline", "baseline_inside", "flask_help", "create_app",
+                                     "create_app_inside", "gunicorn")}
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        workdir = Path(tmp)
+        env = startup_env(workdir)
+        create_app_code = CREATE_APP_CODE % str(workdir / "data")
+        timed_process([python, "-m", "flask", "init-db"], env)
+        # One untimed round first: bytecode caches written, files in the page cache.
+        timed_process([python, "-m", "flask", "--help"], env)
+        timed_process([python, "-c", create_app_code], env)
+        for run in range(runs):
+            seconds, inside = timed_process([python, "-c", BASELINE_CODE], env)
+            figures["baseline"].append(seconds)
+            figures["baseline_inside"].append(float(inside.strip()))
+            seconds, _help = timed_process([python, "-m", "flask", "--help"], env)
+            figures["flask_help"].append(seconds)
+            seconds, inside = timed_process([python, "-c", create_app_code], env)
+            figures["create_app"].append(seconds)
+            figures["create_app_inside"].append(float(inside.strip().splitlines()[-1]))
+            figures["gunicorn"].append(gunicorn_first_answer(workdir))
+            print(f"    run {run + 1}: flask --help {figures['flask_help'][-1]:.2f} s, "
+                  f"create_app() {figures['create_app_inside'][-1]:.2f} s (its process "
+                  f"{figures['create_app'][-1]:.2f} s), gunicorn to the first 200 "
+                  f"{figures['gunicorn'][-1]:.2f} s; bare import of flask and sqlalchemy "
+                  f"{figures['baseline'][-1]:.2f} s (inside {figures['baseline_inside'][-1]:.2f}"
+                  f" s)", flush=True)
+    baseline = statistics.median(figures["baseline"])
+    result = {name: spread(values, 3) for name, values in figures.items()}
+    result["flask_help_to_baseline"] = round(result["flask_help"]["median"] / baseline, 1)
+    result["create_app_inside_to_baseline"] = round(
+        result["create_app_inside"]["median"] / statistics.median(figures["baseline_inside"]), 1)
+    return result
+
+
 # --- targets, results, the table -------------------------------------------------------------
 
 PLANS = {  # size -> the data sets of the list page, the set of the other measurements, CSV rows
@@ -447,6 +565,12 @@ TARGETS = [
      "report of the medium set's busiest organisation-year", lambda v: v < 20, "< 20 s"),
     ("csv_import@100000", "seconds", "cpu_seconds", "CSV import of 100,000 rows",
      lambda v: v < 60, "< 60 s"),
+    ("startup", "flask_help", None, "`flask --help`, the whole process", lambda v: v < 1,
+     "< 1 s"),
+    ("startup", "create_app_inside", None, "create_app() in a fresh process (its imports and "
+     "the call)", lambda v: v < 0.5, "< 0.5 s"),
+    ("startup", "gunicorn", None, "gunicorn (one worker) from its start to the first 200 from "
+     "/health", lambda v: v < 2, "< 2 s"),
 ]
 
 
@@ -461,12 +585,13 @@ def check_targets(results: dict) -> list[dict]:
         result = results.get(key)
         if not result:
             verdicts.append({"target": label, "wanted": wording, "status": "not measured",
-                             "key": key})
+                             "key": key, "figure": figure})
             continue
         value = result[figure]["median"]
-        cpu = result.get(cpu_figure, {}).get("median")
+        cpu = result.get(cpu_figure, {}).get("median") if cpu_figure else None
         worst = min if figure == "per_second" else max
-        verdicts.append({"target": label, "wanted": wording, "key": key, "value": value,
+        verdicts.append({"target": label, "wanted": wording, "key": key, "figure": figure,
+                         "value": value,
                          "worst": worst(result[figure]["runs"]), "cpu": cpu,
                          "status": "met" if check(value) else "missed",
                          "cpu_status": None if cpu is None else
@@ -478,7 +603,9 @@ def check_targets(results: dict) -> list[dict]:
 
 def verdict_text(verdict: dict) -> str:
     if verdict["status"] == "not measured":
-        return "not measured yet (`make bench SIZE=large` measures it)"
+        hint = " (`make bench SIZE=large` measures it)" if verdict["key"].endswith("@large") \
+            else ""
+        return f"not measured yet{hint}"
     text = (f"**{verdict['status']}** (median {verdict['value']:,}, worst run "
             f"{verdict['worst']:,}")
     if verdict.get("cpu") is not None:
@@ -508,7 +635,10 @@ def row(measurement: str, data_set: str, figure: dict, unit: str, digits: int, t
 
 
 def table_lines(results: dict, verdicts: list[dict]) -> list[str]:
-    status = {v["key"]: f"{v['wanted']}: **{v['status']}**" for v in verdicts}
+    status = {}
+    for v in verdicts:  # by result, and by result and figure (start-up has three targets)
+        status[v["key"]] = status[f"{v['key']}:{v['figure']}"] = \
+            f"{v['wanted']}: **{v['status']}**"
     lines = ["| measurement | data set | median | min | max | runs | CPU time (median) | target "
              "| measured |", "|---|---|---|---|---|---|---|---|---|"]
     for name in ("small", "medium", "large"):
@@ -572,6 +702,21 @@ def table_lines(results: dict, verdicts: list[dict]) -> list[str]:
             lines.append(row("Annual report, ratio of the job to bare WeasyPrint", label,
                              result["ratio_to_weasyprint"], "x", 2, "", result["measured_at"],
                              result.get("cpu_ratio_to_weasyprint")))
+    result = results.get("startup")
+    if result:
+        ratio = {"flask_help": f"{result['flask_help_to_baseline']}x the bare import",
+                 "create_app_inside": f"{result['create_app_inside_to_baseline']}x the bare "
+                                      "import (inside)"}
+        for figure, label in (
+                ("baseline", "Start-up baseline: `python -c \"import flask, sqlalchemy\"`"),
+                ("baseline_inside", "Start-up baseline, its imports as the process measures"),
+                ("flask_help", "Start-up: `flask --help`"),
+                ("create_app", "Start-up: a process that runs create_app()"),
+                ("create_app_inside", "Start-up: create_app() (its imports and the call)"),
+                ("gunicorn", "Start-up: gunicorn, one worker, to the first 200 from /health")):
+            target = status.get(f"startup:{figure}", ratio.get(figure, ""))
+            lines.append(row(label, "whole processes", result[figure], " s", 2, target,
+                             result["measured_at"]))
     result = results.get("api_load@sqlite")
     if result:
         label = (f"SQLite, {result['workers']} workers × {result['threads']} threads, "
@@ -759,6 +904,9 @@ def main() -> int:
         name = plan["report"]
         print(f"== annual report, busiest organisation-year of the {name} set", flush=True)
         record(f"report@{name}", bench_report(sets[name][1], sets[name][2], args.runs))
+    if "startup" in only:
+        print("== start-up", flush=True)
+        record("startup", bench_startup(max(args.runs, 5)))
     if "load" in only:
         print("== API writes under concurrency", flush=True)
         load = bench_load(args.load, args.runs)

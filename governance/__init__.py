@@ -43,12 +43,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     _fill_defaults(app, root)
 
     from . import audit, database, errors, security
-    from .extensions import bootstrap, csrf, db, init_limiter, login_manager, migrate
+    from .extensions import bootstrap, csrf, db, init_limiter, init_migrations, login_manager
 
     database.prepare_config(app.config)
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(root / "migrations"), render_as_batch=True,
-                     compare_type=True)
+    init_migrations(app)
     login_manager.init_app(app)
     csrf.init_app(app)
     init_limiter(app)

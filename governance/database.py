@@ -9,13 +9,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask.cli import with_appcontext
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from .extensions import db
+from .extensions import db, load_migrations
 
 # Requests that only read run in deferred transactions; everything else (POST, CLI, jobs) takes
 # SQLite's write lock when the transaction begins, so a read-modify-write can never interleave.
@@ -280,6 +280,7 @@ def create_schema() -> None:
     """Bring the database to the newest migration."""
     from flask_migrate import upgrade
 
+    load_migrations(current_app)
     upgrade()
 
 

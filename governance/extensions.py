@@ -1,10 +1,11 @@
 """Unbound extensions, bound to the application in create_app."""
 
+import click
+from flask import current_app
 from flask_bootstrap import Bootstrap5
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
@@ -24,7 +25,6 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
@@ -41,3 +41,31 @@ def init_limiter(app) -> None:
                                                 or app.config.get("RATELIMIT_APPLICATION")):
         # ValueError here means a Flask-Limiter upgrade renamed its hook: fail at start-up.
         app.before_request_funcs[None].remove(limiter._check_request_limit)
+
+
+class _MigrationCommands(click.Command):
+    """`flask db …`: Flask-Migrate's command group, loaded when it is run."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        load_migrations(current_app)
+        from flask_migrate.cli import db as migration_commands
+
+        return migration_commands.make_context(info_name, args, parent=parent, **extra)
+
+
+def init_migrations(app) -> None:
+    """Register `flask db`. Flask-Migrate imports Alembic, a third of a second that neither the
+    web workers nor the other commands need: it is loaded by the first migration command."""
+    app.cli.add_command(_MigrationCommands("db", help="Perform database migrations."))
+
+
+def load_migrations(app) -> None:
+    """Bind Flask-Migrate to the application (once), for Alembic's commands and init-db."""
+    if "migrate" in app.extensions:
+        return
+    from flask_migrate import Migrate
+
+    from .config import project_root
+
+    Migrate(app, db, directory=str(project_root() / "migrations"), render_as_batch=True,
+            compare_type=True)

@@ -12,11 +12,11 @@ from pypdf import PdfReader
 
 from governance.activities import services
 from governance.activities.catalogue import catalogue_path, check_catalogue, current_catalogue
-from governance.activities.exports import LocalOnlyFetcher
 from governance.activities.models import ActivityRating, PrioritisationExercise
 from governance.audit import history_of
 from governance.errors import NotAllowed, ValidationFailed
 from governance.extensions import db
+from governance.pdf import data_only_fetcher
 from tests.conftest import PASSWORD, login
 
 # Ratings per side: code -> (benefit, investment).
@@ -702,7 +702,7 @@ def test_comparison_exports_as_pdf_and_csv(client, partnership, sponsor_advocate
 
 
 def test_pdf_fetcher_refuses_files_and_the_network():
-    fetcher = LocalOnlyFetcher()
+    fetcher = data_only_fetcher()
     for url in ("file:///etc/passwd", "http://example.org/logo.png",
                 "https://example.org/x.css"):
         with pytest.raises(ValueError, match="disallowed protocol"):

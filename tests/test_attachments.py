@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from governance import storage
 from governance.attachments import services
 from governance.attachments.models import Attachment
 from governance.errors import ValidationFailed
@@ -217,7 +218,7 @@ def test_files_are_stored_once_by_content_hash(app, compliance, partnership, int
 def test_the_given_name_is_kept_for_display_only(app, compliance, partnership, given, shown):
     attachment = services.attach_file(partnership, "minutes", given, PDF, compliance)
     assert attachment.original_name == shown
-    assert services.stored_path(attachment.sha256).name == attachment.sha256
+    assert storage.ATTACHMENTS.path_of(attachment.sha256).name == attachment.sha256
 
 
 # --- pages and access -------------------------------------------------------------------------
@@ -322,7 +323,7 @@ def test_voided_attachments_leave_the_page_and_stay_for_compliance(
                        data={"reason": "Superseded by the final minutes"}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Attachment, attachment.id).is_void
-    assert services.stored_path(attachment.sha256).exists()
+    assert storage.ATTACHMENTS.path_of(attachment.sha256).exists()
     assert "draft.pdf" not in client.get(f"/partnerships/{partnership.id}").get_data(
         as_text=True)
     assert fetch(client, f"/attachments/{attachment.id}").status_code == 404
@@ -347,6 +348,6 @@ def test_nothing_can_be_attached_to_a_voided_record(app, compliance, make_partne
 def test_a_stored_file_that_went_missing_answers_404(client, log_in, compliance, partnership):
     attachment = services.attach_file(partnership, "agenda", "a.pdf", PDF, compliance)
     db.session.commit()
-    services.stored_path(attachment.sha256).unlink()
+    storage.ATTACHMENTS.path_of(attachment.sha256).unlink()
     log_in(compliance)
     assert fetch(client, f"/attachments/{attachment.id}").status_code == 404

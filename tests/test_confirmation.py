@@ -10,7 +10,8 @@ from sqlalchemy import select
 from governance.audit import AuditEvent
 from governance.confirmations import services as confirmation
 from governance.extensions import db
-from governance.reports import files, jobs, services
+from governance.reports import jobs, services
+from governance.storage import REPORTS as files
 
 from .conftest import login
 

@@ -12,9 +12,11 @@ from sqlalchemy import select
 from governance.audit import AuditEvent
 from governance.auth import services as accounts
 from governance.extensions import db
-from governance.reports import files, jobs, services
+from governance.pdf import RefusedResource, render_pdf
+from governance.reports import jobs, services
 from governance.reports.models import Report
-from governance.reports.pdf import RefusedResource, render_pdf
+from governance.storage import REPORTS as files
+from governance.storage import sha256_hex
 
 from .conftest import PASSWORD, follow_job, login
 
@@ -290,7 +292,7 @@ def test_pdf_lists_keep_columns_aligned_and_long_text_under_its_column():
 
 
 def test_pdf_fetcher_refuses_files_and_remote_urls_but_serves_data_urls(app, tmp_path):
-    from governance.reports.pdf import html_to_pdf
+    from governance.pdf import html_to_pdf
 
     secret = tmp_path / "secret.png"
     secret.write_bytes(b"not for the report")
@@ -390,7 +392,7 @@ def test_failed_generation_says_why_and_publishes_nothing(year, compliance_user,
     assert report.status == "failed"
     assert "ran out of paper" in report.error
     assert report.pdf_sha256 is None and not report.has_files
-    assert not (files.store_dir()).exists() or not any(files.store_dir().rglob("*"))
+    assert not (files.folder()).exists() or not any(files.folder().rglob("*"))
     login(client, compliance_user)
     assert "ran out of paper" in client.get(f"/reports/{report.id}").get_data(as_text=True)
     assert client.get(f"/reports/{report.id}/files/pdf").status_code == 404
@@ -500,7 +502,7 @@ def test_published_report_is_unchanged_by_later_edits(year, compliance_user, cli
         assert served.status_code == 200
         assert served.data == before[kind]
         assert served.headers["ETag"] == f'"{hashes[kind]}"'
-        assert files.sha256_hex(served.data) == hashes[kind] == report.sha256_of(kind)
+        assert sha256_hex(served.data) == hashes[kind] == report.sha256_of(kind)
     text = pdf_text(before["pdf"])
     assert "GBP 12,500.00" in text and "99,999.00" not in text and "4,242.00" not in text
     public_view = client.get(f"/public/reports/{report.id}").get_data(as_text=True)
@@ -647,7 +649,7 @@ def test_api_post_report_answers_202_and_get_gives_status_and_links(year, compli
     assert status["status"] == "done" and status["version"] == 1
     assert set(status["links"]) == {"pdf", "csv", "json"}
     pdf = client.get(status["links"]["pdf"], headers=headers)
-    assert pdf.status_code == 200 and files.sha256_hex(pdf.data) == status["sha256"]["pdf"]
+    assert pdf.status_code == 200 and sha256_hex(pdf.data) == status["sha256"]["pdf"]
 
 
 def test_api_refuses_bad_requests_in_the_documented_shape(year, compliance_user, make_user,

@@ -1,42 +1,12 @@
-"""Exports of an exercise and of a comparison: CSV rows and a PDF rendered by WeasyPrint."""
+"""Exports of an exercise and of a comparison: CSV rows (the PDF is governance.pdf's)."""
 
 import csv
 import io
-from dataclasses import dataclass
 
-from flask import render_template
-from weasyprint import HTML, URLFetcher
-
+from ..spreadsheets import safe_cell
 from ..vocabulary import BENEFIT_FACTORS, INVESTMENT_FACTORS, PRIORITISATION_SIDES
 from .models import PrioritisationExercise
 from .services import Comparison, activities_by_code, quadrant
-
-
-class LocalOnlyFetcher(URLFetcher):
-    """Refuse every URL except inline data: the PDF can reach neither files nor the network."""
-
-    def __init__(self):
-        super().__init__(allowed_protocols=("data",), allow_redirects=False)
-
-
-@dataclass(frozen=True)
-class PdfOptions:
-    base_url: str = "about:blank"
-    media_type: str = "print"
-
-
-def render_pdf(template: str, context: dict, options: PdfOptions = PdfOptions()) -> bytes:
-    """Render a template to PDF bytes; every resource must be inline."""
-    html = render_template(template, **context)
-    document = HTML(string=html, base_url=options.base_url, url_fetcher=LocalOnlyFetcher(),
-                    media_type=options.media_type)
-    return document.write_pdf()
-
-
-def _cell(value) -> str:
-    """Neutralise spreadsheet formulas in free text (CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _csv(header: list[str], rows: list[list]) -> str:
@@ -44,7 +14,7 @@ def _csv(header: list[str], rows: list[list]) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow([_cell(value) for value in row])
+        writer.writerow([safe_cell("" if value is None else str(value)) for value in row])
     return buffer.getvalue()
 
 

@@ -5,6 +5,7 @@ from ..errors import DomainError, NotAllowed
 from ..extensions import db
 from ..forms import attach_errors, form_values, save_form
 from ..partnerships.models import Partnership
+from ..pdf import render_pdf
 from ..security import ALL_ROLES, allow, partnership_scope, sees_everything, visible_or_404
 from ..vocabulary import PRIORITISATION_SIDES
 from . import exports, services
@@ -405,7 +406,7 @@ def export_csv(partnership_id: int, side: str):
 def export_pdf(partnership_id: int, side: str):
     partnership, exercise = _viewable_exercise(partnership_id, side)
     matrix = services.matrix_of(exercise)
-    pdf = exports.render_pdf("activities/pdf.html", {
+    pdf = render_pdf("activities/pdf.html", {
         "partnership": partnership, "sections": [{
             "exercise": exercise, "matrix": matrix,
             "svg": matrix_svg(matrix, _svg_title(partnership, exercise)),
@@ -449,7 +450,7 @@ def compare_pdf(partnership_id: int):
             matrix = services.matrix_of(exercise)
             sections.append({"exercise": exercise, "matrix": matrix,
                              "svg": matrix_svg(matrix, _svg_title(partnership, exercise))})
-    pdf = exports.render_pdf("activities/pdf.html", {
+    pdf = render_pdf("activities/pdf.html", {
         "partnership": partnership, "sections": sections, "comparison": comparison,
         "known": services.activities_by_code(), "factor_labels": exports.factor_labels,
     })

@@ -5,14 +5,10 @@ says the same; it is stored once per content (by SHA-256) under <DATA_DIR>/attac
 name the person gave is kept as data only, never used as a path.
 """
 
-import hashlib
 import io
-import os
-import tempfile
 import unicodedata
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NoReturn
 
 import filetype
@@ -20,7 +16,7 @@ import olefile
 from flask import current_app
 from sqlalchemy import select
 
-from .. import audit
+from .. import audit, storage
 from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
@@ -206,40 +202,6 @@ def human_size(size: int) -> str:
     return f"{size} MB"
 
 
-# --- storage -------------------------------------------------------------------------------
-
-
-def storage_root() -> Path:
-    return Path(current_app.config["DATA_DIR"]) / "attachments"
-
-
-def stored_path(sha256: str) -> Path:
-    """The one place a stored file lives: its content's hash, never a name a person gave."""
-    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-        raise ValueError("not a SHA-256 hex digest")
-    return storage_root() / sha256[:2] / sha256
-
-
-def store(data: bytes) -> str:
-    """Write the content once (atomically) and return its SHA-256."""
-    digest = hashlib.sha256(data).hexdigest()
-    path = stored_path(digest)
-    if path.exists() and path.stat().st_size == len(data):
-        return digest
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return digest
-
-
 # --- records -------------------------------------------------------------------------------
 
 
@@ -269,14 +231,14 @@ def attach_file(owner, label: str, filename: str, data: bytes, actor) -> Attachm
         errors.update(error.fields)
     if errors:
         raise ValidationFailed(errors)
-    digest = hashlib.sha256(data).hexdigest()
+    digest = storage.sha256_hex(data)
     column, key = owner_column(owner)
     duplicate = db.session.scalar(select(Attachment).where(
         column == owner.id, Attachment.sha256 == digest, Attachment.voided_at.is_(None)))
     if duplicate is not None:
         refuse(f"This file is already attached here as “{duplicate.original_name}” "
                f"({ATTACHMENT_LABELS.get(duplicate.label, duplicate.label).lower()}).")
-    store(data)
+    storage.ATTACHMENTS.store(data)
     attachment = Attachment(label=label, original_name=name, media_type=file_type.media_type,
                             size=len(data), sha256=digest, uploaded_by_id=actor.id,
                             **{key: owner.id})

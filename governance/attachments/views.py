@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import SelectField
 
+from .. import storage
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..forms import VoidForm, form_status, options, save_form
@@ -91,7 +92,7 @@ def visible_attachment_or_404(attachment_id: int) -> Attachment:
 @allow(*VIEWERS)
 def download(attachment_id: int):
     attachment = visible_attachment_or_404(attachment_id)
-    path = services.stored_path(attachment.sha256)
+    path = storage.ATTACHMENTS.path_of(attachment.sha256)
     if not path.is_file():
         current_app.logger.error("stored file of attachment %s is missing", attachment.id)
         abort(404)

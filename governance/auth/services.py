@@ -1,5 +1,6 @@
 """Accounts: passwords, login with lockout, session invalidation, API tokens."""
 
+import functools
 import secrets
 from datetime import datetime, timedelta
 
@@ -23,9 +24,14 @@ MIN_PASSWORD_LENGTH = 10
 # nobody uses any more, or one used when it should not be, stands out; recording every request
 # would add a write to each.
 TOKEN_USE_RECORDED_EVERY = timedelta(hours=1)
+
+
 # Checked against when the email is unknown, so a wrong email costs as much time as a wrong
-# password and the answer does not reveal which accounts exist.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+# password and the answer does not reveal which accounts exist. Made at first use: a hash takes
+# about a fifth of a second, which every process would otherwise pay at start.
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash("not-a-real-password")
 
 
 def hash_password(password: str) -> str:
@@ -101,7 +107,7 @@ def authenticate(email: str, password: str) -> User | None:
 
 def _spend_equal_time(password: str) -> None:
     try:
-        _hasher.verify(_DUMMY_HASH, password or "")
+        _hasher.verify(_dummy_hash(), password or "")
     except VerificationError:
         pass
 

@@ -6,9 +6,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..pdf import DEFAULT_OPTIONS, PdfOptions, html_to_pdf, render_html
 from ..spreadsheets import safe_cell
 from .layout import flag_summary, flag_totals, pdf_listings
-from .pdf import DEFAULT_OPTIONS, PdfOptions, html_to_pdf, render_html
 
 PDF_TEMPLATE = "reports/pdf.html"
 

@@ -16,11 +16,10 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
-from .. import audit
+from .. import audit, storage
 from .. import jobs as background
 from ..database import utcnow, write_intent
 from ..extensions import db
-from . import files
 from .artefacts import build_artefacts, estimated_pages, report_html, snapshot_from_json
 from .models import Report
 from .services import gather_snapshot, with_approval
@@ -50,7 +49,7 @@ def claim(report_id: int) -> str | None:
 
 @dataclass(frozen=True)
 class JobResult:
-    stored: dict[str, files.StoredFile]
+    stored: dict[str, storage.StoredFile]
     pages: int
     generated_at: datetime | None = None
     methodology_note: str | None = None
@@ -88,7 +87,7 @@ def _draft_snapshot(report: Report, progress: background.Progress) -> tuple[dict
 
 
 def _publishing_snapshot(report: Report) -> tuple[dict, dict]:
-    draft = snapshot_from_json(files.read(report.json_sha256))
+    draft = snapshot_from_json(storage.REPORTS.read(report.json_sha256))
     published_at = utcnow().replace(microsecond=0)
     return with_approval(draft, report, published_at), {"published_at": published_at}
 
@@ -116,7 +115,7 @@ def _render_and_store(snapshot: dict, progress: background.Progress) -> tuple[di
     finally:
         gc.unfreeze()
     progress(93, "Storing the files")
-    stored = {kind: files.store(content) for kind, content in artefacts.by_kind().items()}
+    stored = {kind: storage.REPORTS.store(content) for kind, content in artefacts.by_kind().items()}
     return stored, artefacts.pages
 
 
@@ -178,7 +177,7 @@ def readable(error: Exception) -> str:
 
     if isinstance(error, DomainError):
         return error.message
-    if isinstance(error, files.MissingFile):
+    if isinstance(error, storage.MissingFile):
         return f"a stored file is missing or damaged ({error})."
     text = str(error).strip() or type(error).__name__
     return f"{type(error).__name__}: {text[:500]} (details are in the server log)."

@@ -16,7 +16,7 @@ class Report(Record, Job, db.Model):
     """One version of an organisation's annual transparency report, and the job that makes it.
 
     The job's state lives here, in the database, so any worker process can show its progress.
-    Generated files are stored by their SHA-256 (see files.py); once published, the row's hashes
+    Generated files are stored by their SHA-256 (see storage.py); once published, the row's hashes
     never change and a correction is a new row with the next `revision`.
     """
 

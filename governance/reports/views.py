@@ -17,13 +17,14 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
+from .. import storage
 from ..database import utcnow
 from ..errors import DomainError
 from ..extensions import db
 from ..forms import attach_errors, form_status, options
 from ..organisations.models import Organisation
 from ..security import allow, public
-from . import files, jobs, services
+from . import jobs, services
 from .artefacts import template_context
 from .forms import MethodologyForm, PublishForm, ReportRequestForm
 from .models import ARTEFACTS, Report
@@ -65,8 +66,8 @@ def _stored_bytes(report: Report, kind: str) -> bytes:
     if kind not in ARTEFACTS or not report.has_files:
         abort(404)
     try:
-        return files.read(report.sha256_of(kind))
-    except files.MissingFile:
+        return storage.REPORTS.read(report.sha256_of(kind))
+    except storage.MissingFile:
         current_app.logger.error("report %s: stored %s file missing or damaged", report.id, kind)
         abort(500, "This report's stored file is missing or damaged; the administrators have "
                    "been told.")

@@ -2,8 +2,14 @@
 
 Conditions are written in rule-engine's expression language and parsed against a typed context
 (the fact catalogue of governance/rules/facts.py plus the rule's own thresholds), so an unknown
-field, a type mismatch or a threshold of the wrong type is found when the file is read — never
-while a record is being saved. Compiled policies are cached by the SHA-256 of the file.
+field, a type mismatch or a threshold of the wrong type is found when the file is compiled —
+never while a record's facts are evaluated. Compiled policies are cached by the SHA-256 of the
+file.
+
+rule-engine takes most of a second to import (it builds its parser's tables), so it is imported
+by the first compilation, not by every process: at start-up the application checks everything
+but the conditions (`check_policy_at_start`), and compiles the policy at its first use, once
+per process; `flask check-policies` checks the whole file, conditions included.
 """
 
 import decimal
@@ -17,13 +23,13 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-
-import rule_engine
-from rule_engine import DataType
-from rule_engine import ast as rule_ast
+from typing import TYPE_CHECKING
 
 from ..vocabulary import DIMENSIONS
 from .facts import FACTS
+
+if TYPE_CHECKING:
+    import rule_engine
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +142,8 @@ class _Leaf:
 
 def _symbols(node, seen: set[int] | None = None) -> set[str]:
     """Return the names of the unscoped symbols (facts, thresholds) an AST node reads."""
+    from rule_engine import ast as rule_ast
+
     seen = set() if seen is None else seen
     if id(node) in seen:
         return set()
@@ -162,6 +170,8 @@ def _symbols(node, seen: set[int] | None = None) -> set[str]:
 
 def _split(node, facts: frozenset[str], leaves: list[_Leaf]):
     """Return a function of the facts equivalent to the node, with and/or/not in Python."""
+    from rule_engine import ast as rule_ast
+
     if isinstance(node, rule_ast.LogicExpression) and node.type in ("and", "or"):
         left, right = _split(node.left, facts, leaves), _split(node.right, facts, leaves)
         if node.type == "and":
@@ -180,7 +190,7 @@ class CompiledRule:
 
     __slots__ = ("spec", "_rule", "inputs", "_check", "_values", "_template", "_placeholders")
 
-    def __init__(self, spec: RuleSpec, rule: rule_engine.Rule, inputs: tuple[str, ...]):
+    def __init__(self, spec: RuleSpec, rule: "rule_engine.Rule", inputs: tuple[str, ...]):
         self.spec = spec
         self._rule = rule
         self.inputs = inputs
@@ -222,6 +232,9 @@ class CompiledPolicy:
     """A validated policy set whose rules are compiled, grouped by the record they judge."""
 
     def __init__(self, policy: PolicySet, rules: list[CompiledRule]):
+        from rule_engine import EngineError
+
+        self._evaluation_error = EngineError  # kept here: `applying` runs for every record
         self.policy = policy
         self.version = policy.version
         self.rules = {rule.spec.id: rule for rule in rules}
@@ -242,7 +255,7 @@ class CompiledPolicy:
                 try:
                     if rule._check(facts):
                         found.append(rule)
-                except rule_engine.EngineError as error:
+                except self._evaluation_error as error:
                     log.error("rule %s could not be evaluated: %s", rule.spec.id, error)
         return found
 
@@ -268,13 +281,18 @@ def _resolver(thresholds: dict):
         try:
             return facts[name]
         except KeyError:
-            raise rule_engine.errors.SymbolResolutionError(name) from None
+            from rule_engine.errors import SymbolResolutionError
+
+            raise SymbolResolutionError(name) from None
 
     return resolve
 
 
-def _context(subject: str, thresholds: dict, types: dict | None = None) -> rule_engine.Context:
-    type_map = {name: fact.type for name, fact in FACTS[subject].items()}
+def _context(subject: str, thresholds: dict, types: dict | None = None) -> "rule_engine.Context":
+    import rule_engine
+    from rule_engine import DataType
+
+    type_map = {name: fact.type.data_type() for name, fact in FACTS[subject].items()}
     type_map.update(types if types is not None else
                     {name: DataType.from_value(value) for name, value in thresholds.items()})
     return rule_engine.Context(type_resolver=type_map, resolver=_resolver(thresholds),
@@ -291,10 +309,15 @@ def _type_name(data_type) -> str:
 
 
 def _describe(value) -> str:
+    from rule_engine import DataType
+
     return f"{_type_name(DataType.from_value(value))} ({value!r})"
 
 
 def _compile(spec: RuleSpec, where: str) -> tuple[CompiledRule | None, list[Problem]]:
+    import rule_engine
+    from rule_engine import DataType
+
     values = {name: t.value for name, t in spec.thresholds.items()}
     context = _context(spec.subject, values)
     try:
@@ -334,6 +357,8 @@ def _unknown_symbol(error, spec: RuleSpec, where: str) -> Problem:
 
 def _type_problem(spec: RuleSpec, values: dict, where: str, error) -> Problem:
     """Name the threshold whose type breaks the condition, if one does."""
+    from rule_engine import DataType
+
     base = {name: DataType.from_value(value) for name, value in values.items()}
     for name, value in values.items():
         if _parses(spec, values, base | {name: DataType.UNDEFINED}):
@@ -355,6 +380,8 @@ def _type_problem(spec: RuleSpec, values: dict, where: str, error) -> Problem:
 
 
 def _parses(spec: RuleSpec, values: dict, types: dict) -> bool:
+    import rule_engine
+
     try:
         rule_engine.Rule(spec.condition, context=_context(spec.subject, values, types))
     except rule_engine.EngineError:
@@ -521,6 +548,11 @@ def _check_header(raw, problems: list[Problem]) -> dict | None:
 
 def check_policy_text(data: bytes, source: str) -> tuple[CompiledPolicy | None, list[Problem]]:
     """Read and check a policy file's content; return the compiled policy or the problems."""
+    return _checked(data, source, compile_conditions=True)
+
+
+def _checked(data: bytes, source: str,
+             compile_conditions: bool) -> tuple[CompiledPolicy | None, list[Problem]]:
     digest = hashlib.sha256(data).hexdigest()
     try:
         raw = tomllib.loads(data.decode("utf-8"))
@@ -541,7 +573,7 @@ def check_policy_text(data: bytes, source: str) -> tuple[CompiledPolicy | None, 
     compiled = []
     for index, raw_rule in enumerate(raw_rules, start=1):
         spec = _check_rule(raw_rule, index, seen, problems)
-        if spec is None:
+        if spec is None or not compile_conditions:
             continue
         rule, rule_problems = _compile(spec, f"rule {spec.id}")
         problems.extend(rule_problems)
@@ -550,6 +582,8 @@ def check_policy_text(data: bytes, source: str) -> tuple[CompiledPolicy | None, 
     if problems:
         return None, [Problem(f"{source}: {p.where}" if not p.where.startswith(source) else
                               p.where, p.message) for p in problems]
+    if not compile_conditions:
+        return None, []
     policy = PolicySet(
         version=str(header["version"]).strip(), title=header["title"].strip(),
         effective_from=header["effective_from"], provenance=dict(header["provenance"]),
@@ -560,13 +594,21 @@ def check_policy_text(data: bytes, source: str) -> tuple[CompiledPolicy | None, 
     return CompiledPolicy(policy, compiled), []
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise PolicyError([Problem(str(path), f"cannot be read ({error.strerror or error})")]) \
+            from None
+
+
 def check_policies_dir(directory: str | Path) -> tuple[CompiledPolicy | None, list[Problem]]:
     """Check the policy file of a directory without using or changing the cache."""
     path = Path(directory) / POLICY_FILE
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        return None, [Problem(str(path), f"cannot be read ({error.strerror or error})")]
+        data = _read(path)
+    except PolicyError as error:
+        return None, error.problems
     return check_policy_text(data, str(path))
 
 
@@ -575,6 +617,21 @@ def check_policies_dir(directory: str | Path) -> tuple[CompiledPolicy | None, li
 _lock = threading.Lock()
 _by_digest: dict[str, CompiledPolicy] = {}
 _last_good: dict[str, CompiledPolicy] = {}
+_checked_at_start: dict[str, bytes] = {}
+
+
+def check_policy_at_start(directory: str | Path) -> None:
+    """Refuse a policy file that cannot be read or whose header, rules or thresholds are not
+    valid, without importing rule-engine; its conditions are compiled at the policy's first use.
+
+    The content checked is remembered, so that a file broken afterwards leaves this one in use.
+    """
+    path = Path(directory) / POLICY_FILE
+    data = _read(path)
+    _compiled, problems = _checked(data, str(path), compile_conditions=False)
+    if problems:
+        raise PolicyError(problems)
+    _checked_at_start[str(path)] = data
 
 
 def load_policy(directory: str | Path) -> CompiledPolicy:
@@ -584,27 +641,35 @@ def load_policy(directory: str | Path) -> CompiledPolicy:
     can miss an edit made within the same clock tick.
     """
     path = Path(directory) / POLICY_FILE
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise PolicyError([Problem(str(path), f"cannot be read ({error.strerror or error})")]) \
-            from None
+    compiled = _compiled(_read(path), str(path))
+    _last_good[str(path)] = compiled
+    return compiled
+
+
+def _compiled(data: bytes, source: str) -> CompiledPolicy:
     digest = hashlib.sha256(data).hexdigest()
     compiled = _by_digest.get(digest)
     if compiled is None:
         with _lock:
             compiled = _by_digest.get(digest)
             if compiled is None:
-                compiled, problems = check_policy_text(data, str(path))
+                compiled, problems = check_policy_text(data, source)
                 if problems:
                     raise PolicyError(problems)
                 while len(_by_digest) >= CACHE_LIMIT:
                     _by_digest.pop(next(iter(_by_digest)))
                 _by_digest[digest] = compiled
-    _last_good[str(path)] = compiled
     return compiled
 
 
 def last_good_policy(directory: str | Path) -> CompiledPolicy | None:
-    """Return the policy last loaded successfully from the directory, if any."""
-    return _last_good.get(str(Path(directory) / POLICY_FILE))
+    """Return the policy last loaded successfully from the directory (or, before its first use,
+    the one checked at start-up), if any."""
+    key = str(Path(directory) / POLICY_FILE)
+    compiled = _last_good.get(key)
+    if compiled is None and key in _checked_at_start:
+        try:
+            compiled = _last_good[key] = _compiled(_checked_at_start[key], key)
+        except PolicyError:
+            return None
+    return compiled

@@ -10,13 +10,29 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from rule_engine import DataType
 
-NUMBER = DataType.FLOAT
-TEXT = DataType.STRING
-FLAG = DataType.BOOLEAN
-MAYBE_NUMBER = DataType.NULLABLE(DataType.FLOAT)
-MAYBE_TEXT = DataType.NULLABLE(DataType.STRING)
+@dataclass(frozen=True)
+class FactType:
+    """A fact's type, named as rule-engine names its data types (rule-engine itself is imported
+    only when conditions are compiled: it takes most of a second to import)."""
+
+    name: str  # FLOAT, STRING, BOOLEAN, or NULLABLE around inner_type
+    inner_type: "FactType | None" = None
+
+    def data_type(self):
+        """Return rule-engine's DataType of this type."""
+        from rule_engine import DataType
+
+        if self.inner_type is not None:
+            return DataType.NULLABLE(self.inner_type.data_type())
+        return getattr(DataType, self.name)
+
+
+NUMBER = FactType("FLOAT")
+TEXT = FactType("STRING")
+FLAG = FactType("BOOLEAN")
+MAYBE_NUMBER = FactType("NULLABLE", NUMBER)
+MAYBE_TEXT = FactType("NULLABLE", TEXT)
 
 DAYS_PER_MONTH = 30.4375
 DISEASE_STAGES_COVERED_BY_ALL = frozenset({"early", "intermediate", "late"})
@@ -25,7 +41,7 @@ DISEASE_STAGES_COVERED_BY_ALL = frozenset({"early", "intermediate", "late"})
 @dataclass(frozen=True)
 class Fact:
     name: str
-    type: object
+    type: FactType
     description: str
 
     @property

@@ -9,7 +9,7 @@ from ..extensions import db
 from ..security import STAFF, allow
 from . import evaluation, jobs
 from .cli import check_policies_command, reevaluate_command
-from .engine import PolicyError, load_policy
+from .engine import PolicyError, check_policy_at_start
 from .evaluation import current_policy
 from .facts import FACTS
 from .models import ReevaluationRun
@@ -74,7 +74,7 @@ def reevaluation_status(run_id: int):
 def init_app(app: Flask) -> None:
     """Refuse to start on an invalid policy set; register the listeners and commands."""
     try:
-        load_policy(app.config["POLICIES_DIR"])
+        check_policy_at_start(app.config["POLICIES_DIR"])
     except PolicyError as error:
         app.logger.critical("%s", error)
         raise

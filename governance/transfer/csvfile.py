@@ -5,22 +5,18 @@ act on (which line, which byte, which columns); problems of single rows are the 
 """
 
 import csv
-import hashlib
 import io
 import json
-import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from flask import current_app
 from marshmallow import fields, missing
 
+from .. import storage
 from ..database import utcnow
 from ..spreadsheets import FORMULA_PREFIXES
 
 LIST_SEPARATOR = ";"
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class FileRefused(Exception):
@@ -178,36 +174,25 @@ def template_csv(columns: tuple[str, ...], example: dict) -> str:
 # --- keeping the uploaded file between preview and commit -----------------------------------
 
 
-def _folder() -> Path:
-    return Path(current_app.config["DATA_DIR"]) / "imports"
-
-
 def store(data: bytes, filename: str, kind: str, user) -> str:
     """Keep the file under DATA_DIR/imports/<sha256>; return the hash that names it."""
-    digest = hashlib.sha256(data).hexdigest()
-    folder = _folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / digest
-    if not path.exists():
-        partial = folder / f".{digest}.{os.getpid()}.part"
-        partial.write_bytes(data)
-        partial.replace(path)
+    digest = storage.IMPORTS.store(data).sha256
     meta = {"filename": filename, "kind": kind, "size": len(data), "uploaded_by": user.id,
             "uploaded_at": utcnow().isoformat(timespec="seconds")}
-    (folder / f"{digest}.json").write_text(json.dumps(meta))
+    _meta_path(digest).write_text(json.dumps(meta))
     return digest
 
 
 def load(digest: str) -> tuple[bytes, dict] | None:
     """Return the stored file and what is known of it, or None; the content is re-hashed."""
-    if not SHA256.match(digest or ""):
+    try:
+        data = storage.IMPORTS.read(digest)
+    except storage.MissingFile:
         return None
-    path = _folder() / digest
-    if not path.is_file():
-        return None
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != digest:
-        return None
-    meta_path = _folder() / f"{digest}.json"
+    meta_path = _meta_path(digest)
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     return data, meta
+
+
+def _meta_path(digest: str) -> Path:
+    return storage.IMPORTS.folder() / f"{digest}.json"

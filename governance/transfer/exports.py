@@ -2,8 +2,8 @@
 
 Every text cell passes through `safe_cell`, so a value such as =HYPERLINK(...) reaches the
 spreadsheet as inert text; XLSX cells are also typed as strings, never as formulas. Columns
-carry the DOMAIN.md names, so the record columns of an export can be imported again (the import
-removes the apostrophe an export puts before a formula-like cell).
+carry the services' field names, so the record columns of an export can be imported again (the
+import removes the apostrophe an export puts before a formula-like cell).
 """
 
 import csv
@@ -14,9 +14,6 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import select
 
 from ..audit import AuditEvent
@@ -77,25 +74,30 @@ def csv_chunks(table: Table) -> Iterator[str]:
 
 
 def xlsx_bytes(table: Table) -> bytes:
+    """Write the table as a one-sheet workbook (openpyxl is imported here: it is slow to load)."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(table.title[:31])
-    sheet.append([_xlsx_cell(sheet, name) for name in table.columns])
+
+    def cell_of(value):
+        if isinstance(value, list | tuple):
+            value = text_of(value)
+        if isinstance(value, Decimal | int | float | bool | date) or value is None:
+            return value
+        text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", str(value))  # control characters XLSX refuses
+        cell = WriteOnlyCell(sheet, value=safe_cell(text))
+        cell.data_type = "s"  # text, even if it looks like a formula
+        return cell
+
+    sheet.append([cell_of(name) for name in table.columns])
     for row in table.rows:
-        sheet.append([_xlsx_cell(sheet, value) for value in row])
+        sheet.append([cell_of(value) for value in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
-
-
-def _xlsx_cell(sheet, value):
-    if isinstance(value, list | tuple):
-        value = text_of(value)
-    if isinstance(value, Decimal | int | float | bool | date) or value is None:
-        return value
-    text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", str(value))  # control characters XLSX refuses
-    cell = WriteOnlyCell(sheet, value=safe_cell(text))
-    cell.data_type = "s"  # text, even if it looks like a formula
-    return cell
 
 
 def _pages(find: Callable, actor, criteria) -> Iterator:

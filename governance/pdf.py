@@ -3,8 +3,12 @@
 WeasyPrint is given HTML rendered by Jinja (autoescaped, so user text is text) and a URL fetcher
 that serves only `data:` URLs: `file:` paths, remote URLs and every other scheme are refused and
 stop the rendering, so a template can never read the server's files or reach the network.
+
+WeasyPrint takes most of a second to import, so it is imported by the first rendering, not by
+every process that loads the application.
 """
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -12,9 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import render_template
-from weasyprint import HTML
-from weasyprint.logger import PROGRESS_LOGGER
-from weasyprint.urls import FatalURLFetchingError, URLFetcher
+
+# WeasyPrint announces each page it lays out on this logger.
+PROGRESS_LOGGER = logging.getLogger("weasyprint.progress")
 
 
 @dataclass(frozen=True)
@@ -41,17 +45,29 @@ class RefusedResource(ValueError):
     """The document asked for a resource other than a data: URL."""
 
 
-class DataOnlyFetcher(URLFetcher):
-    """Serve `data:` URLs (images and fonts embedded in the page); refuse everything else."""
+@functools.cache
+def _data_only_fetcher_class():
+    from weasyprint.urls import URLFetcher
 
-    def __init__(self):
-        super().__init__(allowed_protocols=("data",), allow_redirects=False,
-                         fail_on_errors=True, timeout=1)
+    class DataOnlyFetcher(URLFetcher):
+        """Serve `data:` URLs (images and fonts embedded in the page); refuse everything else."""
 
-    def fetch(self, url, headers=None):
-        if not url.lower().startswith("data:"):
-            raise RefusedResource(f"the report may only embed data: URLs, not {url[:80]!r}")
-        return super().fetch(url, headers)
+        def __init__(self):
+            super().__init__(allowed_protocols=("data",), allow_redirects=False,
+                             fail_on_errors=True, timeout=1)
+
+        def fetch(self, url, headers=None):
+            if not url.lower().startswith("data:"):
+                raise RefusedResource(f"disallowed protocol: a PDF may only embed data: URLs, "
+                                      f"not {url[:80]!r}")
+            return super().fetch(url, headers)
+
+    return DataOnlyFetcher
+
+
+def data_only_fetcher():
+    """Return the URL fetcher every PDF is rendered with."""
+    return _data_only_fetcher_class()()
 
 
 @dataclass(frozen=True)
@@ -68,9 +84,12 @@ def render_html(template: str, context: Mapping) -> str:
 def html_to_pdf(html: str, options: PdfOptions = DEFAULT_OPTIONS,
                 on_page: Callable[[int], None] | None = None) -> RenderedPdf:
     """Lay out the HTML and write the PDF; `on_page(n)` is told each page laid out."""
+    from weasyprint import HTML
+    from weasyprint.urls import FatalURLFetchingError
+
     try:
         with _pages_reported_to(on_page):
-            document = HTML(string=html, url_fetcher=DataOnlyFetcher()).render(
+            document = HTML(string=html, url_fetcher=data_only_fetcher()).render(
                 **options.as_weasyprint())
             content = document.write_pdf(**options.as_weasyprint())
     except FatalURLFetchingError as error:
@@ -105,7 +124,7 @@ class _PageListener(logging.Handler):
         try:
             self.on_page(int(record.args[0]))
         except Exception:  # progress is a nicety; never let it break the rendering
-            logging.getLogger(__name__).exception("report progress callback failed")
+            logging.getLogger(__name__).exception("PDF progress callback failed")
 
 
 @contextmanager
