@@ -30,13 +30,7 @@ def flags_of_interaction(interaction_id: int, include_closed: bool = True) -> li
         return sorted((flag for flag in settled
                        if not flag.is_void and (include_closed or flag.is_open)),
                       key=lambda flag: (not flag.is_open, flag.raised_at, flag.id))
-    conditions = [Flag.interaction_id == interaction_id, Flag.voided_at.is_(None)]
-    if not include_closed:
-        conditions.append(Flag.state == "open")
-    return list(db.session.scalars(
-        select(Flag).options(joinedload(Flag.resolved_by)).where(*conditions)
-        .order_by((Flag.state != "open"), Flag.raised_at, Flag.id)
-    ))
+    return _live_flags(Flag.interaction_id == interaction_id, include_closed)
 
 
 def flags_of_interactions(interaction_ids: list[int]) -> dict[int, list[Flag]]:
@@ -52,7 +46,12 @@ def flags_of_interactions(interaction_ids: list[int]) -> dict[int, list[Flag]]:
 
 
 def flags_of_partnership(partnership_id: int, include_closed: bool = True) -> list[Flag]:
-    conditions = [Flag.partnership_id == partnership_id, Flag.voided_at.is_(None)]
+    return _live_flags(Flag.partnership_id == partnership_id, include_closed)
+
+
+def _live_flags(subject, include_closed: bool) -> list[Flag]:
+    """The record's flags that were not withdrawn with it, open ones first."""
+    conditions = [subject, Flag.voided_at.is_(None)]
     if not include_closed:
         conditions.append(Flag.state == "open")
     return list(db.session.scalars(
