@@ -4,36 +4,13 @@ from wtforms import (
     IntegerField,
     PasswordField,
     RadioField,
-    SelectChoice,
     SelectField,
     TextAreaField,
 )
 from wtforms.validators import InputRequired, NumberRange, Optional
 
+from ..forms import int_or_none, none_if_blank, options, vocab_options
 from ..vocabulary import DIMENSIONS, FLAG_STATES, SEVERITIES, SIGNATURE_MEANINGS, choices
-
-
-def options(*groups) -> list[SelectChoice]:
-    """Return SelectChoice options from (value, label) pairs, lists of pairs, or options."""
-    found = []
-    for group in groups:
-        for item in ([group] if isinstance(group, tuple | SelectChoice) else group):
-            found.append(item if isinstance(item, SelectChoice)
-                         else SelectChoice(str(item[0]), item[1]))
-    return found
-
-
-def none_if_blank(value):
-    return value or None
-
-
-def int_or_none(value):
-    if value in (None, "", "None"):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class QueueFilterForm(FlaskForm):
@@ -41,13 +18,13 @@ class QueueFilterForm(FlaskForm):
         csrf = False
 
     dimension = SelectField("Dimension",
-                            choices=options(("", "Any dimension"), choices(DIMENSIONS)),
+                            choices=vocab_options(DIMENSIONS, "Any dimension"),
                             coerce=none_if_blank, validate_choice=False)
-    severity = SelectField("Severity", choices=options(("", "Any severity"), choices(SEVERITIES)),
+    severity = SelectField("Severity", choices=vocab_options(SEVERITIES, "Any severity"),
                            coerce=none_if_blank, validate_choice=False)
     partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False)
     rule = SelectField("Rule", coerce=none_if_blank, validate_choice=False)
-    state = SelectField("State", choices=options(choices(FLAG_STATES), ("", "Any state")),
+    state = SelectField("State", choices=options([*choices(FLAG_STATES), ("", "Any state")]),
                         default="open", coerce=none_if_blank, validate_choice=False)
     min_age_days = IntegerField("Open for at least (days)",
                                 validators=[Optional(), NumberRange(min=0, max=36500)])
@@ -70,7 +47,7 @@ class TransitionForm(FlaskForm):
 
 
 class SignOffForm(FlaskForm):
-    meaning = RadioField("Meaning of your signature", choices=options(choices(SIGNATURE_MEANINGS)),
+    meaning = RadioField("Meaning of your signature", choices=vocab_options(SIGNATURE_MEANINGS),
                          validators=[InputRequired(message="State what your signature means.")])
     password = PasswordField("Your password",
                              description="Re-enter your password to sign electronically.",

@@ -12,6 +12,7 @@ from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..interactions.models import Interaction
+from ..pagination import Page
 from ..rules.evaluation import current_policy
 from ..rules.flags import still_applies
 from ..rules.models import Flag
@@ -40,19 +41,7 @@ class QueueFilter:
     per_page: int = 25
 
 
-@dataclass
-class QueuePage:
-    items: list
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
-def flag_queue(criteria: QueueFilter) -> QueuePage:
+def flag_queue(criteria: QueueFilter) -> Page:
     """Return one page of flags (open ones by default), oldest first."""
     conditions = [Flag.voided_at.is_(None)]
     if criteria.state:
@@ -79,7 +68,7 @@ def flag_queue(criteria: QueueFilter) -> QueuePage:
         .order_by(Flag.raised_at, Flag.id)
         .limit(criteria.per_page).offset((criteria.page - 1) * criteria.per_page)
     ))
-    return QueuePage(items, total, criteria.page, criteria.per_page)
+    return Page(items, total, criteria.page, criteria.per_page)
 
 
 # --- resolving flags -------------------------------------------------------------------------

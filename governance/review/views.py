@@ -7,8 +7,6 @@ from flask import (
     Flask,
     Response,
     abort,
-    flash,
-    redirect,
     render_template,
     request,
     url_for,
@@ -17,10 +15,10 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..database import utcnow
-from ..errors import DomainError
 from ..extensions import db
-from ..forms import attach_errors
+from ..forms import int_data, options, save_form
 from ..interactions.models import Interaction
+from ..partnerships.forms import partnership_choices
 from ..partnerships.models import Partnership
 from ..rules.evaluation import current_policy, today_utc
 from ..rules.flags import flags_of_interaction, flags_of_partnership
@@ -34,7 +32,6 @@ from .forms import (
     QueueFilterForm,
     SignOffForm,
     TransitionForm,
-    options,
 )
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -43,29 +40,21 @@ REVIEWERS = ("compliance", "auditor")
 SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; script-src 'none'"
 
 
-def partnership_choices(blank: str) -> list[tuple]:
-    rows = db.session.execute(
-        select(Partnership.id, Partnership.title).where(Partnership.voided_at.is_(None))
-        .order_by(Partnership.title)
-    ).all()
-    return options(("", blank), [(row.id, row.title) for row in rows])
-
-
 @bp.route("/")
 @allow(*REVIEWERS)
 def queue():
     form = QueueFilterForm(request.args)
     form.partnership_id.choices = partnership_choices("Any partnership")
     policy = current_policy()
-    form.rule.choices = options(("", "Any rule"), [(rule_id, f"{rule_id} · {rule.spec.title}")
-                                                   for rule_id, rule in policy.rules.items()])
+    form.rule.choices = options([("", "Any rule"), *[(rule_id, f"{rule_id} · {rule.spec.title}")
+                                                     for rule_id, rule in policy.rules.items()]])
     if "state" not in request.args:
         form.state.data = "open"
     form.validate()
     criteria = services.QueueFilter(
         dimension=form.dimension.data if form.dimension.data in DIMENSIONS else None,
         severity=form.severity.data,
-        partnership_id=form.partnership_id.data,
+        partnership_id=int_data(form.partnership_id),
         rule=form.rule.data,
         state=form.state.data,
         min_age_days=None if form.min_age_days.errors else form.min_age_days.data,
@@ -88,15 +77,14 @@ def transition(flag_id: int):
     flag_record = _flag_or_404(flag_id)
     form = TransitionForm()
     if form.validate_on_submit():
-        try:
-            services.transition_flag(flag_record, form.state.data, form.note.data, current_user)
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Flag {flag_record.rule_id} {flag_record.state}.", "success")
-            return redirect(_local_next() or url_for(".flag", flag_id=flag_record.id), 303)
+        saved = save_form(
+            form,
+            lambda: services.transition_flag(flag_record, form.state.data, form.note.data,
+                                             current_user),
+            lambda flag: f"Flag {flag.rule_id} {flag.state}.",
+            _local_next() or url_for(".flag", flag_id=flag_id), code=303)
+        if saved:
+            return saved
     return _render_flag(_flag_or_404(flag_id), form, status=422)
 
 
@@ -135,16 +123,13 @@ def sign_off(interaction_id: int):
     interaction = _interaction_or_404(interaction_id)
     form = SignOffForm()
     if form.validate_on_submit():
-        try:
-            services.sign_off_review(interaction, current_user, form.password.data,
-                                     form.meaning.data)
-        except DomainError as error:
-            db.session.rollback()
-            attach_errors(form, error)
-        else:
-            db.session.commit()
-            flash("Review signed off.", "success")
-            return redirect(url_for(".review", interaction_id=interaction.id), 303)
+        saved = save_form(
+            form,
+            lambda: services.sign_off_review(interaction, current_user, form.password.data,
+                                             form.meaning.data),
+            "Review signed off.", url_for(".review", interaction_id=interaction_id), code=303)
+        if saved:
+            return saved
     form.password.data = ""
     return _render_review(_interaction_or_404(interaction_id), form, status=422)
 
@@ -180,7 +165,7 @@ def _dashboard_filter():
     if "date_from" not in request.args and "date_to" not in request.args:
         date_from, date_to = today - timedelta(days=365), today
         form.date_from.data, form.date_to.data = date_from, date_to
-    return form, date_from, date_to, form.partnership_id.data
+    return form, date_from, date_to, int_data(form.partnership_id)
 
 
 def _period_label(date_from, date_to, partnership_id) -> str:
@@ -240,9 +225,5 @@ def _svg(body: bytes) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Register the sign-off listener and the helpers templates call."""
+    """Register the listener that returns an edited interaction to review."""
     services.install_listeners()
-    app.jinja_env.globals.update(
-        flags_of_interaction=flags_of_interaction,
-        flags_of_partnership=flags_of_partnership,
-    )
