@@ -25,6 +25,7 @@ from ..vocabulary import PARTNER_ANSWERS
 
 NOTE_MAX = 2000
 KINDS = ("support", "interaction")
+DISPUTE_READERS = ("compliance", "auditor")
 
 
 class AnswerInput(Input):

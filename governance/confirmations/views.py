@@ -5,7 +5,6 @@ from flask import Blueprint, Flask, abort, render_template, request, url_for
 from flask_login import current_user
 
 from ..forms import form_status, save_form
-from ..reports.services import READERS
 from ..security import allow
 from ..vocabulary import CONFIRMATION_STATES
 from . import services
@@ -69,7 +68,7 @@ def confirm_interaction(interaction_id: int):
 
 
 @bp.route("/disputes")
-@allow(*READERS)
+@allow(*services.DISPUTE_READERS)
 def disputes():
     return render_template("confirmations/disputes.html", disputes=services.disputes())
 
