@@ -1,4 +1,4 @@
-"""Command-line tools of API.md: accounts, tokens and demo data."""
+"""Command-line tools: accounts, tokens and demo data."""
 
 import click
 from flask import Flask

@@ -1,4 +1,5 @@
-"""The machine names of DOMAIN.md, shared by models, forms, the API, imports, rules and reports.
+"""The vocabularies of the records (their machine names), shared by models, forms, the API,
+imports, rules and reports.
 
 Each vocabulary maps a machine name to the label a person reads.
 """

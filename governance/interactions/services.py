@@ -93,7 +93,7 @@ _schema = InteractionInput()
 
 
 def interaction_values(interaction: Interaction) -> dict:
-    """Return the record's current values under their DOMAIN.md names."""
+    """Return the record's current values under the names forms, API and imports use."""
     return {name: getattr(interaction, name) for name in FIELDS}
 
 

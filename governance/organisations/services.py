@@ -79,7 +79,7 @@ _schema = OrganisationInput()
 
 
 def organisation_values(organisation: Organisation) -> dict:
-    """Return the record's current values under their DOMAIN.md names."""
+    """Return the record's current values under the names forms, API and imports use."""
     return {name: getattr(organisation, name) for name in FIELDS}
 
 

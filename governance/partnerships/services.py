@@ -149,7 +149,7 @@ _support_schema = SupportInput()
 
 
 def partnership_values(partnership: Partnership) -> dict:
-    """Return the record's current values under their DOMAIN.md names."""
+    """Return the record's current values under the names forms, API and imports use."""
     values = {name: getattr(partnership, name) for name in PARTNERSHIP_FIELDS
               if name != "other_organisation_ids"}
     values["other_organisation_ids"] = sorted(o.id for o in partnership.other_organisations)
@@ -157,7 +157,7 @@ def partnership_values(partnership: Partnership) -> dict:
 
 
 def support_values(support: Support) -> dict:
-    """Return the record's current values under their DOMAIN.md names."""
+    """Return the record's current values under the names forms, API and imports use."""
     return {name: getattr(support, name) for name in SUPPORT_FIELDS}
 
 

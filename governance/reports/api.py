@@ -11,6 +11,7 @@ from ..extensions import db
 from ..security import allow
 from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
 from . import jobs, services
+from .downloads import file_response, report_links
 from .models import ARTEFACTS, Report
 
 reports = resource("reports", "Annual transparency reports: a job that generates the PDF, CSV "
@@ -61,8 +62,6 @@ class ReportStatus(Schema):
 
 
 def _links(report: Report) -> dict[str, str] | None:
-    from .views import report_links
-
     return report_links(report, api=True) or None
 
 
@@ -85,7 +84,6 @@ class Reports(MethodView):
         return body, 202, {"Location": url_for("api_reports.ReportById", report_id=report.id)}
 
 
-
 @reports.route("/reports/<id:report_id>")
 class ReportById(MethodView):
     @allow(*services.READERS)
@@ -97,7 +95,6 @@ class ReportById(MethodView):
         return services.status_json(report, _links(report))
 
 
-
 @reports.route("/reports/<id:report_id>/files/<kind>", endpoint="report_file")
 class ReportFile(MethodView):
     @allow(*services.READERS)
@@ -105,12 +102,9 @@ class ReportFile(MethodView):
     @documented_errors(reports, 403, 404)
     def get(self, report_id: int, kind: str):
         """A generated file of the report (pdf, csv or json)."""
-        from .views import file_response
-
         if kind not in ARTEFACTS:
             abort(404)
         return file_response(_load(report_id), kind)
-
 
 
 def _load(report_id: int) -> Report:

@@ -4,9 +4,7 @@ public list."""
 from flask import (
     Blueprint,
     Flask,
-    Response,
     abort,
-    current_app,
     flash,
     jsonify,
     redirect,
@@ -17,7 +15,6 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import storage
 from ..database import utcnow
 from ..errors import DomainError
 from ..extensions import db
@@ -26,17 +23,15 @@ from ..organisations.models import Organisation
 from ..security import allow, public
 from . import jobs, services
 from .artefacts import template_context
+from .downloads import file_response, report_links, stored_bytes
 from .forms import MethodologyForm, PublishForm, ReportRequestForm
-from .models import ARTEFACTS, Report
+from .models import Report
 from .presentation import register_filters
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 public_bp = Blueprint("public_reports", __name__, url_prefix="/public/reports")
 
 READERS = services.READERS
-MEDIA_TYPES = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8",
-               "json": "application/json"}
-
 
 # --- loading --------------------------------------------------------------------------------------
 
@@ -59,41 +54,7 @@ def load_published(report_id: int) -> Report:
 def stored_snapshot(report: Report) -> dict:
     from .artefacts import snapshot_from_json
 
-    return snapshot_from_json(_stored_bytes(report, "json"))
-
-
-def _stored_bytes(report: Report, kind: str) -> bytes:
-    if kind not in ARTEFACTS or not report.has_files:
-        abort(404)
-    try:
-        return storage.REPORTS.read(report.sha256_of(kind))
-    except storage.MissingFile:
-        current_app.logger.error("report %s: stored %s file missing or damaged", report.id, kind)
-        abort(500, "This report's stored file is missing or damaged; the administrators have "
-                   "been told.")
-
-
-def file_response(report: Report, kind: str) -> Response:
-    """Serve the stored bytes exactly as generated, with their SHA-256."""
-    content = _stored_bytes(report, kind)
-    response = Response(content, mimetype=MEDIA_TYPES[kind])
-    response.headers["Content-Disposition"] = f'attachment; filename="{report.file_name(kind)}"'
-    response.headers["ETag"] = f'"{report.sha256_of(kind)}"'
-    response.headers["X-Content-SHA256"] = report.sha256_of(kind)
-    response.headers["Cache-Control"] = "public, max-age=86400, immutable" \
-        if report.is_published else "private, no-store"
-    return response
-
-
-def report_links(report: Report, api: bool = False) -> dict[str, str]:
-    if not report.has_files:
-        return {}
-    if report.is_published:
-        return {kind: url_for("public_reports.download", report_id=report.id, kind=kind,
-                              _external=api) for kind in ARTEFACTS}
-    endpoint = "api_reports.report_file" if api else "reports.download"
-    return {kind: url_for(endpoint, report_id=report.id, kind=kind, _external=api)
-            for kind in ARTEFACTS}
+    return snapshot_from_json(stored_bytes(report, "json"))
 
 
 # --- the list and asking for a report -------------------------------------------------------------

@@ -18,8 +18,7 @@ from flask import (
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..database import write_intent
-from ..extensions import db
+from ..database import writes_on_get
 from ..forms import int_data
 from ..interactions.forms import InteractionFilterForm
 from ..interactions.services import InteractionFilter
@@ -100,20 +99,13 @@ def _preview_page(kind: str, digest: str, report, status: int | None = None):
     ), status or (200 if report.ok else 422)
 
 
-def _begin_writing() -> None:
-    """A preview runs the import and rolls it back: end the read transaction, take the write
-    lock from the start (SQLite)."""
-    db.session.rollback()
-    write_intent.set(True)
-
-
 @bp.route("/imports/<kind>/<digest>")
+@writes_on_get  # the preview runs the import and rolls it back
 @allow(*EDITORS)
 def preview(kind: str, digest: str):
     """Check every row of an uploaded file again and show what importing it would do."""
     _importer_or_404(kind)
     data, meta = _stored_or_404(digest)
-    _begin_writing()
     try:
         report = import_file(kind, data, current_user, filename=meta.get("filename", digest),
                              digest=digest, commit=False)
@@ -141,12 +133,12 @@ def commit(kind: str, digest: str):
 
 
 @bp.route("/imports/<kind>/<digest>/problems.csv")
+@writes_on_get  # the problems come from running the import and rolling it back
 @allow(*EDITORS)
 def problems_csv(kind: str, digest: str):
     """Every problem of the file, for fixing it in a spreadsheet."""
     _importer_or_404(kind)
     data, meta = _stored_or_404(digest)
-    _begin_writing()
     try:
         report = import_file(kind, data, current_user, filename=meta.get("filename", digest),
                              digest=digest, commit=False)
