@@ -32,15 +32,9 @@ bootstrap = Bootstrap5()
 
 
 def init_limiter(app) -> None:
-    """Rate limits here are declared on the views that need them (the sign-in form) and
-    checked by their decorators. Flask-Limiter also runs a check of application-wide limits
-    before every request; with none configured that check finds nothing, at a cost every API
-    request paid (3 % of a write's function calls), so it is not installed then."""
+    """Bind the limiter; its limits are declared on the views that need them (the sign-in
+    form), none application-wide."""
     limiter.init_app(app)
-    if app.config["RATELIMIT_ENABLED"] and not (app.config.get("RATELIMIT_DEFAULT")
-                                                or app.config.get("RATELIMIT_APPLICATION")):
-        # ValueError here means a Flask-Limiter upgrade renamed its hook: fail at start-up.
-        app.before_request_funcs[None].remove(limiter._check_request_limit)
 
 
 class _MigrationCommands(click.Command):
