@@ -45,6 +45,23 @@ def password_matches(user: User, password: str) -> bool:
         return False
 
 
+def check_signature(actor: User, password: str | None, meaning: str | None, meanings: dict,
+                    what: str, record: str) -> str:
+    """Check an electronic signature (the signer's password and a stated meaning, one of
+    `meanings`); return the statement signed. `what` names the signed thing for the signer,
+    `record` for the log."""
+    errors = {}
+    if meaning not in meanings:
+        errors["meaning"] = ["State what your signature means."]
+    if not password or not password_matches(actor, password):
+        errors["password"] = [f"This is not your password; the {what} was not signed."]
+        current_app.logger.warning("refused signature of %s by %s: wrong password", record,
+                                   actor.email)
+    if errors:
+        raise ValidationFailed(errors, f"The {what} was not signed.")
+    return meanings[meaning]
+
+
 def check_new_password(password: str, field: str = "password") -> None:
     if len(password or "") < MIN_PASSWORD_LENGTH:
         raise ValidationFailed({field: [f"Use at least {MIN_PASSWORD_LENGTH} characters."]})

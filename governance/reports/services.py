@@ -227,7 +227,7 @@ def retry_report(report: Report, actor) -> Report:
 
 def publish_report(report: Report, actor, password: str | None, meaning: str | None) -> Report:
     """Sign the reviewed draft and queue its publication (the signature is printed in it)."""
-    from ..auth.services import password_matches
+    from ..auth.services import check_signature
 
     _require_publisher(actor, "Only compliance officers publish transparency reports.")
     if report.is_void:
@@ -245,16 +245,8 @@ def publish_report(report: Report, actor, password: str | None, meaning: str | N
     if utcnow().date() <= date(report.year, 12, 31):
         raise Conflict(f"{report.year} is not over yet: its report can be published from "
                        f"1 January {report.year + 1}.")
-    errors = {}
-    if meaning not in REPORT_SIGNATURE_MEANINGS:
-        errors["meaning"] = ["State what your signature means."]
-    if not password or not password_matches(actor, password):
-        errors["password"] = ["This is not your password; the report was not signed."]
-        current_app.logger.warning("refused signature of report %s by %s: wrong password",
-                                   report.id, actor.email)
-    if errors:
-        raise ValidationFailed(errors, "The report was not signed.")
-    statement = REPORT_SIGNATURE_MEANINGS[meaning]
+    statement = check_signature(actor, password, meaning, REPORT_SIGNATURE_MEANINGS, "report",
+                                f"report {report.id}")
     audit.set_actor(actor)
     audit.set_reason(f"Electronic signature by {actor.name}: {statement}")
     report.signed_by_id = actor.id

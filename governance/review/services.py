@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
@@ -125,7 +124,7 @@ def open_flag_count(interaction_id: int) -> int:
 def sign_off_review(interaction: Interaction, actor, password: str, meaning: str) -> Interaction:
     """Sign the interaction's compliance review: the signer re-enters their password and states
     the meaning of the signature."""
-    from ..auth.services import password_matches
+    from ..auth.services import check_signature
 
     if actor.role not in RESOLVER_ROLES:
         raise NotAllowed("Only compliance officers sign off reviews.")
@@ -133,20 +132,12 @@ def sign_off_review(interaction: Interaction, actor, password: str, meaning: str
         raise Conflict("This interaction has been voided; there is nothing to sign off.")
     if is_signed_off(interaction):
         raise Conflict("This review is already signed off.")
-    errors = {}
-    if meaning not in SIGNATURE_MEANINGS:
-        errors["meaning"] = ["State what your signature means."]
-    if not password or not password_matches(actor, password):
-        errors["password"] = ["This is not your password; the review was not signed."]
-        current_app.logger.warning("refused signature of interaction %s by %s: wrong password",
-                                   interaction.id, actor.email)
-    if errors:
-        raise ValidationFailed(errors, "The review was not signed.")
+    statement = check_signature(actor, password, meaning, SIGNATURE_MEANINGS, "review",
+                                f"interaction {interaction.id}")
     pending = open_flag_count(interaction.id)
     if pending:
         raise Conflict(f"Resolve the {pending} open flag{'s' if pending != 1 else ''} of this "
                        "interaction before signing off its review.")
-    statement = SIGNATURE_MEANINGS[meaning]
     audit.set_actor(actor)
     audit.set_reason(f"Electronic signature by {actor.name}: {statement}")
     interaction.signed_off_at = utcnow().replace(microsecond=0)
