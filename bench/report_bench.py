@@ -232,7 +232,8 @@ def measure_job(workdir: Path, organisation: str = "Helix Pharma", year: int = Y
     from governance.auth.models import User
     from governance.extensions import db
     from governance.organisations.models import Organisation
-    from governance.reports import artefacts, files, jobs, services
+    from governance.reports import artefacts, jobs, services
+    from governance.storage import FileStore
     from governance.reports.models import Report
 
     phases = Phases()
@@ -241,7 +242,7 @@ def measure_job(workdir: Path, organisation: str = "Helix Pharma", year: int = Y
     phases.wrap(artefacts, "html_to_pdf", "WeasyPrint (layout and PDF)")
     phases.wrap(artefacts, "snapshot_csv", "write the CSV")
     phases.wrap(artefacts, "snapshot_json", "write the JSON")
-    phases.wrap(files, "store", "store the files")
+    phases.wrap(FileStore, "store", "store the files")
     app = make_app(workdir)
     with app.app_context():
         actor = db.session.scalar(select(User).where(User.role == "compliance"))

@@ -1,9 +1,20 @@
 """Domain errors raised by services, and how pages and the API show them."""
 
-from flask import Flask, render_template
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from .security import is_api_request, json_error
+
+def is_api_request() -> bool:
+    """Is this request one of the JSON API's (answered in JSON, errors included)?"""
+    return request.path.startswith("/api/")
+
+
+def json_error(status: int, message: str, fields: dict | None = None):
+    """Answer an API error in its one shape: a message, and each field's problems."""
+    body = {"error": {"message": message}}
+    if fields:
+        body["error"]["fields"] = fields
+    return jsonify(body), status
 
 
 class DomainError(Exception):

@@ -1,14 +1,15 @@
 """Who may do what: declared roles per route (default-deny), CSRF, tokens, headers, scopes."""
 
 import functools
-import hashlib
 
-from flask import Flask, abort, current_app, g, jsonify, redirect, request, url_for
+from flask import Flask, abort, current_app, g, redirect, request, url_for
 from flask_login import AnonymousUserMixin, current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import bindparam, or_, select, true
 
+from .auth.tokens import hash_token
 from .database import SAFE_METHODS, end_read_transaction, read_before_writing, utcnow
+from .errors import is_api_request, json_error
 from .extensions import csrf, db, login_manager
 
 EVERYONE = frozenset({"*"})
@@ -54,22 +55,7 @@ def allowed_roles_for(endpoint: str, method: str):
     return getattr(view, "allowed_roles", None)
 
 
-def is_api_request() -> bool:
-    return request.path.startswith("/api/")
-
-
-def json_error(status: int, message: str, fields: dict | None = None):
-    body = {"error": {"message": message}}
-    if fields:
-        body["error"]["fields"] = fields
-    return jsonify(body), status
-
-
 # --- authentication ------------------------------------------------------------------------
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def user_from_bearer_token():

@@ -14,9 +14,9 @@ from ..database import utcnow, writing
 from ..errors import NotAllowed, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
-from ..security import hash_token
 from ..vocabulary import ROLES
 from .models import ApiToken, User
+from .tokens import hash_token
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10

@@ -30,8 +30,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..database import utcnow
+from ..errors import is_api_request
 from ..extensions import db
-from ..security import is_api_request
 
 TOKEN_FIELD = "form_token"
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{20,64}")

@@ -14,8 +14,8 @@ from markupsafe import escape
 from sqlalchemy.exc import DBAPIError, InternalError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
+from ..errors import is_api_request, json_error
 from ..extensions import db
-from ..security import is_api_request, json_error
 
 READ_ONLY = (
     "The database is read-only at the moment, so nothing was saved. The records already stored "

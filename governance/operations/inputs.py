@@ -7,7 +7,7 @@ alike on both databases, naming the field: 400 for the API, the error page for f
 
 from flask import Flask, current_app, render_template, request
 
-from ..security import is_api_request, json_error
+from ..errors import is_api_request, json_error
 
 NUL = "\x00"
 
