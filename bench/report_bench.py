@@ -233,8 +233,8 @@ def measure_job(workdir: Path, organisation: str = "Helix Pharma", year: int = Y
     from governance.extensions import db
     from governance.organisations.models import Organisation
     from governance.reports import artefacts, jobs, services
-    from governance.storage import FileStore
     from governance.reports.models import Report
+    from governance.storage import FileStore
 
     phases = Phases()
     phases.wrap(jobs, "gather_snapshot", "gather the snapshot (SQL)")

@@ -40,7 +40,6 @@ import os
 import platform
 import resource
 import shutil
-import signal
 import socket
 import sqlite3
 import statistics
@@ -58,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 import generate  # noqa: E402  (bench/generate.py)
+from server import stop_server  # noqa: E402  (bench/server.py)
 
 RESULTS = BENCH / "results"
 RESULT_FILE = RESULTS / "bench.json"
@@ -507,12 +507,7 @@ def gunicorn_first_answer(workdir: Path) -> float:
             time.sleep(0.01)
         raise RuntimeError(f"gunicorn did not answer /health within {GUNICORN_DEADLINE} s")
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_server(server)
 
 
 def bench_startup(runs: int) -> dict:
