@@ -139,7 +139,8 @@ def seed_demo(today: date | None = None) -> dict[str, int]:
     db.session.flush()
 
     supports = _seed_supports(rng, partnerships, today)
-    compliance = users["compliance"]
+    compliance_of = {user.organisation_id: user for user in users.values()
+                     if user.role == "compliance"}
     defects = list(DEFECTS)
     interactions = 0
     with acting_as():
@@ -160,7 +161,7 @@ def seed_demo(today: date | None = None) -> dict[str, int]:
             values["partnership_id"] = partnership.id if partnership else None
             values["organisation_id"] = (partnership.sponsor_id if partnership
                                          else orgs["Helix Pharma"].id)
-            log_interaction(values, compliance)
+            log_interaction(values, compliance_of[values["organisation_id"]])
             interactions += 1
     _seed_extras(partnerships, users)
     return {"organisations": len(orgs), "partnerships": len(partnerships),
@@ -177,16 +178,37 @@ def _pick_partnership(rng, partnerships, index):
     return rng.choice(active)
 
 
+# Each demo user belongs to one organisation and sees what it may (README, "Demo users").
+DEMO_USERS = {
+    # key: (email, name, role, organisation)
+    "advocate": ("advocate@demo.example", "Ada Advocate", "advocate", "Helix Pharma"),
+    "compliance": ("compliance@demo.example", "Colin Compliance", "compliance", "Helix Pharma"),
+    "auditor": ("auditor@demo.example", "Audrey Auditor", "auditor", "Helix Pharma"),
+    "partner": ("partner@demo.example", "Priya Partner", "partner", "Rare Lung Alliance"),
+    "admin": ("admin@demo.example", "Alex Admin", "admin", None),
+    "northwind_advocate": ("northwind-advocate@demo.example", "Nina Northwind", "advocate",
+                           "Northwind Therapeutics"),
+    "northwind_compliance": ("northwind-compliance@demo.example", "Noah Northwind",
+                             "compliance", "Northwind Therapeutics"),
+    "aurora_compliance": ("aurora-compliance@demo.example", "Ari Aurora", "compliance",
+                          "Aurora Biologics"),
+    "external_auditor": ("external-auditor@demo.example", "Eve External", "auditor",
+                         "Bridgewater Facilitation"),
+}
+# The external auditor audits Northwind Therapeutics (a grant, recorded and audited).
+EXTERNAL_AUDIT_GRANTS = {"external_auditor": ["Northwind Therapeutics"]}
+
+
 def _seed_users(orgs) -> dict:
-    accounts = {
-        "advocate": ("advocate@demo.example", "Ada Advocate", "Helix Pharma"),
-        "compliance": ("compliance@demo.example", "Colin Compliance", "Helix Pharma"),
-        "auditor": ("auditor@demo.example", "Audrey Auditor", None),
-        "partner": ("partner@demo.example", "Priya Partner", "Rare Lung Alliance"),
-        "admin": ("admin@demo.example", "Alex Admin", None),
-    }
-    return {role: create_user(email, name, role, DEMO_PASSWORD, org)
-            for role, (email, name, org) in accounts.items()}
+    from .auth.models import AuditorGrant
+
+    users = {key: create_user(email, name, role, DEMO_PASSWORD, organisation)
+             for key, (email, name, role, organisation) in DEMO_USERS.items()}
+    for key, granted in EXTERNAL_AUDIT_GRANTS.items():
+        for name in granted:
+            db.session.add(AuditorGrant(user_id=users[key].id, organisation_id=orgs[name].id))
+    db.session.flush()
+    return users
 
 
 def _seed_supports(rng, partnerships, today) -> int:

@@ -39,6 +39,12 @@ class NotAllowed(DomainError):
     status = 403
 
 
+class NotFound(DomainError):
+    """No such record, or one the person may not see (the answer is the same)."""
+
+    status = 404
+
+
 class Conflict(DomainError):
     """The record changed since the person opened it."""
 

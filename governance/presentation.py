@@ -4,47 +4,41 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_login import current_user
 
 from . import vocabulary
+from .permissions import may
 
 
 @dataclass(frozen=True)
 class NavItem:
     endpoint: str
     label: str
-    roles: frozenset
 
 
-# Features add their pages here; an item shows only if its endpoint exists and the role may use it.
+# Features add their pages here; an item shows when the permission its route declares lets the
+# current user through (permissions.may), so navigation never disagrees with the routes.
 NAVIGATION: list[NavItem] = [
-    NavItem("main.home", "Home", frozenset({"advocate", "compliance", "auditor", "partner",
-                                            "admin"})),
-    NavItem("interactions.index", "Interactions", frozenset({"advocate", "compliance", "auditor",
-                                                             "partner"})),
-    NavItem("partnerships.index", "Partnerships", frozenset({"advocate", "compliance", "auditor",
-                                                             "partner"})),
-    NavItem("partnerships.supports", "Support", frozenset({"advocate", "compliance", "auditor",
-                                                           "partner"})),
-    NavItem("organisations.index", "Organisations", frozenset({"advocate", "compliance",
-                                                               "auditor", "admin"})),
-    NavItem("activities.index", "Activities", frozenset({"advocate", "compliance", "auditor",
-                                                         "partner"})),
-    NavItem("review.queue", "Review", frozenset({"compliance", "auditor"})),
-    NavItem("review.dashboard", "Dashboard", frozenset({"compliance", "auditor"})),
-    NavItem("rules.policy", "Policy", frozenset({"advocate", "compliance", "auditor", "admin"})),
-    NavItem("reports.index", "Reports", frozenset({"compliance", "auditor"})),
-    NavItem("confirmations.disputes", "Disputes", frozenset({"compliance", "auditor"})),
-    NavItem("confirmations.confirmations", "Confirm records", frozenset({"partner"})),
-    NavItem("auditing.index", "Audit trail", frozenset({"compliance", "auditor"})),
+    NavItem("main.home", "Home"),
+    NavItem("interactions.index", "Interactions"),
+    NavItem("partnerships.index", "Partnerships"),
+    NavItem("partnerships.supports", "Support"),
+    NavItem("organisations.index", "Organisations"),
+    NavItem("activities.index", "Activities"),
+    NavItem("review.queue", "Review"),
+    NavItem("review.dashboard", "Dashboard"),
+    NavItem("rules.policy", "Policy"),
+    NavItem("reports.index", "Reports"),
+    NavItem("confirmations.disputes", "Disputes"),
+    NavItem("confirmations.confirmations", "Confirm records"),
+    NavItem("auditing.index", "Audit trail"),
+    NavItem("users.index", "Users"),
 ]
 
 
 def navigation() -> list[NavItem]:
-    views = current_app.view_functions
-    return [item for item in NAVIGATION
-            if item.endpoint in views and current_user.role in item.roles]
+    return [item for item in NAVIGATION if may(item.endpoint)]
 
 
 def label(value, vocabulary_name: str) -> str:
@@ -76,4 +70,4 @@ def init_app(app: Flask) -> None:
                                  money=money)
     # current_user as a global too, so macros imported without context can use it.
     app.jinja_env.globals.update(current_user=current_user, navigation=navigation,
-                                 vocabulary=vocabulary)
+                                 vocabulary=vocabulary, may=may)

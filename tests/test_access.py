@@ -5,7 +5,7 @@ from flask import Blueprint
 from werkzeug.routing import AnyConverter, IntegerConverter
 
 from governance.extensions import db
-from governance.security import EVERYONE, allowed_roles_for
+from governance.permissions import EVERYONE, permission_for
 
 from .conftest import login
 
@@ -63,7 +63,7 @@ def test_each_role_reaches_exactly_its_declared_routes(demo, role):
         allowed = allowed_roles_for_endpoint(demo, endpoint)
         response = client.get(url)
         status = response.status_code
-        if allowed == EVERYONE or role in allowed:
+        if allowed == EVERYONE or role in allowed.roles:
             # A record-level refusal (e.g. the other side's exercise) explains itself;
             # only a role refusal answers with the generic message.
             assert GENERIC_REFUSAL.encode() not in response.get_data(), \
@@ -93,7 +93,7 @@ def test_visitor_reaches_only_public_routes(demo):
 
 def allowed_roles_for_endpoint(app, endpoint):
     with app.test_request_context():
-        return allowed_roles_for(endpoint, "GET")
+        return permission_for(endpoint, "GET")
 
 
 def test_every_route_declares_who_may_use_it(app):
@@ -103,7 +103,7 @@ def test_every_route_declares_who_may_use_it(app):
             continue
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             with app.test_request_context():
-                if allowed_roles_for(rule.endpoint, method) is None:
+                if permission_for(rule.endpoint, method) is None:
                     undeclared.append(f"{method} {rule.rule}")
     assert undeclared == []
 
@@ -165,7 +165,7 @@ def test_the_visibility_shortcuts_agree_with_the_scopes_queries(demo):
 
     from governance.interactions.models import Interaction
     from governance.partnerships.models import Partnership
-    from governance.security import interaction_scope, partnership_scope, visible_record
+    from governance.permissions import interaction_scope, partnership_scope, visible_record
 
     # some voided records too: the shortcuts must never let those through
     for model in (Interaction, Partnership):

@@ -230,7 +230,7 @@ def test_adherence_counts_interactions_without_an_open_flag_per_dimension(
     log()
     log(protocol_followed=False)
     log(venue_type="sponsor_site", venue_agreed_by_patients=False, protocol_followed=False)
-    rows = {row.dimension: row for row in adherence()}
+    rows = {row.dimension: row for row in adherence(compliance_user)}
     assert (rows["HOW"].interactions, rows["HOW"].flagged) == (3, 2)
     assert rows["WHERE"].share == pytest.approx(2 / 3)
     assert rows["WHY"].share == 1.0

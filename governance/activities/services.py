@@ -11,6 +11,7 @@ from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..partnerships.models import Partnership
+from ..permissions import can_add_activities, can_retire_activities, require
 from ..validation import Input, load, required_text, subset, text
 from ..vocabulary import (
     BENEFIT_FACTORS,
@@ -68,23 +69,23 @@ def all_activities(organisation_ids=None, include_retired: bool = False) -> list
 
 
 def activities_open_to(user) -> list[Activity]:
-    """The catalogue, then the organisations' own activities this user may see: every one for
-    compliance and auditors; otherwise those of the user's organisation and of the parties of
-    the partnerships open to the user (the activities its interactions can serve)."""
+    """The catalogue, then the organisations' own activities this user may see: those of the
+    organisations the user acts for and of the parties of the partnerships open to the user
+    (the activities its interactions can serve)."""
     from ..partnerships.models import partnership_members
-    from ..security import partnership_scope, sees_everything
+    from ..permissions import acting_organisation_ids, visible_partnership_ids
 
-    if sees_everything(user):
+    organisations = acting_organisation_ids(user)
+    if organisations is None:
         return all_activities()
-    visible = select(Partnership.id).where(partnership_scope(user))
+    visible = visible_partnership_ids(user)
     parties = set(db.session.scalars(select(Partnership.sponsor_id).where(
         Partnership.id.in_(visible))))
     parties.update(db.session.scalars(select(Partnership.patient_group_id).where(
         Partnership.id.in_(visible))))
     parties.update(db.session.scalars(select(partnership_members.c.organisation_id).where(
         partnership_members.c.partnership_id.in_(visible))))
-    if user.organisation_id is not None:
-        parties.add(user.organisation_id)
+    parties.update(organisations)
     return all_activities(parties)
 
 
@@ -123,12 +124,10 @@ class CustomActivityInput(Input):
 
 def add_custom_activity(organisation_id: int | None, values: dict, actor) -> CustomActivity:
     """Add an organisation's own activity under a code of its namespace (ORG<id>-NN)."""
-    if actor.role not in ("advocate", "compliance", "partner"):
-        raise NotAllowed("Only advocates, compliance officers and partner representatives add "
-                         "activities.")
+    require(can_add_activities, actor)
     if organisation_id is None:
         raise NotAllowed("Your account belongs to no organisation, so it cannot add activities.")
-    if actor.role != "compliance" and actor.organisation_id != organisation_id:
+    if actor.organisation_id != organisation_id:
         raise NotAllowed("You can add activities only for your own organisation.")
     clean = load(CustomActivityInput(), values)
     errors = {}
@@ -167,11 +166,7 @@ def add_custom_activity(organisation_id: int | None, values: dict, actor) -> Cus
 
 def withdraw_custom_activity(row: CustomActivity, actor, reason: str) -> CustomActivity:
     """Withdraw an organisation's own activity from the choices; its code stays readable."""
-    if actor.role not in ("advocate", "compliance") or (
-        actor.role != "compliance" and actor.organisation_id != row.organisation_id
-    ):
-        raise NotAllowed("Only your organisation's advocates or a compliance officer can "
-                         "withdraw this activity.")
+    require(can_retire_activities, actor, row)
     if not (reason or "").strip():
         raise ValidationFailed({"reason": ["Say why this activity is being withdrawn."]})
     if row.is_void:

@@ -6,7 +6,18 @@ from ..extensions import db
 from ..forms import attach_errors, form_values, save_form
 from ..partnerships.models import Partnership
 from ..pdf import render_pdf
-from ..security import ALL_ROLES, allow, partnership_scope, sees_everything, visible_or_404
+from ..permissions import (
+    acting_organisation_ids,
+    acts_for,
+    allow,
+    can_add_activities,
+    can_rate_activities,
+    can_read_activities,
+    can_read_records,
+    can_retire_activities,
+    partnership_scope,
+    visible_or_404,
+)
 from ..vocabulary import PRIORITISATION_SIDES
 from . import exports, services
 from .forms import (
@@ -23,8 +34,6 @@ from .svg import matrix_svg
 
 bp = Blueprint("activities", __name__)
 
-VIEWERS = ("advocate", "compliance", "auditor", "partner")
-SIDE_EDITORS = ("advocate", "compliance", "partner")
 EXERCISE = "/partnerships/<int:partnership_id>/prioritisation/<side>"
 
 
@@ -82,13 +91,9 @@ def _download(body, mimetype: str, filename: str) -> Response:
 
 
 def _catalogue_page(form=None, status=200):
-    if sees_everything(current_user):
-        organisation_ids = None
-    else:
-        organisation_ids = [current_user.organisation_id] if current_user.organisation_id else []
-    activities = services.all_activities(organisation_ids)
+    activities = services.all_activities(acting_organisation_ids(current_user))
     catalogue = services.current_catalogue()
-    may_add = current_user.role in SIDE_EDITORS and current_user.organisation_id is not None
+    may_add = can_add_activities(current_user) and current_user.organisation_id is not None
     return render_template(
         "activities/index.html", catalogue=catalogue,
         shipped=services.activities_by_stage([a for a in activities if not a.is_custom]),
@@ -98,13 +103,13 @@ def _catalogue_page(form=None, status=200):
 
 
 @bp.route("/activities")
-@allow(*ALL_ROLES)
+@allow(can_read_activities)
 def index():
     return _catalogue_page()
 
 
 @bp.route("/activities/custom", methods=["POST"])
-@allow(*SIDE_EDITORS)
+@allow(can_add_activities)
 def add_custom():
     form = _custom_form()
     if form.validate_on_submit():
@@ -119,11 +124,10 @@ def add_custom():
 
 
 @bp.route("/activities/custom/<int:activity_id>/withdraw", methods=["POST"])
-@allow("advocate", "compliance")
+@allow(can_retire_activities)
 def withdraw_custom(activity_id: int):
     row = db.session.get(CustomActivity, activity_id)
-    if row is None or not (sees_everything(current_user)
-                           or row.organisation_id == current_user.organisation_id):
+    if row is None or not acts_for(current_user, row.organisation_id):
         abort(404)
     form = WithdrawForm(prefix="withdraw")
     if not form.validate_on_submit():
@@ -139,7 +143,7 @@ def withdraw_custom(activity_id: int):
 
 
 @bp.route("/partnerships/<int:partnership_id>/prioritisation")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def overview(partnership_id: int):
     partnership = _partnership(partnership_id)
     sides = []
@@ -178,7 +182,7 @@ def _selection_page(partnership, side, form, custom_form, selected=None, status=
 
 
 @bp.route(f"{EXERCISE}/identify", methods=["GET", "POST"])
-@allow(*SIDE_EDITORS)
+@allow(can_rate_activities)
 def identify(partnership_id: int, side: str):
     partnership = _editable_partnership(partnership_id, side)
     form = SelectionForm()
@@ -210,7 +214,7 @@ def _add_and_choose(partnership, side: str, custom_form: CustomActivityForm):
 
 
 @bp.route(f"{EXERCISE}/identify/add", methods=["POST"])
-@allow(*SIDE_EDITORS)
+@allow(can_rate_activities)
 def identify_add(partnership_id: int, side: str):
     partnership = _editable_partnership(partnership_id, side)
     custom_form = _custom_form()
@@ -253,7 +257,7 @@ def _rating_page(partnership, exercise, form, status=200):
 
 
 @bp.route(f"{EXERCISE}/rate", methods=["GET", "POST"])
-@allow(*SIDE_EDITORS)
+@allow(can_rate_activities)
 def rate(partnership_id: int, side: str):
     partnership = _editable_partnership(partnership_id, side)
     exercise = services.exercise_for(partnership, side)
@@ -306,7 +310,7 @@ def _matrix_page(partnership, exercise, status=200):
 
 
 @bp.route(f"{EXERCISE}/matrix", methods=["GET", "POST"])
-@allow(*VIEWERS)
+@allow(can_read_records)
 def matrix(partnership_id: int, side: str):
     if request.method == "POST":
         _editable_partnership(partnership_id, side)
@@ -335,7 +339,7 @@ def matrix(partnership_id: int, side: str):
 
 
 @bp.route(f"{EXERCISE}/complete", methods=["POST"])
-@allow(*SIDE_EDITORS)
+@allow(can_rate_activities)
 def complete(partnership_id: int, side: str):
     partnership = _editable_partnership(partnership_id, side)
     exercise = services.exercise_for(partnership, side)
@@ -357,7 +361,7 @@ def complete(partnership_id: int, side: str):
 
 
 @bp.route(f"{EXERCISE}/reopen", methods=["POST"])
-@allow(*SIDE_EDITORS)
+@allow(can_rate_activities)
 def reopen(partnership_id: int, side: str):
     partnership = _editable_partnership(partnership_id, side)
     exercise = services.exercise_for(partnership, side)
@@ -384,7 +388,7 @@ def _svg_title(partnership, exercise) -> str:
 
 
 @bp.route(f"{EXERCISE}/matrix.svg")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def matrix_image(partnership_id: int, side: str):
     partnership, exercise = _viewable_exercise(partnership_id, side)
     svg = matrix_svg(services.matrix_of(exercise), _svg_title(partnership, exercise))
@@ -394,7 +398,7 @@ def matrix_image(partnership_id: int, side: str):
 
 
 @bp.route(f"{EXERCISE}/export.csv")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def export_csv(partnership_id: int, side: str):
     _partnership_, exercise = _viewable_exercise(partnership_id, side)
     return _download(exports.exercise_csv(exercise), "text/csv; charset=utf-8",
@@ -402,7 +406,7 @@ def export_csv(partnership_id: int, side: str):
 
 
 @bp.route(f"{EXERCISE}/export.pdf")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def export_pdf(partnership_id: int, side: str):
     partnership, exercise = _viewable_exercise(partnership_id, side)
     matrix = services.matrix_of(exercise)
@@ -420,7 +424,7 @@ def export_pdf(partnership_id: int, side: str):
 
 
 @bp.route("/partnerships/<int:partnership_id>/prioritisation/compare")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def compare(partnership_id: int):
     partnership = _partnership(partnership_id)
     comparison = services.compare_exercises(partnership)
@@ -432,7 +436,7 @@ def compare(partnership_id: int):
 
 
 @bp.route("/partnerships/<int:partnership_id>/prioritisation/compare.csv")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def compare_csv(partnership_id: int):
     partnership = _partnership(partnership_id)
     return _download(exports.comparison_csv(services.compare_exercises(partnership)),
@@ -440,7 +444,7 @@ def compare_csv(partnership_id: int):
 
 
 @bp.route("/partnerships/<int:partnership_id>/prioritisation/compare.pdf")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def compare_pdf(partnership_id: int):
     partnership = _partnership(partnership_id)
     comparison = services.compare_exercises(partnership)
@@ -458,7 +462,7 @@ def compare_pdf(partnership_id: int):
 
 
 @bp.route("/partnerships/<int:partnership_id>/coverage")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def coverage(partnership_id: int):
     partnership = _partnership(partnership_id)
     return render_template("activities/coverage.html", partnership=partnership,

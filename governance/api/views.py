@@ -28,6 +28,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
 
 from ..audit import AuditEvent
+from ..auditing.services import require_visible_subject
 from ..database import read_before_writing
 from ..errors import Conflict, DomainError, NotAllowed, ValidationFailed
 from ..extensions import db
@@ -37,9 +38,18 @@ from ..organisations import services as organisation_services
 from ..organisations.models import Organisation
 from ..partnerships import services as partnership_services
 from ..partnerships.models import Partnership, Support
-from ..security import (
-    EDITORS,
+from ..permissions import (
     allow,
+    audit_scope,
+    can_add_organisations,
+    can_edit_records,
+    can_read_activities,
+    can_read_audit_trail,
+    can_read_history,
+    can_read_organisations,
+    can_read_records,
+    can_resolve_flags,
+    flag_scope,
     interaction_scope,
     organisation_scope,
     partnership_scope,
@@ -57,9 +67,6 @@ from .serialise import (
 )
 
 API_VERSION = "1.0.0"
-VIEWERS = ("advocate", "compliance", "auditor", "partner")
-ORGANISATION_VIEWERS = ("advocate", "compliance", "auditor", "admin")
-AUDIT_READERS = ("advocate", "compliance", "auditor")
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -200,7 +207,7 @@ organisations = resource("organisations", "Sponsors, patient groups and other pa
 
 @organisations.route("/organisations")
 class Organisations(MethodView):
-    @allow(*ORGANISATION_VIEWERS)
+    @allow(can_read_organisations)
     @organisations.arguments(schemas.OrganisationQuery, location="query")
     @organisations.response(200, schemas.OrganisationOut(many=True))
     @documented_errors(organisations, 400, 403, 422)
@@ -210,10 +217,10 @@ class Organisations(MethodView):
             kind=query.get("kind"), country=query.get("country"), q=query.get("q"),
             per_page=1_000_000,
         )
-        page = organisation_services.find_organisations(criteria)
+        page = organisation_services.find_organisations(criteria, current_user)
         return [organisation_json(organisation) for organisation in page.items]
 
-    @allow(*organisation_services.CREATORS)
+    @allow(can_add_organisations)
     @organisations.doc(**request_body(schemas.OrganisationInput))
     @organisations.response(201, schemas.OrganisationOut)
     @documented_errors(organisations, 400, 403, 409, 422)
@@ -228,7 +235,7 @@ class Organisations(MethodView):
 
 @organisations.route("/organisations/<id:organisation_id>")
 class OrganisationById(MethodView):
-    @allow(*ORGANISATION_VIEWERS)
+    @allow(can_read_organisations)
     @organisations.response(200, schemas.OrganisationOut)
     @documented_errors(organisations, 403, 404)
     def get(self, organisation_id: int):
@@ -245,7 +252,7 @@ partnerships = resource("partnerships", "Standing relationships between a sponso
 
 @partnerships.route("/partnerships")
 class Partnerships(MethodView):
-    @allow(*EDITORS)
+    @allow(can_edit_records)
     @partnerships.doc(**request_body(schemas.PartnershipInput))
     @partnerships.response(201, schemas.PartnershipOut)
     @documented_errors(partnerships, 400, 403, 409, 422)
@@ -260,7 +267,7 @@ class Partnerships(MethodView):
 
 @partnerships.route("/partnerships/<id:partnership_id>")
 class PartnershipById(MethodView):
-    @allow(*VIEWERS)
+    @allow(can_read_records)
     @partnerships.response(200, schemas.PartnershipOut)
     @documented_errors(partnerships, 403, 404)
     def get(self, partnership_id: int):
@@ -274,7 +281,7 @@ supports = resource("supports", "Transfers of value within a partnership (they f
 
 @supports.route("/supports")
 class Supports(MethodView):
-    @allow(*EDITORS)
+    @allow(can_edit_records)
     @supports.doc(**request_body(schemas.SupportInput,
                                  "`amount` is a decimal string (or number) with at most two "
                                  "places; it may be empty only for in-kind support."))
@@ -291,7 +298,7 @@ class Supports(MethodView):
 
 @supports.route("/supports/<id:support_id>")
 class SupportById(MethodView):
-    @allow(*VIEWERS)
+    @allow(can_read_records)
     @supports.response(200, schemas.SupportOut)
     @documented_errors(supports, 403, 404)
     def get(self, support_id: int):
@@ -313,7 +320,7 @@ interactions = resource("interactions", "Meetings, focus groups, advisory boards
 
 @interactions.route("/interactions")
 class Interactions(MethodView):
-    @allow(*VIEWERS)
+    @allow(can_read_records)
     @interactions.arguments(schemas.InteractionQuery, location="query")
     @interactions.response(200, schemas.InteractionPage)
     @documented_errors(interactions, 400, 403, 422)
@@ -333,7 +340,7 @@ class Interactions(MethodView):
         return {"items": [interaction_json(item, flags[item.id]) for item in page.items],
                 "total": page.total, "page": page.page, "per_page": page.per_page}
 
-    @allow(*EDITORS)
+    @allow(can_edit_records)
     @interactions.doc(**request_body(schemas.InteractionInput))
     @interactions.response(201, schemas.InteractionOut)
     @documented_errors(interactions, 400, 403, 409, 422)
@@ -348,14 +355,14 @@ class Interactions(MethodView):
 
 @interactions.route("/interactions/<id:interaction_id>")
 class InteractionById(MethodView):
-    @allow(*VIEWERS)
+    @allow(can_read_records)
     @interactions.response(200, schemas.InteractionOut)
     @documented_errors(interactions, 403, 404)
     def get(self, interaction_id: int):
         """One interaction with its flags."""
         return interaction_json(visible_or_404(Interaction, interaction_id, interaction_scope))
 
-    @allow(*EDITORS)
+    @allow(can_edit_records)
     @interactions.doc(**request_body(schemas.InteractionChanges(partial=True),
                                      "Only the fields that change, and `reason`."))
     @interactions.response(200, schemas.InteractionOut)
@@ -389,7 +396,7 @@ flags = resource("flags", "Poor-practice flags and their review.")
 
 @flags.route("/flags/<id:flag_id>/transition")
 class FlagTransition(MethodView):
-    @allow("advocate", "compliance")
+    @allow(can_resolve_flags)
     @flags.doc(**request_body(schemas.FlagTransition))
     @flags.response(200, schemas.Flag)
     @documented_errors(flags, 400, 403, 404, 409, 422)
@@ -399,8 +406,8 @@ class FlagTransition(MethodView):
         from ..rules.flags import flag_json
         from ..rules.models import Flag
 
-        flag = db.session.get(Flag, flag_id)
-        if flag is None or flag.is_void or not _subject_visible(flag):
+        flag = visible_or_404(Flag, flag_id, flag_scope)
+        if flag.is_void:
             abort(404)
         body = json_body()
         unknown = sorted(set(body) - {"state", "note"})
@@ -418,21 +425,12 @@ class FlagTransition(MethodView):
         return answer
 
 
-def _subject_visible(flag) -> bool:
-    if flag.interaction_id is not None:
-        condition = Interaction.id == flag.interaction_id
-        return db.session.scalar(select(Interaction.id).where(
-            condition, interaction_scope(current_user))) is not None
-    return db.session.scalar(select(Partnership.id).where(
-        Partnership.id == flag.partnership_id, partnership_scope(current_user))) is not None
-
-
 activities = resource("activities", "The catalogue of engagement activities (CTTI).")
 
 
 @activities.route("/activities")
 class Activities(MethodView):
-    @allow("advocate", "compliance", "auditor", "partner", "admin")
+    @allow(can_read_activities)
     @activities.response(200, schemas.Activity(many=True))
     @documented_errors(activities)
     def get(self):
@@ -445,26 +443,23 @@ class Activities(MethodView):
 
 
 audit = resource("audit", "The append-only, hash-chained audit trail.")
-AUDITED_BY_SCOPE = {"interaction": (Interaction, interaction_scope),
-                    "partnership": (Partnership, partnership_scope)}
 
 
 @audit.route("/audit")
 class Audit(MethodView):
-    @allow(*AUDIT_READERS)
+    @allow(can_read_history)
     @audit.arguments(schemas.AuditQuery, location="query")
     @audit.response(200, schemas.AuditEvent(many=True))
     @documented_errors(audit, 400, 403, 404, 422)
     def get(self, query):
         """Audit events, oldest first (advocates: the history of one record they can see)."""
         entity, entity_id = query.get("entity"), query.get("entity_id")
-        if current_user.role == "advocate":
-            if entity not in AUDITED_BY_SCOPE or entity_id is None:
-                raise NotAllowed("Advocates read the history of one interaction or partnership: "
-                                 "give entity and entity_id.")
-            model, scope = AUDITED_BY_SCOPE[entity]
-            visible_or_404(model, entity_id, scope)
-        conditions = []
+        if not can_read_audit_trail(current_user) and (entity is None or entity_id is None):
+            raise NotAllowed("Advocates read the history of one record they can see: give "
+                             "entity and entity_id.")
+        if entity_id is not None:
+            require_visible_subject(current_user, entity, entity_id)
+        conditions = [audit_scope(current_user)]
         if entity:
             conditions.append(AuditEvent.entity == entity)
         if entity_id is not None:

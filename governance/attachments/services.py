@@ -20,10 +20,9 @@ from .. import audit, storage
 from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
+from ..permissions import can_edit_partnership, can_edit_records
 from ..vocabulary import ATTACHMENT_LABELS
 from .models import Attachment
-
-EDITORS = ("advocate", "compliance")
 
 
 @dataclass(frozen=True)
@@ -283,13 +282,10 @@ def attachments_of(owner, include_void: bool = False) -> list[Attachment]:
 def may_change(actor, owner) -> bool:
     """Editors of the owning record may attach and void its documents."""
     from ..partnerships.models import Partnership
-    from ..partnerships.services import may_edit
 
-    if actor.role not in EDITORS:
-        return False
     if isinstance(owner, Partnership):
-        return may_edit(actor, owner)
-    return True  # interactions: the editor already passed interaction_scope to reach it
+        return can_edit_partnership(actor, owner)
+    return can_edit_records(actor)  # interactions: the editor passed interaction_scope to reach it
 
 
 def _require_editor(actor, owner) -> None:

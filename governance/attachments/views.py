@@ -10,13 +10,20 @@ from ..extensions import db
 from ..forms import VoidForm, form_status, options, save_form
 from ..interactions.models import Interaction
 from ..partnerships.models import Partnership
-from ..security import EDITORS, allow, interaction_scope, partnership_scope, visible_or_404
+from ..permissions import (
+    allow,
+    can_edit_records,
+    can_read_records,
+    interaction_scope,
+    partnership_scope,
+    sees_void,
+    visible_or_404,
+)
 from ..vocabulary import ATTACHMENT_LABELS, choices
 from . import services
 from .models import Attachment
 
 bp = Blueprint("attachments", __name__, url_prefix="/attachments")
-VIEWERS = ("advocate", "compliance", "auditor", "partner")
 
 
 class AttachmentForm(FlaskForm):
@@ -63,13 +70,13 @@ def _upload(kind: str, owner_id: int):
 
 
 @bp.route("/interactions/<int:interaction_id>/new", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def upload_to_interaction(interaction_id: int):
     return _upload("interaction", interaction_id)
 
 
 @bp.route("/partnerships/<int:partnership_id>/new", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def upload_to_partnership(partnership_id: int):
     return _upload("partnership", partnership_id)
 
@@ -79,7 +86,7 @@ def visible_attachment_or_404(attachment_id: int) -> Attachment:
     attachment = db.session.get(Attachment, attachment_id)
     if attachment is None:
         abort(404)
-    if attachment.is_void and current_user.role not in ("compliance", "auditor"):
+    if attachment.is_void and not sees_void(current_user):
         abort(404)
     if attachment.interaction_id is not None:
         visible_or_404(Interaction, attachment.interaction_id, interaction_scope)
@@ -89,7 +96,7 @@ def visible_attachment_or_404(attachment_id: int) -> Attachment:
 
 
 @bp.route("/<int:attachment_id>")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def download(attachment_id: int):
     attachment = visible_attachment_or_404(attachment_id)
     path = storage.ATTACHMENTS.path_of(attachment.sha256)
@@ -106,7 +113,7 @@ def download(attachment_id: int):
 
 
 @bp.route("/<int:attachment_id>/void", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def void(attachment_id: int):
     attachment = visible_attachment_or_404(attachment_id)
     owner = services.owner_of(attachment)
@@ -127,11 +134,10 @@ def void(attachment_id: int):
 def attachment_panel(owner) -> dict:
     """What templates/attachments/_list.html shows for an interaction or a partnership: the
     views of both pages pass it as `attachments`."""
-    sees_void = current_user.role in ("compliance", "auditor")
     kind = "interaction" if isinstance(owner, Interaction) else "partnership"
     may_change = services.may_change(current_user, owner) and not owner.is_void
     return {
-        "items": services.attachments_of(owner, include_void=sees_void),
+        "items": services.attachments_of(owner, include_void=sees_void(current_user)),
         "may_change": may_change,
         "form": AttachmentForm(formdata=None) if may_change else None,
         "upload_url": url_for(f"attachments.upload_to_{kind}", **{f"{kind}_id": owner.id}),

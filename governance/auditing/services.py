@@ -6,6 +6,8 @@ from datetime import date, datetime, time
 from sqlalchemy import Select, select
 
 from ..audit import AuditEvent
+from ..errors import NotFound
+from ..permissions import audit_scope, history_scope, sees_whole_installation, visible_record
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,21 @@ def _parse_date(value: str | None) -> date | None:
         return None
 
 
-def events_matching(criteria: AuditFilter) -> Select:
-    """The audit events matching the filters (unordered)."""
-    query = select(AuditEvent)
+def require_visible_subject(viewer, entity: str | None, entity_id: int | None) -> None:
+    """Refuse, as unknown, the history of a record the viewer may not see."""
+    if sees_whole_installation(viewer):
+        return
+    found = history_scope(entity) if entity else None
+    if found is None or entity_id is None or \
+            visible_record(found[0], entity_id, found[1], viewer) is None:
+        raise NotFound(f"No {entity or 'record'} with this id.")
+
+
+def events_matching(criteria: AuditFilter, viewer) -> Select:
+    """The audit events matching the filters, of the records the viewer may see (unordered)."""
+    if criteria.entity and criteria.entity_id:
+        require_visible_subject(viewer, criteria.entity, criteria.entity_id)
+    query = select(AuditEvent).where(audit_scope(viewer))
     if criteria.entity:
         query = query.where(AuditEvent.entity == criteria.entity)
     if criteria.entity_id:

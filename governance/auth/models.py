@@ -46,6 +46,18 @@ class User(Record, UserMixin, db.Model):
         return self.name
 
 
+class AuditorGrant(Record, db.Model):
+    """A further organisation an auditor may read (an external auditor of that organisation);
+    voided when the grant ends."""
+
+    __tablename__ = "auditor_grants"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+
+    organisation: Mapped[Organisation] = relationship()
+
+
 class ApiToken(Record, db.Model):
     __tablename__ = "api_tokens"
     __audit_exclude__ = Record.__audit_exclude__ | {"last_used_at"}

@@ -5,7 +5,7 @@ from flask_login import current_user, login_user, logout_user
 
 from ..extensions import db, limiter
 from ..forms import save_form
-from ..security import ALL_ROLES, allow, public
+from ..permissions import allow, can_use_account, public
 from . import services
 from .forms import LoginForm, PasswordChangeForm, TokenForm
 
@@ -41,7 +41,7 @@ def login():
 
 
 @bp.route("/logout", methods=["POST"])
-@allow(*ALL_ROLES)
+@allow(can_use_account)
 def logout():
     services.end_all_sessions(current_user)
     db.session.commit()
@@ -57,7 +57,7 @@ def _signed_out(_changed) -> str:
 
 
 @bp.route("/account", methods=["GET", "POST"])
-@allow(*ALL_ROLES)
+@allow(can_use_account)
 def account():
     password_form = PasswordChangeForm(prefix="pw")
     token_form = TokenForm(prefix="token")
@@ -84,7 +84,7 @@ def account():
 
 
 @bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
-@allow(*ALL_ROLES)
+@allow(can_use_account)
 def revoke_token(token_id: int):
     services.revoke_token(current_user, token_id)
     db.session.commit()

@@ -17,7 +17,7 @@ from ..api.views import (
     saving,
     supports,
 )
-from ..security import allow
+from ..permissions import allow, can_confirm_records
 from . import services
 
 CONFIRMATION_BODY = ("`answer`: `confirmed` or `disputed`; `note`: what is wrong (required to "
@@ -37,7 +37,7 @@ def _answer_for(record, answer_with, as_json) -> dict:
 
 def confirmation_route(blueprint: ResourceBlueprint, record_schema):
     """A partner's answer route: partners only, the answer's body in, the record out."""
-    decorators = (allow("partner"),
+    decorators = (allow(can_confirm_records),
                   blueprint.doc(**request_body(services.AnswerInput, CONFIRMATION_BODY)),
                   blueprint.response(200, record_schema),
                   documented_errors(blueprint, 400, 403, 404, 409, 422))

@@ -18,14 +18,19 @@ from ..errors import Conflict, NotAllowed
 from ..extensions import db
 from ..interactions.models import Interaction
 from ..pagination import Page
-from ..partnerships.models import Partnership, Support
-from ..security import partnership_scope
+from ..partnerships.models import Support
+from ..permissions import (
+    can_confirm_records,
+    interaction_scope,
+    require,
+    support_scope,
+    visible_partnership_ids,
+)
 from ..validation import Input, choice, load, text
 from ..vocabulary import PARTNER_ANSWERS
 
 NOTE_MAX = 2000
 KINDS = ("support", "interaction")
-DISPUTE_READERS = ("compliance", "auditor")
 
 
 class AnswerInput(Input):
@@ -43,19 +48,15 @@ class AnswerInput(Input):
 _schema = AnswerInput()
 
 
-def _visible_partnerships(user):
-    return select(Partnership.id).where(partnership_scope(user))
-
-
 def answerable_supports(user):
     """SQL condition: the support lines the partner answers for (their organisation got them)."""
-    return (Support.partnership_id.in_(_visible_partnerships(user))
+    return (Support.partnership_id.in_(visible_partnership_ids(user))
             & (Support.recipient_id == user.organisation_id) & Support.voided_at.is_(None))
 
 
 def answerable_interactions(user):
     """SQL condition: the interactions of the partner's partnerships that another party held."""
-    return (Interaction.partnership_id.in_(_visible_partnerships(user))
+    return (Interaction.partnership_id.in_(visible_partnership_ids(user))
             & (Interaction.organisation_id != user.organisation_id)
             & Interaction.voided_at.is_(None))
 
@@ -63,19 +64,19 @@ def answerable_interactions(user):
 def visible_support(user, support_id: int) -> Support | None:
     """The support line if it belongs to a partnership the user may see (else None: a 404)."""
     return db.session.scalar(select(Support).where(
-        Support.id == support_id, Support.partnership_id.in_(_visible_partnerships(user))))
+        Support.id == support_id, Support.partnership_id.in_(visible_partnership_ids(user))))
 
 
 def visible_interaction(user, interaction_id: int) -> Interaction | None:
     return db.session.scalar(select(Interaction).where(
         Interaction.id == interaction_id,
-        Interaction.partnership_id.in_(_visible_partnerships(user))))
+        Interaction.partnership_id.in_(visible_partnership_ids(user))))
 
 
 def _require_partner(actor) -> None:
-    if actor.role != "partner" or actor.organisation_id is None:
-        raise NotAllowed("Only a representative of the partner organisation confirms or "
-                         "disputes a record.")
+    require(can_confirm_records, actor)
+    if actor.organisation_id is None:
+        raise NotAllowed(can_confirm_records.refusal)
 
 
 def _apply(record, values: dict, what: str):
@@ -160,15 +161,16 @@ class Dispute:
         return f"{self.kind}-{self.record.id}"
 
 
-def disputes() -> list[Dispute]:
-    """Every disputed support line and interaction, most recently disputed first."""
+def disputes(viewer) -> list[Dispute]:
+    """The disputed support lines and interactions the viewer may see, most recently disputed
+    first."""
     supports = db.session.scalars(
         select(Support).where(Support.confirmed_by_partner == "disputed",
-                              Support.voided_at.is_(None))
+                              Support.voided_at.is_(None), support_scope(viewer))
     ).all()
     interactions = db.session.scalars(
         select(Interaction).where(Interaction.confirmed_by_partner == "disputed",
-                                  Interaction.voided_at.is_(None))
+                                  Interaction.voided_at.is_(None), interaction_scope(viewer))
     ).all()
     found = []
     for kind, records in (("support", supports), ("interaction", interactions)):

@@ -5,7 +5,7 @@ from flask import Blueprint, Flask, abort, render_template, request, url_for
 from flask_login import current_user
 
 from ..forms import form_status, save_form
-from ..security import allow
+from ..permissions import allow, can_confirm_records, can_read_disputes
 from ..vocabulary import CONFIRMATION_STATES
 from . import services
 from .forms import AnswerForm
@@ -14,7 +14,7 @@ bp = Blueprint("confirmations", __name__, url_prefix="/reports")
 
 
 @bp.route("/confirmations")
-@allow("partner")
+@allow(can_confirm_records)
 def confirmations():
     kind = request.args.get("kind", "support")
     if kind not in services.KINDS:
@@ -56,21 +56,21 @@ def _answer(kind: str, record_id: int):
 
 
 @bp.route("/confirmations/support/<int:support_id>", methods=["GET", "POST"])
-@allow("partner")
+@allow(can_confirm_records)
 def confirm_support(support_id: int):
     return _answer("support", support_id)
 
 
 @bp.route("/confirmations/interaction/<int:interaction_id>", methods=["GET", "POST"])
-@allow("partner")
+@allow(can_confirm_records)
 def confirm_interaction(interaction_id: int):
     return _answer("interaction", interaction_id)
 
 
 @bp.route("/disputes")
-@allow(*services.DISPUTE_READERS)
+@allow(can_read_disputes)
 def disputes():
-    return render_template("confirmations/disputes.html", disputes=services.disputes())
+    return render_template("confirmations/disputes.html", disputes=services.disputes(current_user))
 
 
 def init_app(app: Flask) -> None:

@@ -10,12 +10,20 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
 from ..database import insert_returning_ids, read_before_writing, utcnow
-from ..errors import Conflict, NotAllowed, ValidationFailed
+from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..pagination import Page
 from ..partnerships.models import Partnership
-from ..security import interaction_scope, partnership_scope, visible_record
+from ..permissions import (
+    can_edit_records,
+    interaction_scope,
+    organisation_scope,
+    partnership_scope,
+    require,
+    sees_whole_installation,
+    visible_record,
+)
 from ..validation import Input, choice, count, load, required, required_text, subset, text
 from ..vocabulary import (
     ACCOMMODATIONS,
@@ -112,7 +120,8 @@ class Preloaded:
             select(Partnership).options(selectinload(Partnership.other_organisations))
             .where(partnership_scope(actor))
         ).all()
-        organisations = db.session.scalars(select(Organisation)).all()
+        organisations = db.session.scalars(
+            select(Organisation).where(organisation_scope(actor))).all()
         external_ids = db.session.execute(
             select(Interaction.external_id, Interaction.id)
             .where(Interaction.external_id.is_not(None))
@@ -149,9 +158,10 @@ def validate_interaction(values: dict, actor, preloaded: Preloaded | None = None
         errors["organisation_id"] = ["Choose the organisation that held the interaction."]
     elif not _organisation_exists(clean["organisation_id"], actor, partnership, preloaded):
         errors["organisation_id"] = ["No organisation with this id."]
-    elif actor.role == "advocate" and clean["organisation_id"] != actor.organisation_id and (
-        partnership is None or clean["organisation_id"] not in partnership.organisation_ids
-    ):
+    elif not sees_whole_installation(actor) \
+            and clean["organisation_id"] != actor.organisation_id and (
+                partnership is None
+                or clean["organisation_id"] not in partnership.organisation_ids):
         errors["organisation_id"] = ["You can log interactions only for your organisation "
                                      "or a party of the partnership."]
     codes = clean["activity_codes"]
@@ -172,7 +182,7 @@ def _organisation_exists(organisation_id: int, actor, partnership: Partnership |
             partnership is not None
             and organisation_id in (partnership.sponsor_id, partnership.patient_group_id)):
         return True
-    return db.session.get(Organisation, organisation_id) is not None
+    return visible_record(Organisation, organisation_id, organisation_scope, actor) is not None
 
 
 def _check_activity_codes(codes: list[str]) -> dict[str, list[str]]:
@@ -350,8 +360,7 @@ def after_change(interaction: Interaction, partnership: bool = True,
 
 
 def _require_editor(actor) -> None:
-    if actor.role not in ("advocate", "compliance"):
-        raise NotAllowed("Only advocates and compliance officers record interactions.")
+    require(can_edit_records, actor)
     audit.set_actor(actor)
 
 

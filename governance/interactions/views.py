@@ -7,9 +7,15 @@ from ..organisations.forms import organisation_choices
 from ..organisations.models import Organisation
 from ..partnerships.forms import partnership_choices, visible_partnerships
 from ..partnerships.models import Partnership
+from ..permissions import (
+    allow,
+    can_edit_records,
+    can_read_records,
+    interaction_scope,
+    visible_or_404,
+)
 from ..review.services import signature_line
 from ..rules.flags import flags_of_interaction
-from ..security import EDITORS, allow, interaction_scope, visible_or_404
 from ..vocabulary import DIMENSIONS
 from ..widgets import record_choices
 from . import services
@@ -17,7 +23,6 @@ from .forms import GROUP_TITLES, GROUPS, InteractionFilterForm, InteractionForm
 from .models import Interaction
 
 bp = Blueprint("interactions", __name__, url_prefix="/interactions")
-VIEWERS = ("advocate", "compliance", "auditor", "partner")
 
 
 def prepare(form: InteractionForm) -> InteractionForm:
@@ -42,7 +47,7 @@ def page_of(interaction: Interaction) -> str:
 
 
 @bp.route("/")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def index():
     form = InteractionFilterForm(request.args)
     form.partnership_id.choices = record_choices(Partnership, Partnership.title,
@@ -69,7 +74,7 @@ def index():
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def create():
     form = prepare(InteractionForm())
     if form.validate_on_submit():
@@ -82,7 +87,7 @@ def create():
 
 
 @bp.route("/<int:interaction_id>")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def view(interaction_id: int):
     interaction = visible_or_404(Interaction, interaction_id, interaction_scope)
     return render_template("interactions/view.html", interaction=interaction,
@@ -94,7 +99,7 @@ def view(interaction_id: int):
 
 
 @bp.route("/<int:interaction_id>/edit", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def edit(interaction_id: int):
     interaction = visible_or_404(Interaction, interaction_id, interaction_scope)
     if interaction.is_void:
@@ -113,7 +118,7 @@ def edit(interaction_id: int):
 
 
 @bp.route("/<int:interaction_id>/void", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def void(interaction_id: int):
     interaction = visible_or_404(Interaction, interaction_id, interaction_scope)
     form = VoidForm()

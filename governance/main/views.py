@@ -13,8 +13,16 @@ from ..extensions import db
 from ..interactions.models import Interaction
 from ..organisations.models import Organisation
 from ..partnerships.models import Partnership
+from ..permissions import (
+    allow,
+    audit_scope,
+    can_use_account,
+    flag_scope,
+    interaction_scope,
+    partnership_scope,
+    public,
+)
 from ..rules.models import Flag
-from ..security import ALL_ROLES, allow, interaction_scope, partnership_scope, public
 from ..vocabulary import DIMENSIONS
 from . import submissions
 
@@ -39,7 +47,7 @@ def index():
 
 
 @bp.route("/home")
-@allow(*ALL_ROLES)
+@allow(can_use_account)
 def home():
     role = current_user.role
     context = HOME_CONTEXT[role]()
@@ -71,24 +79,29 @@ def _compliance():
     """The review queue (oldest and most severe open flags first) and adherence by dimension."""
     counts = dict(db.session.execute(
         select(Flag.severity, func.count(Flag.id))
-        .where(Flag.state == "open", Flag.voided_at.is_(None)).group_by(Flag.severity)
+        .where(Flag.state == "open", Flag.voided_at.is_(None), flag_scope(current_user))
+        .group_by(Flag.severity)
     ).all())
     queue = db.session.scalars(
-        select(Flag).where(Flag.state == "open", Flag.voided_at.is_(None))
+        select(Flag).where(Flag.state == "open", Flag.voided_at.is_(None),
+                           flag_scope(current_user))
         .order_by(Flag.raised_at, Flag.id).limit(200)
     ).all()
     queue = sorted(queue, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.raised_at))[:10]
     from ..confirmations import services as confirmation
 
     return {"counts": counts, "open_total": sum(counts.values()), "queue": queue,
-            "adherence": adherence_by_dimension(), "disputes": len(confirmation.disputes())}
+            "adherence": adherence_by_dimension(current_user),
+            "disputes": len(confirmation.disputes(current_user))}
 
 
-def adherence_by_dimension(days: int = 365) -> list[dict]:
-    """Share of the period's interactions with no open or kept flag in each dimension."""
+def adherence_by_dimension(viewer, days: int = 365) -> list[dict]:
+    """Share of the viewer's interactions of the period with no open or kept flag in each
+    dimension."""
     since = (utcnow() - timedelta(days=days)).date()
     live = select(Interaction.id).where(Interaction.voided_at.is_(None),
-                                        Interaction.occurred_on >= since)
+                                        Interaction.occurred_on >= since,
+                                        interaction_scope(viewer))
     total = db.session.scalar(select(func.count()).select_from(live.subquery())) or 0
     flagged = dict(db.session.execute(
         select(Flag.dimension, func.count(func.distinct(Flag.interaction_id)))
@@ -106,8 +119,11 @@ def adherence_by_dimension(days: int = 365) -> list[dict]:
 
 def _auditor():
     """Audit search, and the latest events as a starting point."""
-    latest = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(10)).all()
-    entities = sorted(db.session.scalars(select(AuditEvent.entity).distinct()).all())
+    readable = audit_scope(current_user)
+    latest = db.session.scalars(select(AuditEvent).where(readable)
+                                .order_by(AuditEvent.id.desc()).limit(10)).all()
+    entities = sorted(db.session.scalars(select(AuditEvent.entity).distinct()
+                                         .where(readable)).all())
     return {"latest": latest, "entities": entities}
 
 

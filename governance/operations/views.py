@@ -6,7 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
-from ..security import public
+from ..permissions import public
 from . import failures, inputs
 from .backup import BackupError, backup, restore
 from .postgres import RoleError, grant_application_role

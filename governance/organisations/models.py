@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from sqlalchemy import JSON, Enum, Numeric, String, Text
+from sqlalchemy import JSON, Enum, ForeignKey, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -23,6 +23,9 @@ class Organisation(Record, db.Model):
     income_currency: Mapped[str | None] = mapped_column(String(3))
     methodology_note: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    # The organisation of the user who added it: its people see it before any partnership
+    # with it exists (see permissions.organisation_scope).
+    added_by_organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
 
     def __str__(self) -> str:
         return self.name

@@ -10,16 +10,20 @@ from sqlalchemy import func, or_, select
 
 from .. import audit
 from ..database import utcnow
-from ..errors import Conflict, NotAllowed, ValidationFailed
+from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..pagination import Page
 from ..partnerships.models import Partnership, partnership_members
+from ..permissions import (
+    can_add_organisations,
+    can_edit_organisations,
+    can_write_methodology,
+    organisation_scope,
+    require,
+)
 from ..validation import Input, choice, country, currency, load, money, required_text, text
 from ..vocabulary import ORGANISATION_KINDS
 from .models import Organisation
-
-CREATORS = ("advocate", "compliance", "admin")
-MANAGERS = ("compliance", "admin")
 
 
 class OrganisationInput(Input):
@@ -129,10 +133,9 @@ def _kind_change_problems(organisation: Organisation, new_kind: str) -> dict[str
 
 def create_organisation(values: dict, actor) -> Organisation:
     """Record a new organisation."""
-    _require(actor, CREATORS, "Only advocates, compliance officers and administrators add "
-                              "organisations.")
+    require(can_add_organisations, actor)
     clean = validate_organisation(values)
-    organisation = Organisation(**clean)
+    organisation = Organisation(**clean, added_by_organisation_id=actor.organisation_id)
     db.session.add(organisation)
     db.session.flush()
     return organisation
@@ -142,7 +145,7 @@ def update_organisation(organisation: Organisation, changes: dict, actor,
                         reason: str | None = None,
                         expected_version: int | None = None) -> Organisation:
     """Apply changed fields; the record is re-validated whole."""
-    _require(actor, MANAGERS, "Only compliance officers and administrators edit organisations.")
+    require(can_edit_organisations, actor)
     if organisation.is_void:
         raise Conflict("This organisation has been voided and can no longer be edited.")
     if expected_version is not None and expected_version != organisation.version:
@@ -152,6 +155,8 @@ def update_organisation(organisation: Organisation, changes: dict, actor,
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
     clean = validate_organisation(organisation_values(organisation) | changes, organisation)
+    if clean["methodology_note"] != organisation.methodology_note:
+        require(can_write_methodology, actor, organisation)
     audit.set_reason(reason)
     for name, value in clean.items():
         if getattr(organisation, name) != value:
@@ -162,7 +167,7 @@ def update_organisation(organisation: Organisation, changes: dict, actor,
 
 def void_organisation(organisation: Organisation, actor, reason: str) -> Organisation:
     """Withdraw an organisation that no live partnership or user depends on."""
-    _require(actor, MANAGERS, "Only compliance officers and administrators void organisations.")
+    require(can_edit_organisations, actor)
     if not (reason or "").strip():
         raise ValidationFailed({"reason": ["Say why this organisation is being voided."]})
     if organisation.is_void:
@@ -199,11 +204,6 @@ def involving(organisation_id: int):
                Partnership.id.in_(member_of))
 
 
-def _require(actor, roles, message: str) -> None:
-    if actor.role not in roles:
-        raise NotAllowed(message)
-
-
 # --- finding ------------------------------------------------------------------------------
 
 
@@ -221,9 +221,9 @@ class OrganisationFilter:
 SORTS = {"name": Organisation.name, "kind": Organisation.kind, "country": Organisation.country}
 
 
-def find_organisations(criteria: OrganisationFilter) -> Page:
-    """Return one page of organisations matching the criteria."""
-    conditions = []
+def find_organisations(criteria: OrganisationFilter, viewer) -> Page:
+    """Return one page of the organisations the viewer may see that match the criteria."""
+    conditions = [organisation_scope(viewer)]
     if not criteria.include_void:
         conditions.append(Organisation.voided_at.is_(None))
     if criteria.kind:

@@ -5,13 +5,20 @@ from sqlalchemy import select
 from ..extensions import db
 from ..forms import VoidForm, form_status, form_values, save_form
 from ..partnerships.models import Partnership
-from ..security import allow, organisation_scope, partnership_scope, visible_or_404
+from ..permissions import (
+    allow,
+    can_add_organisations,
+    can_edit_organisations,
+    can_read_organisations,
+    organisation_scope,
+    partnership_scope,
+    visible_or_404,
+)
 from . import services
 from .forms import OrganisationFilterForm, OrganisationForm, disease_areas_text
 from .models import Organisation
 
 bp = Blueprint("organisations", __name__, url_prefix="/organisations")
-VIEWERS = ("advocate", "compliance", "auditor", "admin")
 
 
 def load_organisation(organisation_id: int) -> Organisation:
@@ -29,7 +36,7 @@ def render_form(form, organisation=None, status=200):
 
 
 @bp.route("/")
-@allow(*VIEWERS)
+@allow(can_read_organisations)
 def index():
     form = OrganisationFilterForm(request.args)
     form.validate()
@@ -39,12 +46,12 @@ def index():
         sort=request.args.get("sort", "name"), page=max(1, page_number),
         per_page=current_app.config["PER_PAGE"],
     )
-    page = services.find_organisations(criteria)
+    page = services.find_organisations(criteria, current_user)
     return render_template("organisations/index.html", form=form, page=page)
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@allow(*services.CREATORS)
+@allow(can_add_organisations)
 def create():
     form = OrganisationForm()
     if form.validate_on_submit():
@@ -58,7 +65,7 @@ def create():
 
 
 @bp.route("/<int:organisation_id>")
-@allow(*VIEWERS)
+@allow(can_read_organisations)
 def view(organisation_id: int):
     organisation = load_organisation(organisation_id)
     partnerships = db.session.scalars(
@@ -72,7 +79,7 @@ def view(organisation_id: int):
 
 
 @bp.route("/<int:organisation_id>/edit", methods=["GET", "POST"])
-@allow(*services.MANAGERS)
+@allow(can_edit_organisations)
 def edit(organisation_id: int):
     organisation = load_organisation(organisation_id)
     if organisation.is_void:
@@ -92,7 +99,7 @@ def edit(organisation_id: int):
 
 
 @bp.route("/<int:organisation_id>/void", methods=["GET", "POST"])
-@allow(*services.MANAGERS)
+@allow(can_edit_organisations)
 def void(organisation_id: int):
     organisation = load_organisation(organisation_id)
     form = VoidForm()

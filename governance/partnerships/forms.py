@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from ..extensions import db
 from ..forms import int_or_none, none_if_blank, options, vocab_options
 from ..organisations.forms import strip_or_none, upper_or_none
-from ..security import partnership_scope, sees_everything
+from ..permissions import partnership_scope, sees_whole_installation
 from ..vocabulary import (
     CONFIRMATION_STATES,
     PARTNERSHIP_KINDS,
@@ -38,7 +38,7 @@ def partnership_choices(blank: str) -> list:
 
 def visible_partnerships() -> tuple:
     """The conditions of the partnerships the current user may pick (none: every one)."""
-    return () if sees_everything(current_user) else (partnership_scope(current_user),)
+    return () if sees_whole_installation(current_user) else (partnership_scope(current_user),)
 
 
 def _date(label, description=None):

@@ -13,17 +13,24 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
 from ..database import utcnow
-from ..errors import Conflict, NotAllowed, ValidationFailed
+from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..pagination import Page
-from ..security import partnership_scope
+from ..permissions import (
+    can_edit_partnership,
+    can_edit_records,
+    organisation_scope,
+    partnership_scope,
+    require,
+    sees_whole_installation,
+    visible_record,
+)
 from ..validation import Input, choice, currency, load, money, required, required_text, text
 from ..vocabulary import PARTNERSHIP_KINDS, PARTNERSHIP_STATUSES, SUPPORT_KINDS
 from .models import Partnership, Support, partnership_members
 
 REQUIRED = {"required": "This field is required.", "null": "This field is required."}
-EDITORS = ("advocate", "compliance")
 
 
 def _organisation(organisation_id: int) -> Organisation | None:
@@ -169,7 +176,8 @@ def validate_partnership(values: dict, actor, current: Partnership | None = None
     clean = load(_partnership_schema, values)
     errors: dict[str, list[str]] = {}
     parties = {clean["sponsor_id"], clean["patient_group_id"], *clean["other_organisation_ids"]}
-    if actor.role == "advocate" and actor.organisation_id not in parties:
+    errors.update(_unseen_parties(clean, actor))
+    if not errors and not sees_whole_installation(actor) and actor.organisation_id not in parties:
         field = "patient_group_id" if actor.organisation and \
             actor.organisation.kind == "patient_group" else "sponsor_id"
         errors[field] = ["You can record only partnerships your own organisation is a party of."]
@@ -184,6 +192,17 @@ def validate_partnership(values: dict, actor, current: Partnership | None = None
     if errors:
         raise ValidationFailed(errors)
     return clean
+
+
+def _unseen_parties(clean: dict, actor) -> dict[str, list[str]]:
+    """An organisation the actor may not see is answered as an unknown one."""
+    named = {"sponsor_id": [clean["sponsor_id"]], "patient_group_id": [clean["patient_group_id"]],
+             "other_organisation_ids": clean["other_organisation_ids"]}
+    ids = {i for values in named.values() for i in values}
+    seen = set(db.session.scalars(select(Organisation.id).where(
+        Organisation.id.in_(ids), organisation_scope(actor))))
+    return {field: [f"No organisation with id {i}." for i in values if i not in seen]
+            for field, values in named.items() if set(values) - seen}
 
 
 def _stranded_recipients(partnership: Partnership, parties: set[int]) -> dict[str, list[str]]:
@@ -270,20 +289,10 @@ def _organisations(ids: list[int]) -> list[Organisation]:
     return list(db.session.scalars(select(Organisation).where(Organisation.id.in_(ids))))
 
 
-def may_edit(actor, partnership: Partnership) -> bool:
-    """Advocates edit the partnerships of their organisation; compliance edits all."""
-    if actor.role == "compliance":
-        return True
-    return actor.role == "advocate" and actor.organisation_id is not None and \
-        actor.organisation_id in partnership.organisation_ids
-
-
 def _require_editor(actor, partnership: Partnership | None = None) -> None:
-    if actor.role not in EDITORS:
-        raise NotAllowed("Only advocates and compliance officers record partnerships and "
-                         "support.")
-    if partnership is not None and not may_edit(actor, partnership):
-        raise NotAllowed("You can change only partnerships your organisation is a party of.")
+    require(can_edit_records, actor)
+    if partnership is not None:
+        require(can_edit_partnership, actor, partnership)
 
 
 def after_change(partnership: Partnership) -> None:
@@ -301,9 +310,11 @@ CONFIRMED_FACTS = ("recipient_id", "paid_on", "kind", "amount", "currency", "des
 
 def validate_support(values: dict, actor, current: Support | None = None) -> dict:
     clean = load(_support_schema, values)
-    partnership = db.session.get(Partnership, clean["partnership_id"])
+    partnership = visible_record(Partnership, clean["partnership_id"], partnership_scope, actor)
     errors: dict[str, list[str]] = {}
-    if not may_edit(actor, partnership):
+    if partnership is None:
+        errors["partnership_id"] = ["No partnership with this id."]
+    elif not can_edit_partnership(actor, partnership):
         errors["partnership_id"] = ["You can record support only on partnerships your "
                                     "organisation is a party of."]
     if clean.get("external_id"):

@@ -7,8 +7,16 @@ from ..extensions import db
 from ..forms import VoidForm, form_status, form_values, int_data, options, save_form
 from ..organisations.forms import organisation_choices
 from ..organisations.models import Organisation
+from ..permissions import (
+    allow,
+    can_edit_partnership,
+    can_edit_records,
+    can_read_records,
+    partnership_scope,
+    sees_void,
+    visible_or_404,
+)
 from ..rules.flags import flags_of_partnership
-from ..security import EDITORS, allow, partnership_scope, visible_or_404
 from ..widgets import record_choices
 from . import services
 from .forms import (
@@ -22,7 +30,6 @@ from .forms import (
 from .models import Partnership, Support
 
 bp = Blueprint("partnerships", __name__, url_prefix="/partnerships")
-VIEWERS = ("advocate", "compliance", "auditor", "partner")
 
 
 def page_of(partnership_id: int) -> str:
@@ -32,7 +39,7 @@ def page_of(partnership_id: int) -> str:
 def editable_or_404(partnership_id: int) -> Partnership:
     """Load a partnership the current user may change; others answer 404 or 403."""
     partnership = visible_or_404(Partnership, partnership_id, partnership_scope)
-    if not services.may_edit(current_user, partnership):
+    if not can_edit_partnership(current_user, partnership):
         abort(403)
     return partnership
 
@@ -53,7 +60,7 @@ def render_form(form, partnership=None, status=200):
 
 
 @bp.route("/")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def index():
     form = PartnershipFilterForm(request.args)
     form.organisation_id.choices = record_choices(Organisation, Organisation.name,
@@ -71,7 +78,7 @@ def index():
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def create():
     form = prepare(PartnershipForm())
     if request.method == "GET" and current_user.organisation:
@@ -91,23 +98,23 @@ def create():
 
 
 @bp.route("/<int:partnership_id>")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def view(partnership_id: int):
     partnership = visible_or_404(Partnership, partnership_id, partnership_scope)
     interactions, interaction_total = services.recent_interactions(current_user, partnership)
     supports = services.partnership_supports(
-        partnership, include_void=current_user.role in ("compliance", "auditor"))
+        partnership, include_void=sees_void(current_user))
     return render_template("partnerships/view.html", partnership=partnership,
                            interactions=interactions, interaction_total=interaction_total,
                            supports=supports,
-                           may_edit=services.may_edit(current_user, partnership),
+                           may_edit=can_edit_partnership(current_user, partnership),
                            flags=flags_of_partnership(partnership.id),
                            coverage=coverage_for(partnership),
                            attachments=attachment_panel(partnership))
 
 
 @bp.route("/<int:partnership_id>/edit", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def edit(partnership_id: int):
     partnership = editable_or_404(partnership_id)
     if partnership.is_void:
@@ -128,7 +135,7 @@ def edit(partnership_id: int):
 
 
 @bp.route("/<int:partnership_id>/void", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def void(partnership_id: int):
     partnership = editable_or_404(partnership_id)
     form = VoidForm()
@@ -147,7 +154,7 @@ def void(partnership_id: int):
 
 
 @bp.route("/supports")
-@allow(*VIEWERS)
+@allow(can_read_records)
 def supports():
     form = SupportFilterForm(request.args)
     form.partnership_id.choices = record_choices(Partnership, Partnership.title,
@@ -190,7 +197,7 @@ def render_support_form(form, partnership, support=None, status=200):
 
 
 @bp.route("/<int:partnership_id>/supports/new", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def create_support(partnership_id: int):
     partnership = editable_or_404(partnership_id)
     if partnership.is_void:
@@ -206,7 +213,7 @@ def create_support(partnership_id: int):
 
 
 @bp.route("/supports/<int:support_id>/edit", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def edit_support(support_id: int):
     support = support_or_404(support_id)
     if support.is_void:
@@ -227,7 +234,7 @@ def edit_support(support_id: int):
 
 
 @bp.route("/supports/<int:support_id>/void", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_edit_records)
 def void_support(support_id: int):
     support = support_or_404(support_id)
     form = VoidForm()

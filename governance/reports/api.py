@@ -8,11 +8,12 @@ from marshmallow.validate import OneOf
 
 from ..api.views import documented_errors, json_body, request_body, resource, saving
 from ..extensions import db
-from ..security import allow
+from ..permissions import allow, can_make_reports, can_read_reports
 from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
 from . import jobs, services
 from .downloads import file_response, report_links
 from .models import ARTEFACTS, Report
+from .views import load_report
 
 reports = resource("reports", "Annual transparency reports: a job that generates the PDF, CSV "
                               "and JSON, then their status and files.")
@@ -67,7 +68,7 @@ def _links(report: Report) -> dict[str, str] | None:
 
 @reports.route("/reports")
 class Reports(MethodView):
-    @allow("compliance")
+    @allow(can_make_reports)
     @reports.doc(**request_body(services.ReportRequest,
                                 "`reason` is required when a version of the year's report is "
                                 "already published: the new version is a correction."))
@@ -86,32 +87,27 @@ class Reports(MethodView):
 
 @reports.route("/reports/<id:report_id>")
 class ReportById(MethodView):
-    @allow(*services.READERS)
+    @allow(can_read_reports)
     @reports.response(200, ReportStatus)
     @documented_errors(reports, 403, 404)
     def get(self, report_id: int):
         """A report's status and, when generated, links to its PDF, CSV and JSON."""
-        report = _load(report_id)
+        report = load_report(report_id)
         return services.status_json(report, _links(report))
 
 
 @reports.route("/reports/<id:report_id>/files/<kind>", endpoint="report_file")
 class ReportFile(MethodView):
-    @allow(*services.READERS)
+    @allow(can_read_reports)
     @reports.response(200, description="The stored file, byte for byte.")
     @documented_errors(reports, 403, 404)
     def get(self, report_id: int, kind: str):
         """A generated file of the report (pdf, csv or json)."""
         if kind not in ARTEFACTS:
             abort(404)
-        return file_response(_load(report_id), kind)
+        return file_response(load_report(report_id), kind)
 
 
-def _load(report_id: int) -> Report:
-    report = db.session.get(Report, report_id)
-    if report is None or report.is_void:
-        abort(404)
-    return report
 
 
 def register(app: Flask) -> None:

@@ -22,6 +22,14 @@ from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
+from ..permissions import (
+    can_make_reports,
+    can_write_methodology,
+    organisation_scope,
+    report_scope,
+    require,
+    visible_record,
+)
 from ..validation import Input, load, required, text
 from ..vocabulary import (
     DIMENSIONS,
@@ -31,8 +39,6 @@ from ..vocabulary import (
 )
 from .models import Report
 
-PUBLISHERS = frozenset({"compliance"})
-READERS = ("compliance", "auditor")
 SCHEMA = "governance.transparency-report/1"
 
 
@@ -86,7 +92,7 @@ def check_methodology_note(note: str | None, field: str = "methodology_note") ->
 
 def update_methodology_note(organisation: Organisation, note: str | None, actor) -> Organisation:
     """Set the organisation's methodology note; the next report generated will carry it."""
-    _require_publisher(actor, "Only compliance officers edit the methodology note.")
+    require(can_write_methodology, actor, organisation)
     if organisation.is_void:
         raise Conflict("This organisation has been voided.")
     clean = check_methodology_note(note)
@@ -128,15 +134,18 @@ def request_report(values: dict, actor) -> Report:
     A year whose report is still a draft has its draft generated again; a year whose latest
     version is published gets a correction: a new version, which needs a reason.
     """
-    _require_publisher(actor, "Only compliance officers generate transparency reports.")
+    require(can_make_reports, actor)
     clean = load(_request_schema, values)
     errors: dict[str, list[str]] = {}
     this_year = utcnow().year
     if not 2000 <= clean["year"] <= this_year:
         errors["year"] = [f"Choose a calendar year from 2000 to {this_year}."]
-    organisation = db.session.get(Organisation, clean["organisation_id"])
+    organisation = visible_record(Organisation, clean["organisation_id"], organisation_scope,
+                                  actor)
     if organisation is None or organisation.is_void:
         errors["organisation_id"] = ["No organisation with this id."]
+    elif not can_make_reports(actor, organisation.id):
+        raise NotAllowed(f"{can_make_reports.refusal} {organisation.name} is not yours.")
     elif not can_report(organisation):
         errors["organisation_id"] = [
             "Transparency reports disclose the support an organisation gives; patient groups "
@@ -206,7 +215,7 @@ def is_stalled(report: Report) -> bool:
 
 def retry_report(report: Report, actor) -> Report:
     """Start a failed or stalled job again."""
-    _require_publisher(actor, "Only compliance officers generate transparency reports.")
+    require(can_make_reports, actor, report.organisation_id)
     if report.is_void:
         raise Conflict("This report has been voided.")
     if report.status != "failed" and not is_stalled(report):
@@ -229,7 +238,7 @@ def publish_report(report: Report, actor, password: str | None, meaning: str | N
     """Sign the reviewed draft and queue its publication (the signature is printed in it)."""
     from ..auth.services import check_signature
 
-    _require_publisher(actor, "Only compliance officers publish transparency reports.")
+    require(can_make_reports, actor, report.organisation_id)
     if report.is_void:
         raise Conflict("This report has been voided.")
     if report.status != "done" or report.job != "generate":
@@ -272,16 +281,12 @@ def signature_line(report: Report) -> str | None:
             f"{report.signature_meaning}")
 
 
-def _require_publisher(actor, message: str) -> None:
-    if actor is None or actor.role not in PUBLISHERS:
-        raise NotAllowed(message)
-
-
 # --- finding reports ------------------------------------------------------------------------------
 
 
-def reports_for_staff(organisation_id: int | None = None, year: int | None = None) -> list[Report]:
-    query = select(Report).where(Report.voided_at.is_(None))
+def reports_for(user, organisation_id: int | None = None, year: int | None = None) -> list[Report]:
+    """The reports of the organisations the user acts for, newest first."""
+    query = select(Report).where(Report.voided_at.is_(None), report_scope(user))
     if organisation_id:
         query = query.where(Report.organisation_id == organisation_id)
     if year:

@@ -20,7 +20,16 @@ from ..errors import DomainError
 from ..extensions import db
 from ..forms import attach_errors, form_status, options
 from ..organisations.models import Organisation
-from ..security import allow, public
+from ..permissions import (
+    acting_organisation_ids,
+    allow,
+    can_make_reports,
+    can_read_reports,
+    can_write_methodology,
+    public,
+    report_scope,
+    visible_or_404,
+)
 from . import jobs, services
 from .artefacts import template_context
 from .downloads import file_response, report_links, stored_bytes
@@ -31,14 +40,14 @@ from .presentation import register_filters
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 public_bp = Blueprint("public_reports", __name__, url_prefix="/public/reports")
 
-READERS = services.READERS
 
 # --- loading --------------------------------------------------------------------------------------
 
 
 def load_report(report_id: int) -> Report:
-    report = db.session.get(Report, report_id)
-    if report is None or report.is_void:
+    """A report of the organisations the current user acts for, or 404."""
+    report = visible_or_404(Report, report_id, report_scope)
+    if report.is_void:
         abort(404)
     return report
 
@@ -60,16 +69,29 @@ def stored_snapshot(report: Report) -> dict:
 # --- the list and asking for a report -------------------------------------------------------------
 
 
-def reporting_organisations() -> list:
-    return db.session.execute(
-        select(Organisation.id, Organisation.name)
-        .where(Organisation.voided_at.is_(None), Organisation.kind != "patient_group")
-        .order_by(Organisation.name)
-    ).all()
+def reporting_organisations() -> list[Organisation]:
+    """The organisations whose reports the current user reads (and, for a compliance officer,
+    makes): their own, and an auditor's granted ones."""
+    organisations = acting_organisation_ids(current_user)
+    query = select(Organisation).where(Organisation.voided_at.is_(None),
+                                       Organisation.kind != "patient_group")
+    if organisations is not None:
+        query = query.where(Organisation.id.in_(organisations))
+    return db.session.scalars(query.order_by(Organisation.name)).all()
+
+
+def report_list_page(form: ReportRequestForm, status: int = 200):
+    reports = services.reports_for(current_user, request.args.get("organisation_id", type=int),
+                                   request.args.get("year", type=int))
+    return render_template("reports/index.html", form=form, reports=reports,
+                           organisations=reporting_organisations(),
+                           missing_topics=services.missing_methodology_topics), status
 
 
 def prepare_request_form(form: ReportRequestForm) -> ReportRequestForm:
-    form.organisation_id.choices = options(reporting_organisations())
+    form.organisation_id.choices = options(
+        [(organisation.id, organisation.name) for organisation in reporting_organisations()
+         if can_make_reports(current_user, organisation.id)])
     this_year = utcnow().year
     form.year.choices = options([(year, str(year)) for year in range(this_year, 1999, -1)])
     if request.method == "GET" and form.year.data is None:
@@ -78,23 +100,13 @@ def prepare_request_form(form: ReportRequestForm) -> ReportRequestForm:
 
 
 @bp.route("/")
-@allow(*READERS)
+@allow(can_read_reports)
 def index():
-    form = prepare_request_form(ReportRequestForm())
-    reports = services.reports_for_staff(request.args.get("organisation_id", type=int),
-                                         request.args.get("year", type=int))
-    organisations = db.session.scalars(
-        select(Organisation).where(Organisation.voided_at.is_(None),
-                                   Organisation.kind != "patient_group")
-        .order_by(Organisation.name)
-    ).all()
-    return render_template("reports/index.html", form=form, reports=reports,
-                           organisations=organisations,
-                           missing_topics=services.missing_methodology_topics)
+    return report_list_page(prepare_request_form(ReportRequestForm()))
 
 
 @bp.route("/", methods=["POST"])
-@allow("compliance")
+@allow(can_make_reports)
 def create():
     form = prepare_request_form(ReportRequestForm())
     if form.validate_on_submit():
@@ -110,22 +122,14 @@ def create():
             jobs.start(report.id)
             flash(f"{report} is being prepared. This page shows its progress.", "info")
             return redirect(url_for(".view", report_id=report.id), 303)
-    reports = services.reports_for_staff()
-    organisations = db.session.scalars(
-        select(Organisation).where(Organisation.voided_at.is_(None),
-                                   Organisation.kind != "patient_group")
-        .order_by(Organisation.name)
-    ).all()
-    return render_template("reports/index.html", form=form, reports=reports,
-                           organisations=organisations,
-                           missing_topics=services.missing_methodology_topics), form_status(form)
+    return report_list_page(form, form_status(form))
 
 
 # --- one report -----------------------------------------------------------------------------------
 
 
 def render_report_page(report: Report, publish_form=None, correction_form=None, status=200):
-    versions = services.reports_for_staff(report.organisation_id, report.year)
+    versions = services.reports_for(current_user, report.organisation_id, report.year)
     if correction_form is None and report.is_published:
         correction_form = prepare_request_form(ReportRequestForm(
             organisation_id=report.organisation_id, year=report.year))
@@ -139,13 +143,13 @@ def render_report_page(report: Report, publish_form=None, correction_form=None, 
 
 
 @bp.route("/<int:report_id>")
-@allow(*READERS)
+@allow(can_read_reports)
 def view(report_id: int):
     return render_report_page(load_report(report_id))
 
 
 @bp.route("/<int:report_id>/status")
-@allow(*READERS)
+@allow(can_read_reports)
 def status(report_id: int):
     """The job's state as JSON, polled by the page's progress bar."""
     report = load_report(report_id)
@@ -155,7 +159,7 @@ def status(report_id: int):
 
 
 @bp.route("/<int:report_id>/preview")
-@allow(*READERS)
+@allow(can_read_reports)
 def preview(report_id: int):
     report = load_report(report_id)
     return render_template("reports/preview.html", report=report,
@@ -163,13 +167,13 @@ def preview(report_id: int):
 
 
 @bp.route("/<int:report_id>/files/<kind>")
-@allow(*READERS)
+@allow(can_read_reports)
 def download(report_id: int, kind: str):
     return file_response(load_report(report_id), kind)
 
 
 @bp.route("/<int:report_id>/publish", methods=["POST"])
-@allow("compliance")
+@allow(can_make_reports)
 def publish(report_id: int):
     report = load_report(report_id)
     form = PublishForm()
@@ -190,7 +194,7 @@ def publish(report_id: int):
 
 
 @bp.route("/<int:report_id>/retry", methods=["POST"])
-@allow("compliance")
+@allow(can_make_reports)
 def retry(report_id: int):
     report = load_report(report_id)
     try:
@@ -209,10 +213,11 @@ def retry(report_id: int):
 
 
 @bp.route("/methodology/<int:organisation_id>", methods=["GET", "POST"])
-@allow("compliance")
+@allow(can_write_methodology)
 def methodology(organisation_id: int):
     organisation = db.session.get(Organisation, organisation_id)
-    if organisation is None or organisation.is_void or not services.can_report(organisation):
+    if organisation is None or organisation.is_void or not services.can_report(organisation) \
+            or not can_write_methodology(current_user, organisation):
         abort(404)
     form = MethodologyForm()
     if request.method == "GET":

@@ -7,14 +7,15 @@ from sqlalchemy import and_, func, select
 
 from ..extensions import db
 from ..interactions.models import Interaction
+from ..permissions import flag_scope, interaction_scope
 from ..rules.models import Flag
 from ..vocabulary import DIMENSIONS, FLAG_STATES
 from .services import QueueFilter, flag_queue
 
 
-def _period_conditions(date_from: date | None, date_to: date | None,
+def _period_conditions(viewer, date_from: date | None, date_to: date | None,
                        partnership_id: int | None) -> list:
-    conditions = [Interaction.voided_at.is_(None)]
+    conditions = [Interaction.voided_at.is_(None), interaction_scope(viewer)]
     if date_from:
         conditions.append(Interaction.occurred_on >= date_from)
     if date_to:
@@ -39,14 +40,15 @@ class Adherence:
         return (self.interactions - self.flagged) / self.interactions
 
 
-def adherence(date_from: date | None = None, date_to: date | None = None,
+def adherence(viewer, date_from: date | None = None, date_to: date | None = None,
               partnership_id: int | None = None) -> list[Adherence]:
-    """Per dimension, how many interactions of the period carry no open flag in it.
+    """Per dimension, how many of the viewer's interactions of the period carry no open flag
+    in it.
 
     An interaction counts as flagged in a dimension when it, or its partnership, has an open
     flag of that dimension (partnership-level rules judge the relationship it belongs to).
     """
-    conditions = _period_conditions(date_from, date_to, partnership_id)
+    conditions = _period_conditions(viewer, date_from, date_to, partnership_id)
     total = db.session.scalar(select(func.count()).select_from(Interaction).where(*conditions))
     open_flag = and_(Flag.state == "open", Flag.voided_at.is_(None))
     own = select(Flag.interaction_id.label("iid"), Flag.dimension.label("dim")).where(
@@ -66,10 +68,11 @@ def adherence(date_from: date | None = None, date_to: date | None = None,
     return [Adherence(key, label, total, flagged.get(key, 0)) for key, label in DIMENSIONS.items()]
 
 
-def flags_over_time(date_from: date | None = None, date_to: date | None = None,
+def flags_over_time(viewer, date_from: date | None = None, date_to: date | None = None,
                     partnership_id: int | None = None) -> list[tuple[str, dict[str, int]]]:
-    """Flags on the period's interactions per month of the interaction, by state."""
-    conditions = _period_conditions(date_from, date_to, partnership_id)
+    """Flags on the viewer's interactions of the period per month of the interaction, by
+    state."""
+    conditions = _period_conditions(viewer, date_from, date_to, partnership_id)
     month = func.strftime("%Y-%m", Interaction.occurred_on) \
         if db.engine.dialect.name == "sqlite" else func.to_char(Interaction.occurred_on,
                                                                  "YYYY-MM")
@@ -85,13 +88,13 @@ def flags_over_time(date_from: date | None = None, date_to: date | None = None,
     return sorted(series.items())
 
 
-def oldest_open_flags(limit: int = 10, partnership_id: int | None = None) -> list[Flag]:
-    return flag_queue(QueueFilter(partnership_id=partnership_id, per_page=limit)).items
+def oldest_open_flags(viewer, limit: int = 10, partnership_id: int | None = None) -> list[Flag]:
+    return flag_queue(QueueFilter(partnership_id=partnership_id, per_page=limit), viewer).items
 
 
-def open_flag_counts_by_severity() -> dict[str, int]:
+def open_flag_counts_by_severity(viewer) -> dict[str, int]:
     return dict(db.session.execute(
         select(Flag.severity, func.count()).where(Flag.state == "open",
-                                                  Flag.voided_at.is_(None))
+                                                  Flag.voided_at.is_(None), flag_scope(viewer))
         .group_by(Flag.severity)
     ).all())

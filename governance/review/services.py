@@ -8,10 +8,11 @@ from sqlalchemy.orm import Session, joinedload
 
 from .. import audit
 from ..database import utcnow
-from ..errors import Conflict, NotAllowed, ValidationFailed
+from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..interactions.models import Interaction
 from ..pagination import Page
+from ..permissions import can_resolve_flags, can_sign_off, flag_scope, require
 from ..rules.evaluation import current_policy
 from ..rules.flags import still_applies
 from ..rules.models import Flag
@@ -22,7 +23,6 @@ RESOLUTIONS = {
     "remediated": None,
     "dismissed": "Say why this flag does not apply.",
 }
-RESOLVER_ROLES = frozenset({"compliance"})
 
 
 # --- the queue -------------------------------------------------------------------------------
@@ -40,9 +40,9 @@ class QueueFilter:
     per_page: int = 25
 
 
-def flag_queue(criteria: QueueFilter) -> Page:
-    """Return one page of flags (open ones by default), oldest first."""
-    conditions = [Flag.voided_at.is_(None)]
+def flag_queue(criteria: QueueFilter, viewer) -> Page:
+    """Return one page of the flags the viewer may see (open ones by default), oldest first."""
+    conditions = [Flag.voided_at.is_(None), flag_scope(viewer)]
     if criteria.state:
         conditions.append(Flag.state == criteria.state)
     if criteria.dimension:
@@ -73,15 +73,10 @@ def flag_queue(criteria: QueueFilter) -> Page:
 # --- resolving flags -------------------------------------------------------------------------
 
 
-def can_resolve_flags(user) -> bool:
-    return user.is_authenticated and user.role in RESOLVER_ROLES
-
-
 def transition_flag(flag: Flag, state: str, note: str | None, actor) -> Flag:
     """Acknowledge (with a justification), mark remediated, or dismiss (with a reason) an open
     flag; only compliance officers may."""
-    if actor.role not in RESOLVER_ROLES:
-        raise NotAllowed("Only compliance officers can resolve flags.")
+    require(can_resolve_flags, actor, flag)
     if state not in RESOLUTIONS:
         raise ValidationFailed({"state": ["Choose acknowledged, remediated or dismissed."]})
     if flag.is_void:
@@ -126,8 +121,7 @@ def sign_off_review(interaction: Interaction, actor, password: str, meaning: str
     the meaning of the signature."""
     from ..auth.services import check_signature
 
-    if actor.role not in RESOLVER_ROLES:
-        raise NotAllowed("Only compliance officers sign off reviews.")
+    require(can_sign_off, actor, interaction)
     if interaction.is_void:
         raise Conflict("This interaction has been voided; there is nothing to sign off.")
     if is_signed_off(interaction):

@@ -20,10 +20,18 @@ from ..forms import int_data, options, save_form
 from ..interactions.models import Interaction
 from ..partnerships.forms import partnership_choices
 from ..partnerships.models import Partnership
+from ..permissions import (
+    allow,
+    can_resolve_flags,
+    can_review,
+    can_sign_off,
+    flag_scope,
+    interaction_scope,
+    visible_or_404,
+)
 from ..rules.evaluation import current_policy, today_utc
 from ..rules.flags import flags_of_interaction, flags_of_partnership
 from ..rules.models import Flag
-from ..security import allow, interaction_scope
 from ..vocabulary import DIMENSIONS
 from . import charts, services
 from .dashboard import adherence, flags_over_time, oldest_open_flags, open_flag_counts_by_severity
@@ -35,13 +43,12 @@ from .forms import (
 )
 
 bp = Blueprint("review", __name__, url_prefix="/review")
-REVIEWERS = ("compliance", "auditor")
 # An SVG chart is an image: its own inline <style> is allowed, nothing else (no scripts).
 SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; script-src 'none'"
 
 
 @bp.route("/")
-@allow(*REVIEWERS)
+@allow(can_review)
 def queue():
     form = QueueFilterForm(request.args)
     form.partnership_id.choices = partnership_choices("Any partnership")
@@ -60,19 +67,19 @@ def queue():
         min_age_days=None if form.min_age_days.errors else form.min_age_days.data,
         page=max(1, request.args.get("page", 1, type=int) or 1),
     )
-    page = services.flag_queue(criteria)
+    page = services.flag_queue(criteria, current_user)
     return render_template("review/queue.html", form=form, page=page, now=utcnow(),
-                           severities=open_flag_counts_by_severity())
+                           severities=open_flag_counts_by_severity(current_user))
 
 
 @bp.route("/flags/<int:flag_id>", methods=["GET"])
-@allow(*REVIEWERS)
+@allow(can_review)
 def flag(flag_id: int):
     return _render_flag(_flag_or_404(flag_id), TransitionForm())
 
 
 @bp.route("/flags/<int:flag_id>", methods=["POST"])
-@allow("compliance")
+@allow(can_resolve_flags)
 def transition(flag_id: int):
     flag_record = _flag_or_404(flag_id)
     form = TransitionForm()
@@ -97,28 +104,25 @@ def _local_next() -> str | None:
 
 
 def _flag_or_404(flag_id: int) -> Flag:
-    flag_record = db.session.get(Flag, flag_id)
-    if flag_record is None:
-        abort(404)
-    return flag_record
+    return visible_or_404(Flag, flag_id, flag_scope)
 
 
 def _render_flag(flag_record: Flag, form: TransitionForm, status: int = 200):
     rule = current_policy().rules.get(flag_record.rule_id)
     return render_template("review/flag.html", flag=flag_record, rule=rule, form=form,
-                           can_resolve=services.can_resolve_flags(current_user),
+                           can_resolve=can_resolve_flags(current_user, flag_record),
                            now=utcnow()), status
 
 
 @bp.route("/interactions/<int:interaction_id>", methods=["GET"])
-@allow(*REVIEWERS)
+@allow(can_review)
 def review(interaction_id: int):
     interaction = _interaction_or_404(interaction_id)
     return _render_review(interaction, SignOffForm())
 
 
 @bp.route("/interactions/<int:interaction_id>", methods=["POST"])
-@allow("compliance")
+@allow(can_sign_off)
 def sign_off(interaction_id: int):
     interaction = _interaction_or_404(interaction_id)
     form = SignOffForm()
@@ -179,37 +183,37 @@ def _period_label(date_from, date_to, partnership_id) -> str:
 
 
 @bp.route("/dashboard")
-@allow(*REVIEWERS)
+@allow(can_review)
 def dashboard():
     form, date_from, date_to, partnership_id = _dashboard_filter()
-    rows = adherence(date_from, date_to, partnership_id)
-    series = flags_over_time(date_from, date_to, partnership_id)
+    rows = adherence(current_user, date_from, date_to, partnership_id)
+    series = flags_over_time(current_user, date_from, date_to, partnership_id)
     chart_args = {key: value for key, value in request.args.items()
                   if key in ("date_from", "date_to", "partnership_id") and value}
     if "date_from" not in request.args and "date_to" not in request.args:
         chart_args.update(date_from=date_from.isoformat(), date_to=date_to.isoformat())
     return render_template(
         "review/dashboard.html", form=form, adherence=rows, series=series,
-        oldest=oldest_open_flags(10, partnership_id), chart_args=chart_args,
+        oldest=oldest_open_flags(current_user, 10, partnership_id), chart_args=chart_args,
         period=_period_label(date_from, date_to, partnership_id), now=utcnow(),
         policy=current_policy().policy,
     )
 
 
 @bp.route("/dashboard/adherence.svg")
-@allow(*REVIEWERS)
+@allow(can_review)
 def adherence_svg():
     _form, date_from, date_to, partnership_id = _dashboard_filter()
-    rows = adherence(date_from, date_to, partnership_id)
+    rows = adherence(current_user, date_from, date_to, partnership_id)
     title = f"Adherence per dimension — {_period_label(date_from, date_to, partnership_id)}"
     return _svg(charts.adherence_chart(rows, title))
 
 
 @bp.route("/dashboard/flags-over-time.svg")
-@allow(*REVIEWERS)
+@allow(can_review)
 def flags_over_time_svg():
     _form, date_from, date_to, partnership_id = _dashboard_filter()
-    series = flags_over_time(date_from, date_to, partnership_id)
+    series = flags_over_time(current_user, date_from, date_to, partnership_id)
     title = f"Flags by month of interaction — {_period_label(date_from, date_to, partnership_id)}"
     return _svg(charts.flags_over_time_chart(series, title))
 

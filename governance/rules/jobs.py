@@ -15,8 +15,9 @@ from sqlalchemy import select
 from .. import audit
 from .. import jobs as background
 from ..database import utcnow, write_intent
-from ..errors import Conflict, NotAllowed
+from ..errors import Conflict
 from ..extensions import db
+from ..permissions import can_manage_policy, require
 from .engine import load_policy
 from .models import ReevaluationRun
 
@@ -30,8 +31,7 @@ def request_reevaluation(actor) -> ReevaluationRun:
     Refused while another one is queued or running (one that stopped responding is marked
     failed first). Raises PolicyError, and queues nothing, when the policy files are not valid.
     """
-    if actor.role != "compliance":
-        raise NotAllowed("Only compliance officers re-evaluate the records.")
+    require(can_manage_policy, actor)
     load_policy(current_app.config["POLICIES_DIR"])
     for run in db.session.scalars(select(ReevaluationRun).where(
             ReevaluationRun.state.in_(background.WORKING))):

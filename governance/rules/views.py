@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from ..errors import DomainError
 from ..extensions import db
-from ..security import STAFF, allow
+from ..permissions import allow, can_manage_policy, can_read_policy, can_read_reevaluations
 from . import evaluation, jobs
 from .cli import check_policies_command, reevaluate_command
 from .engine import PolicyError, check_policy_at_start
@@ -19,7 +19,7 @@ bp = Blueprint("rules", __name__, url_prefix="/review")
 
 
 @bp.route("/policy")
-@allow(*STAFF)
+@allow(can_read_policy)
 def policy():
     compiled = current_policy()
     return render_template("rules/policy.html", policy=compiled.policy, facts=FACTS,
@@ -27,7 +27,7 @@ def policy():
 
 
 @bp.route("/reevaluate", methods=["POST"])
-@allow("compliance")
+@allow(can_manage_policy)
 def reevaluate():
     """Queue a re-evaluation of every record and follow it on its own page."""
     try:
@@ -47,7 +47,7 @@ def reevaluate():
 
 
 @bp.route("/reevaluations")
-@allow("compliance", "auditor")
+@allow(can_read_reevaluations)
 def reevaluations():
     runs = db.session.scalars(select(ReevaluationRun).order_by(ReevaluationRun.id.desc())
                               .limit(50)).all()
@@ -55,14 +55,14 @@ def reevaluations():
 
 
 @bp.route("/reevaluations/<int:run_id>")
-@allow("compliance", "auditor")
+@allow(can_read_reevaluations)
 def reevaluation(run_id: int):
     run = db.session.get(ReevaluationRun, run_id) or abort(404)
     return render_template("rules/reevaluation.html", run=run, stalled=jobs.is_stalled(run))
 
 
 @bp.route("/reevaluations/<int:run_id>/status")
-@allow("compliance", "auditor")
+@allow(can_read_reevaluations)
 def reevaluation_status(run_id: int):
     """The run's state as JSON, polled by its page's progress bar."""
     run = db.session.get(ReevaluationRun, run_id) or abort(404)

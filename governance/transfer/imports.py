@@ -25,7 +25,7 @@ from ..organisations import services as organisation_services
 from ..organisations.models import Organisation
 from ..partnerships import services as partnership_services
 from ..partnerships.models import Partnership, Support
-from ..security import interaction_scope, partnership_scope
+from ..permissions import interaction_scope, partnership_scope
 from .csvfile import FileRefused, RowReader, check_header, decode, records
 
 BATCH = 5000  # rows validated and written together

@@ -24,13 +24,12 @@ from ..interactions.forms import InteractionFilterForm
 from ..interactions.services import InteractionFilter
 from ..partnerships.forms import PartnershipFilterForm, SupportFilterForm
 from ..partnerships.services import PartnershipFilter, SupportFilter
-from ..security import EDITORS, allow
+from ..permissions import allow, can_export, can_export_audit_trail, can_import
 from . import csvfile, exports
 from .csvfile import FileRefused, human_size
 from .imports import IMPORTERS, import_file
 
 bp = Blueprint("transfer", __name__)
-VIEWERS = ("advocate", "compliance", "auditor", "partner")
 PROBLEMS_SHOWN = 1000
 
 
@@ -51,7 +50,7 @@ def _upload_page(error: str | None = None, status: int = 200, kind: str | None =
 
 
 @bp.route("/imports/", methods=["GET", "POST"])
-@allow(*EDITORS)
+@allow(can_import)
 def upload():
     """Choose what to import and upload the file; the answer is its preview."""
     if request.method == "GET":
@@ -101,7 +100,7 @@ def _preview_page(kind: str, digest: str, report, status: int | None = None):
 
 @bp.route("/imports/<kind>/<digest>")
 @writes_on_get  # the preview runs the import and rolls it back
-@allow(*EDITORS)
+@allow(can_import)
 def preview(kind: str, digest: str):
     """Check every row of an uploaded file again and show what importing it would do."""
     _importer_or_404(kind)
@@ -115,7 +114,7 @@ def preview(kind: str, digest: str):
 
 
 @bp.route("/imports/<kind>/<digest>/commit", methods=["POST"])
-@allow(*EDITORS)
+@allow(can_import)
 def commit(kind: str, digest: str):
     """Import exactly the previewed file (named by its hash): every row, or none."""
     importer = _importer_or_404(kind)
@@ -134,7 +133,7 @@ def commit(kind: str, digest: str):
 
 @bp.route("/imports/<kind>/<digest>/problems.csv")
 @writes_on_get  # the problems come from running the import and rolling it back
-@allow(*EDITORS)
+@allow(can_import)
 def problems_csv(kind: str, digest: str):
     """Every problem of the file, for fixing it in a spreadsheet."""
     _importer_or_404(kind)
@@ -150,7 +149,7 @@ def problems_csv(kind: str, digest: str):
 
 
 @bp.route("/imports/<kind>/template.csv")
-@allow(*EDITORS)
+@allow(can_import)
 def template(kind: str):
     """The columns to fill in, with one example row."""
     importer = _importer_or_404(kind)
@@ -177,7 +176,7 @@ def _sort() -> str:
 
 
 @bp.route("/exports/interactions.<any(csv, xlsx):fmt>")
-@allow(*VIEWERS)
+@allow(can_export)
 def export_interactions(fmt: str):
     """The interactions the list shows for the same filters, with their flags."""
     form = InteractionFilterForm(request.args)
@@ -195,7 +194,7 @@ def export_interactions(fmt: str):
 
 
 @bp.route("/exports/partnerships.<any(csv, xlsx):fmt>")
-@allow(*VIEWERS)
+@allow(can_export)
 def export_partnerships(fmt: str):
     """The partnerships the list shows for the same filters, with their flags."""
     form = PartnershipFilterForm(request.args)
@@ -208,7 +207,7 @@ def export_partnerships(fmt: str):
 
 
 @bp.route("/exports/supports.<any(csv, xlsx):fmt>")
-@allow(*VIEWERS)
+@allow(can_export)
 def export_supports(fmt: str):
     """The support entries the list shows for the same filters."""
     form = SupportFilterForm(request.args)
@@ -222,10 +221,10 @@ def export_supports(fmt: str):
 
 
 @bp.route("/exports/audit.<any(csv, xlsx):fmt>")
-@allow("compliance", "auditor")
+@allow(can_export_audit_trail)
 def export_audit(fmt: str):
     """The audit events the audit trail shows for the same filters, oldest first."""
     from ..auditing.services import AuditFilter, events_matching
 
-    return _download(exports.audit_table(events_matching(AuditFilter.from_args(request.args))),
-                     fmt)
+    events = events_matching(AuditFilter.from_args(request.args), current_user)
+    return _download(exports.audit_table(events), fmt)

@@ -9,7 +9,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from governance.security import EVERYONE, allowed_roles_for
+from governance.permissions import EVERYONE, permission_for
 
 from .conftest import AXE, ROLES, WCAG_TAGS, log_in
 
@@ -157,10 +157,10 @@ def test_a_role_reaches_only_its_own_pages(page, live_app, role):
     log_in(page, role)
     wrong = []
     with live_app.test_request_context():
-        pages = [(path, allowed_roles_for(endpoint, "GET")) for path, endpoint in
+        pages = [(path, permission_for(endpoint, "GET")) for path, endpoint in
                  get_pages(live_app)]
     for path, allowed in pages:
-        expected = 200 if allowed == EVERYONE or (allowed and role in allowed) else 403
+        expected = 200 if allowed == EVERYONE or (allowed and role in allowed.roles) else 403
         status = page.request.get(path, max_redirects=0).status
         if status == 302 and expected == 200 and path in ("/", "/login"):
             continue  # the front page and the login page send a logged-in person home
@@ -177,7 +177,7 @@ def test_a_partner_sees_no_record_of_another_partnership(page, live_app, db_quer
     from governance.auth.models import User
     from governance.interactions.models import Interaction
     from governance.partnerships.models import Partnership
-    from governance.security import partnership_scope
+    from governance.permissions import partnership_scope
 
     def outside(session):
         partner = session.scalar(select(User).where(User.email == "partner@demo.example"))

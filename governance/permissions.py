@@ -1,0 +1,432 @@
+"""Who may do what, named once.
+
+Each permission is a `Permission`: the roles that may use it and, where it depends on the
+record, the check on that record. Routes declare one (`@allow(can_log_interactions)`), services
+check the same one (`require(can_resolve_flags, actor, flag)`), and navigation and templates
+show a link only when the permission of the route it leads to lets the user through
+(`may("review.queue")`). A route that declares nothing refuses everyone.
+
+What a user may *see* is the scope of their organisation (DOMAIN.md, "Every role acts within its
+organisation"): the partnerships the organisations they act for are a party to, with those
+partnerships' records, and the interactions those organisations logged outside any partnership.
+A record outside the scope answers 404, as an unknown id does.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import abort, current_app
+from flask_login import current_user
+from sqlalchemy import false, or_, select, true
+
+from .errors import NotAllowed
+from .extensions import db
+
+ALL_ROLES = frozenset({"advocate", "compliance", "auditor", "partner", "admin"})
+# Roles that act for organisations and read their compliance records (admins read none).
+PARTY_ROLES = frozenset({"advocate", "compliance", "auditor", "partner"})
+# Roles that also see voided records (with their void reason).
+VOID_READERS = frozenset({"compliance", "auditor"})
+
+
+@dataclass(frozen=True)
+class Permission:
+    """A named permission: who may, and (optionally) on which records."""
+
+    name: str
+    roles: frozenset
+    refusal: str = "Your role may not do this."
+    record_check: Callable | None = field(default=None, compare=False)
+
+    def __call__(self, user, record=None) -> bool:
+        if not getattr(user, "is_authenticated", False) or user.role not in self.roles:
+            return False
+        return record is None or self.record_check is None or self.record_check(user, record)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def permission(name: str, *roles: str, refusal: str | None = None,
+               record_check: Callable | None = None) -> Permission:
+    unknown = set(roles) - ALL_ROLES
+    if unknown:
+        raise ValueError(f"unknown roles: {sorted(unknown)}")
+    return Permission(name, frozenset(roles), refusal or "Your role may not do this.",
+                      record_check)
+
+
+EVERYONE = Permission("everyone", frozenset({"*"}))
+
+
+def require(perm: Permission, actor, record=None) -> None:
+    """Raise NotAllowed unless the permission lets the actor through (on the record)."""
+    if not perm(actor, record):
+        raise NotAllowed(perm.refusal)
+
+
+# --- which organisations a user acts for ---------------------------------------------------
+
+
+def acting_organisation_ids(user) -> tuple[int, ...] | None:
+    """The organisations whose records the user may read: their own and, for an auditor, the
+    organisations they were granted. None: the whole installation (a compliance officer or
+    auditor created without an organisation acts for it, as in the first roadmap)."""
+    if not getattr(user, "is_authenticated", False) or user.role not in PARTY_ROLES:
+        return ()
+    if user.organisation_id is None:
+        return None if user.role in VOID_READERS else ()
+    if user.role != "auditor":
+        return (user.organisation_id,)
+    from .auth.models import AuditorGrant
+
+    granted = db.session.scalars(
+        select(AuditorGrant.organisation_id)
+        .where(AuditorGrant.user_id == user.id, AuditorGrant.voided_at.is_(None))).all()
+    return (user.organisation_id, *sorted(set(granted) - {user.organisation_id}))
+
+
+def acts_for(user, organisation_id: int | None) -> bool:
+    organisations = acting_organisation_ids(user)
+    return organisations is None or organisation_id in organisations
+
+
+def own_organisation(user, organisation_id: int | None) -> bool:
+    """The organisation is the user's own (a compliance officer reports, reviews and edits the
+    methodology of their own organisation only)."""
+    return organisation_id is not None and (
+        user.organisation_id == organisation_id
+        or (user.organisation_id is None and user.role in VOID_READERS))
+
+
+def is_party(user, partnership) -> bool:
+    """The user's own organisation is a party to the partnership (sponsor, patient group or
+    attached organisation)."""
+    if user.organisation_id is None:
+        return user.role in VOID_READERS
+    return user.organisation_id in partnership.organisation_ids
+
+
+# --- the named permissions -----------------------------------------------------------------
+
+can_use_account = permission("use your account", *ALL_ROLES)
+can_read_records = permission(
+    "read partnerships and interactions", "advocate", "compliance", "auditor", "partner",
+    refusal="Administrators read no compliance records.")
+can_edit_records = permission(
+    "log and edit interactions, partnerships and support", "advocate", "compliance",
+    refusal="Only advocates and compliance officers record interactions, partnerships and "
+            "support.")
+can_edit_partnership = permission(
+    "edit a partnership, its support and its attachments", "advocate", "compliance",
+    refusal="You can change only partnerships your organisation is a party of.",
+    record_check=is_party)
+can_read_organisations = permission("read organisations", "advocate", "compliance", "auditor",
+                                    "admin")
+can_add_organisations = permission(
+    "add organisations", "advocate", "compliance", "admin",
+    refusal="Only advocates, compliance officers and administrators add organisations.")
+can_edit_organisations = permission(
+    "edit organisations", "compliance", "admin",
+    refusal="Only compliance officers and administrators edit organisations.")
+can_write_methodology = permission(
+    "write the methodology note of a report", "compliance",
+    refusal="Only a compliance officer of the organisation writes its methodology note.",
+    record_check=lambda user, organisation: own_organisation(user, organisation.id))
+can_review = permission("read the review queue, flags and dashboard", "compliance", "auditor")
+can_resolve_flags = permission("resolve flags", "compliance",
+                               refusal="Only compliance officers can resolve flags.")
+can_sign_off = permission("sign reviews off", "compliance",
+                          refusal="Only compliance officers sign off reviews.")
+can_read_policy = permission("read the policy", "advocate", "compliance", "auditor", "admin")
+can_manage_policy = permission(
+    "re-evaluate records against the policy", "compliance",
+    refusal="Only compliance officers re-evaluate records against the policy.")
+can_read_reevaluations = permission("read re-evaluation runs", "compliance", "auditor")
+can_read_reports = permission("read transparency reports", "compliance", "auditor")
+can_make_reports = permission(
+    "generate, publish and correct transparency reports", "compliance",
+    refusal="Only a compliance officer of the organisation generates and publishes its "
+            "reports.",
+    record_check=lambda user, organisation_id: own_organisation(user, organisation_id))
+can_confirm_records = permission(
+    "confirm or dispute records", "partner",
+    refusal="Only the partner organisation's representatives confirm or dispute records.")
+can_read_disputes = permission("read disputes", "compliance", "auditor")
+can_read_audit_trail = permission("read the audit trail", "compliance", "auditor")
+can_read_history = permission("read a record's history", "advocate", "compliance", "auditor")
+can_read_activities = permission("read the activity catalogue", *ALL_ROLES)
+can_add_activities = permission(
+    "add an organisation's own activity", "advocate", "compliance", "partner",
+    refusal="Only advocates, compliance officers and partners add activities.")
+can_retire_activities = permission(
+    "withdraw an organisation's own activity", "advocate", "compliance",
+    refusal="Only your organisation's advocates or a compliance officer can withdraw this "
+            "activity.",
+    record_check=lambda user, activity: own_organisation(user, activity.organisation_id))
+can_rate_activities = permission(
+    "work on prioritisation exercises", "advocate", "compliance", "partner",
+    refusal="Only the partners' own teams work on a prioritisation exercise.")
+can_import = permission("import records from CSV", "advocate", "compliance",
+                        refusal="Only advocates and compliance officers import records.")
+can_export = can_read_records
+can_export_audit_trail = permission("export the audit trail", "compliance", "auditor")
+can_manage_users = permission("manage users", "admin",
+                              refusal="Only administrators manage users.")
+
+
+# --- what a user may see -------------------------------------------------------------------
+
+
+def sees_void(user) -> bool:
+    return getattr(user, "role", None) in VOID_READERS
+
+
+def sees_whole_installation(user) -> bool:
+    return acting_organisation_ids(user) is None
+
+
+def _live(model, user):
+    return true() if sees_void(user) else model.voided_at.is_(None)
+
+
+def partnership_scope(user):
+    """SQL condition: the partnerships this user may see."""
+    from .partnerships.models import Partnership, partnership_members
+
+    organisations = acting_organisation_ids(user)
+    if organisations is None:
+        return true()
+    if not organisations:
+        return false()
+    member_of = select(partnership_members.c.partnership_id).where(
+        partnership_members.c.organisation_id.in_(organisations))
+    return or_(Partnership.sponsor_id.in_(organisations),
+               Partnership.patient_group_id.in_(organisations),
+               Partnership.id.in_(member_of)) & _live(Partnership, user)
+
+
+def visible_partnership_ids(user):
+    from .partnerships.models import Partnership
+
+    return select(Partnership.id).where(partnership_scope(user))
+
+
+def interaction_scope(user):
+    """SQL condition: the interactions this user may see: those of visible partnerships and,
+    except for partners, those the user's organisations logged outside any partnership."""
+    from .interactions.models import Interaction
+
+    organisations = acting_organisation_ids(user)
+    if organisations is None:
+        return true()
+    if not organisations:
+        return false()
+    visible = Interaction.partnership_id.in_(visible_partnership_ids(user))
+    if user.role != "partner":
+        visible = or_(visible, Interaction.organisation_id.in_(organisations))
+    return visible & _live(Interaction, user)
+
+
+def flag_scope(user):
+    """SQL condition: the flags of the interactions and partnerships this user may see."""
+    from .interactions.models import Interaction
+    from .rules.models import Flag
+
+    if sees_whole_installation(user):
+        return true()
+    return or_(Flag.interaction_id.in_(select(Interaction.id).where(interaction_scope(user))),
+               Flag.partnership_id.in_(visible_partnership_ids(user)))
+
+
+def support_scope(user):
+    """SQL condition: the support lines of the partnerships this user may see."""
+    from .partnerships.models import Support
+
+    if sees_whole_installation(user):
+        return true()
+    return Support.partnership_id.in_(visible_partnership_ids(user)) & _live(Support, user)
+
+
+def organisation_scope(user):
+    """SQL condition: the organisations this user may see. Administrators see every one; the
+    others their own, the parties of their partnerships, and those their organisation added."""
+    from .organisations.models import Organisation
+    from .partnerships.models import Partnership, partnership_members
+
+    if user.role == "admin" or sees_whole_installation(user):
+        return true()
+    organisations = acting_organisation_ids(user)
+    if not organisations:
+        return false()
+    partnerships = visible_partnership_ids(user)
+    parties = (select(Partnership.sponsor_id).where(Partnership.id.in_(partnerships))
+               .union(select(Partnership.patient_group_id)
+                      .where(Partnership.id.in_(partnerships)),
+                      select(partnership_members.c.organisation_id)
+                      .where(partnership_members.c.partnership_id.in_(partnerships))))
+    return or_(Organisation.id.in_(organisations), Organisation.id.in_(parties),
+               Organisation.added_by_organisation_id.in_(organisations)) \
+        & _live(Organisation, user)
+
+
+def report_scope(user):
+    """SQL condition: the transparency reports this user may read (of their organisations)."""
+    from .reports.models import Report
+
+    organisations = acting_organisation_ids(user)
+    if organisations is None:
+        return true()
+    return Report.organisation_id.in_(organisations) if organisations else false()
+
+
+def attachment_scope(user):
+    """SQL condition: the attachments of the interactions and partnerships this user may see."""
+    from .attachments.models import Attachment
+    from .interactions.models import Interaction
+
+    if sees_whole_installation(user):
+        return true()
+    return or_(Attachment.interaction_id.in_(select(Interaction.id)
+                                             .where(interaction_scope(user))),
+               Attachment.partnership_id.in_(visible_partnership_ids(user)))
+
+
+def _audited_records():
+    """Each audited kind of record a user may read the history of, with its scope."""
+    from .activities.models import ActivityRating, CustomActivity, PrioritisationExercise
+    from .attachments.models import Attachment
+    from .auth.models import AuditorGrant, User
+    from .interactions.models import Interaction
+    from .organisations.models import Organisation
+    from .partnerships.models import Partnership, Support
+    from .reports.models import Report
+    from .rules.models import Flag
+
+    def of_partnerships(model):
+        return lambda user: model.partnership_id.in_(visible_partnership_ids(user))
+
+    def of_organisations(model):
+        def scope(user):
+            organisations = acting_organisation_ids(user)
+            return model.organisation_id.in_(organisations) if organisations else false()
+        return scope
+
+    exercises = PrioritisationExercise
+    return {
+        Interaction: interaction_scope, Partnership: partnership_scope, Support: support_scope,
+        Flag: flag_scope, Attachment: attachment_scope, Organisation: organisation_scope,
+        Report: report_scope, PrioritisationExercise: of_partnerships(exercises),
+        ActivityRating: lambda user: ActivityRating.exercise_id.in_(
+            select(exercises.id).where(of_partnerships(exercises)(user))),
+        CustomActivity: of_organisations(CustomActivity), User: of_organisations(User),
+        AuditorGrant: of_organisations(AuditorGrant),
+    }
+
+
+def history_scope(entity: str):
+    """The scope of one kind of audited record, by its audit name (None: nobody reads its
+    history through the trail)."""
+    for model, scope in _audited_records().items():
+        if model.audit_entity() == entity:
+            return model, scope
+    return None
+
+
+def audit_scope(user):
+    """SQL condition: the audit events of the records this user may see."""
+    from .audit import AuditEvent
+
+    if sees_whole_installation(user):
+        return true()
+    if not acting_organisation_ids(user):
+        return false()
+    return or_(*(
+        (AuditEvent.entity == model.audit_entity())
+        & AuditEvent.entity_id.in_(select(model.id).where(scope(user)))
+        for model, scope in _audited_records().items()))
+
+
+def _plainly_visible_interaction(user, interaction) -> bool:
+    """What interaction_scope lets through, where it is plain without a query."""
+    organisations = acting_organisation_ids(user)
+    return organisations is None or (
+        user.role != "partner" and interaction.organisation_id in organisations
+        and (interaction.voided_at is None or sees_void(user)))
+
+
+def _plainly_visible_partnership(user, partnership) -> bool:
+    organisations = acting_organisation_ids(user)
+    return organisations is None or (
+        bool({partnership.sponsor_id, partnership.patient_group_id} & set(organisations))
+        and (partnership.voided_at is None or sees_void(user)))
+
+
+def _plainly_visible_organisation(user, organisation) -> bool:
+    organisations = acting_organisation_ids(user)
+    return user.role == "admin" or organisations is None or (
+        organisation.id in organisations and (organisation.voided_at is None or sees_void(user)))
+
+
+# A scope's shortcut may only say "visible"; when it cannot, the scope's query decides.
+PLAIN_SCOPES = {interaction_scope: _plainly_visible_interaction,
+                partnership_scope: _plainly_visible_partnership,
+                organisation_scope: _plainly_visible_organisation}
+
+
+def visible_record(model, record_id: int, scope, user, options=()):
+    """Load a record the user may see, or None (when it does not exist or is not theirs).
+    `options`: loader options (what to load with it)."""
+    plainly_visible = PLAIN_SCOPES.get(scope)
+    if plainly_visible is not None:
+        record = db.session.get(model, record_id, options=options)
+        if record is None or plainly_visible(user, record):
+            return record
+    return db.session.scalar(
+        select(model).options(*options).where(model.id == record_id, scope(user)))
+
+
+def visible_or_404(model, record_id: int, scope, options=()):
+    """Load a record the current user may see, or answer 404 (never reveal that it exists)."""
+    record = visible_record(model, record_id, scope, current_user, options)
+    if record is None:
+        abort(404)
+    return record
+
+
+# --- routes declare them -------------------------------------------------------------------
+
+
+def allow(perm: Permission):
+    """Declare the permission a view needs; a view that declares nothing refuses everyone."""
+    if not isinstance(perm, Permission):
+        raise TypeError(f"allow() takes a Permission, not {perm!r}")
+
+    def decorate(view):
+        view.permission = perm
+        return view
+
+    return decorate
+
+
+public = allow(EVERYONE)
+
+
+def permission_for(endpoint: str, method: str = "GET") -> Permission | None:
+    """The permission a route declares for a method, or None (it refuses everyone)."""
+    view = current_app.view_functions.get(endpoint)
+    if view is None:
+        return None
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        handler = getattr(view_class, method.lower(), None)
+        if handler is None and method == "HEAD":
+            handler = getattr(view_class, "get", None)
+        return getattr(handler, "permission", getattr(view_class, "permission", None))
+    return getattr(view, "permission", None)
+
+
+def may(endpoint: str, method: str = "GET", record=None) -> bool:
+    """Whether the current user may use a route (for navigation and templates)."""
+    perm = permission_for(endpoint, method)
+    return perm is not None and (perm == EVERYONE or perm(current_user, record))
