@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from flask import abort, current_app
 from flask_login import current_user
-from sqlalchemy import false, or_, select, true
+from sqlalchemy import false, literal, or_, select, true, union
 
 from .errors import NotAllowed
 from .extensions import db
@@ -84,6 +84,19 @@ def acting_organisation_ids(user) -> tuple[int, ...] | None:
         select(AuditorGrant.organisation_id)
         .where(AuditorGrant.user_id == user.id, AuditorGrant.voided_at.is_(None))).all()
     return (user.organisation_id, *sorted(set(granted) - {user.organisation_id}))
+
+
+def _acting_in_sql(user):
+    """acting_organisation_ids as SQL reads it: None (the whole installation), () (none), or what
+    `column.in_()` takes; an auditor's grants as a subquery, so a scope costs no statement of
+    its own."""
+    if user.role != "auditor" or user.organisation_id is None:
+        return acting_organisation_ids(user)
+    from .auth.models import AuditorGrant
+
+    return union(select(literal(user.organisation_id)),
+                 select(AuditorGrant.organisation_id)
+                 .where(AuditorGrant.user_id == user.id, AuditorGrant.voided_at.is_(None)))
 
 
 def acts_for(user, organisation_id: int | None) -> bool:
@@ -183,7 +196,9 @@ def sees_void(user) -> bool:
 
 
 def sees_whole_installation(user) -> bool:
-    return acting_organisation_ids(user) is None
+    """A compliance officer or auditor created without an organisation acts for every one."""
+    return getattr(user, "is_authenticated", False) and user.role in VOID_READERS \
+        and user.organisation_id is None
 
 
 def _live(model, user):
@@ -194,10 +209,10 @@ def partnership_scope(user):
     """SQL condition: the partnerships this user may see."""
     from .partnerships.models import Partnership, partnership_members
 
-    organisations = acting_organisation_ids(user)
+    organisations = _acting_in_sql(user)
     if organisations is None:
         return true()
-    if not organisations:
+    if organisations == ():
         return false()
     member_of = select(partnership_members.c.partnership_id).where(
         partnership_members.c.organisation_id.in_(organisations))
@@ -217,10 +232,10 @@ def interaction_scope(user):
     except for partners, those the user's organisations logged outside any partnership."""
     from .interactions.models import Interaction
 
-    organisations = acting_organisation_ids(user)
+    organisations = _acting_in_sql(user)
     if organisations is None:
         return true()
-    if not organisations:
+    if organisations == ():
         return false()
     visible = Interaction.partnership_id.in_(visible_partnership_ids(user))
     if user.role != "partner":
@@ -256,8 +271,8 @@ def organisation_scope(user):
 
     if user.role == "admin" or sees_whole_installation(user):
         return true()
-    organisations = acting_organisation_ids(user)
-    if not organisations:
+    organisations = _acting_in_sql(user)
+    if organisations == ():
         return false()
     partnerships = visible_partnership_ids(user)
     parties = (select(Partnership.sponsor_id).where(Partnership.id.in_(partnerships))
@@ -274,10 +289,10 @@ def report_scope(user):
     """SQL condition: the transparency reports this user may read (of their organisations)."""
     from .reports.models import Report
 
-    organisations = acting_organisation_ids(user)
+    organisations = _acting_in_sql(user)
     if organisations is None:
         return true()
-    return Report.organisation_id.in_(organisations) if organisations else false()
+    return false() if organisations == () else Report.organisation_id.in_(organisations)
 
 
 def attachment_scope(user):
@@ -308,8 +323,10 @@ def _audited_records():
 
     def of_organisations(model):
         def scope(user):
-            organisations = acting_organisation_ids(user)
-            return model.organisation_id.in_(organisations) if organisations else false()
+            organisations = _acting_in_sql(user)
+            if organisations is None:
+                return true()
+            return false() if organisations == () else model.organisation_id.in_(organisations)
         return scope
 
     exercises = PrioritisationExercise

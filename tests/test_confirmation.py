@@ -114,7 +114,7 @@ def test_disputes_appear_in_the_compliance_queue(setting, client, compliance_use
     assert setting["partner"].email in body
     assert 'href="/reports/disputes"' in client.get("/reports/").get_data(as_text=True)
 
-    queue = confirmation.disputes()
+    queue = confirmation.disputes(compliance_user)
     assert {item.stable_id for item in queue} == {f"support-{setting['support'].id}",
                                                   f"interaction-{setting['interaction'].id}"}
     assert all(item.disputed_at is not None for item in queue)
@@ -275,7 +275,8 @@ def test_report_shows_each_lines_partner_answer(setting, compliance_user, sponso
     assert data["confirmation"]["interactions"]["confirmed"] == 1
 
 
-def test_partners_answer_through_the_api_and_bad_answers_change_nothing(setting, client):
+def test_partners_answer_through_the_api_and_bad_answers_change_nothing(setting, client,
+                                                                      compliance_user):
     from governance.auth import services as accounts
 
     def bearer(user):
@@ -315,7 +316,7 @@ def test_partners_answer_through_the_api_and_bad_answers_change_nothing(setting,
     assert confirmed.get_json()["confirmed_by_partner"] == "confirmed"
     db.session.expire_all()
     assert support.confirmed_by_partner == "confirmed"
-    assert [d.record.id for d in confirmation.disputes()] == [interaction.id]
+    assert [d.record.id for d in confirmation.disputes(compliance_user)] == [interaction.id]
 
     from governance.interactions.services import void_interaction
 

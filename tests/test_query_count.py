@@ -69,10 +69,19 @@ def statements_per_page(client) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("role", ["compliance", "advocate", "partner"])
+# Each role scoped to its organisation, and a compliance officer of the whole installation.
+USERS = {"compliance of the sponsor": ("compliance", "sponsor"),
+         "auditor of the sponsor": ("auditor", "sponsor"),
+         "advocate of the sponsor": ("advocate", "sponsor"),
+         "partner of the patient group": ("partner", "patient_group"),
+         "compliance of the installation": ("compliance", None)}
+
+
+@pytest.mark.parametrize("user", USERS)
 def test_list_pages_use_as_many_statements_for_40_records_as_for_3(
-        client, log_in, make_user, sponsor, patient_group, add_records, role):
-    organisation = {"compliance": None, "advocate": sponsor, "partner": patient_group}[role]
+        client, log_in, make_user, sponsor, patient_group, add_records, user):
+    role, organisation = USERS[user]
+    organisation = {"sponsor": sponsor, "patient_group": patient_group, None: None}[organisation]
     member = patient_group if role == "partner" else None
     log_in(make_user(role, organisation))
 

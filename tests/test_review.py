@@ -226,7 +226,7 @@ def test_auditor_reads_the_queue_but_cannot_resolve(client, log_in, make_user, q
 
 
 def test_adherence_counts_interactions_without_an_open_flag_per_dimension(
-        log, make_partnership):
+        log, make_partnership, compliance_user):
     log()
     log(protocol_followed=False)
     log(venue_type="sponsor_site", venue_agreed_by_patients=False, protocol_followed=False)
@@ -236,7 +236,7 @@ def test_adherence_counts_interactions_without_an_open_flag_per_dimension(
     assert rows["WHY"].share == 1.0
     # GOOD_INTERACTION dates are over a year old, so the partnership is transactional (WHAT).
     assert rows["WHAT"].flagged == 3
-    assert adherence(date_from=date.today())[0].share is None
+    assert adherence(compliance_user, date_from=date.today())[0].share is None
 
 
 def test_dashboard_shows_charts_as_images_with_a_table_alternative(

@@ -11,7 +11,13 @@ from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..partnerships.models import Partnership
-from ..permissions import can_add_activities, can_retire_activities, require
+from ..permissions import (
+    acting_organisation_ids,
+    can_add_activities,
+    can_retire_activities,
+    require,
+    visible_partnership_ids,
+)
 from ..validation import Input, load, required_text, subset, text
 from ..vocabulary import (
     BENEFIT_FACTORS,
@@ -73,7 +79,6 @@ def activities_open_to(user) -> list[Activity]:
     organisations the user acts for and of the parties of the partnerships open to the user
     (the activities its interactions can serve)."""
     from ..partnerships.models import partnership_members
-    from ..permissions import acting_organisation_ids, visible_partnership_ids
 
     organisations = acting_organisation_ids(user)
     if organisations is None:

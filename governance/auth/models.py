@@ -39,9 +39,6 @@ class User(Record, UserMixin, db.Model):
     def is_active(self) -> bool:
         return self.active and not self.is_void
 
-    def has_role(self, *roles: str) -> bool:
-        return self.role in roles
-
     def __str__(self) -> str:
         return self.name
 

@@ -3,7 +3,7 @@ from flask_login import current_user
 
 from ..attachments.views import attachment_panel
 from ..forms import VoidForm, form_values, int_data, options, save_form
-from ..organisations.forms import organisation_choices
+from ..organisations.forms import organisation_choices, visible_organisations
 from ..organisations.models import Organisation
 from ..partnerships.forms import partnership_choices, visible_partnerships
 from ..partnerships.models import Partnership
@@ -29,7 +29,7 @@ def prepare(form: InteractionForm) -> InteractionForm:
     from ..activities.services import activities_open_to
 
     form.partnership_id.choices = partnership_choices("— outside any partnership —")
-    form.organisation_id.choices = organisation_choices()
+    form.organisation_id.choices = organisation_choices(None, None, *visible_organisations())
     if current_user.organisation_id and form.organisation_id.data is None:
         form.organisation_id.data = current_user.organisation_id
     form.activity_codes.choices = options((a.code, f"{a.code} · {a.name}")
@@ -53,7 +53,7 @@ def index():
     form.partnership_id.choices = record_choices(Partnership, Partnership.title,
                                                  "Any partnership", *visible_partnerships())
     form.organisation_id.choices = record_choices(Organisation, Organisation.name,
-                                                  "Any organisation")
+                                                  "Any organisation", *visible_organisations())
     form.validate()
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.InteractionFilter(

@@ -1,3 +1,4 @@
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
@@ -5,17 +6,38 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from ..extensions import db
 from ..forms import none_if_blank, options, vocab_options
+from ..permissions import organisation_scope, sees_whole_installation
 from ..vocabulary import ORGANISATION_KINDS
 from .models import Organisation
 
 
-def organisation_choices(kind: str | None = None, blank: str | None = None) -> list:
-    """The live organisations (of one kind) as options by name, after a blank one if labelled."""
-    query = select(Organisation.id, Organisation.name).where(Organisation.voided_at.is_(None))
+def organisation_choices(kind: str | None = None, blank: str | None = None,
+                         *conditions) -> list:
+    """The live organisations (of one kind, meeting the conditions) as options by name, after a
+    blank one if labelled."""
+    query = select(Organisation.id, Organisation.name).where(Organisation.voided_at.is_(None),
+                                                             *conditions)
     if kind:
         query = query.where(Organisation.kind == kind)
     rows = db.session.execute(query.order_by(Organisation.name)).all()
     return options(([("", blank)] if blank is not None else []) + [tuple(row) for row in rows])
+
+
+def visible_organisations() -> tuple:
+    """The conditions of the organisations the current user may see (none: every one)."""
+    if sees_whole_installation(current_user):
+        return ()
+    return (organisation_scope(current_user),)
+
+
+def party_choices(kind: str, blank: str) -> list:
+    """The organisations the current user may name as a party of a partnership: every live one
+    of the kind (the directory of parties), but only their own when it is of that kind (a
+    sponsor's people record their sponsor's partnerships, a patient group's their group's)."""
+    own = current_user.organisation
+    if own is not None and own.kind == kind and not sees_whole_installation(current_user):
+        return organisation_choices(kind, blank, Organisation.id == own.id)
+    return organisation_choices(kind, blank)
 
 
 def strip_or_none(value):

@@ -20,7 +20,6 @@ from ..pagination import Page
 from ..permissions import (
     can_edit_partnership,
     can_edit_records,
-    organisation_scope,
     partnership_scope,
     require,
     sees_whole_installation,
@@ -176,8 +175,7 @@ def validate_partnership(values: dict, actor, current: Partnership | None = None
     clean = load(_partnership_schema, values)
     errors: dict[str, list[str]] = {}
     parties = {clean["sponsor_id"], clean["patient_group_id"], *clean["other_organisation_ids"]}
-    errors.update(_unseen_parties(clean, actor))
-    if not errors and not sees_whole_installation(actor) and actor.organisation_id not in parties:
+    if not sees_whole_installation(actor) and actor.organisation_id not in parties:
         field = "patient_group_id" if actor.organisation and \
             actor.organisation.kind == "patient_group" else "sponsor_id"
         errors[field] = ["You can record only partnerships your own organisation is a party of."]
@@ -192,17 +190,6 @@ def validate_partnership(values: dict, actor, current: Partnership | None = None
     if errors:
         raise ValidationFailed(errors)
     return clean
-
-
-def _unseen_parties(clean: dict, actor) -> dict[str, list[str]]:
-    """An organisation the actor may not see is answered as an unknown one."""
-    named = {"sponsor_id": [clean["sponsor_id"]], "patient_group_id": [clean["patient_group_id"]],
-             "other_organisation_ids": clean["other_organisation_ids"]}
-    ids = {i for values in named.values() for i in values}
-    seen = set(db.session.scalars(select(Organisation.id).where(
-        Organisation.id.in_(ids), organisation_scope(actor))))
-    return {field: [f"No organisation with id {i}." for i in values if i not in seen]
-            for field, values in named.items() if set(values) - seen}
 
 
 def _stranded_recipients(partnership: Partnership, parties: set[int]) -> dict[str, list[str]]:
@@ -507,7 +494,7 @@ def support_years(actor) -> list[int]:
 def recent_interactions(actor, partnership: Partnership, limit: int = 20):
     """The partnership's interactions the actor may see, latest first."""
     from ..interactions.models import Interaction
-    from ..security import interaction_scope
+    from ..permissions import interaction_scope
 
     conditions = [Interaction.partnership_id == partnership.id, interaction_scope(actor),
                   Interaction.voided_at.is_(None)]

@@ -5,7 +5,7 @@ from ..activities.services import coverage_for
 from ..attachments.views import attachment_panel
 from ..extensions import db
 from ..forms import VoidForm, form_status, form_values, int_data, options, save_form
-from ..organisations.forms import organisation_choices
+from ..organisations.forms import organisation_choices, party_choices, visible_organisations
 from ..organisations.models import Organisation
 from ..permissions import (
     allow,
@@ -45,9 +45,8 @@ def editable_or_404(partnership_id: int) -> Partnership:
 
 
 def prepare(form: PartnershipForm) -> PartnershipForm:
-    form.sponsor_id.choices = organisation_choices("sponsor", "— choose the sponsor —")
-    form.patient_group_id.choices = organisation_choices("patient_group",
-                                                         "— choose the patient group —")
+    form.sponsor_id.choices = party_choices("sponsor", "— choose the sponsor —")
+    form.patient_group_id.choices = party_choices("patient_group", "— choose the patient group —")
     form.other_organisation_ids.choices = organisation_choices()
     if form.other_organisation_ids.data is None:
         form.other_organisation_ids.data = []
@@ -64,7 +63,7 @@ def render_form(form, partnership=None, status=200):
 def index():
     form = PartnershipFilterForm(request.args)
     form.organisation_id.choices = record_choices(Organisation, Organisation.name,
-                                                  "Any organisation")
+                                                  "Any organisation", *visible_organisations())
     form.validate()
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.PartnershipFilter(
@@ -159,7 +158,8 @@ def supports():
     form = SupportFilterForm(request.args)
     form.partnership_id.choices = record_choices(Partnership, Partnership.title,
                                                  "Any partnership", *visible_partnerships())
-    form.recipient_id.choices = record_choices(Organisation, Organisation.name, "Any recipient")
+    form.recipient_id.choices = record_choices(Organisation, Organisation.name, "Any recipient",
+                                               *visible_organisations())
     form.year.choices = options([("", "Any year"), *[(y, str(y)) for y in
                                                      services.support_years(current_user)]])
     form.validate()

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit
 from .. import jobs as background
 from ..database import utcnow
-from ..errors import Conflict, NotAllowed, ValidationFailed
+from ..errors import Conflict, NotAllowed, NotFound, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..permissions import (
@@ -143,10 +143,12 @@ def request_report(values: dict, actor) -> Report:
     organisation = visible_record(Organisation, clean["organisation_id"], organisation_scope,
                                   actor)
     if organisation is None or organisation.is_void:
-        errors["organisation_id"] = ["No organisation with this id."]
-    elif not can_make_reports(actor, organisation.id):
+        # Another organisation's id answers as an unknown one does.
+        raise NotFound("No organisation with this id.",
+                       {"organisation_id": ["No organisation with this id."]})
+    if not can_make_reports(actor, organisation.id):
         raise NotAllowed(f"{can_make_reports.refusal} {organisation.name} is not yours.")
-    elif not can_report(organisation):
+    if not can_report(organisation):
         errors["organisation_id"] = [
             "Transparency reports disclose the support an organisation gives; patient groups "
             "receive support and appear in their sponsors' reports."]
