@@ -6,14 +6,15 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
 from governance.interactions.models import Interaction
+from governance.organisations.models import Organisation
 from governance.rules.models import Flag
 
 from .conftest import check_accessibility, log_in
 
 
 def interaction_to_review(session) -> tuple[int, str, str, int]:
-    """An interaction with two or three open flags, not signed off: (id, title, one of its
-    rules, how many are open)."""
+    """An interaction of Helix Pharma (the demo compliance officer's organisation) with two or
+    three open flags, not signed off: (id, title, one of its rules, how many are open)."""
     open_flags = (select(Flag.interaction_id, func.count(Flag.id).label("open"),
                          func.min(Flag.rule_id).label("rule"))
                   .where(Flag.state == "open", Flag.interaction_id.is_not(None),
@@ -22,8 +23,9 @@ def interaction_to_review(session) -> tuple[int, str, str, int]:
     row = session.execute(
         select(Interaction.id, Interaction.title, open_flags.c.rule, open_flags.c.open)
         .join(open_flags, open_flags.c.interaction_id == Interaction.id)
+        .join(Organisation, Organisation.id == Interaction.organisation_id)
         .where(open_flags.c.open.between(2, 3), Interaction.signed_off_at.is_(None),
-               Interaction.partnership_id.is_not(None))
+               Interaction.partnership_id.is_not(None), Organisation.name == "Helix Pharma")
         .order_by(open_flags.c.open, Interaction.id)
     ).first()
     assert row is not None, "the demo data has an interaction with two or three open flags"
