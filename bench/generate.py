@@ -219,15 +219,23 @@ class Generator:
         from governance.auth.services import create_user
         from governance.extensions import db
 
+        from governance.auth.models import AuditorGrant
+
+        # Every account acts within the busiest sponsor; the auditor is also granted the next
+        # sponsor (an external auditor's grant), so the lists are measured with the scope on.
         busiest = self.sponsors[0]
         self.users = {
             "admin": create_user("admin@bench.example", "Ada Admin", "admin", PASSWORD),
             "compliance": create_user("compliance@bench.example", "Casey Compliance",
-                                      "compliance", PASSWORD),
-            "auditor": create_user("auditor@bench.example", "Avery Auditor", "auditor", PASSWORD),
+                                      "compliance", PASSWORD, busiest.name),
+            "auditor": create_user("auditor@bench.example", "Avery Auditor", "auditor", PASSWORD,
+                                   busiest.name),
             "advocate": create_user("advocate@bench.example", "Alex Advocate", "advocate",
                                     PASSWORD, busiest.name),
         }
+        db.session.flush()
+        db.session.add(AuditorGrant(user_id=self.users["auditor"].id,
+                                    organisation_id=self.sponsors[1].id))
         db.session.flush()
         audit.set_actor(self.users["admin"])
 

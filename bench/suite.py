@@ -173,6 +173,9 @@ def list_views(path: Path, manifest: dict) -> list[tuple[str, str, str]]:
         ("advocate: one year, page 2", users["advocate"],
          f"/interactions/?date_from={year}-01-01&date_to={year}-12-31&page=2"),
         ("partner: own partnerships", users["partner"], "/interactions/"),
+        ("auditor: own and granted sponsors", users["auditor"], "/interactions/"),
+        ("auditor: one quarter, page 3", users["auditor"],
+         f"/interactions/?date_from={year}-04-01&date_to={year}-06-30&page=3"),
     ]
 
 
@@ -784,8 +787,9 @@ def write_benchmarks(document: dict) -> None:
     notes = [
         "How each figure is taken: every run in a fresh process; the list page through the "
         "Flask test client (the whole request: session, access checks, the query, the "
-        "template), logged in as compliance (sees everything), an advocate of the busiest "
-        "sponsor and a partner; rule evaluation is facts plus every interaction rule in "
+        "template), logged in as the busiest sponsor's compliance officer and advocate, an "
+        "auditor of that sponsor granted the next one, and a partner (each scoped to their "
+        "organisations); rule evaluation is facts plus every interaction rule in "
         "memory, as the re-evaluation runs them; the re-evaluation, import and report include "
         "their database writes and commit (SQLite file, WAL). The CSV import and the report run "
         "the other benchmarks' own scripts (bench/import_bench.py, bench/report_bench.py).",

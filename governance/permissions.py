@@ -179,7 +179,13 @@ can_retire_activities = permission(
     record_check=lambda user, activity: own_organisation(user, activity.organisation_id))
 can_rate_activities = permission(
     "work on prioritisation exercises", "advocate", "compliance", "partner",
-    refusal="Only the partners' own teams work on a prioritisation exercise.")
+    refusal="Only the partners' own teams work on a prioritisation exercise.",
+    # The record is the organisation whose side it is: a compliance officer may work on
+    # either side of a partnership they see, advocates and partners on their own side only.
+    record_check=lambda user, side_organisation_id: user.role == "compliance"
+    or (user.organisation_id is not None and user.organisation_id == side_organisation_id))
+can_read_draft_exercises = permission("read either side's draft prioritisation", "compliance",
+                                      "auditor")
 can_import = permission("import records from CSV", "advocate", "compliance",
                         refusal="Only advocates and compliance officers import records.")
 can_export = can_read_records

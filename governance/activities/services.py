@@ -14,6 +14,8 @@ from ..partnerships.models import Partnership
 from ..permissions import (
     acting_organisation_ids,
     can_add_activities,
+    can_rate_activities,
+    can_read_draft_exercises,
     can_retire_activities,
     require,
     visible_partnership_ids,
@@ -194,18 +196,14 @@ def side_organisation_id(partnership: Partnership, side: str) -> int:
 
 def can_edit_side(user, partnership: Partnership, side: str) -> bool:
     """Compliance may edit either side; advocates and partners only their organisation's."""
-    if user.role == "compliance":
-        return True
-    if user.role not in ("advocate", "partner") or user.organisation_id is None:
-        return False
-    return user.organisation_id == side_organisation_id(partnership, side)
+    return can_rate_activities(user, side_organisation_id(partnership, side))
 
 
 def require_side_editor(user, partnership: Partnership, side: str) -> None:
     if can_edit_side(user, partnership, side):
         return
     label = PRIORITISATION_SIDES[side].lower()
-    if user.role in ("advocate", "partner"):
+    if can_rate_activities(user):
         raise NotAllowed(
             f"Only the {label}'s people can change the {label} side's ratings. You can edit "
             "your own organisation's side; nothing was changed."
@@ -216,9 +214,8 @@ def require_side_editor(user, partnership: Partnership, side: str) -> None:
 
 def can_view_exercise(user, exercise: PrioritisationExercise) -> bool:
     """Each side works on its own: a draft is open to its editors, compliance and auditors."""
-    if exercise.is_completed or user.role in ("compliance", "auditor"):
-        return True
-    return can_edit_side(user, exercise.partnership, exercise.side)
+    return exercise.is_completed or can_read_draft_exercises(user) \
+        or can_edit_side(user, exercise.partnership, exercise.side)
 
 
 # --- the exercise, step by step ----------------------------------------------------------------

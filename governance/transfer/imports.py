@@ -25,7 +25,7 @@ from ..organisations import services as organisation_services
 from ..organisations.models import Organisation
 from ..partnerships import services as partnership_services
 from ..partnerships.models import Partnership, Support
-from ..permissions import interaction_scope, partnership_scope
+from ..permissions import interaction_scope, organisation_scope, partnership_scope
 from .csvfile import FileRefused, RowReader, check_header, decode, records
 
 BATCH = 5000  # rows validated and written together
@@ -194,7 +194,7 @@ class OrganisationImporter(Importer):
                "methodology_note": None, "external_id": "CRM-ORG-0001"}
 
     def visible(self):
-        return Organisation.id.is_not(None)
+        return organisation_scope(self.actor)
 
     def values_of(self, record):
         return organisation_services.organisation_values(record)
