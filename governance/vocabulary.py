@@ -37,6 +37,15 @@ SUPPORT_KINDS = {
     "expenses": "Expenses",
 }
 
+AGREEMENT_KINDS = {
+    "grant": "Grant",
+    "donation": "Donation",
+    "sponsorship": "Sponsorship",
+    "contracted_service": "Contracted service",
+    "in_kind": "In-kind support",
+    "framework": "Framework agreement",
+}
+
 CONFIRMATION_STATES = {
     "pending": "Awaiting partner",
     "confirmed": "Confirmed",

@@ -93,9 +93,12 @@ class Support(Record, db.Model):
     )
     confirmation_note: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    # The written agreement it is paid under (governance/agreements).
+    agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"), index=True)
 
     partnership: Mapped[Partnership] = relationship(back_populates="supports")
     recipient: Mapped[Organisation] = relationship()
+    agreement = relationship("Agreement")
 
     __table_args__ = (
         CheckConstraint("amount IS NULL OR amount >= 0", name="amount_not_negative"),
@@ -104,3 +107,7 @@ class Support(Record, db.Model):
     def __str__(self) -> str:
         value = f"{self.currency} {self.amount:,.2f}" if self.amount is not None else "unvalued"
         return f"{SUPPORT_KINDS.get(self.kind, self.kind)} of {value} on {self.paid_on}"
+
+
+# The agreements support is paid under: imported last, as it refers to Partnership.
+from ..agreements.models import Agreement  # noqa: E402, F401

@@ -1,0 +1,1 @@
+"""Written agreements behind support and payments (ABPI clause 27.3, EFPIA)."""
