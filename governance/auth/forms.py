@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange, Optional
 
 
 class LoginForm(FlaskForm):
@@ -15,6 +15,16 @@ class PasswordChangeForm(FlaskForm):
         "New password", validators=[DataRequired(), Length(min=10)],
         description="At least 10 characters. Changing it signs you out everywhere.",
     )
+
+
+class ChoosePasswordForm(FlaskForm):
+    """A password the user chooses themselves (after a temporary one, or from an invitation)."""
+
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=10)],
+                             description="At least 10 characters.")
+    password_again = PasswordField("Confirm the password",
+                            validators=[DataRequired(),
+                                        EqualTo("password", "The two passwords differ.")])
 
 
 class TokenForm(FlaskForm):

@@ -71,15 +71,23 @@ def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 
 
-def create_user(email: str, name: str, role: str, password: str,
-                organisation_name: str | None = None) -> User:
-    """Create an account; partners and advocates belong to an organisation."""
+# Roles whose accounts need an organisation. From the command line, advocates and partners only:
+# a compliance officer or auditor created there without one acts for the whole installation
+# (the first roadmap). The administrators' pages ask an organisation of every role but admin.
+ORGANISATION_NEEDED_BY_COMMAND = frozenset({"advocate", "partner"})
+ORGANISATION_NEEDED_BY_PAGES = frozenset(ROLES) - {"admin"}
+# A temporary password is read aloud or copied: no look-alike characters (0/O, 1/l/I).
+_TEMPORARY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def validate_account(role: str | None, organisation_name: str | None = None,
+                     organisation_id=None,
+                     organisation_needed_by=ORGANISATION_NEEDED_BY_COMMAND,
+                     organisation_field: str = "organisation",
+                     ) -> tuple[Organisation | None, dict[str, list[str]]]:
+    """Check a role and the organisation (by name or by id) an account would have; return the
+    organisation and the problems found, by field (the organisation's is `organisation_field`)."""
     errors: dict[str, list[str]] = {}
-    email = (email or "").strip().lower()
-    if "@" not in email or len(email) > 254:
-        errors["email"] = ["Enter a valid email address."]
-    elif find_user(email):
-        errors["email"] = ["An account with this email already exists."]
     if role not in ROLES:
         errors["role"] = [f"Choose one of: {', '.join(ROLES)}."]
     organisation = None
@@ -88,20 +96,83 @@ def create_user(email: str, name: str, role: str, password: str,
             select(Organisation).where(Organisation.name == organisation_name)
         )
         if organisation is None:
-            errors["organisation"] = [f"No organisation is called {organisation_name!r}."]
-    elif role in ("advocate", "partner"):
-        errors["organisation"] = ["Advocates and partners belong to an organisation."]
-    try:
-        check_new_password(password)
-    except ValidationFailed as error:
-        errors.update(error.fields)
+            errors[organisation_field] = [f"No organisation is called {organisation_name!r}."]
+    elif organisation_id is not None:
+        if isinstance(organisation_id, int):
+            organisation = db.session.get(Organisation, organisation_id)
+        if organisation is None or organisation.is_void:
+            organisation = None
+            errors[organisation_field] = ["Choose one of the organisations listed."]
+    elif role in organisation_needed_by:
+        errors[organisation_field] = [
+            "Advocates and partners belong to an organisation."
+            if organisation_needed_by == ORGANISATION_NEEDED_BY_COMMAND
+            else f"Choose the organisation this {ROLES[role].lower()} belongs to."]
+    return organisation, errors
+
+
+def create_user(email: str, name: str, role: str, password: str | None,
+                organisation_name: str | None = None, *, organisation_id=None,
+                organisation_needed_by=ORGANISATION_NEEDED_BY_COMMAND,
+                organisation_field: str = "organisation",
+                must_change_password: bool = False) -> User:
+    """Create an account; partners and advocates belong to an organisation (every role but
+    admin with `organisation_needed_by=ORGANISATION_NEEDED_BY_PAGES`). Without a password the
+    account cannot log in until its user sets one (an invitation)."""
+    errors: dict[str, list[str]] = {}
+    email = (email or "").strip().lower()
+    if "@" not in email or len(email) > 254:
+        errors["email"] = ["Enter a valid email address."]
+    elif find_user(email):
+        errors["email"] = ["An account with this email already exists."]
+    organisation, account_errors = validate_account(role, organisation_name, organisation_id,
+                                                    organisation_needed_by, organisation_field)
+    errors.update(account_errors)
+    if password is not None:
+        try:
+            check_new_password(password)
+        except ValidationFailed as error:
+            errors.update(error.fields)
     if errors:
         raise ValidationFailed(errors)
-    user = User(email=email, name=name or email.split("@")[0], role=role,
-                organisation=organisation, password_hash=hash_password(password))
+    user = User(email=email, name=(name or "").strip() or email.split("@")[0], role=role,
+                organisation=organisation, password_hash=_stored_password(password),
+                must_change_password=must_change_password)
     db.session.add(user)
     db.session.flush()
     return user
+
+
+def _stored_password(password: str | None) -> str:
+    """The hash of the password; without one, the hash of a random secret nobody knows (the
+    account cannot log in, and a login attempt costs the time a real one does)."""
+    return hash_password(password if password is not None else secrets.token_urlsafe(32))
+
+
+def temporary_password() -> str:
+    """A random password to give a user once (about 79 bits), in groups of four."""
+    characters = "".join(secrets.choice(_TEMPORARY_ALPHABET) for _ in range(16))
+    return "-".join(characters[i:i + 4] for i in range(0, 16, 4))
+
+
+def set_temporary_password(user: User) -> str:
+    """Give the user a new temporary password they must change at their next login; end their
+    sessions. Return the password (only its hash is stored)."""
+    password = temporary_password()
+    user.password_hash = hash_password(password)
+    user.must_change_password = True
+    user.failed_logins = 0
+    user.locked_until = None
+    end_all_sessions(user)
+    return password
+
+
+def clear_password(user: User) -> None:
+    """Replace the password by one nobody knows (the user is invited to choose theirs); end
+    every session."""
+    user.password_hash = _stored_password(None)
+    user.must_change_password = False
+    end_all_sessions(user)
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -145,8 +216,15 @@ def end_all_sessions(user: User) -> None:
 def change_password(user: User, current_password: str, new_password: str) -> None:
     if not password_matches(user, current_password):
         raise ValidationFailed({"current_password": ["This is not your current password."]})
-    check_new_password(new_password, "new_password")
+    choose_password(user, new_password)
+
+
+def choose_password(user: User, new_password: str, field: str = "new_password") -> None:
+    """Set the password the user chose (after a temporary one, or from an invitation); end
+    every session issued so far."""
+    check_new_password(new_password, field)
     user.password_hash = hash_password(new_password)
+    user.must_change_password = False
     end_all_sessions(user)
 
 

@@ -1,13 +1,24 @@
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_user, logout_user
 
+from ..errors import DomainError, is_api_request
 from ..extensions import db, limiter
-from ..forms import save_form
+from ..forms import form_status, save_form
 from ..permissions import allow, can_use_account, public
+from ..users import services as users
 from . import services
-from .forms import LoginForm, PasswordChangeForm, TokenForm
+from .forms import ChoosePasswordForm, LoginForm, PasswordChangeForm, TokenForm
 
 bp = Blueprint("auth", __name__)
 
@@ -36,6 +47,8 @@ def login():
             flash(LOGIN_FAILED, "danger")
             return render_template("auth/login.html", form=form), 401
         login_user(user, remember=form.remember.data)
+        if user.must_change_password:
+            return redirect(url_for("auth.choose_password", next=request.args.get("next")))
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form)
 
@@ -91,3 +104,72 @@ def revoke_token(token_id: int):
     flash("Token revoked. Scripts using it are refused from now on.", "info")
     return redirect(url_for("auth.account"))
 
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@allow(can_use_account)
+def choose_password():
+    """Choose your own password after logging in with a temporary one."""
+    if not current_user.must_change_password:
+        return render_template("auth/choose_password.html", form=None)
+    form = ChoosePasswordForm()
+    if form.validate_on_submit():
+        saved = save_form(form, lambda: services.choose_password(current_user, form.password.data,
+                                                                 "password"),
+                          "Password chosen. Every other session has ended.", _stay_signed_in)
+        if saved:
+            return saved
+    return render_template("auth/choose_password.html", form=form), form_status(form)
+
+
+def _stay_signed_in(_changed) -> str:
+    """Keep this session (choosing the password ended every session issued before)."""
+    login_user(current_user._get_current_object())
+    return _safe_next(request.args.get("next"))
+
+
+@bp.route("/invitation/<token>", methods=["GET", "POST"])
+@public
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+def accept_invitation(token: str):
+    """Set your password from the invitation link an administrator gave you."""
+    try:
+        invitation = users.open_invitation(token)
+    except DomainError as error:
+        return render_template("auth/invitation.html", form=None, problem=error.message), \
+            error.status
+    form = ChoosePasswordForm()
+    if form.validate_on_submit():
+        saved = save_form(form, lambda: users.accept_invitation(token, form.password.data),
+                          "Your password is set and you are logged in. Next time, log in with "
+                          "your email and this password.", _signed_in_as)
+        if saved:
+            return saved
+    return render_template("auth/invitation.html", form=form, invitation=invitation,
+                           problem=None), form_status(form)
+
+
+def _signed_in_as(user) -> str:
+    """Log the invitee in (on this browser, in place of anyone signed in); answer their home."""
+    login_user(user)
+    return url_for("main.home")
+
+
+# Pages a user who must choose a password can still open.
+BEFORE_CHOOSING_A_PASSWORD = frozenset({"auth.choose_password", "auth.logout", "auth.login",
+                                        "auth.accept_invitation", "static", "bootstrap.static"})
+
+
+def choose_password_first():
+    """A user who logged in with a temporary password chooses their own before anything else."""
+    if request.endpoint is None or request.endpoint in BEFORE_CHOOSING_A_PASSWORD \
+            or is_api_request():
+        return None
+    if current_user.is_authenticated and current_user.must_change_password:
+        return redirect(url_for("auth.choose_password"))
+    return None
+
+
+def init_app(app: Flask) -> None:
+    # After security's own hook, which has authenticated the request.
+    app.before_request(choose_password_first)

@@ -1,0 +1,1 @@
+"""User accounts administered in the application: list, create, invite, change, deactivate."""
