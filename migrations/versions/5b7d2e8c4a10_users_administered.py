@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5b7d2e8c4a10'
-down_revision = '3c1f0a9e7b21'
+down_revision = '4d2e8f1a6b35'
 branch_labels = None
 depends_on = None
 
