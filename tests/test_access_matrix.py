@@ -46,6 +46,9 @@ from governance.permissions import (
 
 from .conftest import GOOD_INTERACTION, PASSWORD, login, make_config, postgres
 
+# One worker builds the data set once and runs the whole matrix (pytest-xdist --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("access_matrix")
+
 ROLES = ("advocate", "compliance", "auditor", "partner", "admin")
 VISITOR = "visitor"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
