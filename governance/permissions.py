@@ -141,7 +141,11 @@ can_add_organisations = permission(
     refusal="Only advocates, compliance officers and administrators add organisations.")
 can_edit_organisations = permission(
     "edit organisations", "compliance", "admin",
-    refusal="Only compliance officers and administrators edit organisations.")
+    refusal="Only administrators, and compliance officers of the organisation or of the one "
+            "that added it, edit or void an organisation.",
+    record_check=lambda user, organisation: user.role == "admin"
+    or sees_whole_installation(user) or user.organisation_id in (
+        organisation.id, organisation.added_by_organisation_id))
 can_write_methodology = permission(
     "write the methodology note of a report", "compliance",
     refusal="Only a compliance officer of the organisation writes its methodology note.",
@@ -180,9 +184,9 @@ can_retire_activities = permission(
 can_rate_activities = permission(
     "work on prioritisation exercises", "advocate", "compliance", "partner",
     refusal="Only the partners' own teams work on a prioritisation exercise.",
-    # The record is the organisation whose side it is: a compliance officer may work on
-    # either side of a partnership they see, advocates and partners on their own side only.
-    record_check=lambda user, side_organisation_id: user.role == "compliance"
+    # The record is the organisation whose side it is: each side works on its own (a
+    # compliance officer of the whole installation on either).
+    record_check=lambda user, side_organisation_id: sees_whole_installation(user)
     or (user.organisation_id is not None and user.organisation_id == side_organisation_id))
 can_read_draft_exercises = permission("read either side's draft prioritisation", "compliance",
                                       "auditor")
@@ -295,10 +299,27 @@ def report_scope(user):
     """SQL condition: the transparency reports this user may read (of their organisations)."""
     from .reports.models import Report
 
+    if not can_read_reports(user):
+        return false()
     organisations = _acting_in_sql(user)
     if organisations is None:
         return true()
     return false() if organisations == () else Report.organisation_id.in_(organisations)
+
+
+def reevaluation_scope(user):
+    """SQL condition: the re-evaluation runs asked for by people of the user's organisations
+    (a run re-evaluates the whole installation; who asked, and its page, stay with them)."""
+    from .auth.models import User
+    from .rules.models import ReevaluationRun
+
+    organisations = _acting_in_sql(user)
+    if organisations is None:
+        return true()
+    if organisations == ():
+        return false()
+    return ReevaluationRun.requested_by_id.in_(
+        select(User.id).where(User.organisation_id.in_(organisations)))
 
 
 def attachment_scope(user):

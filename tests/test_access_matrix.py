@@ -347,6 +347,8 @@ def build_world() -> World:
         spare = db.session.scalar(select(ApiToken).where(ApiToken.user_id == user.id)
                                   .order_by(ApiToken.id.desc()).limit(1))
         org = w.org_of_user[key]
+        add(Rec("user", f"{key}'s account", {"user_id": user.id},
+                frozenset({org}) if org else frozenset(), obj=user))
         add(Rec("token", f"{key}'s API token", {"token_id": spare.id},
                 frozenset({org}) if org else frozenset(), user=key, obj=spare))
         if user.role in ("advocate", "compliance"):
@@ -415,6 +417,10 @@ def visible(viewer: Viewer, rec: Rec) -> bool:
     no compliance record. Tokens and uploads are their user's alone."""
     if rec.user is not None:
         return rec.user == viewer.key
+    if rec.kind == "user":  # accounts: administered by admins only
+        return viewer.role == "admin"
+    if rec.values.get("entity") == "report" and viewer.role not in ("compliance", "auditor"):
+        return False  # a report's history is read by those who read reports
     if rec.kind in ("organisation", "history") and viewer.role == "admin":
         return rec.kind == "organisation"
     if viewer.role not in PARTY_ROLES or viewer.org is None:
@@ -440,14 +446,18 @@ RECORD_ARGUMENTS = {
     ("activity_id",): "activity",
     ("run_id",): "run",
     ("token_id",): "token",
+    ("user_id",): "user",
 }
-FIXED_ARGUMENTS = {"kind", "fmt"}  # a report file's kind or an importer's; a file format
+# A report file's kind or an importer's; a file format; an invitation's secret (public).
+FIXED_ARGUMENTS = {"kind", "fmt", "token"}
 
 
 def fixed_value(rule, name: str):
     converter = rule._converters[name]
     if isinstance(converter, AnyConverter):
         return sorted(converter.items)[0]
+    if name == "token":
+        return "no-such-invitation-0123456789abcdefghijklmnopq"
     if rule.endpoint.startswith("transfer."):
         return "organisations"  # an importer's kind
     return "pdf"  # a report file's kind
@@ -535,6 +545,9 @@ def expectation(app, viewer: Viewer, rule, method, rec):
         subject = rec.load()
         if perm is can_make_reports:
             subject = subject.organisation_id
+        if rec.kind == "exercise":  # a side's permission reads the organisation of the side
+            subject = subject.sponsor_id if rec.values["side"] == "sponsor" \
+                else subject.patient_group_id
         if not perm(db.session.get(User, viewer.user_id), subject):
             return "refused"
     if relation(viewer, rec) == "partner":
@@ -748,5 +761,5 @@ def test_lists_never_show_an_unrelated_organisations_records(app, world):
 def test_the_data_set_holds_every_kind_of_record(world):
     assert {kind: len(recs) for kind, recs in world.records.items()} == {
         "organisation": 4, "partnership": 2, "support": 2, "interaction": 5, "attachment": 6,
-        "flag": 7, "exercise": 4, "activity": 3, "report": 2, "run": 2, "token": 8, "upload": 4,
-        "history": 31}
+        "flag": 7, "exercise": 4, "activity": 3, "report": 2, "run": 2, "token": 8, "user": 8,
+        "upload": 4, "history": 31}

@@ -309,14 +309,18 @@ def _matrix_page(partnership, exercise, status=200):
     ), status
 
 
-@bp.route(f"{EXERCISE}/matrix", methods=["GET", "POST"])
+@bp.route(f"{EXERCISE}/matrix")
 @allow(can_read_records)
 def matrix(partnership_id: int, side: str):
-    if request.method == "POST":
-        _editable_partnership(partnership_id, side)
+    return _matrix_page(*_viewable_exercise(partnership_id, side))
+
+
+@bp.route(f"{EXERCISE}/matrix", methods=["POST"])
+@allow(can_rate_activities)
+def move(partnership_id: int, side: str):
+    """Move an activity to another cell of the matrix (that changes its rating)."""
+    _editable_partnership(partnership_id, side)
     partnership, exercise = _viewable_exercise(partnership_id, side)
-    if request.method == "GET":
-        return _matrix_page(partnership, exercise)
     form = MoveForm()
     if not form.validate_on_submit():
         flash("Choose an activity and a cell; nothing was changed.", "danger")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..database import utcnow, writing
-from ..errors import NotAllowed, ValidationFailed
+from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..vocabulary import ROLES
@@ -243,7 +243,7 @@ def issue_token(user: User, name: str, expires_in_days: int | None = None) -> st
 def revoke_token(user: User, token_id: int) -> ApiToken:
     api_token = db.session.get(ApiToken, token_id)
     if api_token is None or api_token.user_id != user.id:
-        raise NotAllowed("That token is not yours.")
+        raise NotFound("You have no token with this id.")
     if api_token.revoked_at is None:
         api_token.revoked_at = utcnow()
     return api_token

@@ -145,7 +145,7 @@ def update_organisation(organisation: Organisation, changes: dict, actor,
                         reason: str | None = None,
                         expected_version: int | None = None) -> Organisation:
     """Apply changed fields; the record is re-validated whole."""
-    require(can_edit_organisations, actor)
+    require(can_edit_organisations, actor, organisation)
     if organisation.is_void:
         raise Conflict("This organisation has been voided and can no longer be edited.")
     if expected_version is not None and expected_version != organisation.version:
@@ -167,7 +167,7 @@ def update_organisation(organisation: Organisation, changes: dict, actor,
 
 def void_organisation(organisation: Organisation, actor, reason: str) -> Organisation:
     """Withdraw an organisation that no live partnership or user depends on."""
-    require(can_edit_organisations, actor)
+    require(can_edit_organisations, actor, organisation)
     if not (reason or "").strip():
         raise ValidationFailed({"reason": ["Say why this organisation is being voided."]})
     if organisation.is_void:

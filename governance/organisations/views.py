@@ -82,6 +82,8 @@ def view(organisation_id: int):
 @allow(can_edit_organisations)
 def edit(organisation_id: int):
     organisation = load_organisation(organisation_id)
+    if not can_edit_organisations(current_user, organisation):
+        abort(403, can_edit_organisations.refusal)
     if organisation.is_void:
         abort(409, "This organisation has been voided and can no longer be edited.")
     form = OrganisationForm(obj=organisation)
@@ -102,6 +104,8 @@ def edit(organisation_id: int):
 @allow(can_edit_organisations)
 def void(organisation_id: int):
     organisation = load_organisation(organisation_id)
+    if not can_edit_organisations(current_user, organisation):
+        abort(403, can_edit_organisations.refusal)
     form = VoidForm()
     if form.validate_on_submit():
         saved = save_form(form, lambda: services.void_organisation(organisation, current_user,

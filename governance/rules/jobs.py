@@ -17,7 +17,7 @@ from .. import jobs as background
 from ..database import utcnow, write_intent
 from ..errors import Conflict
 from ..extensions import db
-from ..permissions import can_manage_policy, require
+from ..permissions import acts_for, can_manage_policy, require
 from .engine import load_policy
 from .models import ReevaluationRun
 
@@ -36,7 +36,9 @@ def request_reevaluation(actor) -> ReevaluationRun:
     for run in db.session.scalars(select(ReevaluationRun).where(
             ReevaluationRun.state.in_(background.WORKING))):
         if not background.fail_if_stalled(run, _stall_minutes()):
-            raise Conflict(f"A re-evaluation asked for by {run.requested_by.name} at "
+            who = run.requested_by.name if acts_for(actor, run.requested_by.organisation_id) \
+                else "another organisation"
+            raise Conflict(f"A re-evaluation asked for by {who} at "
                            f"{run.created_at:%Y-%m-%d %H:%M} UTC is still "
                            f"{'waiting to start' if run.state == 'queued' else 'running'}.")
         audit.set_reason("A new re-evaluation replaced one that stopped responding")

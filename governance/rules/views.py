@@ -1,12 +1,19 @@
 """The policy in force, and re-evaluating every record under it."""
 
-from flask import Blueprint, Flask, abort, flash, jsonify, redirect, render_template, url_for
+from flask import Blueprint, Flask, flash, jsonify, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from ..errors import DomainError
 from ..extensions import db
-from ..permissions import allow, can_manage_policy, can_read_policy, can_read_reevaluations
+from ..permissions import (
+    allow,
+    can_manage_policy,
+    can_read_policy,
+    can_read_reevaluations,
+    reevaluation_scope,
+    visible_or_404,
+)
 from . import evaluation, jobs
 from .cli import check_policies_command, reevaluate_command
 from .engine import PolicyError, check_policy_at_start
@@ -49,15 +56,15 @@ def reevaluate():
 @bp.route("/reevaluations")
 @allow(can_read_reevaluations)
 def reevaluations():
-    runs = db.session.scalars(select(ReevaluationRun).order_by(ReevaluationRun.id.desc())
-                              .limit(50)).all()
+    runs = db.session.scalars(select(ReevaluationRun).where(reevaluation_scope(current_user))
+                              .order_by(ReevaluationRun.id.desc()).limit(50)).all()
     return render_template("rules/reevaluations.html", runs=runs, is_stalled=jobs.is_stalled)
 
 
 @bp.route("/reevaluations/<int:run_id>")
 @allow(can_read_reevaluations)
 def reevaluation(run_id: int):
-    run = db.session.get(ReevaluationRun, run_id) or abort(404)
+    run = visible_or_404(ReevaluationRun, run_id, reevaluation_scope)
     return render_template("rules/reevaluation.html", run=run, stalled=jobs.is_stalled(run))
 
 
@@ -65,7 +72,7 @@ def reevaluation(run_id: int):
 @allow(can_read_reevaluations)
 def reevaluation_status(run_id: int):
     """The run's state as JSON, polled by its page's progress bar."""
-    run = db.session.get(ReevaluationRun, run_id) or abort(404)
+    run = visible_or_404(ReevaluationRun, run_id, reevaluation_scope)
     response = jsonify(jobs.status_json(run))
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -85,8 +85,9 @@ def upload_too_large(_error):
 
 
 def _stored_or_404(digest: str) -> tuple[bytes, dict]:
+    """The upload the current user made under this hash (another user's answers as unknown)."""
     stored = csvfile.load(digest)
-    if stored is None:
+    if stored is None or stored[1].get("uploaded_by") != current_user.id:
         abort(404, "This upload is no longer kept. Upload the file again.")
     return stored
 

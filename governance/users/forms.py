@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, RadioField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
 
 from ..forms import MultiCheckboxField, int_or_none, none_if_blank, options, vocab_options
 from ..organisations.forms import organisation_choices
@@ -57,7 +57,8 @@ class ReactivateForm(FlaskForm):
 
 class AccessForm(FlaskForm):
     access = RadioField("How they sign in next", choices=options(ACCESS_METHODS.items()),
-                        default="invitation", validate_choice=False)
+                        default="invitation", validate_choice=False,
+                        validators=[InputRequired("Choose how they sign in next.")])
 
 
 ACCOUNT_STATES = {"active": "Active", "deactivated": "Deactivated"}
