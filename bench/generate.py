@@ -216,10 +216,9 @@ class Generator:
 
     def accounts(self) -> None:
         from governance import audit
+        from governance.auth.models import AuditorGrant
         from governance.auth.services import create_user
         from governance.extensions import db
-
-        from governance.auth.models import AuditorGrant
 
         # Every account acts within the busiest sponsor; the auditor is also granted the next
         # sponsor (an external auditor's grant), so the lists are measured with the scope on.

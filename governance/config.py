@@ -11,6 +11,7 @@ class Defaults:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     SQLITE_BUSY_TIMEOUT_MS = 30_000
     POLICIES_DIR = None  # defaults to <project>/policies
+    INVITATION_VALID_DAYS = 7  # how long an invitation link to a new account works
     DATA_DIR = None  # where uploaded and generated files live; defaults to the instance folder
     MAX_CONTENT_LENGTH = 60 * 1024 * 1024  # hard ceiling for any request body
     ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024

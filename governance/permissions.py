@@ -344,6 +344,7 @@ def _audited_records():
     from .partnerships.models import Partnership, Support
     from .reports.models import Report
     from .rules.models import Flag
+    from .users.models import Invitation
 
     def of_partnerships(model):
         return lambda user: model.partnership_id.in_(visible_partnership_ids(user))
@@ -365,6 +366,8 @@ def _audited_records():
             select(exercises.id).where(of_partnerships(exercises)(user))),
         CustomActivity: of_organisations(CustomActivity), User: of_organisations(User),
         AuditorGrant: of_organisations(AuditorGrant),
+        Invitation: lambda user: Invitation.user_id.in_(
+            select(User.id).where(of_organisations(User)(user))),
     }
 
 

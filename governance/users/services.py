@@ -25,8 +25,6 @@ ACCESS_METHODS = {
     "invitation": "An invitation link: they choose their password (the link expires)",
     "password": "A temporary password: they must change it when they first log in",
 }
-# How long an invitation link works unless INVITATION_VALID_DAYS says otherwise.
-INVITATION_VALID_DAYS = 7
 CHANGEABLE = ("name", "role", "organisation_id", "granted_organisation_ids")
 
 
@@ -311,7 +309,7 @@ def _set_grants(user: User, organisation_ids: set[int], reason: str | None = Non
 
 def _invite(user: User):
     token = secrets.token_urlsafe(32)
-    days = current_app.config.get("INVITATION_VALID_DAYS", INVITATION_VALID_DAYS)
+    days = current_app.config["INVITATION_VALID_DAYS"]
     invitation = Invitation(user_id=user.id, token_hash=hash_token(token),
                             expires_at=utcnow() + timedelta(days=days))
     db.session.add(invitation)

@@ -23,7 +23,8 @@ MAIN_PAGES = {
                    "review.flag", "review.review", "partnerships.index", "auditing.index"},
     "auditor": {"main.home", "interactions.index", "auditing.index", "partnerships.index"},
     "partner": {"main.home", "interactions.index", "partnerships.index", "partnerships.view"},
-    "admin": {"main.home", "organisations.index", "organisations.view"},
+    "admin": {"main.home", "organisations.index", "organisations.view", "users.index",
+              "users.edit", "users.create"},
 }
 # The pages shown in the README: (role, endpoint) -> file name under docs/screenshots.
 SCREENSHOTS = {
