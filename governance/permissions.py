@@ -394,6 +394,13 @@ def audit_scope(user):
         for model, scope in _audited_records().items()))
 
 
+def scope_key(user) -> tuple:
+    """What a user's scopes depend on: users with the same key see the same records (the key
+    of cached renderings of a scope, such as a filter's options)."""
+    return (user.role in VOID_READERS, user.role == "partner", user.role == "admin",
+            acting_organisation_ids(user))
+
+
 def _plainly_visible_interaction(user, interaction) -> bool:
     """What interaction_scope lets through, where it is plain without a query."""
     organisations = acting_organisation_ids(user)

@@ -69,30 +69,41 @@ class RecordSelectField(SelectField):
         super().__init__(label, validators, coerce=coerce, validate_choice=False, **kwargs)
 
 
-_RENDERED: dict[tuple, RenderedOptions] = {}  # per process: every record of a kind, rendered
+_RENDERED: dict[tuple, RenderedOptions] = {}  # per process: a kind's records, rendered
 
 
-def record_choices(model, label, blank: str, *conditions):
-    """The choices of a RecordSelectField: a blank choice, then the model's live records as
-    (id, label) ordered by label.
-
-    Without conditions (every record of the kind: what compliance and auditors choose from)
-    the options are rendered once per process and reused until the table changes: a record
-    added, edited or voided changes its row count, latest update, summed versions or last id.
-    """
-    query = select(model.id, label).where(model.voided_at.is_(None), *conditions)
-    if conditions:
-        return [("", blank), *db.session.execute(query.order_by(label)).all()]
-    version = tuple(db.session.execute(select(
+def _table_version(model) -> tuple:
+    """Changes whenever a row is added, edited or voided: count, latest update, summed
+    versions, last id (a plain association table: its count)."""
+    if not hasattr(model, "updated_at"):
+        return tuple(db.session.execute(select(func.count()).select_from(model)).one())
+    return tuple(db.session.execute(select(
         func.count(), func.max(model.updated_at), func.sum(model.version), func.max(model.id))
     ).one())
-    key = (str(db.engine.url), model.__tablename__, label.key, blank)
+
+
+def record_choices(model, label, blank: str, *conditions, scope_key=None, depends_on=()):
+    """The choices of a RecordSelectField: a blank choice, then the model's live records
+    meeting the conditions, as (id, label) ordered by label.
+
+    The options are rendered once per process and reused until the tables they are read from
+    change (a record added, edited or voided changes its table's row count, latest update,
+    summed versions or last id): every record of the kind (no conditions: what a compliance
+    officer of the whole installation chooses from), or those of one scope, named by
+    `scope_key` (permissions.scope_key), whose conditions also read the `depends_on` models.
+    Conditions without a scope_key are read each time.
+    """
+    query = select(model.id, label).where(model.voided_at.is_(None), *conditions)
+    if conditions and scope_key is None:
+        return [("", blank), *db.session.execute(query.order_by(label)).all()]
+    version = tuple(_table_version(m) for m in (model, *depends_on))
+    key = (str(db.engine.url), model.__tablename__, label.key, blank, scope_key)
     cached = _RENDERED.get(key)
     if cached is None or cached.version != version:
         rows = db.session.execute(query.order_by(label)).all()
         cached = RenderedOptions(version, "".join(
             [_option("", blank, False), *(_option(value, text, False) for value, text in rows)]))
-        if len(_RENDERED) >= 32:  # many applications in one process (the tests): start again
+        if len(_RENDERED) >= 256:  # many scopes or applications in one process: start again
             _RENDERED.clear()
         _RENDERED[key] = cached
     return cached

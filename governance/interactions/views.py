@@ -3,10 +3,12 @@ from flask_login import current_user
 
 from ..attachments.views import attachment_panel
 from ..forms import VoidForm, form_values, int_data, options, save_form
-from ..organisations.forms import organisation_choices, visible_organisations
-from ..organisations.models import Organisation
-from ..partnerships.forms import partnership_choices, visible_partnerships
-from ..partnerships.models import Partnership
+from ..organisations.forms import (
+    organisation_choices,
+    organisation_filter_choices,
+    visible_organisations,
+)
+from ..partnerships.forms import partnership_choices, partnership_filter_choices
 from ..permissions import (
     allow,
     can_edit_records,
@@ -17,7 +19,6 @@ from ..permissions import (
 from ..review.services import signature_line
 from ..rules.flags import flags_of_interaction
 from ..vocabulary import DIMENSIONS
-from ..widgets import record_choices
 from . import services
 from .forms import GROUP_TITLES, GROUPS, InteractionFilterForm, InteractionForm
 from .models import Interaction
@@ -50,10 +51,8 @@ def page_of(interaction: Interaction) -> str:
 @allow(can_read_records)
 def index():
     form = InteractionFilterForm(request.args)
-    form.partnership_id.choices = record_choices(Partnership, Partnership.title,
-                                                 "Any partnership", *visible_partnerships())
-    form.organisation_id.choices = record_choices(Organisation, Organisation.name,
-                                                  "Any organisation", *visible_organisations())
+    form.partnership_id.choices = partnership_filter_choices("Any partnership")
+    form.organisation_id.choices = organisation_filter_choices("Any organisation")
     form.validate()
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.InteractionFilter(

@@ -6,8 +6,9 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from ..extensions import db
 from ..forms import none_if_blank, options, vocab_options
-from ..permissions import organisation_scope, sees_whole_installation
+from ..permissions import organisation_scope, scope_key, sees_whole_installation
 from ..vocabulary import ORGANISATION_KINDS
+from ..widgets import record_choices
 from .models import Organisation
 
 
@@ -21,6 +22,18 @@ def organisation_choices(kind: str | None = None, blank: str | None = None,
         query = query.where(Organisation.kind == kind)
     rows = db.session.execute(query.order_by(Organisation.name)).all()
     return options(([("", blank)] if blank is not None else []) + [tuple(row) for row in rows])
+
+
+def organisation_filter_choices(blank: str):
+    """A filter's options: the organisations the current user may see (rendered once per
+    scope while organisations and partnerships do not change)."""
+    from ..partnerships.models import Partnership, partnership_members
+
+    if sees_whole_installation(current_user) or current_user.role == "admin":
+        return record_choices(Organisation, Organisation.name, blank)
+    return record_choices(Organisation, Organisation.name, blank,
+                          organisation_scope(current_user), scope_key=scope_key(current_user),
+                          depends_on=(Partnership, partnership_members))
 
 
 def visible_organisations() -> tuple:

@@ -15,15 +15,15 @@ from wtforms.validators import DataRequired, Length, Optional
 from ..extensions import db
 from ..forms import int_or_none, none_if_blank, options, vocab_options
 from ..organisations.forms import strip_or_none, upper_or_none
-from ..permissions import partnership_scope, sees_whole_installation
+from ..permissions import partnership_scope, scope_key, sees_whole_installation
 from ..vocabulary import (
     CONFIRMATION_STATES,
     PARTNERSHIP_KINDS,
     PARTNERSHIP_STATUSES,
     SUPPORT_KINDS,
 )
-from ..widgets import RecordSelectField
-from .models import Partnership
+from ..widgets import RecordSelectField, record_choices
+from .models import Partnership, partnership_members
 
 
 def partnership_choices(blank: str) -> list:
@@ -36,9 +36,13 @@ def partnership_choices(blank: str) -> list:
     return options([("", blank), *[tuple(row) for row in rows]])
 
 
-def visible_partnerships() -> tuple:
-    """The conditions of the partnerships the current user may pick (none: every one)."""
-    return () if sees_whole_installation(current_user) else (partnership_scope(current_user),)
+def partnership_filter_choices(blank: str):
+    """A filter's options: the partnerships the current user may see (rendered once per scope
+    while the partnerships do not change)."""
+    conditions = () if sees_whole_installation(current_user) \
+        else (partnership_scope(current_user),)
+    return record_choices(Partnership, Partnership.title, blank, *conditions,
+                          scope_key=scope_key(current_user), depends_on=(partnership_members,))
 
 
 def _date(label, description=None):

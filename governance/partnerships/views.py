@@ -5,8 +5,7 @@ from ..activities.services import coverage_for
 from ..attachments.views import attachment_panel
 from ..extensions import db
 from ..forms import VoidForm, form_status, form_values, int_data, options, save_form
-from ..organisations.forms import organisation_choices, party_choices, visible_organisations
-from ..organisations.models import Organisation
+from ..organisations.forms import organisation_choices, organisation_filter_choices, party_choices
 from ..permissions import (
     allow,
     can_edit_partnership,
@@ -17,7 +16,6 @@ from ..permissions import (
     visible_or_404,
 )
 from ..rules.flags import flags_of_partnership
-from ..widgets import record_choices
 from . import services
 from .forms import (
     GROUPS,
@@ -25,7 +23,7 @@ from .forms import (
     PartnershipForm,
     SupportFilterForm,
     SupportForm,
-    visible_partnerships,
+    partnership_filter_choices,
 )
 from .models import Partnership, Support
 
@@ -62,8 +60,7 @@ def render_form(form, partnership=None, status=200):
 @allow(can_read_records)
 def index():
     form = PartnershipFilterForm(request.args)
-    form.organisation_id.choices = record_choices(Organisation, Organisation.name,
-                                                  "Any organisation", *visible_organisations())
+    form.organisation_id.choices = organisation_filter_choices("Any organisation")
     form.validate()
     page_number = request.args.get("page", 1, type=int) or 1
     criteria = services.PartnershipFilter(
@@ -156,10 +153,8 @@ def void(partnership_id: int):
 @allow(can_read_records)
 def supports():
     form = SupportFilterForm(request.args)
-    form.partnership_id.choices = record_choices(Partnership, Partnership.title,
-                                                 "Any partnership", *visible_partnerships())
-    form.recipient_id.choices = record_choices(Organisation, Organisation.name, "Any recipient",
-                                               *visible_organisations())
+    form.partnership_id.choices = partnership_filter_choices("Any partnership")
+    form.recipient_id.choices = organisation_filter_choices("Any recipient")
     form.year.choices = options([("", "Any year"), *[(y, str(y)) for y in
                                                      services.support_years(current_user)]])
     form.validate()
