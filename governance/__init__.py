@@ -23,6 +23,7 @@ BLUEPRINTS = (
     "governance.confirmations.views",
     "governance.api.views",
     "governance.transfer.views",
+    "governance.payments.views",
 )
 
 

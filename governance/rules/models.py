@@ -9,7 +9,6 @@ from ..jobs import Job
 from ..records import Record, vocab_enum
 from ..vocabulary import DIMENSIONS, FLAG_STATES, REEVALUATION_STATES, SEVERITIES
 
-
 # A flag judges one record: exactly one of its subject columns is set.
 FLAG_SUBJECT_COLUMNS = ("interaction_id", "partnership_id", "individual_payment_id")
 EXACTLY_ONE_SUBJECT = " + ".join(f"(CASE WHEN {column} IS NULL THEN 0 ELSE 1 END)"
