@@ -299,3 +299,61 @@ def test_the_rate_in_force_on_the_day_paid_is_used(tmp_path):
     assert card.rate_for("advisory_board", "GBP", date(2025, 6, 1)).rate == Decimal("150.00")
     assert card.rate_for("advisory_board", "GBP", date(2026, 6, 1)).rate == Decimal("160.00")
     assert card.rate_for("advisory_board", "GBP", date(2024, 6, 1)) is None
+
+
+# --- the year's aggregate in the transparency report -----------------------------------------
+
+
+@pytest.fixture
+def app_config():
+    return {"JOBS_INLINE": True}
+
+
+def test_the_report_shows_the_years_fees_in_aggregate_and_no_payee(app, advocate_user, board,
+                                                                  agreement, sponsor, make_user):
+    import json
+
+    from governance.reports import jobs
+    from governance.reports import services as reports
+    from governance.reports.models import Report
+    from governance.storage import REPORTS as files
+
+    for reference, amount in (("P-0001", "600.00"), ("P-0002", "450.00"), ("P-0003", "600.00")):
+        services.record_payment(fee(board, agreement, payee_reference=reference, fee=amount,
+                                    expenses="40.00"), advocate_user)
+    services.record_payment(fee(board, agreement, payee_reference="P-0001", service="review",
+                                hours="2", fee="200.00", expenses="0",
+                                paid_on="2025-06-01"), advocate_user)
+    services.record_payment(fee(board, agreement, payee_reference="P-0009",
+                                paid_on="2024-12-31"), advocate_user)  # another year
+    sponsor.methodology_note = ("Support is identified from the ledger; amounts in the currency "
+                                "paid; VAT excluded; in-kind support is valued at cost.")
+    db.session.commit()
+    officer = make_user("compliance", sponsor)
+    report = reports.request_report({"organisation_id": sponsor.id, "year": 2025}, officer)
+    db.session.commit()
+    jobs.start(report.id)
+    db.session.expire_all()
+    report = db.session.get(Report, report.id)
+    assert report.status == "done", report.error
+
+    data = json.loads(files.read(report.sha256_of("json")))
+    payments = data["individual_payments"]
+    assert payments["individuals"] == 3
+    board_row = next(r for r in payments["by_service"] if r["service"] == "advisory_board")
+    assert board_row == {"id": "individual-payments-advisory_board-GBP",
+                         "service": "advisory_board", "currency": "GBP", "individuals": 3,
+                         "payments": 3, "total_fees": "1650.00", "total_expenses": "120.00"}
+    assert payments["totals"][0]["total_fees"] == "1850.00"
+    csv_text = files.read(report.sha256_of("csv")).decode("utf-8")
+    assert "individual-payments-advisory_board-GBP,individual_payments" in csv_text
+    import io
+
+    from pypdf import PdfReader
+
+    pdf = " ".join(page.extract_text() for page in PdfReader(
+        io.BytesIO(files.read(report.sha256_of("pdf")))).pages)
+    assert "Fees and expenses paid to individuals" in pdf
+    for kind in ("json", "csv"):
+        assert "P-000" not in files.read(report.sha256_of(kind)).decode("utf-8")
+    assert "P-000" not in pdf

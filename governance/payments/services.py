@@ -338,3 +338,15 @@ def yearly_aggregate(organisation_id: int, year: int) -> list[dict]:
              "total_expenses": Decimal(expenses or 0).quantize(cent)}
             for service, code, people, count, fees, expenses
             in sorted(rows, key=lambda row: (order.index(row[0]), row[1]))]
+
+
+def individuals_paid(organisation_id: int, year: int) -> int:
+    """How many distinct individuals the organisation paid in the year (by payee reference)."""
+    from datetime import date
+
+    return int(db.session.scalar(
+        select(func.count(func.distinct(IndividualPayment.payee_reference)))
+        .where(IndividualPayment.organisation_id == organisation_id,
+               IndividualPayment.voided_at.is_(None),
+               IndividualPayment.paid_on >= date(year, 1, 1),
+               IndividualPayment.paid_on <= date(year, 12, 31))) or 0)
