@@ -357,3 +357,13 @@ def test_the_report_shows_the_years_fees_in_aggregate_and_no_payee(app, advocate
     for kind in ("json", "csv"):
         assert "P-000" not in files.read(report.sha256_of(kind)).decode("utf-8")
     assert "P-000" not in pdf
+
+
+def test_the_payments_list_exports_as_csv(client, log_in, advocate_user, board, agreement):
+    services.record_payment(fee(board, agreement), advocate_user)
+    db.session.commit()
+    log_in(advocate_user)
+    response = client.get("/payments/export.csv")
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert "payee_reference" in text.splitlines()[0] and "P-0042" in text and "600.00" in text
