@@ -367,3 +367,18 @@ def test_the_payments_list_exports_as_csv(client, log_in, advocate_user, board, 
     assert response.status_code == 200
     text = response.get_data(as_text=True)
     assert "payee_reference" in text.splitlines()[0] and "P-0042" in text and "600.00" in text
+
+
+def test_compliance_sees_a_payments_flag_in_the_queue_and_on_its_page(client, log_in, board,
+                                                                     advocate_user, make_user,
+                                                                     sponsor):
+    payment = services.record_payment(fee(board, fee="900.00"), advocate_user)
+    db.session.commit()
+    from governance.rules.flags import flags_of_individual_payment
+
+    flag = next(f for f in flags_of_individual_payment(payment.id) if f.rule_id == "FEE-ABOVE-FMV")
+    log_in(make_user("compliance", sponsor))
+    queue = client.get("/review/").get_data(as_text=True)
+    assert "Payment to P-0042" in queue
+    page = client.get(f"/review/flags/{flag.id}")
+    assert page.status_code == 200 and "P-0042" in page.get_data(as_text=True)
