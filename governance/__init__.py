@@ -24,6 +24,7 @@ BLUEPRINTS = (
     "governance.api.views",
     "governance.transfer.views",
     "governance.users.views",
+    "governance.payments.views",
 )
 
 

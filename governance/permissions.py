@@ -197,6 +197,19 @@ can_export_audit_trail = permission("export the audit trail", "compliance", "aud
 can_manage_users = permission("manage users", "admin",
                               refusal="Only administrators manage users.")
 
+# Individual payments (governance/payments): fees and expenses paid to members of the public.
+can_read_individual_payments = permission(
+    "read individual payments", "advocate", "compliance", "auditor",
+    refusal="Only the paying organisation's advocates, compliance officers and auditors read "
+            "payments to individuals.")
+can_record_individual_payments = permission(
+    "record individual payments", "advocate", "compliance",
+    refusal="Only advocates and compliance officers record payments to individuals.")
+can_edit_individual_payment = permission(
+    "edit or void an individual payment", "advocate", "compliance",
+    refusal="You can change only the payments your organisation made.",
+    record_check=lambda user, payment: own_organisation(user, payment.organisation_id))
+
 
 # --- what a user may see -------------------------------------------------------------------
 
@@ -260,8 +273,12 @@ def flag_scope(user):
 
     if sees_whole_installation(user):
         return true()
+    from .payments.models import IndividualPayment
+
     return or_(Flag.interaction_id.in_(select(Interaction.id).where(interaction_scope(user))),
-               Flag.partnership_id.in_(visible_partnership_ids(user)))
+               Flag.partnership_id.in_(visible_partnership_ids(user)),
+               Flag.individual_payment_id.in_(
+                   select(IndividualPayment.id).where(individual_payment_scope(user))))
 
 
 def support_scope(user):
@@ -334,6 +351,23 @@ def attachment_scope(user):
                Attachment.partnership_id.in_(visible_partnership_ids(user)))
 
 
+def individual_payment_scope(user):
+    """SQL condition: the individual payments this user may see: those of the interactions they
+    see, and those their organisations made (partners see none)."""
+    from .interactions.models import Interaction
+    from .payments.models import IndividualPayment
+
+    organisations = _acting_in_sql(user)
+    if organisations is None:
+        return true()
+    if organisations == () or user.role == "partner":
+        return false()
+    visible = or_(IndividualPayment.organisation_id.in_(organisations),
+                  IndividualPayment.interaction_id.in_(
+                      select(Interaction.id).where(interaction_scope(user))))
+    return visible & _live(IndividualPayment, user)
+
+
 def _audited_records():
     """Each audited kind of record a user may read the history of, with its scope."""
     from .activities.models import ActivityRating, CustomActivity, PrioritisationExercise
@@ -342,6 +376,7 @@ def _audited_records():
     from .interactions.models import Interaction
     from .organisations.models import Organisation
     from .partnerships.models import Partnership, Support
+    from .payments.models import IndividualPayment
     from .reports.models import Report
     from .rules.models import Flag
     from .users.models import Invitation
@@ -368,6 +403,7 @@ def _audited_records():
         AuditorGrant: of_organisations(AuditorGrant),
         Invitation: lambda user: Invitation.user_id.in_(
             select(User.id).where(of_organisations(User)(user))),
+        IndividualPayment: individual_payment_scope,
     }
 
 

@@ -24,6 +24,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("interactions.index", "Interactions"),
     NavItem("partnerships.index", "Partnerships"),
     NavItem("partnerships.supports", "Support"),
+    NavItem("payments.index", "Payments to individuals"),
     NavItem("organisations.index", "Organisations"),
     NavItem("activities.index", "Activities"),
     NavItem("review.queue", "Review"),

@@ -234,3 +234,22 @@ REEVALUATION_STATES = {
     "done": "Done",
     "failed": "Failed",
 }
+
+# --- individual payments (ABPI clause 30): fees and expenses paid to members of the public ---
+
+PAYEE_KINDS = {
+    "patient": "Patient",
+    "caregiver": "Caregiver",
+    "other_member_of_public": "Other member of the public",
+}
+
+PAYMENT_SERVICES = {
+    "advisory_board": "Advisory board member",
+    "consultancy": "Consultancy",
+    "speaking": "Speaking",
+    "review": "Review (protocol, materials)",
+    "research_participation_fee": "Research participation fee",
+    "other": "Other",
+}
+
+RATE_UNITS = {"hour": "per hour", "day": "per day"}

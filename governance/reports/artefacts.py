@@ -147,6 +147,22 @@ def csv_rows(snapshot: dict):
                "partnership": priority["partnership"]["title"],
                "kind": priority["activity_code"], "description": priority["activity"],
                "count": priority["interactions_in_year"], "date": priority["last_worked_on"]}
+    # Payments to individuals: the aggregate only (older snapshots have no such section).
+    payments = snapshot.get("individual_payments") or {}
+    for row in payments.get("by_service", []):
+        yield {"id": row["id"], "section": "individual_payments", "kind": row["service"],
+               "amount": row["total_fees"], "currency": row["currency"],
+               "count": row["individuals"],
+               "description": f"Fees to {row['individuals']} individual(s) in "
+                              f"{row['payments']} payment(s); expenses {row['currency']} "
+                              f"{row['total_expenses']}"}
+    for row in payments.get("totals", []):
+        yield {"id": row["id"], "section": "individual_payments_total",
+               "amount": row["total_fees"], "currency": row["currency"],
+               "count": payments["individuals"],
+               "description": f"Total fees in {row['payments']} payment(s) to "
+                              f"{payments['individuals']} individual(s); total expenses "
+                              f"{row['currency']} {row['total_expenses']}"}
     approval = snapshot["approval"]
     if approval:
         yield {"id": f"{report['id']}-approval", "section": "approval",

@@ -471,7 +471,39 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
     }
     snapshot["totals"] = _totals(snapshot["recipients"])
     snapshot["confirmation"] = _confirmation_summary(snapshot)
+    snapshot["individual_payments"] = _individual_payments(organisation.id, report.year)
     return snapshot
+
+
+def _individual_payments(organisation_id: int, year: int) -> dict:
+    """The year's fees and expenses paid to members of the public, in aggregate only (ABPI
+    clause 30): by service and currency, the number of individuals and the totals. No payee
+    reference leaves the database."""
+    from ..payments.services import individuals_paid, yearly_aggregate
+
+    by_service = yearly_aggregate(organisation_id, year)
+    totals: dict[str, dict] = {}
+    for row in by_service:
+        total = totals.setdefault(row["currency"], {
+            "currency": row["currency"], "payments": 0, "total_fees": Decimal("0"),
+            "total_expenses": Decimal("0")})
+        total["payments"] += row["payments"]
+        total["total_fees"] += row["total_fees"]
+        total["total_expenses"] += row["total_expenses"]
+    return {
+        "individuals": individuals_paid(organisation_id, year),
+        "by_service": [{
+            "id": f"individual-payments-{row['service']}-{row['currency']}",
+            "service": row["service"], "currency": row["currency"],
+            "individuals": row["individuals"], "payments": row["payments"],
+            "total_fees": money_text(row["total_fees"]),
+            "total_expenses": money_text(row["total_expenses"])} for row in by_service],
+        "totals": [{
+            "id": f"individual-payments-total-{code}", "currency": code,
+            "payments": total["payments"], "total_fees": money_text(total["total_fees"]),
+            "total_expenses": money_text(total["total_expenses"])}
+            for code, total in sorted(totals.items())],
+    }
 
 
 METHOD_RULES = [
@@ -498,6 +530,11 @@ METHOD_RULES = [
     "their answer.",
     "Prioritised activities: the engagement activities that both sides of a partnership rated "
     "of high benefit (CTTI method), and how many of the year's interactions served each.",
+    "Payments to individuals (ABPI clause 30): fees and expenses the reporting organisation "
+    "paid in the year to patients, caregivers and other members of the public for a service, "
+    "in aggregate by service and currency: the number of individuals (distinct pseudonymous "
+    "payee references), total fees and total expenses. Voided payments are left out; no payee "
+    "is identified.",
 ]
 
 

@@ -108,7 +108,7 @@ def _flag_or_404(flag_id: int) -> Flag:
 
 
 def _render_flag(flag_record: Flag, form: TransitionForm, status: int = 200):
-    rule = current_policy().rules.get(flag_record.rule_id)
+    rule = current_policy().rule_of(flag_record.subject, flag_record.rule_id)
     return render_template("review/flag.html", flag=flag_record, rule=rule, form=form,
                            can_resolve=can_resolve_flags(current_user, flag_record),
                            now=utcnow()), status

@@ -112,6 +112,7 @@ def reevaluate_all(today: date | None = None, batch_size: int = 5000,
         writer.write()
         after_batch(result.interactions + result.partnerships, total)
 
+    _reevaluate_individual_payments()
     _expire_flags()
     counts = writer.counts
     result.opened, result.closed = counts["opened"], counts["closed"]
@@ -279,3 +280,15 @@ class BulkFlagWriter:
                     events.append((action, values["b_id"], changes))
         audit.append_changed("flag", events, self.reason)
         self.inserts, self.updates = [], []
+
+
+def _reevaluate_individual_payments() -> None:
+    """Re-check the live individual payments (governance/payments) one by one: they are few
+    beside interactions."""
+    from ..payments.models import IndividualPayment
+    from .evaluation import evaluate_individual_payment
+
+    payments = db.session.scalars(select(IndividualPayment).where(
+        IndividualPayment.voided_at.is_(None)).order_by(IndividualPayment.id)).all()
+    for payment in payments:
+        evaluate_individual_payment(payment)

@@ -46,6 +46,14 @@ def check_policy_files(directory: str | Path) -> tuple[list[str], list[str]]:
     problems.extend(f"{path}: {problem}" for problem in catalogue_problems)
     if not catalogue_problems:
         confirmations.append(f"{path}: valid.")
+    # The fair-market-value rate card of individual payments (governance/payments).
+    from ..payments.ratecard import check_rate_card_dir
+
+    card, card_problems = check_rate_card_dir(directory)
+    problems.extend(card_problems)
+    if card is not None:
+        confirmations.append(f"{card.source}: rate card v{card.version}, "
+                             f"{len(card.rates)} rates — valid.")
     return problems, confirmations
 
 

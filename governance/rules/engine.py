@@ -237,9 +237,18 @@ class CompiledPolicy:
         self._evaluation_error = EngineError  # kept here: `applying` runs for every record
         self.policy = policy
         self.version = policy.version
-        self.rules = {rule.spec.id: rule for rule in rules}
+        self.rules = {}
+        for rule in rules:  # by id; an id that names rules of two subjects: the first
+            self.rules.setdefault(rule.spec.id, rule)
         self.by_subject = {subject: tuple(r for r in rules if r.spec.subject == subject)
                            for subject in SUBJECTS}
+
+    def rule_of(self, subject: str, rule_id: str) -> "CompiledRule | None":
+        """The rule of this id that judges this subject."""
+        for rule in self.by_subject.get(subject, ()):
+            if rule.spec.id == rule_id:
+                return rule
+        return None
 
     def reading(self, subject: str, facts: frozenset[str]) -> tuple[CompiledRule, ...]:
         """Return the rules of the subject that read any of these facts."""
@@ -436,7 +445,7 @@ def _check_thresholds(raw, where: str, problems: list[Problem]) -> dict[str, Thr
                                            f"({value!r}); use a number, text, true/false or a "
                                            "list of texts"))
             continue
-        if name in FACTS["interaction"] or name in FACTS["partnership"]:
+        if any(name in facts for facts in FACTS.values()):
             problems.append(Problem(place, "has the name of a fact; choose another name"))
             continue
         if not name.isidentifier():
@@ -446,7 +455,7 @@ def _check_thresholds(raw, where: str, problems: list[Problem]) -> dict[str, Thr
     return thresholds
 
 
-def _check_rule(raw, index: int, seen: set[str], problems: list[Problem]) -> RuleSpec | None:
+def _check_rule(raw, index: int, seen: set[tuple], problems: list[Problem]) -> RuleSpec | None:
     where = f"rule #{index}"
     if not isinstance(raw, dict):
         problems.append(Problem(where, "must be a table ([[rules]])"))
@@ -462,9 +471,12 @@ def _check_rule(raw, index: int, seen: set[str], problems: list[Problem]) -> Rul
                "message")}
     rule_id = values["id"]
     if rule_id is not None:
-        if rule_id in seen:
+        # One id may name a rule of each subject (AGR-MISSING judges support lines and
+        # individual payments alike); twice for the same subject is a mistake.
+        key = (values["subject"], rule_id)
+        if key in seen:
             problems.append(Problem(where, f"duplicate rule id '{rule_id}'"))
-        seen.add(rule_id)
+        seen.add(key)
     if values["severity"] is not None and values["severity"] not in SEVERITIES:
         problems.append(Problem(where, f"severity '{values['severity']}' is not one of "
                                        f"{', '.join(SEVERITIES)}"))
@@ -569,7 +581,7 @@ def _checked(data: bytes, source: str,
     if not isinstance(raw_rules, list) or not raw_rules:
         problems.append(Problem(source, "no rules: add [[rules]] tables"))
         raw_rules = []
-    seen: set[str] = set()
+    seen: set[tuple] = set()
     compiled = []
     for index, raw_rule in enumerate(raw_rules, start=1):
         spec = _check_rule(raw_rule, index, seen, problems)

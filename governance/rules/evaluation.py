@@ -318,6 +318,37 @@ def forget_settled_flags(session: Session, *_args) -> None:
     session.info.pop(SETTLED_FLAGS, None)
 
 
+# --- individual payments (governance/payments) ---------------------------------------------
+
+
+def fair_value_of(payment):
+    """What the rate card in force allows for the payment (None: the card has no rate)."""
+    from ..payments.ratecard import current_rate_card, fair_value
+
+    return fair_value(current_rate_card(), payment.service, payment.currency, payment.paid_on,
+                      payment.hours)
+
+
+def evaluate_individual_payment(payment, created: bool = False) -> list[Flag]:
+    """Re-check one individual payment (fee at fair market value, agreement); return its open
+    flags."""
+    from .facts import individual_payment_facts
+
+    policy = current_policy()
+    existing = [] if created else _flags_where(Flag.individual_payment_id == payment.id)
+    with acting_as(reason=f"Evaluated under policy v{policy.version}"):
+        if payment.is_void:
+            _void_open(existing, "The payment was voided.")
+        else:
+            facts = individual_payment_facts(payment, fair_value_of(payment))
+            applying = {rule.spec.id: rule
+                        for rule in policy.applying("individual_payment", facts)}
+            existing += _apply(plan_flags(existing, applying, facts, policy.version), policy,
+                               individual_payment_id=payment.id)
+        db.session.flush()
+    return [flag for flag in existing if flag.is_open and not flag.is_void]
+
+
 def install_listeners() -> None:
     if not event.contains(Session, "before_flush", _note_changes):
         event.listen(Session, "before_flush", _note_changes)

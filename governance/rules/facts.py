@@ -127,7 +127,29 @@ PARTNERSHIP_FACTS = _catalogue(
     Fact("income_share_year", MAYBE_NUMBER, "The calendar year of that highest income share."),
 )
 
-FACTS = {"interaction": INTERACTION_FACTS, "partnership": PARTNERSHIP_FACTS}
+# Individual payments (governance/payments): a fee and expenses paid to a member of the public.
+INDIVIDUAL_PAYMENT_FACTS = _catalogue(
+    Fact("service", TEXT, "What the fee paid for (advisory_board, consultancy, speaking, review, "
+         "research_participation_fee, other)."),
+    Fact("payee_kind", TEXT, "patient, caregiver or other_member_of_public."),
+    Fact("has_agreement", FLAG, "The payment names the written agreement it is made under."),
+    Fact("has_interaction", FLAG, "The payment names the interaction it paid for."),
+    Fact("fee", NUMBER, "The fee paid."),
+    Fact("expenses", NUMBER, "The expenses paid."),
+    Fact("currency", TEXT, "The currency of the fee and expenses (ISO 4217)."),
+    Fact("has_rate", FLAG, "The rate card has a rate for the service in this currency on the "
+         "day it was paid."),
+    Fact("fair_value", MAYBE_NUMBER, "The most the rate card allows for this payment (hourly "
+         "rate × hours, or day rate × days started); null when the card has no rate."),
+    Fact("fee_above_fair_value_pct", MAYBE_NUMBER, "How far (%) the fee is above what the rate "
+         "card allows (negative: below it; null when the card has no rate)."),
+    Fact("fee_text", TEXT, "The fee with its currency, as a person reads it (GBP 1,200.00)."),
+    Fact("fair_value_text", MAYBE_TEXT, "What the rate card allows and how (GBP 150.00 per "
+         "hour × 4 hours = GBP 600.00); null when the card has no rate."),
+)
+
+FACTS = {"interaction": INTERACTION_FACTS, "partnership": PARTNERSHIP_FACTS,
+         "individual_payment": INDIVIDUAL_PAYMENT_FACTS}
 
 
 # --- interaction facts -----------------------------------------------------------------------
@@ -275,3 +297,27 @@ def partnership_facts(record, *, today: date, interactions_last_12_months: int,
 
 PARTNERSHIP_COLUMNS = ("status", "kind", "started_on", "agreement_signed_on", "ip_terms_agreed",
                        "sponsor_id", "patient_group_id")
+
+
+# --- individual payment facts ----------------------------------------------------------------
+
+
+def individual_payment_facts(record, fair) -> dict:
+    """Return the facts of one individual payment; `fair` is what the rate card allows for it
+    (payments.ratecard.FairValue, or None when the card has no rate)."""
+    fee = record.fee or Decimal("0")
+    return {
+        "service": record.service,
+        "payee_kind": record.payee_kind,
+        "has_agreement": record.agreement_id is not None,
+        "has_interaction": record.interaction_id is not None,
+        "fee": float(fee),
+        "expenses": float(record.expenses or 0),
+        "currency": record.currency,
+        "has_rate": fair is not None,
+        "fair_value": None if fair is None else float(fair.limit),
+        "fee_above_fair_value_pct": None if fair is None else fair.excess_pct(fee),
+        "fee_text": f"{record.currency} {fee:,.2f}",
+        "fair_value_text": None if fair is None else
+        f"{fair.basis} = {record.currency} {fair.limit:,.2f}",
+    }

@@ -49,6 +49,10 @@ def flags_of_partnership(partnership_id: int, include_closed: bool = True) -> li
     return _live_flags(Flag.partnership_id == partnership_id, include_closed)
 
 
+def flags_of_individual_payment(payment_id: int, include_closed: bool = True) -> list[Flag]:
+    return _live_flags(Flag.individual_payment_id == payment_id, include_closed)
+
+
 def _live_flags(subject, include_closed: bool) -> list[Flag]:
     """The record's flags that were not withdrawn with it, open ones first."""
     conditions = [subject, Flag.voided_at.is_(None)]
@@ -74,10 +78,18 @@ def interactions_with_flags(rule: str | None = None, state: str | None = None):
 def still_applies(flag: Flag, today: date | None = None) -> bool:
     """Return whether the flag's rule holds for its record today under the current policy."""
     policy = current_policy()
-    rule = policy.rules.get(flag.rule_id)
+    rule = policy.rule_of(flag.subject, flag.rule_id)
     if rule is None:
         return False
     today = today or today_utc()
+    if flag.individual_payment_id is not None:
+        from ..payments.models import IndividualPayment
+        from .evaluation import fair_value_of
+        from .facts import individual_payment_facts
+
+        payment = db.session.get(IndividualPayment, flag.individual_payment_id)
+        return not payment.is_void and rule.applies(
+            individual_payment_facts(payment, fair_value_of(payment)))
     if flag.interaction_id is not None:
         interaction = db.session.get(Interaction, flag.interaction_id)
         return not interaction.is_void and rule.applies(interaction_facts(interaction, today))

@@ -9,6 +9,11 @@ from ..jobs import Job
 from ..records import Record, vocab_enum
 from ..vocabulary import DIMENSIONS, FLAG_STATES, REEVALUATION_STATES, SEVERITIES
 
+# A flag judges one record: exactly one of its subject columns is set.
+FLAG_SUBJECT_COLUMNS = ("interaction_id", "partnership_id", "individual_payment_id")
+EXACTLY_ONE_SUBJECT = " + ".join(f"(CASE WHEN {column} IS NULL THEN 0 ELSE 1 END)"
+                                 for column in FLAG_SUBJECT_COLUMNS) + " = 1"
+
 
 class Flag(Record, db.Model):
     """A poor practice found by a policy rule on an interaction or a partnership."""
@@ -17,6 +22,9 @@ class Flag(Record, db.Model):
 
     interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id"), index=True)
     partnership_id: Mapped[int | None] = mapped_column(ForeignKey("partnerships.id"), index=True)
+    # A fee or expenses paid to a member of the public (governance/payments).
+    individual_payment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("individual_payments.id"), index=True)
     rule_id: Mapped[str] = mapped_column(String(60), index=True)
     dimension: Mapped[str] = mapped_column(vocab_enum(DIMENSIONS, "flag_dimension"))
     severity: Mapped[str] = mapped_column(vocab_enum(SEVERITIES, "flag_severity"))
@@ -33,11 +41,11 @@ class Flag(Record, db.Model):
 
     interaction = relationship("Interaction")
     partnership = relationship("Partnership")
+    individual_payment = relationship("IndividualPayment")
     resolved_by = relationship("User")
 
     __table_args__ = (
-        CheckConstraint("(interaction_id IS NULL) <> (partnership_id IS NULL)",
-                        name="exactly_one_subject"),
+        CheckConstraint(EXACTLY_ONE_SUBJECT, name="exactly_one_subject"),
         # The queue, the dashboard and the API filter by state first (and dimension).
         Index("ix_flags_state_dimension", "state", "dimension"),
         # The interaction list filtered by rule and state reads the ids from the index alone.
@@ -51,6 +59,8 @@ class Flag(Record, db.Model):
 
     @property
     def subject(self) -> str:
+        if self.individual_payment_id is not None:
+            return "individual_payment"
         return "interaction" if self.interaction_id is not None else "partnership"
 
     def __str__(self) -> str:
@@ -77,3 +87,7 @@ class ReevaluationRun(Record, Job, db.Model):
     __table_args__ = (
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress_is_a_percentage"),
     )
+
+
+# The individual payments flags judge: imported here, as Flag refers to them by name.
+from ..payments.models import IndividualPayment  # noqa: E402, F401

@@ -30,7 +30,7 @@ bp = Blueprint("rules", __name__, url_prefix="/review")
 def policy():
     compiled = current_policy()
     return render_template("rules/policy.html", policy=compiled.policy, facts=FACTS,
-                           rules=[rule.spec for rule in compiled.rules.values()])
+                           rules=list(compiled.policy.rules))
 
 
 @bp.route("/reevaluate", methods=["POST"])
