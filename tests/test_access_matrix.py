@@ -174,6 +174,7 @@ def build_world() -> World:
     from governance.interactions.services import log_interaction
     from governance.organisations.models import Organisation
     from governance.partnerships.services import create_partnership, record_support
+    from governance.payments.services import record_payment
     from governance.reports import jobs as report_jobs
     from governance.reports.services import DEFAULT_METHODOLOGY, request_report
     from governance.rules import jobs as rule_jobs
@@ -257,6 +258,17 @@ def build_world() -> World:
                                      _pdf(f"{side} ad hoc"), users[editor]),
             }
             db.session.commit()
+        with as_user(editor):
+            payment = record_payment({
+                "organisation_id": orgs[sponsor].id, "interaction_id": interaction.id,
+                "payee_reference": f"{side}-ADV-001", "payee_kind": "patient",
+                "service": "advisory_board", "hours": "3", "fee": "150.00",
+                "expenses": "20.00", "currency": "GBP", "paid_on": "2025-03-01"},
+                users[editor])
+            db.session.commit()
+        add(Rec("payment", f"payment for the interaction of {sponsor}-{group}",
+                {"payment_id": payment.id}, frozenset({sponsor}), frozenset({sponsor}),
+                not_for_partners=True, obj=payment))
         made[side] = (partnership, support, interaction, adhoc)
         add(Rec("partnership", f"partnership {sponsor}-{group}",
                 {"partnership_id": partnership.id}, parties, parties, obj=partnership))
@@ -447,6 +459,7 @@ RECORD_ARGUMENTS = {
     ("run_id",): "run",
     ("token_id",): "token",
     ("user_id",): "user",
+    ("payment_id",): "payment",
 }
 # A report file's kind or an importer's; a file format; an invitation's secret (public).
 FIXED_ARGUMENTS = {"kind", "fmt", "token"}
@@ -762,4 +775,4 @@ def test_the_data_set_holds_every_kind_of_record(world):
     assert {kind: len(recs) for kind, recs in world.records.items()} == {
         "organisation": 4, "partnership": 2, "support": 2, "interaction": 5, "attachment": 6,
         "flag": 7, "exercise": 4, "activity": 3, "report": 2, "run": 2, "token": 8, "user": 8,
-        "upload": 4, "history": 31}
+        "payment": 2, "upload": 4, "history": 31}
