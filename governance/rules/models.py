@@ -10,13 +10,21 @@ from ..records import Record, vocab_enum
 from ..vocabulary import DIMENSIONS, FLAG_STATES, REEVALUATION_STATES, SEVERITIES
 
 
+# A flag judges one record: an interaction, a partnership or an agreement.
+EXACTLY_ONE_SUBJECT = ("(CASE WHEN interaction_id IS NULL THEN 0 ELSE 1 END"
+                       " + CASE WHEN partnership_id IS NULL THEN 0 ELSE 1 END"
+                       " + CASE WHEN agreement_id IS NULL THEN 0 ELSE 1 END) = 1")
+
+
 class Flag(Record, db.Model):
-    """A poor practice found by a policy rule on an interaction or a partnership."""
+    """A poor practice found by a policy rule on an interaction, a partnership or an agreement."""
 
     __tablename__ = "flags"
 
     interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id"), index=True)
     partnership_id: Mapped[int | None] = mapped_column(ForeignKey("partnerships.id"), index=True)
+    # The agreement-level rules (AGR-*) flag the written agreement itself (governance/agreements).
+    agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"), index=True)
     rule_id: Mapped[str] = mapped_column(String(60), index=True)
     dimension: Mapped[str] = mapped_column(vocab_enum(DIMENSIONS, "flag_dimension"))
     severity: Mapped[str] = mapped_column(vocab_enum(SEVERITIES, "flag_severity"))
@@ -33,11 +41,11 @@ class Flag(Record, db.Model):
 
     interaction = relationship("Interaction")
     partnership = relationship("Partnership")
+    agreement = relationship("Agreement")
     resolved_by = relationship("User")
 
     __table_args__ = (
-        CheckConstraint("(interaction_id IS NULL) <> (partnership_id IS NULL)",
-                        name="exactly_one_subject"),
+        CheckConstraint(EXACTLY_ONE_SUBJECT, name="exactly_one_subject"),
         # The queue, the dashboard and the API filter by state first (and dimension).
         Index("ix_flags_state_dimension", "state", "dimension"),
         # The interaction list filtered by rule and state reads the ids from the index alone.
@@ -51,6 +59,8 @@ class Flag(Record, db.Model):
 
     @property
     def subject(self) -> str:
+        if self.agreement_id is not None:
+            return "agreement"
         return "interaction" if self.interaction_id is not None else "partnership"
 
     def __str__(self) -> str:
