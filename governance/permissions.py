@@ -193,6 +193,14 @@ can_export_audit_trail = permission("export the audit trail", "compliance", "aud
 can_manage_users = permission("manage users", "admin",
                               refusal="Only administrators manage users.")
 
+# --- agreements (issue #18: the written agreement behind support) ---------------------------
+# Recording and editing an agreement is editing its partnership (can_edit_partnership);
+# certifying it is the sponsor's own: a compliance officer of the sponsor signs it.
+can_certify_agreements = permission(
+    "certify agreements (the sponsor's nominated signatory)", "compliance",
+    refusal="Only a compliance officer of the sponsor certifies its agreements.",
+    record_check=lambda user, agreement: own_organisation(user, agreement.partnership.sponsor_id))
+
 
 # --- what a user may see -------------------------------------------------------------------
 
@@ -257,7 +265,8 @@ def flag_scope(user):
     if sees_whole_installation(user):
         return true()
     return or_(Flag.interaction_id.in_(select(Interaction.id).where(interaction_scope(user))),
-               Flag.partnership_id.in_(visible_partnership_ids(user)))
+               Flag.partnership_id.in_(visible_partnership_ids(user)),
+               Flag.agreement_id.in_(visible_agreement_ids(user)))
 
 
 def support_scope(user):
@@ -310,12 +319,29 @@ def attachment_scope(user):
         return true()
     return or_(Attachment.interaction_id.in_(select(Interaction.id)
                                              .where(interaction_scope(user))),
-               Attachment.partnership_id.in_(visible_partnership_ids(user)))
+               Attachment.partnership_id.in_(visible_partnership_ids(user)),
+               Attachment.agreement_id.in_(visible_agreement_ids(user)))
+
+
+def agreement_scope(user):
+    """SQL condition: the agreements of the partnerships this user may see."""
+    from .agreements.models import Agreement
+
+    if sees_whole_installation(user):
+        return true()
+    return Agreement.partnership_id.in_(visible_partnership_ids(user)) & _live(Agreement, user)
+
+
+def visible_agreement_ids(user):
+    from .agreements.models import Agreement
+
+    return select(Agreement.id).where(agreement_scope(user))
 
 
 def _audited_records():
     """Each audited kind of record a user may read the history of, with its scope."""
     from .activities.models import ActivityRating, CustomActivity, PrioritisationExercise
+    from .agreements.models import Agreement
     from .attachments.models import Attachment
     from .auth.models import AuditorGrant, User
     from .interactions.models import Interaction
@@ -344,6 +370,7 @@ def _audited_records():
             select(exercises.id).where(of_partnerships(exercises)(user))),
         CustomActivity: of_organisations(CustomActivity), User: of_organisations(User),
         AuditorGrant: of_organisations(AuditorGrant),
+        Agreement: agreement_scope,
     }
 
 

@@ -5,7 +5,6 @@ from ..extensions import db
 from ..records import Record
 from ..vocabulary import ATTACHMENT_LABELS
 
-
 # An attachment belongs to one record: an interaction, a partnership or an agreement.
 EXACTLY_ONE_OWNER = ("(CASE WHEN interaction_id IS NULL THEN 0 ELSE 1 END"
                      " + CASE WHEN partnership_id IS NULL THEN 0 ELSE 1 END"

@@ -9,7 +9,6 @@ from ..jobs import Job
 from ..records import Record, vocab_enum
 from ..vocabulary import DIMENSIONS, FLAG_STATES, REEVALUATION_STATES, SEVERITIES
 
-
 # A flag judges one record: an interaction, a partnership or an agreement.
 EXACTLY_ONE_SUBJECT = ("(CASE WHEN interaction_id IS NULL THEN 0 ELSE 1 END"
                        " + CASE WHEN partnership_id IS NULL THEN 0 ELSE 1 END"
