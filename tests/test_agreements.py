@@ -432,3 +432,75 @@ def test_flags_hold_exactly_one_subject(app, partnership, agree):
     with pytest.raises(IntegrityError):
         db.session.flush()
     db.session.rollback()
+
+
+# --- CSV import and export -----------------------------------------------------------------
+
+
+def _csv(rows: list[dict]) -> bytes:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def _commit_import(client, kind: str, data: bytes):
+    import io
+
+    preview = client.post("/imports/", data={"kind": kind, "file": (io.BytesIO(data), "f.csv")},
+                          content_type="multipart/form-data")
+    page = preview.get_data(as_text=True)
+    if preview.status_code != 200:
+        return preview
+    end = page.index("/commit")
+    return client.post(f"/imports/{kind}/{page[end - 64:end]}/commit")
+
+
+def test_agreements_then_lines_under_them_are_imported_and_exported(
+        client, partnership, advocate_user):
+    login(client, advocate_user)
+    response = _commit_import(client, "agreements", _csv([
+        AGREEMENT | {"partnership_id": partnership.id, "external_id": "CRM-AGR-1"}]))
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    agreement = db.session.scalar(select(Agreement))
+    assert agreement.external_id == "CRM-AGR-1" and agreement.amount == 10000
+    line = {"partnership_id": partnership.id, "recipient_id": partnership.patient_group_id,
+            "paid_on": "2025-01-05", "kind": "grant", "amount": "500.00", "currency": "GBP",
+            "description": "Registry grant", "external_id": "CRM-SUP-1",
+            "agreement_id": agreement.id}
+    response = _commit_import(client, "supports", _csv([line]))
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    assert db.session.scalar(select(Support.agreement_id)) == agreement.id
+    flags = {f.rule_id for f in db.session.scalars(
+        select(Flag).where(Flag.agreement_id == agreement.id, Flag.state == "open"))}
+    assert {"AGR-PAID-BEFORE-SIGNED", "AGR-UNCERTIFIED"} <= flags
+
+    export = client.get(f"/exports/agreements.csv?partnership_id={partnership.id}")
+    text_out = export.get_data(as_text=True)
+    assert export.status_code == 200
+    assert "CRM-AGR-1" in text_out and "GBP 500.00" in text_out and "9500.00" in text_out
+    supports = client.get("/exports/supports.csv").get_data(as_text=True)
+    header = supports.lstrip("\ufeff").splitlines()[0].split(",")
+    assert "agreement_id" in header
+
+
+def test_an_imported_line_naming_another_partnerships_agreement_is_refused(
+        client, partnership, make_partnership, advocate_user):
+    from governance.agreements.services import record_agreement
+
+    other = make_partnership("Other")
+    foreign = record_agreement(dict(AGREEMENT, partnership_id=other.id), advocate_user)
+    db.session.commit()
+    login(client, advocate_user)
+    response = _commit_import(client, "supports", _csv([{
+        "partnership_id": partnership.id, "recipient_id": partnership.patient_group_id,
+        "paid_on": "2025-01-05", "kind": "grant", "amount": "500.00", "currency": "GBP",
+        "description": "Registry grant", "external_id": "CRM-SUP-2",
+        "agreement_id": foreign.id}]))
+    assert response.status_code == 422
+    assert "another partnership" in response.get_data(as_text=True)
+    assert db.session.scalar(select(Support.id)) is None

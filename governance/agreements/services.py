@@ -307,3 +307,31 @@ def certify_with(agreement: Agreement, values: dict, actor) -> Agreement:
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
     return certify_agreement(agreement, actor, values.get("password"), values.get("meaning"))
+
+
+@dataclass(frozen=True)
+class AgreementFilter:
+    partnership_id: int | None = None
+    include_void: bool = False
+    page: int = 1
+    per_page: int = 25
+
+
+def find_agreements(actor, criteria: AgreementFilter):
+    """Return one page of the agreements the actor may see, oldest first."""
+    from sqlalchemy.orm import joinedload
+
+    from ..pagination import Page
+
+    conditions = [agreement_scope(actor)]
+    if not criteria.include_void:
+        conditions.append(Agreement.voided_at.is_(None))
+    if criteria.partnership_id:
+        conditions.append(Agreement.partnership_id == criteria.partnership_id)
+    total = db.session.scalar(select(func.count()).select_from(Agreement).where(*conditions))
+    items = db.session.scalars(
+        select(Agreement).options(joinedload(Agreement.partnership),
+                                  joinedload(Agreement.certified_by))
+        .where(*conditions).order_by(Agreement.id)
+        .limit(criteria.per_page).offset((criteria.page - 1) * criteria.per_page)).all()
+    return Page(items, total, criteria.page, criteria.per_page)
