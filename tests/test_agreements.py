@@ -504,3 +504,22 @@ def test_an_imported_line_naming_another_partnerships_agreement_is_refused(
     assert response.status_code == 422
     assert "another partnership" in response.get_data(as_text=True)
     assert db.session.scalar(select(Support.id)) is None
+
+
+def test_the_demo_shows_certified_over_amount_and_paid_before_signature_agreements(app):
+    from governance.demo import seed_demo
+
+    seed_demo()
+    db.session.commit()
+    by_objective = {a.objective: a for a in db.session.scalars(select(Agreement))}
+    flags = {}
+    for flag in db.session.scalars(select(Flag).where(Flag.agreement_id.is_not(None),
+                                                      Flag.state == "open")):
+        flags.setdefault(flag.agreement_id, set()).add(flag.rule_id)
+    certified = by_objective["Grant towards the patient helpline for the year"]
+    assert certified.certified_at is not None and certified.id not in flags
+    assert "AGR-OVER-AMOUNT" in flags[
+        by_objective["Sponsorship of the annual patient conference"].id]
+    assert "AGR-PAID-BEFORE-SIGNED" in flags[
+        by_objective["Patient advisers' fees for the protocol review panel"].id]
+    assert db.session.scalar(select(Agreement.id).where(Agreement.kind == "framework"))
