@@ -523,3 +523,22 @@ def test_the_demo_shows_certified_over_amount_and_paid_before_signature_agreemen
     assert "AGR-PAID-BEFORE-SIGNED" in flags[
         by_objective["Patient advisers' fees for the protocol review panel"].id]
     assert db.session.scalar(select(Agreement.id).where(Agreement.kind == "framework"))
+
+
+def test_an_agreement_flag_is_reviewed_like_any_other(client, agree, pay, compliance_user,
+                                                      bearer):
+    agreement = agree()
+    pay(paid_on="2025-01-02", agreement_id=agreement["id"])
+    flag = db.session.scalar(select(Flag).where(Flag.rule_id == "AGR-PAID-BEFORE-SIGNED"))
+    headers = bearer(compliance_user)
+    refused = client.post(f"{API}/flags/{flag.id}/transition", headers=headers,
+                          json={"state": "remediated", "note": "Fixed"})
+    assert refused.status_code in (409, 422)  # it still applies: not remediated
+    response = client.post(f"{API}/flags/{flag.id}/transition", headers=headers,
+                           json={"state": "acknowledged", "note": "Signed copy dated late"})
+    assert response.status_code == 200, response.get_json()
+    login(client, compliance_user)
+    page = client.get(f"/review/flags/{flag.id}").get_data(as_text=True)
+    assert f"Agreement <a href=\"/agreements/{agreement['id']}\">" in page
+    queue = client.get("/review/?state=acknowledged").get_data(as_text=True)
+    assert f"Agreement #{agreement['id']}" in queue

@@ -62,7 +62,8 @@ def flag_queue(criteria: QueueFilter, viewer) -> Page:
     items = list(db.session.scalars(
         select(Flag)
         .options(joinedload(Flag.interaction).joinedload(Interaction.partnership),
-                 joinedload(Flag.partnership), joinedload(Flag.resolved_by))
+                 joinedload(Flag.partnership), joinedload(Flag.resolved_by),
+                 joinedload(Flag.agreement))
         .where(*conditions)
         .order_by(Flag.raised_at, Flag.id)
         .limit(criteria.per_page).offset((criteria.page - 1) * criteria.per_page)
