@@ -1,6 +1,7 @@
 """Demo agreements: a framework agreement for each partnership that recorded its signature date
 (as the migration makes them), and on Helix's trial design programme a certified grant, a
-sponsorship paid beyond its amount and a contract paid before it was signed."""
+sponsorship paid beyond its amount and after its term, and a contract paid before it was
+signed."""
 
 from datetime import date, timedelta
 from decimal import Decimal
@@ -61,7 +62,9 @@ def _helix_agreements(partnership, certifier, today: date) -> list[Agreement]:
         partnership_id=partnership.id, kind="sponsorship",
         objective="Sponsorship of the annual patient conference",
         parties_and_roles="Helix Pharma sponsors; Rare Lung Alliance organises",
-        starts_on=year_ago, ends_on=today, amount=Decimal("5000.00"), currency="GBP",
+        # Its term ended before the bursaries were paid: over its amount and outside its term.
+        starts_on=year_ago, ends_on=today - timedelta(days=110), amount=Decimal("5000.00"),
+        currency="GBP",
         signed_on=year_ago, signatories="Helix Pharma: head of patient engagement")
     late = Agreement(
         partnership_id=partnership.id, kind="contracted_service",
