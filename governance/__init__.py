@@ -12,6 +12,7 @@ BLUEPRINTS = (
     "governance.main.views",
     "governance.organisations.views",
     "governance.partnerships.views",
+    "governance.agreements.views",
     "governance.interactions.views",
     "governance.rules.views",
     "governance.review.views",

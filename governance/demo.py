@@ -251,4 +251,7 @@ def _seed_extras(partnerships, users) -> None:
     from .payments.demo import seed_demo_payments
 
     seed_demo_payments(partnerships[0], sponsor_side, date.today())
+    from .agreements.demo import seed_demo_agreements
+
+    seed_demo_agreements(partnerships, users)
     reevaluate_all()

@@ -209,6 +209,13 @@ can_edit_individual_payment = permission(
     "edit or void an individual payment", "advocate", "compliance",
     refusal="You can change only the payments your organisation made.",
     record_check=lambda user, payment: own_organisation(user, payment.organisation_id))
+# --- agreements (issue #18: the written agreement behind support) ---------------------------
+# Recording and editing an agreement is editing its partnership (can_edit_partnership);
+# certifying it is the sponsor's own: a compliance officer of the sponsor signs it.
+can_certify_agreements = permission(
+    "certify agreements (the sponsor's nominated signatory)", "compliance",
+    refusal="Only a compliance officer of the sponsor certifies its agreements.",
+    record_check=lambda user, agreement: own_organisation(user, agreement.partnership.sponsor_id))
 
 
 # --- what a user may see -------------------------------------------------------------------
@@ -278,7 +285,8 @@ def flag_scope(user):
     return or_(Flag.interaction_id.in_(select(Interaction.id).where(interaction_scope(user))),
                Flag.partnership_id.in_(visible_partnership_ids(user)),
                Flag.individual_payment_id.in_(
-                   select(IndividualPayment.id).where(individual_payment_scope(user))))
+                   select(IndividualPayment.id).where(individual_payment_scope(user))),
+               Flag.agreement_id.in_(visible_agreement_ids(user)))
 
 
 def support_scope(user):
@@ -348,7 +356,23 @@ def attachment_scope(user):
         return true()
     return or_(Attachment.interaction_id.in_(select(Interaction.id)
                                              .where(interaction_scope(user))),
-               Attachment.partnership_id.in_(visible_partnership_ids(user)))
+               Attachment.partnership_id.in_(visible_partnership_ids(user)),
+               Attachment.agreement_id.in_(visible_agreement_ids(user)))
+
+
+def agreement_scope(user):
+    """SQL condition: the agreements of the partnerships this user may see."""
+    from .agreements.models import Agreement
+
+    if sees_whole_installation(user):
+        return true()
+    return Agreement.partnership_id.in_(visible_partnership_ids(user)) & _live(Agreement, user)
+
+
+def visible_agreement_ids(user):
+    from .agreements.models import Agreement
+
+    return select(Agreement.id).where(agreement_scope(user))
 
 
 def individual_payment_scope(user):
@@ -371,6 +395,7 @@ def individual_payment_scope(user):
 def _audited_records():
     """Each audited kind of record a user may read the history of, with its scope."""
     from .activities.models import ActivityRating, CustomActivity, PrioritisationExercise
+    from .agreements.models import Agreement
     from .attachments.models import Attachment
     from .auth.models import AuditorGrant, User
     from .interactions.models import Interaction
@@ -404,6 +429,7 @@ def _audited_records():
         Invitation: lambda user: Invitation.user_id.in_(
             select(User.id).where(of_organisations(User)(user))),
         IndividualPayment: individual_payment_scope,
+        Agreement: agreement_scope,
     }
 
 

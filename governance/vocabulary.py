@@ -160,6 +160,8 @@ FLAG_STATES = {
     "acknowledged": "Acknowledged",
     "remediated": "Remediated",
     "dismissed": "Dismissed",
+    # Closed because the policy changed (a rule switched off), not because the record was fixed.
+    "superseded": "Superseded",
 }
 
 # The meaning of an electronic signature, stated by the signer (21 CFR Part 11 §11.50).

@@ -267,7 +267,7 @@ def test_support_is_recorded_with_money_as_a_decimal_string(client, advocate, ma
     assert body["amount"] == "1250.00" and body["currency"] == "GBP"
     assert body["confirmed_by_partner"] == "pending"
     flags = client.get(f"{API}/partnerships/{partnership.id}", headers=advocate).json["flags"]
-    assert "PART-NO-AGREEMENT" in {flag["rule"] for flag in flags}
+    assert "AGR-MISSING" in {flag["rule"] for flag in flags}
     assert client.get(f"{API}/supports/{body['id']}", headers=advocate).json["amount"] == \
         "1250.00"
 

@@ -320,7 +320,7 @@ def test_organisations_partnerships_and_support_import_in_turn(client, advocate,
     assert commit(client, csv_bytes(supports), "supports").status_code == 303
     support = db.session.scalar(select(Support).where(Support.external_id == "SUP-1"))
     assert str(support.amount) == "1250.50"
-    assert "PART-NO-AGREEMENT" in set(db.session.scalars(select(Flag.rule_id).where(
+    assert "AGR-MISSING" in set(db.session.scalars(select(Flag.rule_id).where(
         Flag.partnership_id == registry.id, Flag.state == "open")))
     again = commit(client, csv_bytes(supports), "supports")
     assert "0 created, 0 updated, 1 unchanged" in client.get(

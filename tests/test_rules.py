@@ -162,6 +162,8 @@ def test_every_rule_of_the_domain_table_is_in_the_shipped_policy():
               "PART-NO-AGREEMENT", "PART-IP-UNSETTLED", "PART-CONCENTRATION",
               # payments to individuals (#18)
               "FEE-ABOVE-FMV", "AGR-MISSING"}
+    domain |= {"AGR-MISSING", "AGR-PAID-BEFORE-SIGNED", "AGR-OUTSIDE-TERM", "AGR-OVER-AMOUNT",
+               "AGR-UNCERTIFIED"}
     policy = load_policy(PROJECT_POLICIES)
     assert set(policy.rules) == domain
     for rule in policy.rules.values():
@@ -202,8 +204,8 @@ def test_an_interaction_change_re_checks_only_the_partnership_rules_that_count_i
     unsigned = make_partnership("Unsigned", started_on=TODAY - timedelta(days=400))
     add_support(unsigned, 1000)
     evaluate_partnership(unsigned)
-    assert {"PART-NO-AGREEMENT", "WHAT-TRANSACTIONAL"} <= partnership_rules(unsigned)
-    support_flag = partnership_flag(unsigned, "PART-NO-AGREEMENT")
+    assert {"AGR-MISSING", "WHAT-TRANSACTIONAL"} <= partnership_rules(unsigned)
+    support_flag = partnership_flag(unsigned, "AGR-MISSING")
     version = support_flag.version
     statements = []
 
@@ -219,8 +221,8 @@ def test_an_interaction_change_re_checks_only_the_partnership_rules_that_count_i
     finally:
         event.remove(db.engine, "before_cursor_execute", remember)
     assert "WHAT-TRANSACTIONAL" not in partnership_rules(unsigned)
-    assert "PART-NO-AGREEMENT" in partnership_rules(unsigned)
-    assert partnership_flag(unsigned, "PART-NO-AGREEMENT").version == version
+    assert "AGR-MISSING" in partnership_rules(unsigned)
+    assert partnership_flag(unsigned, "AGR-MISSING").version == version
     assert not [s for s in statements if "FROM supports" in s]
 
 
@@ -235,16 +237,23 @@ def test_new_or_proposed_partnerships_are_not_judged_transactional(make_partners
     assert "WHAT-TRANSACTIONAL" in partnership_rules(old)
 
 
-def test_support_without_a_signed_agreement_is_flagged(make_partnership):
+def test_part_no_agreement_is_switched_off_and_its_open_flags_close_as_superseded(
+        make_partnership):
+    """AGR-MISSING took over: the old rule raises nothing, and a flag it raised before closes as
+    superseded (the policy changed, not the record), naming the policy version."""
     unsigned = make_partnership("Unsigned")
-    signed = make_partnership("Signed", agreement_signed_on=date(2024, 2, 1))
+    add_support(unsigned, 1000)
+    db.session.add(Flag(partnership_id=unsigned.id, rule_id="PART-NO-AGREEMENT",
+                        dimension="WHAT", severity="high", state="open",
+                        message="1 support line(s) are recorded but the partnership has no "
+                                "signed written agreement.", policy_version="2025.1"))
+    db.session.flush()
     evaluate_partnership(unsigned)
     assert "PART-NO-AGREEMENT" not in partnership_rules(unsigned)
-    for partnership in (unsigned, signed):
-        add_support(partnership, 1000)
-        evaluate_partnership(partnership)
-    assert "PART-NO-AGREEMENT" in partnership_rules(unsigned)
-    assert "PART-NO-AGREEMENT" not in partnership_rules(signed)
+    assert "AGR-MISSING" in partnership_rules(unsigned)
+    old = partnership_flag(unsigned, "PART-NO-AGREEMENT")
+    assert old.state == "superseded"
+    assert old.note.startswith("Superseded under policy v2025.1: Replaced by AGR-MISSING")
 
 
 def test_research_partnership_without_ip_terms_is_flagged(make_partnership):
@@ -713,7 +722,7 @@ def test_check_policies_reports_every_problem_at_once(policies_dir):
 def test_check_policies_confirms_valid_files(runner):
     result = runner.invoke(args=["check-policies"])
     assert result.exit_code == 0, result.output
-    assert "policy v2025.1" in result.output and "20 rules — valid" in result.output
+    assert "policy v2025.1" in result.output and "25 rules — valid" in result.output
 
 
 def test_a_policy_file_missing_is_reported(tmp_path):

@@ -1,13 +1,16 @@
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from ..partnerships.models import Partnership
 from ..records import Record, vocab_enum
 from ..vocabulary import AGREEMENT_KINDS
+
+if TYPE_CHECKING:
+    from ..partnerships.models import Partnership
 
 
 class Agreement(Record, db.Model):
@@ -32,7 +35,7 @@ class Agreement(Record, db.Model):
     certification_meaning: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
 
-    partnership: Mapped[Partnership] = relationship()
+    partnership: Mapped["Partnership"] = relationship()
     certified_by = relationship("User", foreign_keys=[certified_by_id])
 
     __table_args__ = (
@@ -43,3 +46,7 @@ class Agreement(Record, db.Model):
 
     def __str__(self) -> str:
         return f"{AGREEMENT_KINDS.get(self.kind, self.kind)} agreement: {self.objective[:60]}"
+
+
+# Agreements belong to partnerships: loading either module loads both (whichever comes first).
+from ..partnerships import models as _partnerships  # noqa: E402, F401

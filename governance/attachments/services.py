@@ -212,6 +212,10 @@ def owner_column(owner):
         return Attachment.interaction_id, "interaction_id"
     if isinstance(owner, Partnership):
         return Attachment.partnership_id, "partnership_id"
+    from ..agreements.models import Agreement
+
+    if isinstance(owner, Agreement):
+        return Attachment.agreement_id, "agreement_id"
     raise TypeError(f"attachments belong to interactions or partnerships, not {owner!r}")
 
 
@@ -266,6 +270,10 @@ def owner_of(attachment: Attachment):
 
     if attachment.interaction_id is not None:
         return db.session.get(Interaction, attachment.interaction_id)
+    if attachment.agreement_id is not None:
+        from ..agreements.models import Agreement
+
+        return db.session.get(Agreement, attachment.agreement_id)
     return db.session.get(Partnership, attachment.partnership_id)
 
 
@@ -281,10 +289,13 @@ def attachments_of(owner, include_void: bool = False) -> list[Attachment]:
 
 def may_change(actor, owner) -> bool:
     """Editors of the owning record may attach and void its documents."""
+    from ..agreements.models import Agreement
     from ..partnerships.models import Partnership
 
     if isinstance(owner, Partnership):
         return can_edit_partnership(actor, owner)
+    if isinstance(owner, Agreement):  # the signed document: its partnership's editors
+        return can_edit_records(actor) and can_edit_partnership(actor, owner.partnership)
     return can_edit_records(actor)  # interactions: the editor passed interaction_scope to reach it
 
 

@@ -5,12 +5,14 @@ from flask_wtf.file import FileField
 from wtforms import SelectField
 
 from .. import storage
+from ..agreements.models import Agreement
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..forms import VoidForm, form_status, options, save_form
 from ..interactions.models import Interaction
 from ..partnerships.models import Partnership
 from ..permissions import (
+    agreement_scope,
     allow,
     can_edit_records,
     can_read_records,
@@ -36,11 +38,18 @@ class AttachmentForm(FlaskForm):
 OWNERS = {
     "interaction": (Interaction, interaction_scope, "interactions.view", "interaction_id"),
     "partnership": (Partnership, partnership_scope, "partnerships.view", "partnership_id"),
+    "agreement": (Agreement, agreement_scope, "agreements.view", "agreement_id"),
 }
 
 
+def owner_kind(owner) -> str:
+    if isinstance(owner, Agreement):
+        return "agreement"
+    return "interaction" if isinstance(owner, Interaction) else "partnership"
+
+
 def owner_page(owner) -> str:
-    kind = "interaction" if isinstance(owner, Interaction) else "partnership"
+    kind = owner_kind(owner)
     _model, _scope, endpoint, key = OWNERS[kind]
     return url_for(endpoint, **{key: owner.id})
 
@@ -81,6 +90,12 @@ def upload_to_partnership(partnership_id: int):
     return _upload("partnership", partnership_id)
 
 
+@bp.route("/agreements/<int:agreement_id>/new", methods=["GET", "POST"])
+@allow(can_edit_records)
+def upload_to_agreement(agreement_id: int):
+    return _upload("agreement", agreement_id)
+
+
 def visible_attachment_or_404(attachment_id: int) -> Attachment:
     """Load an attachment whose owning record the current user may see, or answer 404."""
     attachment = db.session.get(Attachment, attachment_id)
@@ -90,6 +105,8 @@ def visible_attachment_or_404(attachment_id: int) -> Attachment:
         abort(404)
     if attachment.interaction_id is not None:
         visible_or_404(Interaction, attachment.interaction_id, interaction_scope)
+    elif attachment.agreement_id is not None:
+        visible_or_404(Agreement, attachment.agreement_id, agreement_scope)
     else:
         visible_or_404(Partnership, attachment.partnership_id, partnership_scope)
     return attachment
@@ -134,7 +151,7 @@ def void(attachment_id: int):
 def attachment_panel(owner) -> dict:
     """What templates/attachments/_list.html shows for an interaction or a partnership: the
     views of both pages pass it as `attachments`."""
-    kind = "interaction" if isinstance(owner, Interaction) else "partnership"
+    kind = owner_kind(owner)
     may_change = services.may_change(current_user, owner) and not owner.is_void
     return {
         "items": services.attachments_of(owner, include_void=sees_void(current_user)),

@@ -144,6 +144,10 @@ class SupportForm(FlaskForm):
         description="Clear enough for a reader of the public report to understand the nature of "
                     "the support; for in-kind support that cannot be valued, describe the "
                     "benefit.")
+    agreement_id = SelectField("Paid under the agreement", coerce=int_or_none,
+                               validate_choice=False,
+                               description="The written agreement of this partnership the "
+                                           "support is given under.")
     reason = StringField("Reason for the change", validators=[Optional(), Length(max=500)],
                          description="Kept in the audit trail.")
     version = HiddenField()

@@ -115,6 +115,16 @@ class SupportInput(Input):
     currency = currency(required=True, error_messages=REQUIRED)
     description = required_text(2000)
     external_id = text(100, allow_none=True, load_default=None)
+    # The written agreement it is paid under (an agreement of the same partnership).
+    agreement_id = fields.Integer(allow_none=True, load_default=None)
+
+    @validates_schema(skip_on_field_errors=False)
+    def check_agreement(self, data, **_kwargs):
+        from ..agreements.services import agreement_problem
+
+        problem = agreement_problem(data.get("agreement_id"), data.get("partnership_id"))
+        if problem:
+            raise SchemaError({"agreement_id": [problem]})
 
     @validates_schema(skip_on_field_errors=False)
     def check_value(self, data, **_kwargs):
@@ -283,10 +293,12 @@ def _require_editor(actor, partnership: Partnership | None = None) -> None:
 
 
 def after_change(partnership: Partnership) -> None:
-    """Re-check the partnership against the policy rules."""
-    from ..rules.evaluation import evaluate_partnership
+    """Re-check the partnership against the policy rules, and its agreements (a line paid
+    under one may have been added, moved, changed or voided)."""
+    from ..rules.evaluation import evaluate_agreements_of, evaluate_partnership
 
     evaluate_partnership(partnership)
+    evaluate_agreements_of([partnership.id])
 
 
 # --- support --------------------------------------------------------------------------------

@@ -100,13 +100,16 @@ def view(partnership_id: int):
     interactions, interaction_total = services.recent_interactions(current_user, partnership)
     supports = services.partnership_supports(
         partnership, include_void=sees_void(current_user))
+    from ..agreements.views import agreement_panel
+
     return render_template("partnerships/view.html", partnership=partnership,
                            interactions=interactions, interaction_total=interaction_total,
                            supports=supports,
                            may_edit=can_edit_partnership(current_user, partnership),
                            flags=flags_of_partnership(partnership.id),
                            coverage=coverage_for(partnership),
-                           attachments=attachment_panel(partnership))
+                           attachments=attachment_panel(partnership),
+                           agreements=agreement_panel(partnership))
 
 
 @bp.route("/<int:partnership_id>/edit", methods=["GET", "POST"])
@@ -183,6 +186,10 @@ def prepare_support(form: SupportForm, partnership: Partnership) -> SupportForm:
     form.recipient_id.choices = options((o.id, o.name) for o in parties)
     if form.recipient_id.data is None and request.method == "GET":
         form.recipient_id.data = partnership.patient_group_id
+    from ..agreements.services import agreement_choices
+
+    form.agreement_id.choices = options([("", "— no written agreement —"),
+                                         *agreement_choices(partnership.id)])
     return form
 
 

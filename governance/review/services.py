@@ -63,7 +63,7 @@ def flag_queue(criteria: QueueFilter, viewer) -> Page:
         select(Flag)
         .options(joinedload(Flag.interaction).joinedload(Interaction.partnership),
                  joinedload(Flag.partnership), joinedload(Flag.resolved_by),
-                 joinedload(Flag.individual_payment))
+                 joinedload(Flag.individual_payment), joinedload(Flag.agreement))
         .where(*conditions)
         .order_by(Flag.raised_at, Flag.id)
         .limit(criteria.per_page).offset((criteria.page - 1) * criteria.per_page)

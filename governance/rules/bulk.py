@@ -22,8 +22,9 @@ from ..partnerships.models import Partnership
 from .engine import CompiledPolicy, load_policy
 from .evaluation import (
     FlagPlan,
-    closing_note,
+    closing,
     current_policy,
+    evaluate_agreement_ids,
     evaluate_partnership_ids,
     forget_settled_flags,
     in_chunks,
@@ -113,6 +114,13 @@ def reevaluate_all(today: date | None = None, batch_size: int = 5000,
         after_batch(result.interactions + result.partnerships, total)
 
     _reevaluate_individual_payments()
+    # Agreements are few beside interactions: the ORM path checks them, audited by the listener.
+    from ..agreements.models import Agreement
+
+    agreement_ids = list(db.session.scalars(select(Agreement.id).order_by(Agreement.id)))
+    for start in range(0, len(agreement_ids), batch_size):
+        evaluate_agreement_ids(agreement_ids[start:start + batch_size], policy, today)
+
     _expire_flags()
     counts = writer.counts
     result.opened, result.closed = counts["opened"], counts["closed"]
@@ -207,13 +215,13 @@ class BulkFlagWriter:
 
     def add(self, plan: FlagPlan, **subject) -> None:
         now = self.now
-        note = closing_note(self.version)
         for flag in plan.close:
+            state, note = closing(flag.rule_id, self.policy)
             self.updates.append((
-                {"b_id": flag.id, "state": "remediated", "note": note, "resolved_at": now,
+                {"b_id": flag.id, "state": state, "note": note, "resolved_at": now,
                  "resolved_policy_version": self.version, "message": flag.message,
                  "voided_at": None, "void_reason": None, "updated_at": now},
-                {"state": [flag.state, "remediated"], "note": [flag.note, note],
+                {"state": [flag.state, state], "note": [flag.note, note],
                  "resolved_at": [None, now],
                  "resolved_policy_version": [flag.resolved_policy_version, self.version]},
             ))

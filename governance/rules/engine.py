@@ -38,7 +38,7 @@ SEVERITIES = ("low", "medium", "high")
 SUBJECTS = tuple(FACTS)
 RULE_REQUIRED = ("id", "subject", "dimension", "severity", "title", "good_practice", "reference",
                  "condition", "message")
-RULE_OPTIONAL = ("poor_practice", "thresholds")
+RULE_OPTIONAL = ("poor_practice", "thresholds", "retired")
 POLICY_REQUIRED = ("version", "title", "effective_from", "provenance")
 POLICY_OPTIONAL = ("description", "supersedes", "changes")
 PROVENANCE_REQUIRED = ("method", "co_created_with", "co_created_on", "approved_by", "approved_on")
@@ -92,6 +92,9 @@ class RuleSpec:
     condition: str
     message: str
     thresholds: dict[str, Threshold] = field(default_factory=dict)
+    # Why the rule was switched off (it stays in the policy so its old flags keep their
+    # meaning; its open flags close as superseded): None while it is in force.
+    retired: str | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,8 @@ class CompiledPolicy:
         found = []
         with decimal.localcontext(DECIMAL_CONTEXT):
             for rule in self.by_subject[subject] if rules is None else rules:
+                if rule.spec.retired:
+                    continue
                 try:
                     if rule._check(facts):
                         found.append(rule)
@@ -495,6 +500,9 @@ def _check_rule(raw, index: int, seen: set[tuple], problems: list[Problem]) -> R
     if poor is not None and not isinstance(poor, str):
         problems.append(Problem(where, "'poor_practice' must be text"))
     thresholds = _check_thresholds(raw.get("thresholds"), where, problems)
+    retired = raw.get("retired")
+    if retired is not None and not (isinstance(retired, str) and retired.strip()):
+        problems.append(Problem(where, "'retired' must say why the rule was switched off"))
     if values["message"] is not None:
         try:
             string.Template(values["message"]).substitute(
@@ -509,7 +517,8 @@ def _check_rule(raw, index: int, seen: set[tuple], problems: list[Problem]) -> R
                     severity=values["severity"], title=values["title"],
                     good_practice=values["good_practice"], poor_practice=poor,
                     reference=dict(reference), condition=values["condition"],
-                    message=values["message"], thresholds=thresholds)
+                    message=values["message"], thresholds=thresholds,
+                    retired=retired.strip() if retired else None)
 
 
 def _check_header(raw, problems: list[Problem]) -> dict | None:

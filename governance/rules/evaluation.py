@@ -26,6 +26,8 @@ from .facts import (
     PARTNERSHIP_COLUMNS,
     Concentration,
     GroupSupport,
+    PaidLine,
+    agreement_facts,
     concentration,
     interaction_facts,
     partnership_facts,
@@ -103,6 +105,15 @@ def closing_note(version: str) -> str:
     return f"No longer applies under policy v{version}."
 
 
+def closing(rule_id: str, policy: CompiledPolicy) -> tuple[str, str]:
+    """The state and note an open flag closes with: `superseded` when its rule was switched off
+    (the policy changed, not the record), `remediated` otherwise."""
+    rule = policy.rules.get(rule_id)
+    if rule is not None and rule.spec.retired:
+        return "superseded", f"Superseded under policy v{policy.version}: {rule.spec.retired}"
+    return "remediated", closing_note(policy.version)
+
+
 # --- one record at a time (after a change) -------------------------------------------------
 
 
@@ -151,7 +162,8 @@ def evaluate_partnership(partnership: Partnership, today: date | None = None) ->
 FACTS_MOVED_BY_INTERACTIONS = frozenset({"interactions_last_12_months"})
 FACTS_FROM_SUPPORT = frozenset({"support_count", "sponsor_share_of_group_support_pct",
                                 "support_share_year", "sponsor_share_of_group_income_pct",
-                                "income_share_year"})
+                                "income_share_year", "lines_without_agreement",
+                                "lines_without_agreement_list"})
 
 
 def evaluate_partnership_ids(ids: set[int], policy: CompiledPolicy, today: date,
@@ -202,8 +214,7 @@ def _apply(plan: FlagPlan, policy: CompiledPolicy, **subject) -> list[Flag]:
     """Carry out the plan; return the flags it opened."""
     now = utcnow()
     for flag in plan.close:
-        flag.state = "remediated"
-        flag.note = closing_note(policy.version)
+        flag.state, flag.note = closing(flag.rule_id, policy)
         flag.resolved_at = now
         flag.resolved_by_id = None
         flag.resolved_policy_version = policy.version
@@ -241,6 +252,7 @@ def partnership_facts_for(ids: list[int], today: date, with_support: bool = True
     columns = [Partnership.id, Partnership.voided_at,
                *(getattr(Partnership, name) for name in PARTNERSHIP_COLUMNS)]
     rows, counts, supports = [], Counter(), Counter()
+    unpaid_under = defaultdict(list)  # support lines naming no agreement, by partnership
     year_ago = today - timedelta(days=365)
     for chunk in in_chunks(ids):
         rows.extend(db.session.execute(select(*columns).where(Partnership.id.in_(chunk))))
@@ -256,6 +268,15 @@ def partnership_facts_for(ids: list[int], today: date, with_support: bool = True
                 .where(Support.partnership_id.in_(chunk), Support.voided_at.is_(None))
                 .group_by(Support.partnership_id)
             ).all()))
+            for line in db.session.execute(
+                select(Support.partnership_id, Support.id, Support.paid_on, Support.currency,
+                       Support.amount)
+                .where(Support.partnership_id.in_(chunk), Support.voided_at.is_(None),
+                       Support.agreement_id.is_(None))
+                .order_by(Support.paid_on, Support.id)
+            ):
+                unpaid_under[line.partnership_id].append(
+                    PaidLine(line.id, line.paid_on, line.currency, line.amount))
     void_ids = {row.id for row in rows if row.voided_at is not None}
     live = [row for row in rows if row.voided_at is None]
     groups = sorted({row.patient_group_id for row in live}) if with_support else []
@@ -268,7 +289,8 @@ def partnership_facts_for(ids: list[int], today: date, with_support: bool = True
             income_pct=0.0 if income else None)
         facts[row.id] = partnership_facts(
             row, today=today, interactions_last_12_months=counts.get(row.id, 0),
-            support_count=supports.get(row.id, 0), shares=shares)
+            support_count=supports.get(row.id, 0), shares=shares,
+            lines_without_agreement=tuple(unpaid_under.get(row.id, ())))
     return facts, void_ids
 
 
@@ -291,6 +313,56 @@ def _group_support_lines(groups: list[int]):
         ):
             incomes[row.id] = (row.annual_income, row.income_currency)
     return lines, incomes
+
+
+# --- agreements (the AGR-* rules judge the written agreement a line is paid under) ---------
+
+
+def evaluate_agreement_ids(ids, policy: CompiledPolicy | None = None,
+                           today: date | None = None) -> int:
+    """Re-check these agreements against the agreement rules (with a few grouped queries);
+    return how many were checked."""
+    from ..agreements.models import Agreement
+
+    ids = sorted(set(ids))
+    if not ids:
+        return 0
+    policy = policy or current_policy()
+    db.session.flush()
+    for chunk in in_chunks(ids):
+        agreements = list(db.session.scalars(select(Agreement).where(Agreement.id.in_(chunk))))
+        lines = defaultdict(list)
+        for row in db.session.execute(
+            select(Support.agreement_id, Support.id, Support.paid_on, Support.currency,
+                   Support.amount)
+            .where(Support.agreement_id.in_(chunk), Support.voided_at.is_(None))
+        ):
+            lines[row.agreement_id].append(PaidLine(row.id, row.paid_on, row.currency,
+                                                    row.amount))
+        existing = defaultdict(list)
+        for flag in _flags_where(Flag.agreement_id.in_(chunk)):
+            existing[flag.agreement_id].append(flag)
+        with acting_as(reason=f"Evaluated under policy v{policy.version}"):
+            for agreement in agreements:
+                if agreement.is_void:
+                    _void_open(existing[agreement.id], "The agreement was voided.")
+                    continue
+                facts = agreement_facts(agreement, lines[agreement.id])
+                applying = {rule.spec.id: rule for rule in policy.applying("agreement", facts)}
+                _apply(plan_flags(existing[agreement.id], applying, facts, policy.version),
+                       policy, agreement_id=agreement.id)
+            db.session.flush()
+    return len(ids)
+
+
+def evaluate_agreements_of(partnership_ids) -> None:
+    """Re-check every agreement of these partnerships (after one of their lines changed)."""
+    from ..agreements.models import Agreement
+
+    partnership_ids = list(partnership_ids)
+    if partnership_ids:
+        evaluate_agreement_ids(db.session.scalars(
+            select(Agreement.id).where(Agreement.partnership_id.in_(partnership_ids))))
 
 
 # --- what the session tells evaluation -------------------------------------------------------

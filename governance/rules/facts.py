@@ -148,8 +148,43 @@ INDIVIDUAL_PAYMENT_FACTS = _catalogue(
          "hour × 4 hours = GBP 600.00); null when the card has no rate."),
 )
 
+# --- agreements (AGR-*) --------------------------------------------------------------------
+
+# Support lines under a partnership that name no agreement (AGR-MISSING, a partnership rule).
+PARTNERSHIP_FACTS |= _catalogue(
+    Fact("lines_without_agreement", NUMBER,
+         "Live support lines of the partnership that name no written agreement."),
+    Fact("lines_without_agreement_list", TEXT,
+         "Those lines, named by id, date and amount (for the flag's message)."),
+)
+
+AGREEMENT_FACTS = _catalogue(
+    Fact("agreement_kind", TEXT,
+         "grant, donation, sponsorship, contracted_service, in_kind or framework."),
+    Fact("signed", FLAG, "The agreement has a signature date."),
+    Fact("signed_on_text", TEXT, "The signature date, or 'not signed'."),
+    Fact("certified", FLAG, "The sponsor's nominated signatory has certified the agreement."),
+    Fact("lines", NUMBER, "Live support lines paid under the agreement."),
+    Fact("lines_paid_before_signed", NUMBER,
+         "Lines paid before the agreement was signed (every line, while it is not signed)."),
+    Fact("lines_paid_before_signed_list", TEXT, "Those lines, by id, date and amount."),
+    Fact("lines_outside_term", NUMBER,
+         "Lines paid before the agreement's starts_on or after its ends_on."),
+    Fact("lines_outside_term_list", TEXT, "Those lines, by id, date and amount."),
+    Fact("term_text", TEXT, "The agreement's term as the message shows it."),
+    Fact("amount", MAYBE_NUMBER, "The ceiling of the agreement (null when none is set)."),
+    Fact("currency", MAYBE_TEXT, "The currency of the ceiling."),
+    Fact("paid_in_currency", NUMBER,
+         "The sum of the valued lines paid under it in the agreement's currency."),
+    Fact("amount_exceeded_by", MAYBE_NUMBER,
+         "How much those lines pass the ceiling by (null without a ceiling; 0 or less within "
+         "it)."),
+    Fact("lines_over_amount_list", TEXT,
+         "The lines, in order of payment, from the one that passed the ceiling on."),
+)
+
 FACTS = {"interaction": INTERACTION_FACTS, "partnership": PARTNERSHIP_FACTS,
-         "individual_payment": INDIVIDUAL_PAYMENT_FACTS}
+         "individual_payment": INDIVIDUAL_PAYMENT_FACTS, "agreement": AGREEMENT_FACTS}
 
 
 # --- interaction facts -----------------------------------------------------------------------
@@ -276,7 +311,8 @@ def concentration(sponsor_id: int, lines: list[GroupSupport], annual_income: Dec
 
 
 def partnership_facts(record, *, today: date, interactions_last_12_months: int,
-                      support_count: int, shares: Concentration) -> dict:
+                      support_count: int, shares: Concentration,
+                      lines_without_agreement: tuple = ()) -> dict:
     """Return the facts of one partnership from its row and the aggregates computed for it."""
     started = record.started_on
     months = _days(today, started)
@@ -292,6 +328,8 @@ def partnership_facts(record, *, today: date, interactions_last_12_months: int,
         "support_share_year": shares.support_year,
         "sponsor_share_of_group_income_pct": shares.income_pct,
         "income_share_year": shares.income_year,
+        "lines_without_agreement": len(lines_without_agreement),
+        "lines_without_agreement_list": name_lines(lines_without_agreement),
     }
 
 
@@ -321,3 +359,68 @@ def individual_payment_facts(record, fair) -> dict:
         "fair_value_text": None if fair is None else
         f"{fair.basis} = {record.currency} {fair.limit:,.2f}",
     }
+@dataclass(frozen=True)
+class PaidLine:
+    """One live support line as the agreement rules read it."""
+
+    id: int
+    paid_on: date
+    currency: str
+    amount: Decimal | None
+
+    def __str__(self) -> str:
+        value = "unvalued" if self.amount is None else f"{self.currency} {self.amount:,.2f}"
+        return f"line {self.id} ({self.paid_on.isoformat()}, {value})"
+
+
+LINES_NAMED = 10  # lines a message names before it says how many more
+
+
+def name_lines(lines) -> str:
+    """Name the lines a flag is about, by id, date and amount (the first few of many)."""
+    lines = list(lines)
+    named = ", ".join(str(line) for line in lines[:LINES_NAMED])
+    if len(lines) > LINES_NAMED:
+        named += f" and {len(lines) - LINES_NAMED} more"
+    return named or "none"
+
+
+def agreement_facts(record, lines: list[PaidLine]) -> dict:
+    """Return the facts of one agreement (an ORM object or a row) from its live lines."""
+    lines = sorted(lines, key=lambda line: (line.paid_on, line.id))
+    signed_on, starts, ends = record.signed_on, record.starts_on, record.ends_on
+    before_signed = [line for line in lines if signed_on is None or line.paid_on < signed_on]
+    outside = [line for line in lines if (starts is not None and line.paid_on < starts)
+               or (ends is not None and line.paid_on > ends)]
+    ceiling, currency = record.amount, record.currency
+    paid, over = Decimal(0), []
+    for line in lines:
+        if line.amount is None or line.currency != currency:
+            continue
+        paid += line.amount
+        if ceiling is not None and paid > ceiling:
+            over.append(line)
+    term = f"{starts.isoformat() if starts else 'open start'} to " \
+           f"{ends.isoformat() if ends else 'open end'}"
+    return {
+        "agreement_kind": record.kind,
+        "signed": signed_on is not None,
+        "signed_on_text": signed_on.isoformat() if signed_on else "not signed",
+        "certified": record.certified_at is not None,
+        "lines": len(lines),
+        "lines_paid_before_signed": len(before_signed),
+        "lines_paid_before_signed_list": name_lines(before_signed),
+        "lines_outside_term": len(outside),
+        "lines_outside_term_list": name_lines(outside),
+        "term_text": term,
+        "amount": ceiling,
+        "currency": currency,
+        "paid_in_currency": paid,
+        "amount_exceeded_by": None if ceiling is None else paid - ceiling,
+        "lines_over_amount_list": name_lines(over),
+    }
+
+
+#: The agreement columns agreement_facts reads.
+AGREEMENT_COLUMNS = ("kind", "signed_on", "starts_on", "ends_on", "amount", "currency",
+                     "certified_at", "partnership_id")

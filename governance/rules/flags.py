@@ -51,6 +51,8 @@ def flags_of_partnership(partnership_id: int, include_closed: bool = True) -> li
 
 def flags_of_individual_payment(payment_id: int, include_closed: bool = True) -> list[Flag]:
     return _live_flags(Flag.individual_payment_id == payment_id, include_closed)
+def flags_of_agreement(agreement_id: int, include_closed: bool = True) -> list[Flag]:
+    return _live_flags(Flag.agreement_id == agreement_id, include_closed)
 
 
 def _live_flags(subject, include_closed: bool) -> list[Flag]:
@@ -93,5 +95,21 @@ def still_applies(flag: Flag, today: date | None = None) -> bool:
     if flag.interaction_id is not None:
         interaction = db.session.get(Interaction, flag.interaction_id)
         return not interaction.is_void and rule.applies(interaction_facts(interaction, today))
+    if flag.agreement_id is not None:
+        return _agreement_rule_applies(rule, flag.agreement_id)
     facts, _void = partnership_facts_for([flag.partnership_id], today)
     return flag.partnership_id in facts and rule.applies(facts[flag.partnership_id])
+
+
+def _agreement_rule_applies(rule, agreement_id: int) -> bool:
+    from ..agreements.models import Agreement
+    from ..partnerships.models import Support
+    from .facts import PaidLine, agreement_facts
+
+    agreement = db.session.get(Agreement, agreement_id)
+    if agreement is None or agreement.is_void:
+        return False
+    lines = [PaidLine(row.id, row.paid_on, row.currency, row.amount) for row in db.session.execute(
+        select(Support.id, Support.paid_on, Support.currency, Support.amount)
+        .where(Support.agreement_id == agreement_id, Support.voided_at.is_(None)))]
+    return rule.applies(agreement_facts(agreement, lines))

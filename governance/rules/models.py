@@ -10,13 +10,14 @@ from ..records import Record, vocab_enum
 from ..vocabulary import DIMENSIONS, FLAG_STATES, REEVALUATION_STATES, SEVERITIES
 
 # A flag judges one record: exactly one of its subject columns is set.
-FLAG_SUBJECT_COLUMNS = ("interaction_id", "partnership_id", "individual_payment_id")
+FLAG_SUBJECT_COLUMNS = ("interaction_id", "partnership_id", "individual_payment_id",
+                        "agreement_id")
 EXACTLY_ONE_SUBJECT = " + ".join(f"(CASE WHEN {column} IS NULL THEN 0 ELSE 1 END)"
                                  for column in FLAG_SUBJECT_COLUMNS) + " = 1"
 
 
 class Flag(Record, db.Model):
-    """A poor practice found by a policy rule on an interaction or a partnership."""
+    """A poor practice found by a policy rule on an interaction, a partnership or an agreement."""
 
     __tablename__ = "flags"
 
@@ -25,6 +26,8 @@ class Flag(Record, db.Model):
     # A fee or expenses paid to a member of the public (governance/payments).
     individual_payment_id: Mapped[int | None] = mapped_column(
         ForeignKey("individual_payments.id"), index=True)
+    # The agreement-level rules (AGR-*) flag the written agreement itself (governance/agreements).
+    agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"), index=True)
     rule_id: Mapped[str] = mapped_column(String(60), index=True)
     dimension: Mapped[str] = mapped_column(vocab_enum(DIMENSIONS, "flag_dimension"))
     severity: Mapped[str] = mapped_column(vocab_enum(SEVERITIES, "flag_severity"))
@@ -42,6 +45,7 @@ class Flag(Record, db.Model):
     interaction = relationship("Interaction")
     partnership = relationship("Partnership")
     individual_payment = relationship("IndividualPayment")
+    agreement = relationship("Agreement")
     resolved_by = relationship("User")
 
     __table_args__ = (
@@ -61,6 +65,8 @@ class Flag(Record, db.Model):
     def subject(self) -> str:
         if self.individual_payment_id is not None:
             return "individual_payment"
+        if self.agreement_id is not None:
+            return "agreement"
         return "interaction" if self.interaction_id is not None else "partnership"
 
     def __str__(self) -> str:

@@ -181,6 +181,31 @@ def supports_table(actor, criteria: SupportFilter) -> Table:
     return Table("support", "Support", columns, rows())
 
 
+def agreements_table(actor, criteria) -> Table:
+    """The agreements the actor may see, with their certification and what was paid under each."""
+    from ..agreements.services import AGREEMENT_FIELDS, agreements_of, find_agreements
+
+    columns = ["id", *AGREEMENT_FIELDS, "partnership_title", "certified_by", "certified_at",
+               "certification_meaning", "lines", "paid", "remaining", *RECORD_COLUMNS]
+
+    def rows():
+        standings: dict[int, dict] = {}
+        for items in _pages(find_agreements, actor, criteria):
+            for item in items:
+                if item.partnership_id not in standings:
+                    standings[item.partnership_id] = {
+                        s.agreement.id: s for s in agreements_of(item.partnership_id, True)}
+                standing = standings[item.partnership_id][item.id]
+                paid = "; ".join(f"{code} {amount:.2f}" for code, amount in standing.paid)
+                yield [item.id, *(getattr(item, name) for name in AGREEMENT_FIELDS),
+                       item.partnership.title,
+                       item.certified_by.name if item.certified_by else None,
+                       item.certified_at, item.certification_meaning, standing.lines, paid,
+                       standing.remaining, *(getattr(item, name) for name in RECORD_COLUMNS)]
+
+    return Table("agreements", "Agreements", columns, rows())
+
+
 def audit_table(query) -> Table:
     """The audit events a SELECT of AuditEvent picks, oldest first."""
     columns = ["id", "occurred_at_utc", "actor", "action", "entity", "entity_id", "changes",

@@ -17,6 +17,8 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from .. import audit
+from ..agreements import services as agreement_services
+from ..agreements.models import Agreement
 from ..errors import DomainError
 from ..extensions import db
 from ..interactions import services as interaction_services
@@ -25,7 +27,12 @@ from ..organisations import services as organisation_services
 from ..organisations.models import Organisation
 from ..partnerships import services as partnership_services
 from ..partnerships.models import Partnership, Support
-from ..permissions import interaction_scope, organisation_scope, partnership_scope
+from ..permissions import (
+    agreement_scope,
+    interaction_scope,
+    organisation_scope,
+    partnership_scope,
+)
 from .csvfile import FileRefused, RowReader, check_header, decode, records
 
 BATCH = 5000  # rows validated and written together
@@ -257,7 +264,7 @@ class SupportImporter(Importer):
     example = {"partnership_id": 1, "recipient_id": 4, "paid_on": "2025-02-01",
                "kind": "grant", "amount": "12500.00", "currency": "GBP",
                "description": "Grant towards the annual patient conference",
-               "external_id": "CRM-SUP-0001"}
+               "external_id": "CRM-SUP-0001", "agreement_id": 1}
 
     def visible(self):
         return Support.partnership_id.in_(select(Partnership.id).where(
@@ -277,6 +284,39 @@ class SupportImporter(Importer):
 
     def update(self, record, values):
         partnership_services.update_support(record, values, self.actor, reason=self.reason)
+
+
+class AgreementImporter(Importer):
+    name = "agreements"
+    label = "Agreements (written agreements behind support)"
+    schema = agreement_services.AgreementInput
+    model = Agreement
+    label_field = "objective"
+    list_endpoint = "partnerships.index"
+    example = {"partnership_id": 1, "kind": "grant",
+               "objective": "Grant towards the annual patient conference",
+               "parties_and_roles": "The sponsor funds; the patient group organises",
+               "starts_on": "2025-01-01", "ends_on": "2025-12-31", "amount": "12500.00",
+               "currency": "GBP", "signed_on": "2024-12-10",
+               "signatories": "Sponsor's CFO; the group's chair", "external_id": "CRM-AGR-0001"}
+
+    def visible(self):
+        return agreement_scope(self.actor)
+
+    def values_of(self, record):
+        return agreement_services.agreement_values(record)
+
+    def check_new(self, values):
+        agreement_services.validate_agreement(values, self.actor)
+
+    def check_existing(self, record, values):
+        return agreement_services.validate_agreement(values, self.actor, record)
+
+    def create(self, values):
+        agreement_services.record_agreement(values, self.actor)
+
+    def update(self, record, values):
+        agreement_services.update_agreement(record, values, self.actor, reason=self.reason)
 
 
 class InteractionImporter(Importer):
@@ -370,7 +410,7 @@ class InteractionImporter(Importer):
 IMPORTERS: dict[str, type[Importer]] = {
     importer.name: importer
     for importer in (InteractionImporter, OrganisationImporter, PartnershipImporter,
-                     SupportImporter)
+                     SupportImporter, AgreementImporter)
 }
 
 

@@ -221,6 +221,16 @@ def export_supports(fmt: str):
     return _download(exports.supports_table(current_user, criteria), fmt)
 
 
+@bp.route("/exports/agreements.<any(csv, xlsx):fmt>")
+@allow(can_export)
+def export_agreements(fmt: str):
+    """The agreements the user may see (of one partnership with `partnership_id`)."""
+    from ..agreements.services import AgreementFilter
+
+    criteria = AgreementFilter(partnership_id=request.args.get("partnership_id", type=int))
+    return _download(exports.agreements_table(current_user, criteria), fmt)
+
+
 @bp.route("/exports/audit.<any(csv, xlsx):fmt>")
 @allow(can_export_audit_trail)
 def export_audit(fmt: str):
