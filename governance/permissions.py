@@ -193,6 +193,17 @@ can_export_audit_trail = permission("export the audit trail", "compliance", "aud
 can_manage_users = permission("manage users", "admin",
                               refusal="Only administrators manage users.")
 
+# Approval before the event (issue #18): the advocate submits a plan, a compliance officer of the
+# organisation holding the interaction approves or rejects it (never their own plan: services).
+can_submit_plans = permission(
+    "submit a planned interaction for approval", "advocate", "compliance",
+    refusal="Only advocates and compliance officers submit plans for approval.")
+can_approve_plans = permission(
+    "approve or reject planned interactions", "compliance",
+    refusal="Only a compliance officer of the organisation holding the interaction approves or "
+            "rejects its plan.",
+    record_check=lambda user, interaction: own_organisation(user, interaction.organisation_id))
+
 
 # --- what a user may see -------------------------------------------------------------------
 

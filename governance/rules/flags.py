@@ -80,6 +80,7 @@ def still_applies(flag: Flag, today: date | None = None) -> bool:
     today = today or today_utc()
     if flag.interaction_id is not None:
         interaction = db.session.get(Interaction, flag.interaction_id)
-        return not interaction.is_void and rule.applies(interaction_facts(interaction, today))
+        return not interaction.is_void and interaction.status != "cancelled" and rule.applies(
+            interaction_facts(interaction, today, policy.approval_formats))
     facts, _void = partnership_facts_for([flag.partnership_id], today)
     return flag.partnership_id in facts and rule.applies(facts[flag.partnership_id])
