@@ -159,7 +159,8 @@ def test_every_rule_of_the_domain_table_is_in_the_shipped_policy():
               "WHEN-NEAR-APPROVAL", "WHO-PARITY", "WHO-UNREPRESENTATIVE", "WHO-ADHOC-SELECTION",
               "HOW-NO-PATIENT-INPUT", "HOW-NO-PROTOCOL", "HOW-SPONSOR-LED-PRODUCT",
               "WHERE-SPONSOR-VENUE", "WHERE-ACCESS", "DOC-NO-SUMMARY", "DOC-NO-FEEDBACK",
-              "PART-NO-AGREEMENT", "PART-IP-UNSETTLED", "PART-CONCENTRATION"}
+              "PART-NO-AGREEMENT", "PART-IP-UNSETTLED", "PART-CONCENTRATION",
+              "PLAN-NOT-APPROVED"}
     policy = load_policy(PROJECT_POLICIES)
     assert set(policy.rules) == domain
     for rule in policy.rules.values():
@@ -711,7 +712,7 @@ def test_check_policies_reports_every_problem_at_once(policies_dir):
 def test_check_policies_confirms_valid_files(runner):
     result = runner.invoke(args=["check-policies"])
     assert result.exit_code == 0, result.output
-    assert "policy v2025.1" in result.output and "18 rules — valid" in result.output
+    assert "policy v2025.1" in result.output and "19 rules — valid" in result.output
 
 
 def test_a_policy_file_missing_is_reported(tmp_path):
