@@ -369,3 +369,43 @@ def test_the_form_logs_a_plan(app, advocate_user, partnership):
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     stored = db.session.scalar(select(Interaction))
     assert stored.status == "planned"
+
+
+# --- CSV import and export -----------------------------------------------------------------
+
+
+def test_plans_are_imported_and_exported_with_their_status(app, advocate_user, partnership):
+    import csv
+    import io
+
+    from .test_import import commit, csv_bytes, interaction_row
+
+    client = app.test_client()
+    login(client, advocate_user)
+    rows = [interaction_row(partnership, 1, status="planned", occurred_on=NEXT_WEEK,
+                            purpose_shared_on=TODAY, summary=None, summary_recorded_on=None,
+                            outcomes_shared_on=None, outcome_changes=None),
+            interaction_row(partnership, 2, status="", format="workshop",
+                            outcome_changes="Home visits added.")]
+    response = commit(client, csv_bytes(rows))
+    assert response.status_code in (200, 302, 303)
+    stored = {i.external_id: i for i in db.session.scalars(select(Interaction))}
+    assert stored["CRM-1"].status == "planned" and stored["CRM-2"].status == "held"
+    assert stored["CRM-2"].outcome_changes == "Home visits added."
+
+    exported = client.get("/exports/interactions.csv")
+    assert exported.status_code == 200
+    table = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True))))
+    assert {row["external_id"]: row["status"] for row in table} == {"CRM-1": "planned",
+                                                                   "CRM-2": "held"}
+
+
+def test_a_cancelled_row_is_refused_on_import(app, advocate_user, partnership):
+    from .test_import import csv_bytes, interaction_row, upload
+
+    client = app.test_client()
+    login(client, advocate_user)
+    preview = upload(client, csv_bytes([interaction_row(partnership, 1, status="cancelled")]))
+    assert preview.status_code == 422
+    assert "a plan is cancelled afterwards" in preview.get_data(as_text=True)
+    assert db.session.scalar(select(Interaction.id)) is None
