@@ -248,4 +248,7 @@ def _seed_extras(partnerships, users) -> None:
     sponsor_side = users["advocate"]
     partner_side = users["partner"]
     seed_demo_exercises(partnerships[0], sponsor_side, partner_side)
+    from .review.approvals import seed_demo_approvals
+
+    seed_demo_approvals(partnerships, users)
     reevaluate_all()

@@ -7,7 +7,7 @@ held; the rule PLAN-NOT-APPROVED reads it (rules/facts.py, `plan_facts`).
 """
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 
 from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import joinedload
@@ -175,3 +175,87 @@ def approval_queue(viewer, criteria: ApprovalFilter) -> Page:
         .order_by(Interaction.occurred_on, Interaction.id)
         .limit(criteria.per_page).offset((criteria.page - 1) * criteria.per_page)))
     return Page(items, total, criteria.page, criteria.per_page)
+
+
+# --- demo data -----------------------------------------------------------------------------
+
+
+def seed_demo_approvals(partnerships, users, today: date | None = None) -> None:
+    """Plans awaiting approval, an approved and a rejected plan, and an advisory board held
+    without approval (PLAN-NOT-APPROVED), in the demo advocate's organisation."""
+    from datetime import timedelta
+
+    from ..interactions.services import log_interaction
+
+    today = today or utcnow().date()
+    advocate, officer = users["advocate"], users["compliance"]
+    partnership = next(p for p in partnerships if p.sponsor_id == advocate.organisation_id
+                       and p.status == "active")
+
+    def plan(title, format, days, **changes):
+        occurred = today + timedelta(days=days)
+        values = {
+            "title": title, "occurred_on": occurred, "format": format, "status": "planned",
+            "partnership_id": partnership.id, "organisation_id": advocate.organisation_id,
+            "purpose": f"Hear patients' and caregivers' views for the {title.lower()} and agree "
+                       "concrete changes to the study",
+            "purpose_shared_on": min(today, occurred - timedelta(days=14)),
+            "lifecycle_stage": "phase_2", "patient_participants": 8,
+            "caregiver_participants": 2, "sponsor_staff": 3,
+            "selection_method": "co_created_procedure",
+            "stages_represented": ["early", "intermediate", "late"], "stages_in_scope": ["all"],
+            "protocol_followed": True, "materials_co_created": True,
+            "facilitator": "third_party", "modality": "hybrid", "venue_type": "neutral_venue",
+            "venue_agreed_by_patients": True, "accessibility_reviewed": True,
+            "accommodations": ["step_free_access", "remote_option"],
+        } | changes
+        return log_interaction(values, advocate)
+
+    submit_plan(plan("Advisory board on the phase 3 visit schedule", "advisory_board", 21),
+                advocate)
+    plan("Focus group on the patient diary app", "focus_group", 35, protocol_followed=False,
+         accessibility_reviewed=False)
+    approved = plan("Advisory board on home nursing visits", "advisory_board", 14)
+    submit_plan(approved, advocate)
+    decide_plan(approved, "approved", "Agenda, participants and fees follow the SOP.", officer)
+    rejected = plan("Focus group at the sponsor's research site", "focus_group", 28,
+                    venue_type="sponsor_site", venue_agreed_by_patients=False)
+    submit_plan(rejected, advocate)
+    decide_plan(rejected, "rejected", "Patients did not agree to the venue: find a neutral one "
+                "and submit again.", officer)
+    held = plan("Advisory board on trial eligibility, held without approval", "advisory_board",
+                -20, purpose_shared_on=today - timedelta(days=34),
+                summary="Participants asked for wider eligibility criteria.",
+                summary_recorded_on=today - timedelta(days=15))
+    held.status = "held"  # marked held afterwards; nobody approved the plan before its date
+    db.session.flush()
+    _approve_demo_history(users, exclude={held.id})
+
+
+def _approve_demo_history(users, exclude: set[int]) -> None:
+    """Give most of the demo's past advisory boards and focus groups the approval their
+    organisation's compliance officer gave before the event (four in five; the others show
+    PLAN-NOT-APPROVED)."""
+    from datetime import timedelta
+
+    from ..interactions.models import Interaction
+    from ..rules.evaluation import current_policy
+
+    officers = {user.organisation_id: user for user in users.values()
+                if user.role == "compliance"}
+    past = db.session.scalars(
+        select(Interaction).where(Interaction.status == "held",
+                                  Interaction.approval_decision.is_(None),
+                                  Interaction.format.in_(sorted(
+                                      current_policy().approval_formats)))
+        .order_by(Interaction.id)).all()
+    for index, interaction in enumerate(past):
+        officer = officers.get(interaction.organisation_id)
+        if interaction.id in exclude or officer is None or index % 5 == 4:
+            continue
+        approved_on = interaction.occurred_on - timedelta(days=10)
+        interaction.approval_decision = "approved"
+        interaction.approval_note = "Plan reviewed against the engagement SOP before the event."
+        interaction.approved_by_id = officer.id
+        interaction.approved_at = datetime.combine(approved_on, time(10, 0))
+    db.session.flush()
