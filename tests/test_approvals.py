@@ -409,3 +409,10 @@ def test_a_cancelled_row_is_refused_on_import(app, advocate_user, partnership):
     assert preview.status_code == 422
     assert "a plan is cancelled afterwards" in preview.get_data(as_text=True)
     assert db.session.scalar(select(Interaction.id)) is None
+
+
+def test_the_policy_page_names_the_formats_needing_approval(app, officer_user):
+    client = app.test_client()
+    login(client, officer_user)
+    page = client.get("/review/policy").get_data(as_text=True)
+    assert "Advisory board, Focus group" in page and "PLAN-NOT-APPROVED" in page
