@@ -254,4 +254,7 @@ def _seed_extras(partnerships, users) -> None:
     from .agreements.demo import seed_demo_agreements
 
     seed_demo_agreements(partnerships, users)
+    from .review.approvals import seed_demo_approvals
+
+    seed_demo_approvals(partnerships, users)
     reevaluate_all()

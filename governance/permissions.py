@@ -216,6 +216,16 @@ can_certify_agreements = permission(
     "certify agreements (the sponsor's nominated signatory)", "compliance",
     refusal="Only a compliance officer of the sponsor certifies its agreements.",
     record_check=lambda user, agreement: own_organisation(user, agreement.partnership.sponsor_id))
+# Approval before the event (issue #18): the advocate submits a plan, a compliance officer of the
+# organisation holding the interaction approves or rejects it (never their own plan: services).
+can_submit_plans = permission(
+    "submit a planned interaction for approval", "advocate", "compliance",
+    refusal="Only advocates and compliance officers submit plans for approval.")
+can_approve_plans = permission(
+    "approve or reject planned interactions", "compliance",
+    refusal="Only a compliance officer of the organisation holding the interaction approves or "
+            "rejects its plan.",
+    record_check=lambda user, interaction: own_organisation(user, interaction.organisation_id))
 
 
 # --- what a user may see -------------------------------------------------------------------

@@ -35,6 +35,8 @@ NAVIGATION: list[NavItem] = [
     NavItem("confirmations.confirmations", "Confirm records"),
     NavItem("auditing.index", "Audit trail"),
     NavItem("users.index", "Users"),
+    # Approval before the event (issue #18)
+    NavItem("review.approvals", "Approvals"),
 ]
 
 

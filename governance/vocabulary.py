@@ -255,3 +255,18 @@ PAYMENT_SERVICES = {
 }
 
 RATE_UNITS = {"hour": "per hour", "day": "per day"}
+
+# --- Approval before the event (issue #18) ------------------------------------------------------
+
+# An interaction is first planned, then held (or cancelled); one logged after the fact is held.
+INTERACTION_STATUSES = {
+    "planned": "Planned",
+    "held": "Held",
+    "cancelled": "Cancelled",
+}
+
+# A compliance officer's decision on a plan whose format needs approval before it is held.
+APPROVAL_DECISIONS = {
+    "approved": "Approved",
+    "rejected": "Rejected",
+}

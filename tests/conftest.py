@@ -381,7 +381,8 @@ def make_partnership(app, sponsor, patient_group):
 GOOD_INTERACTION = {
     "title": "Advisory board on trial burden",
     "occurred_on": date(2025, 3, 14),
-    "format": "advisory_board",
+    # A workshop needs no approval before it is held (an advisory board does: PLAN-NOT-APPROVED).
+    "format": "workshop",
     "purpose": "Review the visit schedule of the phase 2 protocol for participant burden and "
                "travel needs",
     "purpose_shared_on": date(2025, 2, 28),

@@ -160,8 +160,8 @@ def test_every_rule_of_the_domain_table_is_in_the_shipped_policy():
               "HOW-NO-PATIENT-INPUT", "HOW-NO-PROTOCOL", "HOW-SPONSOR-LED-PRODUCT",
               "WHERE-SPONSOR-VENUE", "WHERE-ACCESS", "DOC-NO-SUMMARY", "DOC-NO-FEEDBACK",
               "PART-NO-AGREEMENT", "PART-IP-UNSETTLED", "PART-CONCENTRATION",
-              # payments to individuals (#18)
-              "FEE-ABOVE-FMV", "AGR-MISSING"}
+              # payments to individuals, agreements, approval before the event (#18)
+              "FEE-ABOVE-FMV", "AGR-MISSING", "PLAN-NOT-APPROVED"}
     domain |= {"AGR-MISSING", "AGR-PAID-BEFORE-SIGNED", "AGR-OUTSIDE-TERM", "AGR-OVER-AMOUNT",
                "AGR-UNCERTIFIED"}
     policy = load_policy(PROJECT_POLICIES)
@@ -722,7 +722,7 @@ def test_check_policies_reports_every_problem_at_once(policies_dir):
 def test_check_policies_confirms_valid_files(runner):
     result = runner.invoke(args=["check-policies"])
     assert result.exit_code == 0, result.output
-    assert "policy v2025.1" in result.output and "25 rules — valid" in result.output
+    assert "policy v2025.1" in result.output and "26 rules — valid" in result.output
 
 
 def test_a_policy_file_missing_is_reported(tmp_path):

@@ -14,7 +14,13 @@ from ..interactions.services import InteractionInput
 from ..organisations.services import OrganisationInput
 from ..partnerships.services import PartnershipInput, SupportInput
 from ..validation import MAX_INTEGER
-from ..vocabulary import CONFIRMATION_STATES, DIMENSIONS, FLAG_STATES, SEVERITIES
+from ..vocabulary import (
+    APPROVAL_DECISIONS,
+    CONFIRMATION_STATES,
+    DIMENSIONS,
+    FLAG_STATES,
+    SEVERITIES,
+)
 
 # Ids are integer columns, 32-bit on PostgreSQL: larger numbers can name no record.
 MAX_ID = MAX_INTEGER
@@ -109,10 +115,31 @@ PartnershipOut = output_schema(
                  "continuity)."),
 )
 SupportOut = output_schema(SupportInput, "Support", **_confirmation())
+class Approval(Schema):
+    """A compliance officer's decision on a planned interaction."""
+
+    decision = fields.String(required=True, validate=OneOf(list(APPROVAL_DECISIONS)))
+    by = fields.String(required=True, allow_none=True,
+                       metadata={"description": "The name of the compliance officer."})
+    at = fields.String(required=True, metadata={"description": "When (ISO 8601, UTC)."})
+    note = fields.String(required=True, allow_none=True)
+
+
 InteractionOut = output_schema(
     InteractionInput, "Interaction", **_confirmation(),
     flags=_flags("Flags the policy rules raised on this interaction."),
+    approval=fields.Nested(Approval, required=True, allow_none=True, metadata={
+        "description": "The decision on the plan (null until one is made); kept once held."}),
+    submitted_at=UtcDateTime(required=True, allow_none=True, metadata={
+        "description": "When the plan was submitted for approval (null: not submitted)."}),
 )
+
+
+class PlanDecision(Schema):
+    """Approve or reject a planned interaction (a note is required to reject)."""
+
+    decision = fields.String(required=True, validate=OneOf(list(APPROVAL_DECISIONS)))
+    note = fields.String(allow_none=True, validate=Length(max=4000))
 
 
 class InteractionPage(Schema):

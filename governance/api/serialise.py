@@ -9,6 +9,7 @@ import json
 from ..interactions.services import interaction_values
 from ..organisations.services import organisation_values
 from ..partnerships.services import partnership_values, support_values
+from ..review.approvals import approval_json
 from .schemas import utc_iso
 
 
@@ -52,6 +53,8 @@ def interaction_json(interaction, flags=None) -> dict:
         "confirmed_by_partner": interaction.confirmed_by_partner,
         "confirmation_note": interaction.confirmation_note,
         "flags": _flags(flags),
+        "approval": approval_json(interaction),
+        "submitted_at": interaction.submitted_at,
     }
 
 

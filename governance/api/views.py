@@ -42,6 +42,7 @@ from ..permissions import (
     allow,
     audit_scope,
     can_add_organisations,
+    can_approve_plans,
     can_edit_records,
     can_read_activities,
     can_read_audit_trail,
@@ -49,6 +50,7 @@ from ..permissions import (
     can_read_organisations,
     can_read_records,
     can_resolve_flags,
+    can_submit_plans,
     flag_scope,
     interaction_scope,
     organisation_scope,
@@ -385,6 +387,60 @@ class InteractionById(MethodView):
         with saving():
             interaction_services.update_interaction(interaction, changes, current_user,
                                                     reason=reason, expected_version=version)
+            answer = interaction_json(interaction)
+        return answer
+
+
+# Approval before the event: the advocate submits a plan, a compliance officer decides on it.
+
+
+def _plan_or_404(interaction_id: int):
+    with read_before_writing():
+        interaction = visible_or_404(Interaction, interaction_id, interaction_scope)
+    return interaction
+
+
+@interactions.route("/interactions/<id:interaction_id>/submission")
+class PlanSubmission(MethodView):
+    @allow(can_submit_plans)
+    @interactions.response(200, schemas.InteractionOut)
+    @documented_errors(interactions, 403, 404, 409)
+    def post(self, interaction_id: int):
+        """Submit a planned interaction to compliance for approval (no body)."""
+        from ..review.approvals import submit_plan
+
+        interaction = _plan_or_404(interaction_id)
+        with saving():
+            submit_plan(interaction, current_user)
+            answer = interaction_json(interaction)
+        return answer
+
+
+@interactions.route("/interactions/<id:interaction_id>/approval")
+class PlanApproval(MethodView):
+    @allow(can_approve_plans)
+    @interactions.doc(**request_body(schemas.PlanDecision))
+    @interactions.response(200, schemas.InteractionOut)
+    @documented_errors(interactions, 400, 403, 404, 409, 422)
+    def post(self, interaction_id: int):
+        """Approve or reject a planned interaction, with a note; the answer carries its
+        `approval`. Refused: your own plan (403), a plan whose date has passed (422), a held
+        or cancelled interaction (409)."""
+        from ..review.approvals import decide_plan
+
+        interaction = _plan_or_404(interaction_id)
+        body = json_body()
+        unknown = sorted(set(body) - {"decision", "note"})
+        if unknown:
+            raise MalformedRequest(f"Unknown field{'s' if len(unknown) > 1 else ''}: "
+                                   f"{', '.join(unknown)}. Nothing was saved.",
+                                   {name: ["Unknown field."] for name in unknown})
+        problems = {name: ["Not a valid string."] for name in ("decision", "note")
+                    if body.get(name) is not None and not isinstance(body[name], str)}
+        if problems:
+            raise ValidationFailed(problems)
+        with saving():
+            decide_plan(interaction, body.get("decision"), body.get("note"), current_user)
             answer = interaction_json(interaction)
         return answer
 

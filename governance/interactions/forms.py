@@ -19,6 +19,7 @@ from ..vocabulary import (
     DISEASE_STAGES,
     FACILITATORS,
     INTERACTION_FORMATS,
+    INTERACTION_STATUSES,
     LIFECYCLE_STAGES,
     MODALITIES,
     PATIENT_NEEDS,
@@ -47,6 +48,10 @@ class InteractionForm(FlaskForm):
     occurred_on = DateField("Date", validators=[DataRequired(message="Enter the date it took "
                                                                       "place.")])
     format = _select("Format", INTERACTION_FORMATS, blank=False)
+    status = SelectField("Status", choices=vocab_options(INTERACTION_STATUSES), default="held",
+                         validate_choice=False,
+                         description="Planned: it has not taken place yet (the rules check the "
+                         "plan; formats the policy names need approval before they are held).")
     organisation_id = SelectField("Held by", coerce=int_or_none, validate_choice=False,
                                   description="The organisation that held the interaction.")
     activity_codes = SelectMultipleField("Engagement activities served", validate_choice=False,
@@ -96,6 +101,9 @@ class InteractionForm(FlaskForm):
     summary_recorded_on = _date("Summary recorded on")
     outcomes_shared_on = _date("Outcomes shared back on",
                                "The date results went back to participants or the community.")
+    outcome_changes = TextAreaField("What changed because of the patients' input",
+                                    description="“You said, we did”: shared back with the "
+                                    "outcomes.")
 
     reason = StringField("Reason for the change", validators=[Optional(), Length(max=500)],
                          description="Required when the review was already signed off.")
@@ -104,8 +112,8 @@ class InteractionForm(FlaskForm):
 
 # The form is laid out by NHC dimension; each group carries the good practice it protects.
 GROUPS = [
-    ("General", None, ["title", "occurred_on", "format", "organisation_id", "activity_codes",
-                       "patient_needs"]),
+    ("General", None, ["title", "occurred_on", "format", "status", "organisation_id",
+                       "activity_codes", "patient_needs"]),
     ("WHAT", DIMENSION_GOOD_PRACTICE["WHAT"], ["partnership_id"]),
     ("WHY", DIMENSION_GOOD_PRACTICE["WHY"], ["purpose", "purpose_shared_on", "product_specific",
                                              "product"]),
@@ -119,7 +127,7 @@ GROUPS = [
     ("WHERE", DIMENSION_GOOD_PRACTICE["WHERE"], ["venue_type", "venue_agreed_by_patients",
                                                  "accessibility_reviewed", "accommodations"]),
     ("DOC", DIMENSION_GOOD_PRACTICE["DOC"], ["summary", "summary_recorded_on",
-                                             "outcomes_shared_on"]),
+                                             "outcomes_shared_on", "outcome_changes"]),
 ]
 GROUP_TITLES = {"General": "General", **DIMENSIONS}
 

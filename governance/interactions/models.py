@@ -7,11 +7,12 @@ from ..extensions import db
 from ..organisations.models import Organisation
 from ..partnerships.models import Partnership
 from ..records import Record, vocab_enum
-from ..review.models import SignOff
+from ..review.models import PlanApproval, SignOff
 from ..vocabulary import (
     CONFIRMATION_STATES,
     FACILITATORS,
     INTERACTION_FORMATS,
+    INTERACTION_STATUSES,
     LIFECYCLE_STAGES,
     MODALITIES,
     SELECTION_METHODS,
@@ -19,7 +20,7 @@ from ..vocabulary import (
 )
 
 
-class Interaction(SignOff, Record, db.Model):
+class Interaction(SignOff, PlanApproval, Record, db.Model):
     __tablename__ = "interactions"
 
     # General
@@ -31,6 +32,9 @@ class Interaction(SignOff, Record, db.Model):
     patient_needs: Mapped[list] = mapped_column(JSON, default=list)
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Planned, then held (or cancelled); a record logged after the fact is held.
+    status: Mapped[str] = mapped_column(vocab_enum(INTERACTION_STATUSES, "interaction_status"),
+                                        default="held", server_default="held")
 
     # WHAT the relationship
     partnership_id: Mapped[int | None] = mapped_column(ForeignKey("partnerships.id"))
@@ -74,6 +78,7 @@ class Interaction(SignOff, Record, db.Model):
     summary: Mapped[str | None] = mapped_column(Text)
     summary_recorded_on: Mapped[date | None]
     outcomes_shared_on: Mapped[date | None]
+    outcome_changes: Mapped[str | None] = mapped_column(Text)  # "you said, we did"
 
     # The partner's answer
     confirmed_by_partner: Mapped[str] = mapped_column(

@@ -30,6 +30,7 @@ from ..vocabulary import (
     DISEASE_STAGES,
     FACILITATORS,
     INTERACTION_FORMATS,
+    INTERACTION_STATUSES,
     LIFECYCLE_STAGES,
     MODALITIES,
     PATIENT_NEEDS,
@@ -80,6 +81,10 @@ class InteractionInput(Input):
     summary = text(allow_none=True, load_default=None)
     summary_recorded_on = fields.Date(allow_none=True, load_default=None)
     outcomes_shared_on = fields.Date(allow_none=True, load_default=None)
+    outcome_changes = text(allow_none=True, load_default=None)
+
+    # Approval before the event: planned, then held (or cancelled); logged after the fact: held.
+    status = choice(INTERACTION_STATUSES, allow_none=True, load_default="held")
 
     @validates_schema
     def check_consistency(self, data, **_kwargs):
@@ -139,6 +144,7 @@ class Preloaded:
 def validate_interaction(values: dict, actor, preloaded: Preloaded | None = None) -> dict:
     """Check values and the records they point to; return clean values or raise."""
     clean = load(_schema, values)
+    clean["status"] = clean["status"] or "held"  # a blank status (an empty CSV cell): held
     errors: dict[str, list[str]] = {}
     partnership = None
     if clean["partnership_id"] is not None:
@@ -205,6 +211,7 @@ def log_interaction(values: dict, actor) -> Interaction:
     _require_editor(actor)
     with read_before_writing():
         clean = validate_interaction(values, actor)
+    _refuse_cancelled_on_creation(clean)
     _refuse_duplicate_external_id(clean.get("external_id"))
     interaction = Interaction(**clean, created_by_id=actor.id)
     db.session.add(interaction)
@@ -229,6 +236,7 @@ def validate_interactions(rows: list[dict], actor, preloaded: Preloaded
     for index, values in enumerate(rows):
         try:
             clean = validate_interaction(values, actor, preloaded)
+            _refuse_cancelled_on_creation(clean)
         except ValidationFailed as failure:
             errors[index] = failure.fields
             continue
@@ -303,6 +311,7 @@ def update_interaction(interaction: Interaction, changes: dict, actor, reason: s
         clean = validate_interaction(merged, actor)
     if clean.get("external_id") != interaction.external_id:
         _refuse_duplicate_external_id(clean.get("external_id"))
+    _check_status_change(interaction.status, clean["status"])
     require_reason_if_signed(interaction, reason)
     audit.set_reason(reason)
     changed = {name for name, value in clean.items() if getattr(interaction, name) != value}
@@ -372,6 +381,30 @@ def _refuse_duplicate_external_id(external_id: str | None) -> None:
         select(Interaction.id).where(Interaction.external_id == external_id)
     ):
         raise ValidationFailed({"external_id": [DUPLICATE_EXTERNAL_ID]})
+
+
+# --- planned, held, cancelled ---------------------------------------------------------------
+
+# The moves an interaction's status may make: a plan is held or cancelled; a held interaction
+# took place and a cancelled one did not, for good (a record logged by mistake is voided).
+STATUS_CHANGES = {"planned": {"held", "cancelled"}, "held": set(), "cancelled": set()}
+STATUS_REFUSALS = {
+    "held": "This interaction was held: it cannot go back to planned or be cancelled (void it "
+            "if it was logged by mistake).",
+    "cancelled": "This interaction was cancelled: it cannot be planned or held again; log a new "
+                 "one.",
+}
+
+
+def _check_status_change(old: str, new: str) -> None:
+    if new != old and new not in STATUS_CHANGES[old]:
+        raise ValidationFailed({"status": [STATUS_REFUSALS[old]]})
+
+
+def _refuse_cancelled_on_creation(clean: dict) -> None:
+    if clean.get("status") == "cancelled":
+        raise ValidationFailed({"status": ["Log the interaction as planned or held; a plan is "
+                                           "cancelled afterwards."]})
 
 
 # --- finding ------------------------------------------------------------------------------
@@ -448,7 +481,8 @@ def find_interactions(actor, criteria: InteractionFilter) -> Page:
         where = conditions + narrowing
     items = db.session.scalars(
         select(Interaction)
-        .options(joinedload(Interaction.partnership), joinedload(Interaction.organisation))
+        .options(joinedload(Interaction.partnership), joinedload(Interaction.organisation),
+                 joinedload(Interaction.approved_by))
         .where(*where)
         .order_by(*order)
         .limit(criteria.per_page)

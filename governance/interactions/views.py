@@ -16,6 +16,8 @@ from ..permissions import (
     interaction_scope,
     visible_or_404,
 )
+from ..review.approvals import plan_state
+from ..review.forms import SubmitPlanForm
 from ..review.services import signature_line
 from ..rules.flags import flags_of_interaction
 from ..vocabulary import DIMENSIONS
@@ -94,7 +96,8 @@ def view(interaction_id: int):
                            form=InteractionForm(obj=interaction, meta={"csrf": False}),
                            flags=flags_of_interaction(interaction.id),
                            signature=signature_line(interaction),
-                           attachments=attachment_panel(interaction))
+                           attachments=attachment_panel(interaction),
+                           plan_state=plan_state(interaction), submit_form=SubmitPlanForm())
 
 
 @bp.route("/<int:interaction_id>/edit", methods=["GET", "POST"])

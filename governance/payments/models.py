@@ -1,10 +1,11 @@
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, exists
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from ..extensions import db
+from ..interactions.models import Interaction
 from ..records import Record, vocab_enum
 from ..vocabulary import PAYEE_KINDS, PAYMENT_SERVICES
 
@@ -45,3 +46,11 @@ class IndividualPayment(Record, db.Model):
     def __str__(self) -> str:
         return (f"{PAYMENT_SERVICES.get(self.service, self.service)} fee of {self.currency} "
                 f"{self.fee:,.2f} to {self.payee_reference} on {self.paid_on}")
+
+
+# Whether an interaction had fees or expenses paid to individuals: such an interaction needs
+# approval before it is held, whatever its format (the rule fact has_individual_payments).
+Interaction.has_individual_payments = column_property(
+    exists().where(IndividualPayment.interaction_id == Interaction.id,
+                   IndividualPayment.voided_at.is_(None)).correlate_except(IndividualPayment),
+    deferred=True)

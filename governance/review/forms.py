@@ -10,7 +10,15 @@ from wtforms import (
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from ..forms import int_or_none, none_if_blank, options, vocab_options
-from ..vocabulary import DIMENSIONS, FLAG_STATES, SEVERITIES, SIGNATURE_MEANINGS, choices
+from ..vocabulary import (
+    APPROVAL_DECISIONS,
+    DIMENSIONS,
+    FLAG_STATES,
+    SEVERITIES,
+    SIGNATURE_MEANINGS,
+    choices,
+)
+from .approvals import APPROVAL_QUEUE_STATES
 
 
 class QueueFilterForm(FlaskForm):
@@ -63,3 +71,23 @@ class DashboardFilterForm(FlaskForm):
     date_from = DateField("From", validators=[Optional()])
     date_to = DateField("To", validators=[Optional()])
     partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False)
+
+
+class PlanDecisionForm(FlaskForm):
+    decision = RadioField("Decision", choices=vocab_options(APPROVAL_DECISIONS),
+                          validators=[InputRequired(message="Approve or reject the plan.")])
+    note = TextAreaField("Note", description="Required to reject; the advocate reads it. Kept "
+                                             "in the audit trail with your name and the time.",
+                         render_kw={"rows": 3})
+
+
+class SubmitPlanForm(FlaskForm):
+    """Submit a plan for approval (the button alone; CSRF-protected)."""
+
+
+class ApprovalFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    state = SelectField("Plans", choices=options(list(APPROVAL_QUEUE_STATES.items())),
+                        default="awaiting", validate_choice=False)

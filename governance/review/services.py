@@ -17,6 +17,7 @@ from ..rules.evaluation import current_policy
 from ..rules.flags import still_applies
 from ..rules.models import Flag
 from ..vocabulary import FLAG_STATES, SIGNATURE_MEANINGS
+from .approvals import APPROVAL_FIELDS
 
 RESOLUTIONS = {
     "acknowledged": "Give the justification for keeping this practice.",
@@ -156,7 +157,7 @@ def signature_line(interaction: Interaction) -> str | None:
 # any other column returns a signed interaction to review.
 SIGNATURE_FIELDS = frozenset({"signed_off_at", "signed_off_by_id", "signature_meaning"})
 NOT_CONTENT = SIGNATURE_FIELDS | {"version", "updated_at", "created_at", "confirmed_by_partner",
-                                  "confirmation_note"}
+                                  "confirmation_note"} | APPROVAL_FIELDS
 
 
 def _return_edited_to_review(session: Session, _context, _instances) -> None:

@@ -7,6 +7,8 @@ from flask import (
     Flask,
     Response,
     abort,
+    flash,
+    redirect,
     render_template,
     request,
     url_for,
@@ -16,15 +18,17 @@ from sqlalchemy import select
 
 from ..database import utcnow
 from ..extensions import db
-from ..forms import int_data, options, save_form
+from ..forms import form_status, int_data, options, save_form
 from ..interactions.models import Interaction
 from ..partnerships.forms import partnership_choices
 from ..partnerships.models import Partnership
 from ..permissions import (
     allow,
+    can_approve_plans,
     can_resolve_flags,
     can_review,
     can_sign_off,
+    can_submit_plans,
     flag_scope,
     interaction_scope,
     visible_or_404,
@@ -33,12 +37,16 @@ from ..rules.evaluation import current_policy, today_utc
 from ..rules.flags import flags_of_interaction, flags_of_partnership
 from ..rules.models import Flag
 from ..vocabulary import DIMENSIONS
+from . import approvals as approvals_service
 from . import charts, services
 from .dashboard import adherence, flags_over_time, oldest_open_flags, open_flag_counts_by_severity
 from .forms import (
+    ApprovalFilterForm,
     DashboardFilterForm,
+    PlanDecisionForm,
     QueueFilterForm,
     SignOffForm,
+    SubmitPlanForm,
     TransitionForm,
 )
 
@@ -223,6 +231,57 @@ def _svg(body: bytes) -> Response:
     response.headers["Content-Security-Policy"] = SVG_CSP
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+# --- approval before the event --------------------------------------------------------------
+
+
+@bp.route("/approvals")
+@allow(can_approve_plans)
+def approvals():
+    form = ApprovalFilterForm(request.args)
+    state = form.state.data if form.state.data in approvals_service.APPROVAL_QUEUE_STATES \
+        else "awaiting"
+    page = approvals_service.approval_queue(current_user, approvals_service.ApprovalFilter(
+        state=state, page=max(1, request.args.get("page", 1, type=int) or 1)))
+    return render_template("review/approvals.html", form=form, page=page, state=state,
+                           plan_state=approvals_service.plan_state)
+
+
+@bp.route("/approvals/<int:interaction_id>", methods=["GET", "POST"])
+@allow(can_approve_plans)
+def approval(interaction_id: int):
+    interaction = _interaction_or_404(interaction_id)
+    form = PlanDecisionForm()
+    if form.validate_on_submit():
+        saved = save_form(
+            form, lambda: approvals_service.decide_plan(interaction, form.decision.data,
+                                                        form.note.data, current_user),
+            lambda decided: f"Plan {decided.approval_decision}.",
+            url_for(".approvals"), code=303)
+        if saved:
+            return saved
+    return render_template(
+        "review/approval.html", interaction=interaction, form=form,
+        flags=flags_of_interaction(interaction.id),
+        plan_state=approvals_service.plan_state(interaction),
+    ), form_status(form)
+
+
+@bp.route("/plans/<int:interaction_id>/submit", methods=["POST"])
+@allow(can_submit_plans)
+def submit_plan(interaction_id: int):
+    interaction = _interaction_or_404(interaction_id)
+    form = SubmitPlanForm()
+    page = url_for("interactions.view", interaction_id=interaction_id)
+    if form.validate_on_submit():
+        saved = save_form(form, lambda: approvals_service.submit_plan(interaction, current_user),
+                          "Plan submitted: a compliance officer will approve or reject it.",
+                          page, code=303)
+        if saved:
+            return saved
+    flash(" ".join(form.form_errors) or "The plan was not submitted.", "danger")
+    return redirect(page, code=303)
 
 
 # --- wiring ------------------------------------------------------------------------------

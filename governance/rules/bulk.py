@@ -21,6 +21,7 @@ from ..interactions.models import Interaction
 from ..partnerships.models import Partnership
 from .engine import CompiledPolicy, load_policy
 from .evaluation import (
+    CANCELLED,
     FlagPlan,
     closing,
     current_policy,
@@ -168,7 +169,10 @@ def _evaluate_interaction_rows(rows, existing: dict, policy: CompiledPolicy,
         if row.voided_at is not None:
             writer.withdraw(flags, "The interaction was voided.")
             continue
-        facts = interaction_facts(row, today)
+        if row.status == "cancelled":
+            writer.withdraw(flags, CANCELLED)
+            continue
+        facts = interaction_facts(row, today, policy.approval_formats)
         applying = {rule.spec.id: rule for rule in applying_for("interaction", facts)}
         writer.add(plan_flags(flags, applying, facts, policy.version), interaction_id=row.id)
 

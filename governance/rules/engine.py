@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..vocabulary import DIMENSIONS
+from ..vocabulary import DIMENSIONS, INTERACTION_FORMATS
 from .facts import FACTS
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ MEMO_LIMIT = 20_000  # remembered results per sub-condition (a few MB at most)
 CACHE_LIMIT = 8  # compiled policy versions kept
 # Every rule's context is given this decimal context, so evaluation never depends on the thread's.
 DECIMAL_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
+
+
+DEFAULT_APPROVAL_FORMATS = frozenset({"advisory_board", "focus_group"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class PolicySet:
     rules: tuple[RuleSpec, ...]
     source: str
     digest: str
+    # The interaction formats that need a compliance officer's approval before they are held
+    # ([approval] formats; an interaction with individual payments needs one whatever its format).
+    approval_formats: frozenset[str] = DEFAULT_APPROVAL_FORMATS
 
 
 class _Leaf:
@@ -243,6 +249,7 @@ class CompiledPolicy:
         self.rules = {}
         for rule in rules:  # by id; an id that names rules of two subjects: the first
             self.rules.setdefault(rule.spec.id, rule)
+        self.approval_formats = policy.approval_formats
         self.by_subject = {subject: tuple(r for r in rules if r.spec.subject == subject)
                            for subject in SUBJECTS}
 
@@ -567,6 +574,32 @@ def _check_header(raw, problems: list[Problem]) -> dict | None:
     return raw if len(problems) == count else None
 
 
+def _check_approval(raw, problems: list[Problem]) -> frozenset[str]:
+    """Read [approval]: the interaction formats that need approval before they are held (the
+    defaults when the table is absent)."""
+    where = "[approval]"
+    if raw is None:
+        return DEFAULT_APPROVAL_FORMATS
+    if not isinstance(raw, dict):
+        problems.append(Problem(where, "must be a table, e.g. [approval] formats = "
+                                       "[\"advisory_board\", \"focus_group\"]"))
+        return DEFAULT_APPROVAL_FORMATS
+    for key in sorted(set(raw) - {"formats", "description"}):
+        problems.append(Problem(where, f"unknown key '{key}' (use formats and description)"))
+    formats = raw.get("formats")
+    if not isinstance(formats, list) or not all(isinstance(f, str) for f in formats):
+        problems.append(Problem(where, "'formats' must list the interaction formats that need "
+                                       "approval before they are held"))
+        return DEFAULT_APPROVAL_FORMATS
+    for name in formats:
+        if name not in INTERACTION_FORMATS:
+            problems.append(Problem(where, f"'{name}' is not an interaction format; use "
+                                           f"{', '.join(INTERACTION_FORMATS)}"))
+    if "description" in raw and not isinstance(raw["description"], str):
+        problems.append(Problem(where, "'description' must be text"))
+    return frozenset(formats)
+
+
 def check_policy_text(data: bytes, source: str) -> tuple[CompiledPolicy | None, list[Problem]]:
     """Read and check a policy file's content; return the compiled policy or the problems."""
     return _checked(data, source, compile_conditions=True)
@@ -582,10 +615,11 @@ def _checked(data: bytes, source: str,
     except tomllib.TOMLDecodeError as error:
         return None, [Problem(source, f"is not valid TOML: {error}")]
     problems: list[Problem] = []
-    for key in sorted(set(raw) - {"policy", "rules"}):
-        problems.append(Problem(source, f"unknown top-level key '{key}' (use [policy] and "
-                                        "[[rules]])"))
+    for key in sorted(set(raw) - {"policy", "rules", "approval"}):
+        problems.append(Problem(source, f"unknown top-level key '{key}' (use [policy], "
+                                        "[approval] and [[rules]])"))
     header = _check_header(raw.get("policy"), problems)
+    approval_formats = _check_approval(raw.get("approval"), problems)
     raw_rules = raw.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         problems.append(Problem(source, "no rules: add [[rules]] tables"))
@@ -610,7 +644,7 @@ def _checked(data: bytes, source: str,
         effective_from=header["effective_from"], provenance=dict(header["provenance"]),
         description=header.get("description"), supersedes=header.get("supersedes"),
         changes=header.get("changes"), rules=tuple(rule.spec for rule in compiled),
-        source=source, digest=digest,
+        source=source, digest=digest, approval_formats=approval_formats,
     )
     return CompiledPolicy(policy, compiled), []
 

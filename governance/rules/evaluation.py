@@ -101,6 +101,10 @@ def plan_flags(existing, applying: dict, facts: dict, version: str) -> FlagPlan:
     return plan
 
 
+# A cancelled interaction never took place: its open flags are withdrawn, none is raised.
+CANCELLED = "The interaction was cancelled."
+
+
 def closing_note(version: str) -> str:
     return f"No longer applies under policy v{version}."
 
@@ -130,8 +134,10 @@ def evaluate_interaction(interaction: Interaction, today: date | None = None,
     with acting_as(reason=f"Evaluated under policy v{policy.version}"):
         if interaction.is_void:
             _void_open(existing, "The interaction was voided.")
+        elif interaction.status == "cancelled":
+            _void_open(existing, CANCELLED)
         else:
-            facts = interaction_facts(interaction, today)
+            facts = interaction_facts(interaction, today, policy.approval_formats)
             applying = {rule.spec.id: rule for rule in policy.applying("interaction", facts)}
             existing += _apply(plan_flags(existing, applying, facts, policy.version), policy,
                                interaction_id=interaction.id)

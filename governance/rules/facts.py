@@ -185,6 +185,21 @@ AGREEMENT_FACTS = _catalogue(
 
 FACTS = {"interaction": INTERACTION_FACTS, "partnership": PARTNERSHIP_FACTS,
          "individual_payment": INDIVIDUAL_PAYMENT_FACTS, "agreement": AGREEMENT_FACTS}
+# Approval before the event (issue #18): whether the interaction took place, and whether a plan
+# that needed a compliance officer's approval had it before its date.
+INTERACTION_FACTS.update(_catalogue(
+    Fact("status", TEXT, "planned, held or cancelled."),
+    Fact("is_held", FLAG, "The interaction took place (rules that need the event, such as "
+         "documentation deadlines, wait for it)."),
+    Fact("has_individual_payments", FLAG,
+         "Fees or expenses were paid to individual patients or carers for this interaction."),
+    Fact("needs_approval", FLAG,
+         "Its format is one the policy's [approval] formats name, or it has individual "
+         "payments: a compliance officer approves it before it is held."),
+    Fact("approved_before_event", FLAG,
+         "A compliance officer approved the plan on or before the interaction's date."),
+))
+
 
 
 # --- interaction facts -----------------------------------------------------------------------
@@ -203,8 +218,10 @@ def _stages(values) -> set[str]:
     return stages
 
 
-def interaction_facts(record, today: date) -> dict:
-    """Return the facts of one interaction (an ORM object or a row with the same attributes)."""
+def interaction_facts(record, today: date, approval_formats: frozenset[str] = frozenset()
+                      ) -> dict:
+    """Return the facts of one interaction (an ORM object or a row with the same attributes);
+    `approval_formats`: the formats the policy says need approval before they are held."""
     occurred = record.occurred_on
     purpose = record.purpose
     approval = record.approved_on or record.expected_approval_on
@@ -245,7 +262,7 @@ def interaction_facts(record, today: date) -> dict:
         "outcomes_shared": record.outcomes_shared_on is not None,
         "days_to_outcomes_shared": _days(record.outcomes_shared_on, occurred),
         "days_since_occurred": (today - occurred).days,
-    }
+    } | plan_facts(record, approval_formats)
 
 
 #: The interaction columns interaction_facts reads (the bulk path selects only these).
@@ -257,6 +274,36 @@ INTERACTION_COLUMNS = (
     "venue_type", "venue_agreed_by_patients", "accessibility_reviewed", "accommodations",
     "summary", "summary_recorded_on", "outcomes_shared_on",
 )
+
+
+
+# --- approval before the event (issue #18) ---------------------------------------------------
+
+
+def has_individual_payments(record) -> bool:
+    """Whether fees or expenses were paid to individuals for the interaction: the record's
+    `has_individual_payments` attribute (a column property of Interaction, or a column of the
+    bulk path's rows, named so); False where the record does not carry it."""
+    return bool(getattr(record, "has_individual_payments", False))
+
+
+def plan_facts(record, approval_formats: frozenset[str]) -> dict:
+    """Return the facts of a plan: its status, and whether it needed and had an approval."""
+    status = getattr(record, "status", None) or "held"
+    paid = has_individual_payments(record)
+    approved_at = record.approved_at
+    return {
+        "status": status,
+        "is_held": status == "held",
+        "has_individual_payments": paid,
+        "needs_approval": paid or record.format in approval_formats,
+        "approved_before_event": record.approval_decision == "approved"
+        and approved_at is not None and approved_at.date() <= record.occurred_on,
+    }
+
+
+#: What plan_facts reads, beyond the columns above (the bulk path selects these too).
+INTERACTION_COLUMNS += ("status", "approval_decision", "approved_at", "has_individual_payments")
 
 
 # --- partnership facts -----------------------------------------------------------------------

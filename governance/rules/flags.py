@@ -94,7 +94,8 @@ def still_applies(flag: Flag, today: date | None = None) -> bool:
             individual_payment_facts(payment, fair_value_of(payment)))
     if flag.interaction_id is not None:
         interaction = db.session.get(Interaction, flag.interaction_id)
-        return not interaction.is_void and rule.applies(interaction_facts(interaction, today))
+        return not interaction.is_void and interaction.status != "cancelled" and rule.applies(
+            interaction_facts(interaction, today, policy.approval_formats))
     if flag.agreement_id is not None:
         return _agreement_rule_applies(rule, flag.agreement_id)
     facts, _void = partnership_facts_for([flag.partnership_id], today)

@@ -346,6 +346,7 @@ class InteractionImporter(Importer):
         "accommodations": ["step_free_access", "travel_support"],
         "summary": "Participants asked for fewer site visits; the team will pilot home nursing.",
         "summary_recorded_on": "2025-03-20", "outcomes_shared_on": "2025-04-10",
+        "outcome_changes": "Home nursing visits were added to the protocol.", "status": "held",
     }
 
     def __init__(self, actor, reason):
