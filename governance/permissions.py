@@ -15,7 +15,7 @@ A record outside the scope answers 404, as an unknown id does.
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flask import abort, current_app
+from flask import abort, current_app, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import false, literal, or_, select, true, union
 
@@ -78,12 +78,17 @@ def acting_organisation_ids(user) -> tuple[int, ...] | None:
         return None if user.role in VOID_READERS else ()
     if user.role != "auditor":
         return (user.organisation_id,)
-    from .auth.models import AuditorGrant
+    # An auditor's grants are read once per request (every scope of the request asks).
+    cache = request.__dict__.setdefault("_acting_organisations", {}) \
+        if has_request_context() else {}
+    if user.id not in cache:
+        from .auth.models import AuditorGrant
 
-    granted = db.session.scalars(
-        select(AuditorGrant.organisation_id)
-        .where(AuditorGrant.user_id == user.id, AuditorGrant.voided_at.is_(None))).all()
-    return (user.organisation_id, *sorted(set(granted) - {user.organisation_id}))
+        granted = db.session.scalars(
+            select(AuditorGrant.organisation_id)
+            .where(AuditorGrant.user_id == user.id, AuditorGrant.voided_at.is_(None))).all()
+        cache[user.id] = (user.organisation_id, *sorted(set(granted) - {user.organisation_id}))
+    return cache[user.id]
 
 
 def _acting_in_sql(user):

@@ -168,6 +168,7 @@ def build_world() -> World:
     """Sponsors A and B, patient groups PA and PB, partnerships A-PA and B-PB with their
     records; users of every role in A (the partner in PA), an admin, and B's own people."""
     from governance.activities.services import add_custom_activity, seed_demo_exercises
+    from governance.agreements.services import record_agreement
     from governance.attachments.services import attach_file
     from governance.auth import services as accounts
     from governance.auth.models import ApiToken
@@ -258,6 +259,15 @@ def build_world() -> World:
                                      _pdf(f"{side} ad hoc"), users[editor]),
             }
             db.session.commit()
+        with as_user(editor):
+            agreement = record_agreement({
+                "partnership_id": partnership.id, "kind": "grant",
+                "objective": f"{words.split()[0]} helpline grant", "starts_on": "2025-01-01",
+                "ends_on": "2025-12-31", "amount": "20000.00", "currency": "GBP",
+                "signed_on": "2025-01-15"}, users[editor])
+            db.session.commit()
+        add(Rec("agreement", f"agreement of {sponsor}-{group}",
+                {"agreement_id": agreement.id}, parties, parties, obj=agreement))
         with as_user(editor):
             payment = record_payment({
                 "organisation_id": orgs[sponsor].id, "interaction_id": interaction.id,
@@ -460,6 +470,7 @@ RECORD_ARGUMENTS = {
     ("token_id",): "token",
     ("user_id",): "user",
     ("payment_id",): "payment",
+    ("agreement_id",): "agreement",
 }
 # A report file's kind or an importer's; a file format; an invitation's secret (public).
 FIXED_ARGUMENTS = {"kind", "fmt", "token"}
@@ -775,4 +786,4 @@ def test_the_data_set_holds_every_kind_of_record(world):
     assert {kind: len(recs) for kind, recs in world.records.items()} == {
         "organisation": 4, "partnership": 2, "support": 2, "interaction": 5, "attachment": 6,
         "flag": 7, "exercise": 4, "activity": 3, "report": 2, "run": 2, "token": 8, "user": 8,
-        "payment": 2, "upload": 4, "history": 31}
+        "payment": 2, "agreement": 2, "upload": 4, "history": 31}
