@@ -19,7 +19,7 @@ from sqlalchemy import select
 from .. import audit
 from ..agreements import services as agreement_services
 from ..agreements.models import Agreement
-from ..errors import DomainError
+from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..interactions import services as interaction_services
 from ..interactions.models import Interaction
@@ -27,11 +27,16 @@ from ..organisations import services as organisation_services
 from ..organisations.models import Organisation
 from ..partnerships import services as partnership_services
 from ..partnerships.models import Partnership, Support
+from ..payments import services as payment_services
+from ..payments.models import IndividualPayment
 from ..permissions import (
     agreement_scope,
+    can_edit_individual_payment,
+    individual_payment_scope,
     interaction_scope,
     organisation_scope,
     partnership_scope,
+    require,
 )
 from .csvfile import FileRefused, RowReader, check_header, decode, records
 
@@ -319,6 +324,48 @@ class AgreementImporter(Importer):
         agreement_services.update_agreement(record, values, self.actor, reason=self.reason)
 
 
+class PaymentImporter(Importer):
+    """Payments to individuals (issue #18). The payments service checks every row as it checks
+    a form: the payee reference must be a pseudonym, the interaction and the agreement must be
+    open to the importer, and each saved payment is checked against the rate card."""
+
+    name = "payments"
+    label = "Payments to individuals"
+    schema = payment_services.IndividualPaymentInput
+    model = IndividualPayment
+    label_field = "payee_reference"
+    list_endpoint = "payments.index"
+    example = {"organisation_id": None, "interaction_id": 1, "payee_reference": "P-0042",
+               "payee_kind": "patient", "service": "advisory_board", "hours": "4",
+               "fee": "600.00", "expenses": "85.40", "currency": "GBP",
+               "paid_on": "2025-03-20", "agreement_id": 1, "external_id": "CRM-PAY-0001"}
+
+    def visible(self):
+        return individual_payment_scope(self.actor)
+
+    def values_of(self, record):
+        return payment_services.payment_values(record)
+
+    def check_new(self, values):
+        payment_services.validate_payment(values, self.actor)
+
+    def check_existing(self, record, values):
+        clean = payment_services.validate_payment(values, self.actor, record)
+        current = payment_services.payment_values(record)
+        if not all(_same(current.get(name), value) for name, value in clean.items()):
+            # What update_payment would refuse, refused in the preview too.
+            require(can_edit_individual_payment, self.actor, record)
+            if record.is_void:
+                raise Conflict("This payment has been voided and can no longer be edited.")
+        return clean
+
+    def create(self, values):
+        payment_services.record_payment(values, self.actor)
+
+    def update(self, record, values):
+        payment_services.update_payment(record, values, self.actor, reason=self.reason)
+
+
 class InteractionImporter(Importer):
     """New interactions go through the service's bulk path; existing ones one by one."""
 
@@ -411,7 +458,7 @@ class InteractionImporter(Importer):
 IMPORTERS: dict[str, type[Importer]] = {
     importer.name: importer
     for importer in (InteractionImporter, OrganisationImporter, PartnershipImporter,
-                     SupportImporter, AgreementImporter)
+                     SupportImporter, AgreementImporter, PaymentImporter)
 }
 
 
