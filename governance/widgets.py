@@ -8,6 +8,7 @@ options of a whole table once per process, reused until the table changes.
 
 from dataclasses import dataclass
 
+from flask import has_request_context, request
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from wtforms import SelectField
@@ -74,7 +75,15 @@ _RENDERED: dict[tuple, RenderedOptions] = {}  # per process: a kind's records, r
 
 def _table_version(model) -> tuple:
     """Changes whenever a row is added, edited or voided: count, latest update, summed
-    versions, last id (a plain association table: its count)."""
+    versions, last id (a plain association table: its count). Read once per request."""
+    cache = request.__dict__.setdefault("_table_versions", {}) if has_request_context() else {}
+    key = getattr(model, "__tablename__", None) or model.name
+    if key not in cache:
+        cache[key] = _read_table_version(model)
+    return cache[key]
+
+
+def _read_table_version(model) -> tuple:
     if not hasattr(model, "updated_at"):
         return tuple(db.session.execute(select(func.count()).select_from(model)).one())
     return tuple(db.session.execute(select(
