@@ -280,7 +280,16 @@ class SupportImporter(Importer):
         return partnership_services.validate_support(values, self.actor, record)
 
     def create(self, values):
-        partnership_services.record_support(values, self.actor)
+        # The partnership and its agreements are re-checked once per batch (run_batch), not
+        # once per line: each check reads all the lines of the partnership's patient group.
+        support = partnership_services.record_support(values, self.actor, evaluate=False)
+        self.recorded.add(support.partnership_id)
+
+    def run_batch(self, batch, report):
+        self.recorded: set[int] = set()
+        super().run_batch(batch, report)
+        if report.ok:
+            partnership_services.after_lines_recorded(self.recorded)
 
     def update(self, record, values):
         partnership_services.update_support(record, values, self.actor, reason=self.reason)
