@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..agreements import services as agreement_services
@@ -265,6 +266,18 @@ class SupportImporter(Importer):
                "kind": "grant", "amount": "12500.00", "currency": "GBP",
                "description": "Grant towards the annual patient conference",
                "external_id": "CRM-SUP-0001", "agreement_id": 1}
+
+    def __init__(self, actor, reason):
+        super().__init__(actor, reason)
+        # Held for the whole import: the session keeps its objects only while something else
+        # does, so each line's checks would read its partnership, parties and agreement again.
+        visible = select(Partnership.id).where(partnership_scope(actor))
+        self.held = [
+            *db.session.scalars(select(Partnership).where(Partnership.id.in_(visible)).options(
+                selectinload(Partnership.sponsor), selectinload(Partnership.patient_group),
+                selectinload(Partnership.other_organisations))),
+            *db.session.scalars(select(Agreement).where(Agreement.partnership_id.in_(visible))),
+        ]
 
     def visible(self):
         return Support.partnership_id.in_(select(Partnership.id).where(
