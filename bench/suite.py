@@ -15,7 +15,8 @@ is reported as the median with the min and the max, together with the machine it
   reeval    full re-evaluation of the set (reevaluate_all, with its writes and commit) on a copy
             without flags (every flag new), then again with nothing changed;
   import    CSV import of 100,000 rows (bench/import_bench.py) and its ratio to a bare sqlite3
-            executemany of the same file;
+            executemany of the same file; then 100,000 support lines naming a few hundred
+            agreements (--kind supports: their partnerships' and agreements' rules checked);
   report    the annual report of the medium set's busiest organisation-year (bench/report_bench.py:
             the job as a worker runs it, then WeasyPrint alone on the same HTML): time, pages/s,
             peak memory, ratio;
@@ -347,13 +348,13 @@ def bench_reevaluation(base: Path, runs: int) -> dict:
 # --- CSV import, report, load (the other helpers' scripts) ---------------------------------
 
 
-def bench_import(rows: int, runs: int) -> dict:
+def bench_import(rows: int, runs: int, kind: str = "interactions") -> dict:
     samples = []
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         for run in range(runs):
             out = Path(tmp) / f"import-{run}.json"
             run_script([str(BENCH / "import_bench.py"), "--rows", str(rows), "--skip-reimport",
-                        "--json", str(out)])
+                        "--kind", kind, "--json", str(out)])
             sample = json.loads(out.read_text())
             samples.append(sample)
             print(f"    run {run + 1}: {sample['import_seconds']} s = "
@@ -365,7 +366,8 @@ def bench_import(rows: int, runs: int) -> dict:
             "rows_per_second": spread([s["rows_per_second"] for s in samples], 0),
             "ratio_to_bare_sqlite": spread([s["ratio_to_bare_sqlite"] for s in samples]),
             "peak_rss_mb": spread([s["peak_rss_mb"] for s in samples], 0),
-            "flags_per_row": samples[0]["flags_per_row"]}
+            "flags_per_row": samples[0]["flags_per_row"],
+            **({"agreements": samples[0]["agreements"]} if "agreements" in samples[0] else {})}
 
 
 def bench_report(flagged: Path, manifest: dict, runs: int) -> dict:
@@ -578,6 +580,9 @@ TARGETS = [
      "report of the medium set's busiest organisation-year", lambda v: v < 20, "< 20 s"),
     ("csv_import@100000", "seconds", "cpu_seconds", "CSV import of 100,000 rows",
      lambda v: v < 60, "< 60 s"),
+    ("csv_import_supports@100000", "seconds", "cpu_seconds",
+     "CSV import of 100,000 support lines with their agreements checked", lambda v: v < 60,
+     "< 60 s"),
     ("startup", "flask_help", "flask_help_cpu", "`flask --help`, the whole process",
      lambda v: v < 1, "< 1 s"),
     ("startup", "create_app_inside", None, "create_app() in a fresh process (its imports and "
@@ -695,6 +700,17 @@ def table_lines(results: dict, verdicts: list[dict]) -> list[str]:
                          result["ratio_to_bare_sqlite"], "x", 1, "", result["measured_at"]))
         lines.append(row("CSV import, peak memory", "CSV file", result["peak_rss_mb"], " MB", 0,
                          "", result["measured_at"]))
+    for key in sorted(k for k in results if k.startswith("csv_import_supports@")):
+        result = results[key]
+        label = f"CSV file ({result.get('agreements', '?')} agreements)"
+        lines.append(row(f"CSV import of {result['rows']:,} support lines (validated, "
+                         "partnership and agreement rules checked, audited)", label,
+                         result["seconds"], " s", 1, status.get(key, ""), result["measured_at"],
+                         result.get("cpu_seconds")))
+        lines.append(row("Support line import rate", label, result["rows_per_second"],
+                         " rows/s", 0, "", result["measured_at"]))
+        lines.append(row("Support line import, peak memory", label, result["peak_rss_mb"],
+                         " MB", 0, "", result["measured_at"]))
     for name in ("small", "medium", "large"):
         result = results.get(f"report@{name}")
         if result:
@@ -918,6 +934,9 @@ def main() -> int:
     if "import" in only:
         print(f"== CSV import, {plan['import_rows']:,} rows", flush=True)
         record(f"csv_import@{plan['import_rows']}", bench_import(plan["import_rows"], args.runs))
+        print(f"== CSV import, {plan['import_rows']:,} support lines with agreements", flush=True)
+        record(f"csv_import_supports@{plan['import_rows']}",
+               bench_import(plan["import_rows"], args.runs, kind="supports"))
     if "report" in only:
         name = plan["report"]
         print(f"== annual report, busiest organisation-year of the {name} set", flush=True)

@@ -327,15 +327,39 @@ def validate_support(values: dict, actor, current: Support | None = None) -> dic
     return clean
 
 
-def record_support(values: dict, actor) -> Support:
-    """Record a transfer of value within a partnership; the partner is asked to confirm it."""
+def record_support(values: dict, actor, evaluate: bool = True) -> Support:
+    """Record a transfer of value within a partnership; the partner is asked to confirm it.
+
+    With evaluate=False the caller re-checks the partnership later (after_lines_recorded: an
+    import does it once per batch, not once per line)."""
     _require_editor(actor)
     clean = validate_support(values, actor)
     support = Support(**clean, confirmed_by_partner="pending")
     db.session.add(support)
     db.session.flush()
-    after_change(support.partnership)
+    if evaluate:
+        after_change(support.partnership)
     return support
+
+
+def after_lines_recorded(partnership_ids) -> None:
+    """What after_change does for each partnership, once for all of them: re-check these
+    partnerships, the other partnerships of their patient groups, and their agreements."""
+    from ..rules.evaluation import (
+        current_policy,
+        evaluate_agreements_of,
+        evaluate_partnership_ids,
+        today_utc,
+    )
+
+    ids = set(partnership_ids)
+    if not ids:
+        return
+    groups = select(Partnership.patient_group_id).where(Partnership.id.in_(ids))
+    siblings = set(db.session.scalars(
+        select(Partnership.id).where(Partnership.patient_group_id.in_(groups))))
+    evaluate_partnership_ids(siblings | ids, current_policy(), today_utc())
+    evaluate_agreements_of(sorted(ids))
 
 
 def update_support(support: Support, changes: dict, actor, reason: str | None = None,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..agreements import services as agreement_services
@@ -271,6 +272,18 @@ class SupportImporter(Importer):
                "description": "Grant towards the annual patient conference",
                "external_id": "CRM-SUP-0001", "agreement_id": 1}
 
+    def __init__(self, actor, reason):
+        super().__init__(actor, reason)
+        # Held for the whole import: the session keeps its objects only while something else
+        # does, so each line's checks would read its partnership, parties and agreement again.
+        visible = select(Partnership.id).where(partnership_scope(actor))
+        self.held = [
+            *db.session.scalars(select(Partnership).where(Partnership.id.in_(visible)).options(
+                selectinload(Partnership.sponsor), selectinload(Partnership.patient_group),
+                selectinload(Partnership.other_organisations))),
+            *db.session.scalars(select(Agreement).where(Agreement.partnership_id.in_(visible))),
+        ]
+
     def visible(self):
         return Support.partnership_id.in_(select(Partnership.id).where(
             partnership_scope(self.actor)))
@@ -285,7 +298,16 @@ class SupportImporter(Importer):
         return partnership_services.validate_support(values, self.actor, record)
 
     def create(self, values):
-        partnership_services.record_support(values, self.actor)
+        # The partnership and its agreements are re-checked once per batch (run_batch), not
+        # once per line: each check reads all the lines of the partnership's patient group.
+        support = partnership_services.record_support(values, self.actor, evaluate=False)
+        self.recorded.add(support.partnership_id)
+
+    def run_batch(self, batch, report):
+        self.recorded: set[int] = set()
+        super().run_batch(batch, report)
+        if report.ok:
+            partnership_services.after_lines_recorded(self.recorded)
 
     def update(self, record, values):
         partnership_services.update_support(record, values, self.actor, reason=self.reason)
