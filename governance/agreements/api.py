@@ -1,7 +1,6 @@
 """POST /api/v1/agreements, GET /api/v1/agreements/{id} and POST
 /api/v1/agreements/{id}/certification: written agreements with their flags."""
 
-from flask import abort
 from flask.views import MethodView
 from flask_login import current_user
 from marshmallow import Schema, fields
@@ -9,8 +8,16 @@ from marshmallow import Schema, fields
 from ..api import schemas
 from ..api.serialise import _flags, _record
 from ..api.views import documented_errors, json_body, request_body, resource, saving
-from ..permissions import allow, can_certify_agreements, can_edit_records, can_read_records
+from ..permissions import (
+    agreement_scope,
+    allow,
+    can_certify_agreements,
+    can_edit_records,
+    can_read_records,
+    visible_or_404,
+)
 from . import services
+from .models import Agreement
 
 agreements = resource("agreements", "Written agreements behind support (ABPI clause 27.3), with "
                                     "the flags of the agreement rules.")
@@ -84,9 +91,7 @@ class AgreementById(MethodView):
     @documented_errors(agreements, 403, 404)
     def get(self, agreement_id: int):
         """One agreement with what was paid under it and its flags."""
-        agreement = services.visible_agreement(current_user, agreement_id)
-        if agreement is None:
-            abort(404)
+        agreement = visible_or_404(Agreement, agreement_id, agreement_scope)
         return agreement_json(agreement)
 
 
@@ -100,9 +105,7 @@ class AgreementCertification(MethodView):
     @documented_errors(agreements, 400, 403, 404, 409, 422)
     def post(self, agreement_id: int):
         """Certify the agreement as the sponsor's nominated signatory (an e-signature)."""
-        agreement = services.visible_agreement(current_user, agreement_id)
-        if agreement is None:
-            abort(404)
+        agreement = visible_or_404(Agreement, agreement_id, agreement_scope)
         values = json_body()
         with saving():
             services.certify_with(agreement, values, current_user)

@@ -290,10 +290,6 @@ def lines_of(agreement: Agreement) -> list[Support]:
         .order_by(Support.paid_on, Support.id)))
 
 
-def visible_agreement(actor, agreement_id: int) -> Agreement | None:
-    return visible_record(Agreement, agreement_id, agreement_scope, actor)
-
-
 class CertificationInput(Input):
     """The certifier's e-signature: their password and the meaning they state."""
 

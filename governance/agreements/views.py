@@ -7,6 +7,7 @@ from flask_login import current_user
 from ..attachments.views import attachment_panel
 from ..forms import VoidForm, form_status, form_values, save_form
 from ..partnerships.models import Partnership
+from ..partnerships.views import editable_or_404 as editable_partnership_or_404
 from ..permissions import (
     agreement_scope,
     allow,
@@ -14,7 +15,6 @@ from ..permissions import (
     can_edit_partnership,
     can_edit_records,
     can_read_records,
-    partnership_scope,
     sees_void,
     visible_or_404,
 )
@@ -28,13 +28,6 @@ bp = Blueprint("agreements", __name__, url_prefix="/agreements")
 
 def page_of(agreement_id: int) -> str:
     return url_for(".view", agreement_id=agreement_id)
-
-
-def editable_partnership_or_404(partnership_id: int) -> Partnership:
-    partnership = visible_or_404(Partnership, partnership_id, partnership_scope)
-    if not can_edit_partnership(current_user, partnership):
-        abort(403)
-    return partnership
 
 
 def editable_or_404(agreement_id: int) -> Agreement:
