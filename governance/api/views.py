@@ -5,6 +5,7 @@ lives in one place. A rejected request is rolled back whole: it changes nothing.
 """
 
 import json
+import threading
 from contextlib import contextmanager
 
 from flask import (
@@ -105,17 +106,48 @@ class QueryParser(FlaskParser):
         raise ValidationFailed(problems, "Some query parameters are not valid.")
 
 
+def registered_name(schema_class) -> str:
+    """A schema by the name marshmallow registered it under, which the OpenAPI document resolves
+    to the same component. flask-smorest deep-copies a route's documentation at every decorator;
+    a name is copied for nothing, a schema instance field by field."""
+    return f"{schema_class.__module__}.{schema_class.__name__}"
+
+
 class ResourceBlueprint(ApiBlueprint):
     ARGUMENTS_PARSER = QueryParser()
 
 
 class GovernanceApi(Api):
-    """flask-smorest for the OpenAPI document; errors keep the shape errors.py gives them."""
+    """flask-smorest for the OpenAPI document; errors keep the shape errors.py gives them.
+
+    The routes are registered at start-up; their documentation is written into the OpenAPI
+    document when it is first asked for, so that no worker or command pays for it unasked.
+    """
 
     ERROR_SCHEMA = schemas.Error
 
+    def __init__(self, *args, **kwargs):
+        self._undocumented: list[tuple[ApiBlueprint, list | None]] = []
+        self._documenting = threading.Lock()
+        super().__init__(*args, **kwargs)
+
     def _register_error_handlers(self):
         """errors.py already answers every error of an /api/ path in the API's error shape."""
+
+    def register_blueprint(self, blp, *, parameters=None, **options):
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][blp.name] = self
+        self._app.register_blueprint(blp, **options)
+        self._undocumented.append((blp, parameters))
+
+    def document(self) -> dict:
+        """The OpenAPI document, with every resource's routes written in at the first call."""
+        with self._documenting:
+            while self._undocumented:
+                blp, parameters = self._undocumented.pop(0)
+                blp.register_views_in_doc(self, self._app, self.spec, name=blp.name,
+                                          parameters=parameters)
+                self.spec.tag({"name": blp.name, "description": blp.description})
+            return self.spec.to_dict()
 
 
 RESOURCES: list[ResourceBlueprint] = []
@@ -138,10 +170,12 @@ ERROR_MEANINGS = {
 }
 
 
+
+
 def documented_errors(blueprint: ResourceBlueprint, *codes: int):
     def decorate(view):
         for code in (401, *codes):
-            view = blueprint.alt_response(code, schema=schemas.Error,
+            view = blueprint.alt_response(code, schema=registered_name(schemas.Error),
                                           description=ERROR_MEANINGS[code])(view)
         return view
 
@@ -550,7 +584,7 @@ def _stream_events(conditions, batch: int = 1000):
 @public
 def openapi():
     """The OpenAPI 3 document of this API, generated from the code."""
-    return jsonify(current_app.extensions["governance_api"].spec.to_dict())
+    return jsonify(current_app.extensions["governance_api"].document())
 
 
 def init_app(app: Flask) -> None:
