@@ -104,7 +104,7 @@ def make_app(path: Path):
 
     return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "SECRET_KEY": "bench",
                        "DATA_DIR": str(path.parent / f"{path.stem}-data"),
-                       "RATELIMIT_ENABLED": False})
+                       "SIGN_IN_THROTTLE": False})
 
 
 def fingerprint(flags: bool) -> str:

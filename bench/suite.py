@@ -190,7 +190,7 @@ def measure_list_page(path: Path) -> dict:
     manifest = json.loads(generate.manifest_path(path).read_text())
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "SECRET_KEY": "bench",
                       "DATA_DIR": str(path.parent / f"{path.stem}-data"),
-                      "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
+                      "WTF_CSRF_ENABLED": False, "SIGN_IN_THROTTLE": False,
                       "SESSION_COOKIE_SECURE": False, "REMEMBER_COOKIE_SECURE": False})
     clients = {}
     views = list_views(path, manifest)

@@ -46,14 +46,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     _fill_defaults(app, root)
 
     from . import audit, database, errors, security
-    from .extensions import bootstrap, csrf, db, init_limiter, init_migrations, login_manager
+    from .extensions import bootstrap, csrf, db, init_migrations, login_manager
 
     database.prepare_config(app.config)
     db.init_app(app)
     init_migrations(app)
     login_manager.init_app(app)
     csrf.init_app(app)
-    init_limiter(app)
     bootstrap.init_app(app)
     database.init_app(app)
     audit.init_app(app)

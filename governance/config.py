@@ -25,11 +25,17 @@ class Defaults:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = True
     BOOTSTRAP_SERVE_LOCAL = True
-    RATELIMIT_STORAGE_URI = "memory://"
-    RATELIMIT_HEADERS_ENABLED = True
-    LOGIN_RATE_LIMIT = "20 per minute"
-    LOGIN_MAX_FAILURES = 5
-    LOGIN_LOCK_MINUTES = 15
+    # Wrong passwords slow down, never lock (auth/throttle.py): free failures per account (and
+    # per signed-in user re-entering a password) and per client address, then waits doubling
+    # from 1 s to the longest wait; forgotten after a quiet spell.
+    SIGN_IN_THROTTLE = True
+    SIGN_IN_FREE_FAILURES = 5
+    SIGN_IN_FREE_FAILURES_PER_ADDRESS = 20
+    SIGN_IN_MAX_WAIT_SECONDS = 30
+    SIGN_IN_FORGET_AFTER_MINUTES = 15
+    # Reverse proxies in front of the application whose X-Forwarded-For and X-Forwarded-Proto
+    # are trusted (0: none; the client address is the connection's).
+    TRUSTED_PROXIES = 0
     PER_PAGE = 25
     JOBS_INLINE = False  # report and re-evaluation jobs in the request instead of a thread
     REEVALUATION_STALL_MINUTES = 10

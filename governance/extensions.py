@@ -3,8 +3,6 @@
 import click
 from flask import current_app
 from flask_bootstrap import Bootstrap5
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -27,14 +25,7 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
 bootstrap = Bootstrap5()
-
-
-def init_limiter(app) -> None:
-    """Bind the limiter; its limits are declared on the views that need them (the sign-in
-    form), none application-wide."""
-    limiter.init_app(app)
 
 
 class _MigrationCommands(click.Command):

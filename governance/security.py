@@ -7,6 +7,7 @@ from flask import Flask, abort, current_app, g, redirect, request, url_for
 from flask_login import AnonymousUserMixin, current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import bindparam, or_, select
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .auth.tokens import hash_token
 from .database import SAFE_METHODS, end_read_transaction, read_before_writing, utcnow
@@ -147,7 +148,16 @@ def _csrf_refused(error: CSRFError):
                            "again."), 400
 
 
+def _trust_proxies(app: Flask) -> None:
+    """Behind `TRUSTED_PROXIES` reverse proxies, take the client's address and scheme from what
+    they forwarded (never the Host: absolute links come from `SERVER_NAME`)."""
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0)
+
+
 def init_app(app: Flask) -> None:
+    _trust_proxies(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to see that page."
     login_manager.session_protection = "strong"

@@ -275,7 +275,7 @@ def make_config(tmp_path, **overrides) -> dict:
         "SQLALCHEMY_DATABASE_URI": test_database_uri(tmp_path),
         "DATA_DIR": str(tmp_path / "data"),
         "WTF_CSRF_ENABLED": False,
-        "RATELIMIT_ENABLED": False,
+        "SIGN_IN_THROTTLE": False,
         "SESSION_COOKIE_SECURE": False,
         "REMEMBER_COOKIE_SECURE": False,
     }

@@ -12,8 +12,7 @@ from ..vocabulary import ROLES
 
 class User(Record, UserMixin, db.Model):
     __tablename__ = "users"
-    __audit_exclude__ = Record.__audit_exclude__ | {"failed_logins", "locked_until",
-                                                    "last_login_at"}
+    __audit_exclude__ = Record.__audit_exclude__ | {"last_login_at"}
     __audit_redact__ = frozenset({"password_hash"})
 
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -25,8 +24,6 @@ class User(Record, UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     # Bumped on logout and password change: every session cookie issued before stops working.
     session_generation: Mapped[int] = mapped_column(default=1)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Set with a temporary password an administrator gave: the user chooses their own first.

@@ -1,4 +1,5 @@
-"""Accounts: passwords, login with lockout, session invalidation, API tokens."""
+"""Accounts: passwords, sign-in (slowed down, never locked: throttle.py), session invalidation,
+API tokens."""
 
 import functools
 import secrets
@@ -15,6 +16,7 @@ from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..vocabulary import ROLES
+from . import throttle
 from .models import ApiToken, User
 from .tokens import hash_token
 
@@ -53,13 +55,29 @@ def check_signature(actor: User, password: str | None, meaning: str | None, mean
     errors = {}
     if meaning not in meanings:
         errors["meaning"] = ["State what your signature means."]
-    if not password or not password_matches(actor, password):
-        errors["password"] = [f"This is not your password; the {what} was not signed."]
-        current_app.logger.warning("refused signature of %s by %s: wrong password", record,
-                                   actor.email)
+    problem = reentry_problem(actor, password,
+                              f"This is not your password; the {what} was not signed.")
+    if problem:
+        errors["password"] = [problem]
+        current_app.logger.warning("refused signature of %s by %s: %s", record, actor.email,
+                                   problem)
     if errors:
         raise ValidationFailed(errors, f"The {what} was not signed.")
     return meanings[meaning]
+
+
+def reentry_problem(user: User, password: str | None, wrong: str) -> str | None:
+    """Why a signed-in user's password, typed again, is refused (`wrong` when it is not
+    theirs), or None. Slowed down as a sign-in is: repeated wrong passwords wait."""
+    keys = [throttle.reentry_key(user)]
+    wait = throttle.seconds_to_wait(keys)
+    if wait:
+        return f"Too many wrong passwords: try again in {wait} second{'s' if wait > 1 else ''}."
+    if not password or not password_matches(user, password):
+        throttle.failed(keys)
+        return wrong
+    throttle.succeeded(keys)
+    return None
 
 
 def check_new_password(password: str, field: str = "password") -> None:
@@ -161,8 +179,6 @@ def set_temporary_password(user: User) -> str:
     password = temporary_password()
     user.password_hash = hash_password(password)
     user.must_change_password = True
-    user.failed_logins = 0
-    user.locked_until = None
     end_all_sessions(user)
     return password
 
@@ -176,20 +192,16 @@ def clear_password(user: User) -> None:
 
 
 def authenticate(email: str, password: str) -> User | None:
-    """Return the user when the password is right and the account is not locked."""
+    """Return the user when the account is active and the password is theirs; an unknown or
+    inactive account costs the time a real check does. Throttling is the caller's (throttle.py:
+    it needs the request)."""
     user = find_user(email or "")
     if user is None or not user.is_active:
         _spend_equal_time(password)
         return None
-    now = utcnow()
-    if user.locked_until and user.locked_until > now:
-        return None
     if not password_matches(user, password or ""):
-        _count_failure(user, now)
         return None
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    user.last_login_at = utcnow()
     return user
 
 
@@ -200,13 +212,6 @@ def _spend_equal_time(password: str) -> None:
         pass
 
 
-def _count_failure(user: User, now: datetime) -> None:
-    user.failed_logins += 1
-    if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-        user.locked_until = now + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
-        user.failed_logins = 0
-        current_app.logger.warning("locked account %s after repeated failures", user.email)
-
 
 def end_all_sessions(user: User) -> None:
     """Invalidate every session cookie issued to the user so far."""
@@ -214,8 +219,9 @@ def end_all_sessions(user: User) -> None:
 
 
 def change_password(user: User, current_password: str, new_password: str) -> None:
-    if not password_matches(user, current_password):
-        raise ValidationFailed({"current_password": ["This is not your current password."]})
+    problem = reentry_problem(user, current_password, "This is not your current password.")
+    if problem:
+        raise ValidationFailed({"current_password": [problem]})
     choose_password(user, new_password)
 
 

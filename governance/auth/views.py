@@ -13,17 +13,18 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from ..errors import DomainError, is_api_request
-from ..extensions import db, limiter
+from ..extensions import db
 from ..forms import form_status, save_form
 from ..permissions import allow, can_use_account, public
 from ..users import services as users
-from . import services
+from . import services, throttle
 from .forms import ChoosePasswordForm, LoginForm, PasswordChangeForm, TokenForm
 
 bp = Blueprint("auth", __name__)
 
-LOGIN_FAILED = "That email and password do not match an active account, or the account is " \
-    "temporarily locked after repeated failures. Try again in a few minutes."
+LOGIN_FAILED = "That email and password do not match an active account."
+TOO_MANY_ATTEMPTS = "Too many failed attempts from here or for this account: try again in " \
+    "{wait} second{plural}."
 
 
 def _safe_next(target: str | None) -> str:
@@ -35,22 +36,35 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
 def login():
     form = LoginForm()
     if form.validate_on_submit():
+        keys = throttle.sign_in_keys(services.find_user(form.email.data))
+        wait = throttle.seconds_to_wait(keys)
+        if wait:
+            return _too_many_attempts(form, wait)
         user = services.authenticate(form.email.data, form.password.data)
         db.session.commit()
         if user is None:
+            throttle.failed(keys)
             current_app.logger.warning("failed login for %s from %s", form.email.data,
                                        request.remote_addr)
             flash(LOGIN_FAILED, "danger")
             return render_template("auth/login.html", form=form), 401
+        throttle.succeeded(keys)
         login_user(user, remember=form.remember.data)
         if user.must_change_password:
-            return redirect(url_for("auth.choose_password", next=request.args.get("next")))
-        return redirect(_safe_next(request.args.get("next")))
+            target = url_for("auth.choose_password", next=request.args.get("next"))
+        else:
+            target = _safe_next(request.args.get("next"))
+        return throttle.remember_device(redirect(target), user)
     return render_template("auth/login.html", form=form)
+
+
+def _too_many_attempts(form, wait: int):
+    """Refused before the password is looked at: 429, and when to come back."""
+    flash(TOO_MANY_ATTEMPTS.format(wait=wait, plural="s" if wait > 1 else ""), "danger")
+    return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
 
 
 @bp.route("/logout", methods=["POST"])
@@ -130,12 +144,19 @@ def _stay_signed_in(_changed) -> str:
 
 @bp.route("/invitation/<token>", methods=["GET", "POST"])
 @public
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
 def accept_invitation(token: str):
-    """Set your password from the invitation link an administrator gave you."""
+    """Set your password from the invitation link an administrator gave you. Links that do not
+    open count against the address, as wrong passwords do."""
+    keys = [throttle.address_key()]
+    wait = throttle.seconds_to_wait(keys)
+    if wait:
+        problem = TOO_MANY_ATTEMPTS.format(wait=wait, plural="s" if wait > 1 else "")
+        return render_template("auth/invitation.html", form=None, problem=problem), 429, \
+            {"Retry-After": str(wait)}
     try:
         invitation = users.open_invitation(token)
     except DomainError as error:
+        throttle.failed(keys)
         return render_template("auth/invitation.html", form=None, problem=error.message), \
             error.status
     form = ChoosePasswordForm()
@@ -173,3 +194,4 @@ def choose_password_first():
 def init_app(app: Flask) -> None:
     # After security's own hook, which has authenticated the request.
     app.before_request(choose_password_first)
+    throttle.init_app(app)

@@ -145,7 +145,7 @@ def live_app(tmp_path_factory):
         "SECRET_KEY": "browser-test-secret",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'browser.sqlite'}",
         "DATA_DIR": str(folder / "data"),
-        "RATELIMIT_ENABLED": False,
+        "SIGN_IN_THROTTLE": False,
         "SESSION_COOKIE_SECURE": False,
         "REMEMBER_COOKIE_SECURE": False,
         # CSRF stays on: the browser sends the real tokens.
