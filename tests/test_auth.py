@@ -239,3 +239,30 @@ def test_session_cookie_is_secure_httponly_lax_outside_development(tmp_path):
     assert development.config["SESSION_COOKIE_SECURE"] is False
 
 
+
+
+@pytest.mark.parametrize("new_password, reason", [
+    ("eleven char", "Use at least 12 characters."),
+    ("password1234", "This is a very common password. Choose a longer phrase"),
+    ("qwertyuiop[]", "Choose a longer phrase of unrelated words."),
+    ("Auditor1@example.org!", "Do not use your email address in your password."),
+    ("my auditor1 passphrase", "Do not use your email address in your password."),
+])
+def test_a_short_common_or_email_based_password_is_refused_with_its_reason(
+        client, make_user, new_password, reason):
+    user = make_user("auditor")
+    login(client, user)
+    before = user.password_hash
+    response = client.post("/account", data={"pw-current_password": PASSWORD,
+                                             "pw-new_password": new_password})
+    assert response.status_code == 422
+    assert reason in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(type(user), user.id).password_hash == before
+
+
+def test_create_user_refuses_a_common_password(runner):
+    result = runner.invoke(args=["create-user", "new@example.org", "--role", "auditor",
+                                 "--password", "iloveyou1234"])
+    assert result.exit_code != 0
+    assert "commonly used password" in result.output

@@ -12,16 +12,16 @@ class LoginForm(FlaskForm):
 class PasswordChangeForm(FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired()])
     new_password = PasswordField(
-        "New password", validators=[DataRequired(), Length(min=10)],
-        description="At least 10 characters. Changing it signs you out everywhere.",
+        "New password", validators=[DataRequired()],
+        description="At least 12 characters. Changing it signs you out everywhere.",
     )
 
 
 class ChoosePasswordForm(FlaskForm):
     """A password the user chooses themselves (after a temporary one, or from an invitation)."""
 
-    password = PasswordField("New password", validators=[DataRequired(), Length(min=10)],
-                             description="At least 10 characters.")
+    password = PasswordField("New password", validators=[DataRequired()],
+                             description="At least 12 characters.")
     password_again = PasswordField("Confirm the password",
                             validators=[DataRequired(),
                                         EqualTo("password", "The two passwords differ.")])

@@ -21,7 +21,10 @@ from .models import ApiToken, User
 from .tokens import hash_token
 
 _hasher = PasswordHasher()
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12
+# zxcvbn's score (0-4) a new password needs: 3 is "safely unguessable" against an online attack
+# and most offline ones; below it are the common passwords, their variants and keyboard walks.
+MIN_PASSWORD_SCORE = 3
 # A token's last use is recorded at most this often: the account page shows it, so a token
 # nobody uses any more, or one used when it should not be, stands out; recording every request
 # would add a write to each.
@@ -80,9 +83,29 @@ def reentry_problem(user: User, password: str | None, wrong: str) -> str | None:
     return None
 
 
-def check_new_password(password: str, field: str = "password") -> None:
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed({field: [f"Use at least {MIN_PASSWORD_LENGTH} characters."]})
+def check_new_password(password: str, field: str = "password", *, email: str = "",
+                       name: str = "") -> None:
+    """Refuse a password that is short, holds the account's email, or is among (or close to)
+    the commonest passwords: zxcvbn's lists, checked here, offline."""
+    problem = new_password_problem(password or "", email, name)
+    if problem:
+        raise ValidationFailed({field: [problem]})
+
+
+def new_password_problem(password: str, email: str, name: str) -> str | None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    local_part = email.split("@")[0].lower()
+    if email and (email.lower() in password.lower()
+                  or (len(local_part) >= 4 and local_part in password.lower())):
+        return "Do not use your email address in your password."
+    from zxcvbn import zxcvbn  # its word lists take memory only processes that set passwords need
+
+    strength = zxcvbn(password[:100], user_inputs=[email, local_part, *name.split()])
+    if strength["score"] < MIN_PASSWORD_SCORE:
+        warning = strength["feedback"]["warning"] or "It would be easy to guess."
+        return f"{warning.rstrip('.')}. Choose a longer phrase of unrelated words."
+    return None
 
 
 def find_user(email: str) -> User | None:
@@ -148,7 +171,7 @@ def create_user(email: str, name: str, role: str, password: str | None,
     errors.update(account_errors)
     if password is not None:
         try:
-            check_new_password(password)
+            check_new_password(password, email=email, name=name or "")
         except ValidationFailed as error:
             errors.update(error.fields)
     if errors:
@@ -228,7 +251,7 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
 def choose_password(user: User, new_password: str, field: str = "new_password") -> None:
     """Set the password the user chose (after a temporary one, or from an invitation); end
     every session issued so far."""
-    check_new_password(new_password, field)
+    check_new_password(new_password, field, email=user.email, name=user.name)
     user.password_hash = hash_password(new_password)
     user.must_change_password = False
     end_all_sessions(user)
