@@ -36,7 +36,9 @@ def create_user_command(email, role, password, organisation, name):
 @with_appcontext
 @click.argument("email")
 @click.option("--name", default="command line", help="What the token is for.")
-def create_token_command(email, name):
+@click.option("--days", type=click.IntRange(1, 365), default=90, show_default=True,
+              help="Days until the token expires (at most a year).")
+def create_token_command(email, name, days):
     """Print a new API token for the user, alone on the last line."""
     from .auth.services import find_user, issue_token
 
@@ -44,7 +46,7 @@ def create_token_command(email, name):
     if user is None or not user.is_active:
         click.echo(f"No active user with email {email}.", err=True)
         raise SystemExit(1)
-    token = issue_token(user, name)
+    token = issue_token(user, name, days)
     db.session.commit()
     click.echo(f"API token for {user.email} (only its hash is stored; keep it safe):")
     click.echo(token)

@@ -6,7 +6,7 @@ import functools
 from flask import Flask, abort, current_app, g, redirect, request, url_for
 from flask_login import AnonymousUserMixin, current_user
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, select
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .auth.tokens import hash_token
@@ -61,7 +61,7 @@ def _token_owner_query():
             .join(ApiToken, ApiToken.user_id == User.id)
             .where(ApiToken.token_hash == bindparam("token_hash"),
                    ApiToken.revoked_at.is_(None), ApiToken.voided_at.is_(None),
-                   or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now"))))
+                   ApiToken.expires_at > bindparam("now")))
 
 
 @login_manager.user_loader

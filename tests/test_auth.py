@@ -266,3 +266,40 @@ def test_create_user_refuses_a_common_password(runner):
                                  "--password", "iloveyou1234"])
     assert result.exit_code != 0
     assert "commonly used password" in result.output
+
+
+def test_a_token_stops_working_when_its_owners_password_changes(app, client, make_user):
+    user = make_user("auditor")
+    token = accounts.issue_token(user, "script")
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert app.test_client().get("/api/v1/organisations", headers=headers).status_code == 200
+    login(client, user)
+    client.post("/account", data={"pw-current_password": PASSWORD,
+                                  "pw-new_password": "a brand new password"})
+    assert app.test_client().get("/api/v1/organisations", headers=headers).status_code == 401
+
+
+def test_every_token_expires_within_a_year(app, make_user):
+    from datetime import timedelta
+
+    from governance.database import utcnow
+    from governance.errors import ValidationFailed
+
+    user = make_user("auditor")
+    accounts.issue_token(user, "script")
+    db.session.flush()
+    expires = db.session.scalars(db.select(ApiToken.expires_at)).one()
+    assert utcnow() + timedelta(days=89) < expires < utcnow() + timedelta(days=91)
+    with pytest.raises(ValidationFailed) as refused:
+        accounts.issue_token(user, "forever", expires_in_days=366)
+    assert "1 to 365 days" in refused.value.fields["expires_in_days"][0]
+
+
+def test_create_token_takes_days_and_refuses_more_than_a_year(runner, make_user):
+    user = make_user("auditor")
+    assert runner.invoke(args=["create-token", user.email, "--days", "7"]).exit_code == 0
+    expires = db.session.scalars(db.select(ApiToken.expires_at)).one()
+    from governance.database import utcnow
+    assert (expires - utcnow()).days == 6
+    assert runner.invoke(args=["create-token", user.email, "--days", "400"]).exit_code != 0

@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange
 
 
 class LoginForm(FlaskForm):
@@ -30,6 +30,7 @@ class ChoosePasswordForm(FlaskForm):
 class TokenForm(FlaskForm):
     name = StringField("Token name", validators=[DataRequired(), Length(max=100)],
                        description="What will use it, e.g. 'CRM export script'.")
-    expires_in_days = IntegerField("Expires after (days)", validators=[Optional(),
-                                   NumberRange(min=1, max=730)],
-                                   description="Leave empty for a token that lasts until revoked.")
+    expires_in_days = IntegerField("Expires after (days)", default=90,
+                                   validators=[DataRequired(), NumberRange(min=1, max=365)],
+                                   description="At most 365 days. Changing your password stops "
+                                               "every token.")

@@ -29,6 +29,9 @@ MIN_PASSWORD_SCORE = 3
 # nobody uses any more, or one used when it should not be, stands out; recording every request
 # would add a write to each.
 TOKEN_USE_RECORDED_EVERY = timedelta(hours=1)
+# Every API token expires: after 90 days unless its owner chose otherwise, at most after a year.
+DEFAULT_TOKEN_DAYS = 90
+MAX_TOKEN_DAYS = 365
 
 
 # Checked against when the email is unknown, so a wrong email costs as much time as a wrong
@@ -203,6 +206,7 @@ def set_temporary_password(user: User) -> str:
     user.password_hash = hash_password(password)
     user.must_change_password = True
     end_all_sessions(user)
+    revoke_all_tokens(user)
     return password
 
 
@@ -212,6 +216,7 @@ def clear_password(user: User) -> None:
     user.password_hash = _stored_password(None)
     user.must_change_password = False
     end_all_sessions(user)
+    revoke_all_tokens(user)
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -255,18 +260,34 @@ def choose_password(user: User, new_password: str, field: str = "new_password") 
     user.password_hash = hash_password(new_password)
     user.must_change_password = False
     end_all_sessions(user)
+    revoke_all_tokens(user)
 
 
 def issue_token(user: User, name: str, expires_in_days: int | None = None) -> str:
-    """Create an API token; only its hash is stored, so the token is shown once."""
+    """Create an API token that expires (after `DEFAULT_TOKEN_DAYS` unless told, at most
+    `MAX_TOKEN_DAYS`); only its hash is stored, so the token is shown once."""
+    errors = {}
     if not (name or "").strip():
-        raise ValidationFailed({"name": ["Give the token a name, e.g. the script that uses it."]})
+        errors["name"] = ["Give the token a name, e.g. the script that uses it."]
+    days = DEFAULT_TOKEN_DAYS if expires_in_days is None else expires_in_days
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        errors["expires_in_days"] = [f"A token lasts from 1 to {MAX_TOKEN_DAYS} days."]
+    if errors:
+        raise ValidationFailed(errors)
     token = "gov_" + secrets.token_urlsafe(32)
-    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    expires_at = utcnow() + timedelta(days=days)
     db.session.add(ApiToken(user_id=user.id, name=name.strip()[:100], prefix=token[:12],
                             token_hash=hash_token(token), expires_at=expires_at))
     db.session.flush()
     return token
+
+
+def revoke_all_tokens(user: User) -> None:
+    """Stop every live API token of the user (their password changed, or the account stopped):
+    a token copied with the old password must not outlive it."""
+    for api_token in db.session.scalars(select(ApiToken).where(
+            ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))):
+        api_token.revoked_at = utcnow()
 
 
 def revoke_token(user: User, token_id: int) -> ApiToken:

@@ -219,6 +219,7 @@ def deactivate_account(user: User, actor, reason: str) -> User:
     audit.set_reason(reason.strip())
     user.active = False
     accounts.end_all_sessions(user)
+    accounts.revoke_all_tokens(user)
     _close_invitations(user, "Account deactivated")
     db.session.flush()
     return user
