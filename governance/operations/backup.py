@@ -251,12 +251,18 @@ def restore(path: str | os.PathLike, force: bool = False) -> RestoreResult:
     with tempfile.TemporaryDirectory(dir=data_dir, prefix=".restore-") as staging:
         unpacked = _unpack_verified(source, Path(staging), backend)
         _check_database(backend, unpacked.database, source)
-        for name, staged in unpacked.files.items():
-            final = data_dir / name
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, final)
+        _put_files_in_place(unpacked.files, data_dir)
         _replace_database(url, backend, unpacked.database)
     return _restored(files=len(unpacked.files), holds_files=True, expected=unpacked.expected)
+
+
+def _put_files_in_place(files: dict[str, Path], data_dir: Path) -> None:
+    """Move the checked files to their places (renames on one file system). First, so a
+    database that fails to restore leaves only files no record refers to."""
+    for name, staged in files.items():
+        final = data_dir / name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
 
 
 def _restored(files: int, holds_files: bool, expected: Counts | None) -> RestoreResult:
