@@ -257,8 +257,8 @@ def restore(path: str | os.PathLike, force: bool = False) -> RestoreResult:
 
 
 def _put_files_in_place(files: dict[str, Path], data_dir: Path) -> None:
-    """Move the checked files to their places (renames on one file system). First, so a
-    database that fails to restore leaves only files no record refers to."""
+    """Move the checked files to their places (renames on one file system), before the
+    database is replaced, so a database that fails to restore leaves the records as they were."""
     for name, staged in files.items():
         final = data_dir / name
         final.parent.mkdir(parents=True, exist_ok=True)
