@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,8 +81,17 @@ class FileStore:
             raise MissingFile(f"stored file {self.kind}/{sha256} no longer matches its SHA-256")
         return content
 
+    def kept_files(self) -> Iterator[Path]:
+        """Every file this store holds (with what lives beside them), not the ones being written."""
+        folder = self.folder()
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and not path.name.startswith(".incoming-"):
+                    yield path
+
 
 # The folders existing installations already hold.
 REPORTS = FileStore("reports")
 ATTACHMENTS = FileStore("attachments")
 IMPORTS = FileStore("imports", fan_out=False)
+STORES = (REPORTS, ATTACHMENTS, IMPORTS)

@@ -19,12 +19,17 @@ Scenarios (each on a fresh database):
   report-jobs-several-workers
       a report job queued through the API under 4 workers is answered by any of them until
       done, while clients keep writing.
+  backup-restore-files-sqlite, backup-restore-files-postgresql
+      an instance with two years' reports, attachments and an uploaded import is backed up
+      while a client writes, restored into a fresh instance and served: every download answers
+      200 with the same bytes, and the counts printed are the restored database's.
 
 The tmpfs scenarios need root (mount). Results go to bench/results/faults.json and the
 fault-test section of BENCHMARKS.md. Exits non-zero when a scenario fails.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -545,6 +550,182 @@ def report_jobs_several_workers(database: str = "sqlite") -> dict:
             "pdf_bytes": len(pdf.body), "writes_lost": check["lost_writes"]}
 
 
+# --- backup and restore of the database and every stored file -------------------------------
+
+COUNTS_PRINTED = re.compile(r"(\d+) records in (\d+) tables, (\d+) stored files, "
+                            r"(\d+) audit events")
+
+
+def flask_command(url: str, workdir: Path, *args: str) -> tuple[str, float]:
+    """Run `flask --app governance ARGS` on an instance; return its output and seconds."""
+    env = dict(os.environ, DATABASE_URL=url, GOVERNANCE_DATA_DIR=str(workdir / "data"),
+               GOVERNANCE_SECRET_KEY="bench-secret-key")
+    started = time.monotonic()
+    finished = subprocess.run([sys.executable, "-m", "flask", "--app", "governance", *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - started
+    output = finished.stdout + finished.stderr
+    expect(finished.returncode == 0, f"flask {args[0]} exited {finished.returncode}: "
+                                     f"{output.strip()[-500:]}")
+    return output, seconds
+
+
+def printed_counts(output: str) -> dict:
+    found = COUNTS_PRINTED.search(output)
+    expect(found is not None, f"no counts in the output: {output.strip()[-300:]}")
+    return dict(zip(("records", "tables", "files", "audit_events"), map(int, found.groups()),
+                    strict=True))
+
+
+def instance_counts(url: str, workdir: Path) -> dict:
+    """Records, tables and audit events in the database; files under its DATA_DIR's stores."""
+    from sqlalchemy import func, inspect, select
+
+    from governance.extensions import db
+    from governance.storage import STORES
+
+    app = server.app_for(url, workdir)
+    with app.app_context():
+        existing = set(inspect(db.engine).get_table_names())
+        tables = {table.name: db.session.scalar(select(func.count()).select_from(table))
+                  for table in db.metadata.sorted_tables if table.name in existing}
+        files = sum(1 for store in STORES for _ in store.kept_files())
+        db.session.remove()
+        db.engine.dispose()
+    return {"records": sum(tables.values()), "tables": len(tables), "files": files,
+            "audit_events": tables.get("audit_events", 0)}
+
+
+def make_stored_files(base: str, setup: dict, attachments: int) -> dict:
+    """Two years' reports (PDF, CSV, JSON), ATTACHMENTS documents and an uploaded import, all
+    through the running instance; returns the addresses to download and who may."""
+    officer = server.Client(base, token=setup["compliance_token"], timeout=120)
+    links = []
+    for year in (2024, 2025):
+        asked = officer.json("POST", "/api/v1/reports",
+                             {"organisation_id": setup["sponsor_id"], "year": year})
+        expect(asked.status == 202, f"asking for the {year} report answered {asked.status}")
+        deadline, status = time.monotonic() + 180, asked.json()
+        while status["status"] not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.3)
+            status = officer.json("GET", f"/api/v1/reports/{status['id']}").json()
+        expect(status["status"] == "done", f"the {year} report ended {status['status']}")
+        links += [link.removeprefix(base) for link in status["links"].values()]
+    pages = server.Client(base, timeout=60)
+    pages.log_in(setup["emails"][0])
+    interaction = setup["shared_ids"][0]
+    form_path = f"/attachments/interactions/{interaction}/new"
+    for number in range(attachments):
+        form = pages.request("GET", form_path)
+        content = (b"%PDF-1.4\n% minutes of meeting " + str(number).encode() + b"\n"
+                   + b"1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+                   + b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
+                   + b"trailer << /Root 1 0 R >>\n%%EOF\n")
+        answer = pages.upload(form_path, server.hidden_fields(form.text) | {"label": "minutes"},
+                              "file", f"minutes-{number}.pdf", content)
+        expect(answer.status in (302, 303), f"attaching a file answered {answer.status}")
+    record_page = pages.request("GET", f"/interactions/{interaction}").text
+    attached = sorted(set(re.findall(r'href="(/attachments/\d+)"', record_page)))
+    expect(len(attached) == attachments, f"the record lists {len(attached)} attachments")
+    upload_page = pages.request("GET", "/imports/")
+    rows = "title,occurred_on,format,partnership_id,external_id\n" + "".join(
+        f"Uploaded interaction {n},2025-04-{1 + n:02d},survey,{setup['partnership_id']},"
+        f"UPLOAD-{n:02d}\n" for n in range(20))
+    preview = pages.upload("/imports/", server.hidden_fields(upload_page.text)
+                           | {"kind": "interactions"}, "file", "interactions.csv", rows.encode())
+    expect(preview.status == 200, f"the import preview answered {preview.status}")
+    action = re.search(r'action="(/imports/interactions/[0-9a-f]{64})/commit"', preview.text)
+    expect(action is not None, "the preview page has no commit form")
+    return {"api": links, "pages": attached + [action.group(1)]}
+
+
+def download_all(base: str, setup: dict, addresses: dict) -> dict:
+    """SHA-256 of every download, each of which must answer 200."""
+    officer = server.Client(base, token=setup["compliance_token"], timeout=60)
+    pages = server.Client(base, timeout=60)
+    pages.log_in(setup["emails"][0])
+    digests = {}
+    for client, kind in ((officer, "api"), (pages, "pages")):
+        for address in addresses[kind]:
+            answer = client.request("GET", address)
+            expect(answer.status == 200, f"{address} answered {answer.status}: "
+                                         f"{answer.text[:200]}")
+            body = answer.body
+            if address.startswith("/imports/"):  # a page: what it shows of the stored upload
+                body = b"|".join(re.findall(rb"Check the import of [^<]+|\d+ rows? read"
+                                            rb"|Uploaded interaction \d+", body))
+                expect(b"20 rows read" in body, f"the import preview shows {body[:200]!r}")
+            digests[address] = hashlib.sha256(body).hexdigest()
+    return digests
+
+
+def backup_restore_files(database: str, attachments: int = 12) -> dict:
+    """A running instance with reports, attachments and an upload is backed up while a client
+    writes; the archive is restored into a fresh instance, which serves every file the same."""
+    workdir = new_workdir(f"governance-fault-backup-{database}-")
+    fresh = new_workdir(f"governance-fault-restored-{database}-")
+    if database == "sqlite":
+        url = f"sqlite:///{workdir / 'governance.sqlite'}"
+        restored_url = f"sqlite:///{fresh / 'governance.sqlite'}"
+    else:
+        url = server.postgres_database("governance_fault_backup")
+        restored_url = server.postgres_database("governance_fault_backup_restored")
+    setup = server.prepare_database(url, workdir, advocates=2, shared=1)
+    process, base = server.start_server(url, workdir, workers=2, threads=4)
+    archive = workdir / "backups" / "governance.backup"
+    try:
+        addresses = make_stored_files(base, setup, attachments)
+        original = download_all(base, setup, addresses)
+        writer, writing = Outage(base, setup), [True]
+
+        def keep_writing():
+            while writing[0]:
+                writer.write(f"Written during the backup {len(writer.acks)}")
+
+        thread = threading.Thread(target=keep_writing)
+        thread.start()
+        try:
+            time.sleep(1)
+            backup_output, backup_seconds = flask_command(url, workdir, "backup", str(archive))
+        finally:
+            writing[0] = False
+            thread.join()
+    finally:
+        server.stop_server(process)
+    backed_up = printed_counts(backup_output)
+
+    restore_output, restore_seconds = flask_command(restored_url, fresh, "restore",
+                                                    str(archive))
+    expect("Audit chain intact" in restore_output, f"restore: {restore_output.strip()[-300:]}")
+    restored = printed_counts(restore_output)
+    in_fresh = instance_counts(restored_url, fresh)
+    expect(restored == backed_up == in_fresh,
+           f"counts: backup printed {backed_up}, restore printed {restored}, the restored "
+           f"instance holds {in_fresh}")
+    process, base = server.start_server(restored_url, fresh, workers=2, threads=4)
+    try:
+        served = download_all(base, setup, addresses)
+    finally:
+        server.stop_server(process)
+    different = [address for address in original if served.get(address) != original[address]]
+    expect(not different, f"served differently after the restore: {different}")
+    return {"report_files": len(addresses["api"]), "attachments": attachments,
+            "import_uploads": 1, "writes_during_backup": len(writer.acks),
+            "backup_s": round(backup_seconds, 1), "archive_bytes": archive.stat().st_size,
+            "restore_s": round(restore_seconds, 1), **{f"restored_{k}": v
+                                                        for k, v in restored.items()},
+            "downloads_identical": len(original)}
+
+
+def describe_backup_restore(r: dict) -> str:
+    return (f"backup of a running instance ({r['writes_during_backup']} writes meanwhile) in "
+            f"{r['backup_s']} s, {r['archive_bytes']} bytes; restored into a fresh instance in "
+            f"{r['restore_s']} s: {r['restored_records']} records, {r['restored_files']} files, "
+            f"{r['restored_audit_events']} audit events, as the backup counted them; all "
+            f"{r['downloads_identical']} downloads ({r['report_files']} report files, "
+            f"{r['attachments']} attachments, the import preview) answered 200, the same bytes")
+
+
 # --- running and recording -------------------------------------------------------------------
 
 SCENARIOS = {
@@ -555,6 +736,8 @@ SCENARIOS = {
     "disk-full-postgresql": lambda: writes_refused_then_recovered("postgresql", "disk-full"),
     "postgresql-restart": postgresql_restart,
     "report-jobs-several-workers": report_jobs_several_workers,
+    "backup-restore-files-sqlite": lambda: backup_restore_files("sqlite"),
+    "backup-restore-files-postgresql": lambda: backup_restore_files("postgresql"),
 }
 NEEDS_ROOT = {"read-only-sqlite", "disk-full-sqlite", "disk-full-postgresql"}
 SECTION_START = "<!-- fault-test:start -->"
@@ -575,6 +758,8 @@ def describe(name: str, r: dict) -> str:
                 f"{r['health_during_fault']}; records and audit chain intact (SQLite "
                 f"integrity check: {r['integrity_check']}); writes back "
                 f"{r['recovered_after_s']} s after the repair")
+    if name.startswith("backup-restore"):
+        return describe_backup_restore(r)
     if name.startswith("report-jobs"):
         return (f"a report job queued through the API under {r['workers']} workers: status "
                 f"{' → '.join(r['statuses_seen'])} over {r['status_polls']} polls on fresh "

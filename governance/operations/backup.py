@@ -1,22 +1,43 @@
-"""Backups and restores of the whole database, with the audit chain verified after a restore.
+"""Backups and restores of the whole instance: the database and every stored file, in one archive.
 
-SQLite: the online backup API copies a consistent snapshot while the application keeps running.
-PostgreSQL: `pg_dump --format=custom` and `pg_restore --single-transaction`, so a restore lands
-whole or not at all.
+A backup is a zip archive: the database (SQLite: a copy made with the online backup API;
+PostgreSQL: `pg_dump --format=custom`), every file of the file store (storage.py) under
+`files/`, and `manifest.json`, which gives each file's SHA-256 and size and the counts of records
+per table, files and audit events, taken from the copy itself. A restore checks every file
+against the manifest before it replaces anything, puts the files in place, then replaces the
+database (`pg_restore --single-transaction` on PostgreSQL, so it lands whole or not at all) and
+verifies the audit chain. A backup of the older kind, the database alone, still restores.
 """
 
+import hashlib
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
+import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 
-from sqlalchemy import inspect, select, text
-from sqlalchemy.engine import URL
+from flask import current_app
+from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy.engine import URL, Connection
 
+from .. import storage
 from ..audit import AuditEvent, ChainReport, verify_chain
 from ..extensions import db
+
+ARCHIVE_FORMAT = "governance-backup"
+ARCHIVE_VERSION = 1
+MANIFEST = "manifest.json"
+DATABASE_MEMBERS = {"sqlite": "database/governance.sqlite",
+                    "postgresql": "database/governance.pgdump"}
+FILES_FOLDER = "files"
+ZIP_SIGNATURE = b"PK\x03\x04"
+CHUNK = 1 << 20
+PROBLEMS_SHOWN = 5
 
 
 class BackupError(Exception):
@@ -24,20 +45,43 @@ class BackupError(Exception):
 
 
 @dataclass(frozen=True)
+class Counts:
+    tables: dict[str, int]
+    files: int
+
+    @property
+    def records(self) -> int:
+        return sum(self.tables.values())
+
+    @property
+    def audit_events(self) -> int:
+        return self.tables.get(AuditEvent.__tablename__, 0)
+
+
+@dataclass(frozen=True)
 class BackupResult:
     path: Path
     size: int
-    audit_events: int
+    counts: Counts
 
 
 @dataclass(frozen=True)
 class RestoreResult:
-    audit_events: int
+    counts: Counts
     chain: ChainReport
+    holds_files: bool  # False for a backup of the older kind: the database alone
+    expected: Counts | None  # what the backup's manifest says it holds
 
 
 def _url() -> URL:
     return db.engine.url
+
+
+def _backend(url: URL, doing: str) -> str:
+    backend = url.get_backend_name()
+    if backend not in DATABASE_MEMBERS:
+        raise BackupError(f"{doing} of {backend} databases are not supported.")
+    return backend
 
 
 def _sqlite_path(url: URL) -> Path:
@@ -65,41 +109,114 @@ def _run(command: list[str]) -> None:
         raise BackupError(f"{Path(command[0]).name} failed: {finished.stderr.strip()}")
 
 
-def count_audit_events() -> int:
-    return db.session.scalar(select(db.func.count(AuditEvent.id))) or 0
+def _data_dir() -> Path:
+    return Path(current_app.config["DATA_DIR"])
+
+
+def table_counts(connection: Connection) -> dict[str, int]:
+    """The rows of every application table the connected database holds."""
+    existing = set(inspect(connection).get_table_names())
+    return {table.name: connection.scalar(select(func.count()).select_from(table))
+            for table in db.metadata.sorted_tables if table.name in existing}
+
+
+# --- backup ------------------------------------------------------------------------------------
 
 
 def backup(path: str | os.PathLike, overwrite: bool = False) -> BackupResult:
-    """Write a consistent copy of the whole database to PATH."""
+    """Write the whole instance, database and stored files, to the archive at PATH."""
     target = Path(path)
     if target.exists() and not overwrite:
         raise BackupError(f"{target} already exists; choose a new file name (or --force).")
     target.parent.mkdir(parents=True, exist_ok=True)
     url = _url()
-    events = count_audit_events()
+    backend = _backend(url, "Backups")
     db.session.rollback()
     partial = target.with_name(target.name + ".partial")
     try:
-        if url.get_backend_name() == "sqlite":
-            source = sqlite3.connect(_sqlite_path(url))
-            copy = sqlite3.connect(partial)
-            try:
-                with copy:
-                    source.backup(copy)
-                if copy.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-                    raise BackupError("The copy failed SQLite's integrity check; nothing kept.")
-            finally:
-                copy.close()
-                source.close()
-        elif url.get_backend_name() == "postgresql":
-            _run([_pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
-                  f"--file={partial}", f"--dbname={_libpq_url(url)}"])
-        else:
-            raise BackupError(f"Backups of {url.get_backend_name()} databases are not supported.")
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".backup-") as staging:
+            database_copy = Path(staging) / "database"
+            if backend == "sqlite":
+                tables = _copy_sqlite(_sqlite_path(url), database_copy)
+            else:
+                tables = _dump_postgresql(url, database_copy)
+            counts = _write_archive(partial, backend, database_copy, tables)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-    return BackupResult(target, target.stat().st_size, events)
+    return BackupResult(target, target.stat().st_size, counts)
+
+
+def _copy_sqlite(source_path: Path, copy_path: Path) -> dict[str, int]:
+    """Copy a consistent snapshot with the online backup API; count the copy's rows."""
+    source = sqlite3.connect(source_path)
+    copy = sqlite3.connect(copy_path)
+    try:
+        with copy:
+            source.backup(copy)
+        if copy.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            raise BackupError("The copy failed SQLite's integrity check; nothing kept.")
+    finally:
+        copy.close()
+        source.close()
+    engine = create_engine(URL.create("sqlite", database=str(copy_path)))
+    try:
+        with engine.connect() as connection:
+            return table_counts(connection)
+    finally:
+        engine.dispose()
+
+
+def _dump_postgresql(url: URL, dump_path: Path) -> dict[str, int]:
+    """Count the rows in one snapshot and have pg_dump write that same snapshot."""
+    with db.engine.connect() as connection:
+        connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            snapshot = connection.scalar(text("SELECT pg_export_snapshot()"))
+            tables = table_counts(connection)
+            _run([_pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
+                  f"--snapshot={snapshot}", f"--file={dump_path}",
+                  f"--dbname={_libpq_url(url)}"])
+    return tables
+
+
+def _write_archive(archive_path: Path, backend: str, database_copy: Path,
+                   tables: dict[str, int]) -> Counts:
+    data_dir = _data_dir()
+    files = []
+    with zipfile.ZipFile(archive_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        database = _add(archive, database_copy, DATABASE_MEMBERS[backend])
+        for store in storage.STORES:
+            for path in store.kept_files():
+                name = path.relative_to(data_dir).as_posix()
+                files.append({"path": name, **_add(archive, path, f"{FILES_FOLDER}/{name}")})
+        counts = Counts(tables, len(files))
+        manifest = {
+            "format": ARCHIVE_FORMAT, "version": ARCHIVE_VERSION,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "database": {"backend": backend, "path": DATABASE_MEMBERS[backend], **database},
+            "counts": {"records": counts.records, "files": counts.files,
+                       "audit_events": counts.audit_events, "tables": tables},
+            "files": files,
+        }
+        archive.writestr(MANIFEST, json.dumps(manifest, indent=1))
+    return counts
+
+
+def _add(archive: zipfile.ZipFile, source: Path, name: str) -> dict:
+    """Copy a file into the archive; return its SHA-256 and size as read."""
+    info = zipfile.ZipInfo.from_file(source, name)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    digest, size = hashlib.sha256(), 0
+    with source.open("rb") as handle, archive.open(info, "w") as out:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+    return {"sha256": digest.hexdigest(), "size": size}
+
+
+# --- restore -----------------------------------------------------------------------------------
 
 
 def has_data() -> bool:
@@ -114,29 +231,157 @@ def has_data() -> bool:
 
 
 def restore(path: str | os.PathLike, force: bool = False) -> RestoreResult:
-    """Replace the whole database with the backup at PATH, then verify the audit chain."""
+    """Replace the instance with the backup at PATH, then verify the audit chain."""
     source = Path(path)
     if not source.is_file():
         raise BackupError(f"No backup file at {source}.")
     if not force and has_data():
         raise BackupError("The database already holds records; restoring would replace them. "
                           "Add --force to replace them with the backup.")
+    db.session.remove()
     url = _url()
+    backend = _backend(url, "Restores")
+    with source.open("rb") as handle:
+        is_archive = handle.read(len(ZIP_SIGNATURE)) == ZIP_SIGNATURE
+    if not is_archive:
+        _replace_database(url, backend, source)
+        return _restored(files=0, holds_files=False, expected=None)
+    data_dir = _data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir, prefix=".restore-") as staging:
+        unpacked = _unpack_verified(source, Path(staging), backend)
+        _check_database(backend, unpacked.database, source)
+        _put_files_in_place(unpacked.files, data_dir)
+        _replace_database(url, backend, unpacked.database)
+    return _restored(files=len(unpacked.files), holds_files=True, expected=unpacked.expected)
+
+
+def _put_files_in_place(files: dict[str, Path], data_dir: Path) -> None:
+    """Move the checked files to their places (renames on one file system), before the
+    database is replaced, so a database that fails to restore leaves the records as they were."""
+    for name, staged in files.items():
+        final = data_dir / name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
+
+
+def _restored(files: int, holds_files: bool, expected: Counts | None) -> RestoreResult:
+    db.engine.dispose()
+    counts = Counts(table_counts(db.session.connection()), files)
+    return RestoreResult(counts, verify_chain(), holds_files, expected)
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    database: Path
+    files: dict[str, Path]  # the file's place under DATA_DIR: where it waits in the staging
+    expected: Counts
+
+
+def _unpack_verified(source: Path, staging: Path, backend: str) -> Unpacked:
+    """Extract the archive into STAGING, checking every member against the manifest."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            manifest = _read_manifest(archive, source)
+            database = manifest["database"]
+            if database["backend"] != backend:
+                raise BackupError(f"{source} holds a {database['backend']} database; this "
+                                  f"instance uses {backend}: restore it into a "
+                                  f"{database['backend']} instance.")
+            database_copy = staging / "database"
+            problems = _extract(archive, database, database["path"], database_copy)
+            files = {}
+            for entry in manifest["files"]:
+                name = _store_path(entry["path"])
+                staged = staging / FILES_FOLDER / name
+                problems += _extract(archive, entry, f"{FILES_FOLDER}/{name}", staged)
+                files[name] = staged
+            counts = manifest["counts"]
+            expected = Counts(dict(counts["tables"]), int(counts["files"]))
+    except zipfile.BadZipFile as error:
+        raise BackupError(f"{source} is not a readable backup archive: {error}.") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise BackupError(f"{source} has a manifest this application cannot read "
+                          f"({error!r}); nothing was restored.") from None
+    if problems:
+        shown = "; ".join(problems[:PROBLEMS_SHOWN])
+        more = len(problems) - PROBLEMS_SHOWN
+        raise BackupError(f"{source} is damaged, nothing was restored: {shown}"
+                          + (f"; and {more} more." if more > 0 else "."))
+    return Unpacked(database_copy, files, expected)
+
+
+def _read_manifest(archive: zipfile.ZipFile, source: Path) -> dict:
+    try:
+        manifest = json.loads(archive.read(MANIFEST))
+    except KeyError:
+        raise BackupError(f"{source} is an archive without {MANIFEST}: not a backup of this "
+                          "application.") from None
+    if manifest.get("format") != ARCHIVE_FORMAT:
+        raise BackupError(f"{source} is not a backup of this application.")
+    if manifest.get("version") != ARCHIVE_VERSION:
+        raise BackupError(f"{source} is a backup of format version {manifest.get('version')}; "
+                          f"this application reads version {ARCHIVE_VERSION}.")
+    return manifest
+
+
+def _store_path(name: str) -> str:
+    """The manifest's name of a stored file, refused unless it lies inside a store's folder."""
+    path = PurePosixPath(name)
+    kinds = {store.kind for store in storage.STORES}
+    if (path.is_absolute() or len(path.parts) < 2 or path.parts[0] not in kinds
+            or any(part in ("", ".", "..") for part in path.parts)):
+        raise BackupError(f"The backup's manifest names a file outside the file store: {name!r}; "
+                          "nothing was restored.")
+    return path.as_posix()
+
+
+def _extract(archive: zipfile.ZipFile, entry: dict, member: str, target: Path) -> list[str]:
+    """Copy one member out, hashing it; return what is wrong with it (nothing: [])."""
+    try:
+        info = archive.getinfo(member)
+    except KeyError:
+        return [f"{member} is missing from the archive"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    try:
+        with archive.open(info) as handle, target.open("wb") as out:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+    except zipfile.BadZipFile as error:
+        return [f"{member} cannot be read ({error})"]
+    if size != entry["size"] or digest.hexdigest() != entry["sha256"]:
+        return [f"{member} does not match its SHA-256 and size in the manifest"]
+    os.chmod(target, (info.external_attr >> 16) & 0o777 or 0o644)
+    return []
+
+
+def _check_database(backend: str, copy: Path, source: Path) -> None:
+    """Refuse a database copy that cannot be restored, before anything is replaced."""
+    try:
+        if backend == "sqlite":
+            _open_sqlite_backup(copy).close()
+        else:
+            _run([_pg_tool("pg_restore"), "--list", str(copy)])
+    except BackupError as error:
+        raise BackupError(f"The database in {source} cannot be restored, nothing was "
+                          f"restored: {error}") from None
+
+
+def _replace_database(url: URL, backend: str, copy: Path) -> None:
     db.session.remove()
     db.engine.dispose()
-    if url.get_backend_name() == "sqlite":
-        _restore_sqlite(source, _sqlite_path(url))
-    elif url.get_backend_name() == "postgresql":
+    if backend == "sqlite":
+        _restore_sqlite(copy, _sqlite_path(url))
+    else:
         _run([_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-privileges",
               "--single-transaction", "--exit-on-error", f"--dbname={_libpq_url(url)}",
-              str(source)])
-    else:
-        raise BackupError(f"Restores of {url.get_backend_name()} databases are not supported.")
-    db.engine.dispose()
-    return RestoreResult(count_audit_events(), verify_chain())
+              str(copy)])
 
 
-def _restore_sqlite(source: Path, target: Path) -> None:
+def _open_sqlite_backup(source: Path) -> sqlite3.Connection:
     try:
         backup_db = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
         check = backup_db.execute("PRAGMA integrity_check").fetchone()[0]
@@ -147,6 +392,11 @@ def _restore_sqlite(source: Path, target: Path) -> None:
     if check != "ok" or AuditEvent.__tablename__ not in tables:
         backup_db.close()
         raise BackupError(f"{source} is not a usable backup of this application.")
+    return backup_db
+
+
+def _restore_sqlite(source: Path, target: Path) -> None:
+    backup_db = _open_sqlite_backup(source)
     # The backup API writes the pages under the database's write lock, in one transaction:
     # running workers wait (busy timeout) rather than see half a restore.
     live = sqlite3.connect(target, timeout=60)

@@ -8,7 +8,7 @@ from sqlalchemy.exc import DBAPIError
 from ..extensions import db
 from ..permissions import public
 from . import failures, inputs
-from .backup import BackupError, backup, restore
+from .backup import BackupError, Counts, backup, restore
 from .postgres import RoleError, grant_application_role
 
 bp = Blueprint("operations", __name__)
@@ -27,17 +27,23 @@ def health():
     return jsonify({"status": "ok", "database": db.engine.dialect.name})
 
 
+def describe_counts(counts: Counts) -> str:
+    return (f"{counts.records} records in {len(counts.tables)} tables, {counts.files} stored "
+            f"files, {counts.audit_events} audit events")
+
+
 @click.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 def backup_command(path, force):
-    """Write a consistent copy of the whole database to PATH (the app may keep running)."""
+    """Write the database and every stored file to one archive at PATH (the app may keep
+    running)."""
     try:
         result = backup(path, overwrite=force)
     except BackupError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"Backup written to {result.path} ({result.size} bytes, "
-               f"{result.audit_events} audit events).")
+    click.echo(f"Backup written to {result.path} ({result.size} bytes): "
+               f"{describe_counts(result.counts)}.")
 
 
 @click.command("restore")
@@ -45,12 +51,21 @@ def backup_command(path, force):
 @click.option("--force", is_flag=True,
               help="Replace the records the database already holds with the backup's.")
 def restore_command(path, force):
-    """Replace the database with the backup at PATH, then verify the audit chain."""
+    """Replace the database and stored files with the backup at PATH, after checking every
+    file against its SHA-256, then verify the audit chain."""
     try:
         result = restore(path, force=force)
     except BackupError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"Restored {path}: {result.audit_events} audit events.")
+    if not result.holds_files:
+        click.echo(f"Warning: {path} is a backup of the database alone (the older kind): it "
+                   "holds no report files, attachments or uploads, so downloads of files this "
+                   "instance does not already hold will fail.", err=True)
+    click.echo(f"Restored {path}: {describe_counts(result.counts)}.")
+    if result.expected is not None and result.expected.tables != result.counts.tables:
+        click.echo(f"Warning: the backup's manifest lists {describe_counts(result.expected)}; "
+                   "the database now holds a different number (did something write to it "
+                   "during the restore?).", err=True)
     if db.engine.dialect.name == "postgresql":
         click.echo("If the application connects as a separate role, grant it its privileges "
                    "again: flask --app governance grant-app-role ROLE")
