@@ -8,7 +8,7 @@ from ..extensions import db
 
 
 class HealthCheck(db.Model):
-    """A row the health check inserts and deletes again in one committed transaction.
+    """A row the health check inserts and deletes again in one transaction (committed on SQLite).
 
     The commit reaches the database's files (a write that is rolled back may never touch them,
     so it would not notice a read-only file), and the table stays empty. Not a record: nothing
