@@ -381,8 +381,11 @@ def writes_refused_then_recovered(database: str, fault: str) -> dict:
                 admin.execute("DROP TABLESPACE IF EXISTS governance_fault_tiny")
     expect(all(clear.values()), f"writes during the fault were answered {seen}, "
                                 f"messages {messages}")
-    if fault == "read-only":  # WAL needs its -shm file: a read-only mount refuses reads too
-        expect(refused_clearly(read, READ_ONLY), f"reading answered {read.status}")
+    if fault == "read-only":
+        # WAL needs its -shm file: on a read-only mount a worker's first connection cannot open
+        # it and is discarded; a later one may read. Either answer is clear.
+        expect(read.status == 200 or refused_clearly(read, READ_ONLY),
+               f"reading answered {read.status}")
     else:
         expect(read.status == 200, f"reading during the fault answered {read.status}")
     expect(recovered_at is not None, "writes did not work again within 30 s of the repair")
