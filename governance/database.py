@@ -13,7 +13,7 @@ from flask import Flask, current_app, g, request
 from flask.cli import with_appcontext
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from .extensions import db, load_migrations
 
@@ -22,6 +22,17 @@ from .extensions import db, load_migrations
 write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("write_intent", default=True)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Failures that say the database cannot take writes: SQLite's result codes for a read-only
+# file, an I/O error, a full disk and a file it cannot open; PostgreSQL's SQLSTATEs
+# read_only_sql_transaction, disk_full and io_error (a lost connection SQLAlchemy knows itself).
+_SQLITE_CANNOT_WRITE = frozenset({sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR,
+                                  sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN})
+_POSTGRES_CANNOT_WRITE = frozenset({"25006", "53100", "58030"})
+
+# The execution option of the one statement whose read-only failure is expected, and answered
+# by reading instead: BEGIN IMMEDIATE on a SQLite file opened read-only.
+_READS_IF_READ_ONLY = {"reads_if_read_only": True}
 
 
 def utcnow() -> datetime:
@@ -139,6 +150,9 @@ def init_app(app: Flask) -> None:
         engine = db.engine
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _note_postgresql_read_only)
+    _recover_when_writable_again(engine)
 
     @app.before_request
     def declare_write_intent():
@@ -166,6 +180,7 @@ def _configure_sqlite(engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         path = _file_of(dbapi_connection)
         if path:
+            record.info["opened_read_only"] = file_read_only(path)
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             record.info["write_queue"] = WriteQueue(path + "-writers")
@@ -180,7 +195,7 @@ def _configure_sqlite(engine, busy_timeout_ms: int) -> None:
         if queue is not None:
             queue.enter(busy_timeout_ms / 1000)
         try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql("BEGIN IMMEDIATE", execution_options=_READS_IF_READ_ONLY)
         except OperationalError as error:
             if queue is not None:
                 queue.leave()
@@ -195,11 +210,86 @@ def _configure_sqlite(engine, busy_timeout_ms: int) -> None:
         if queue is not None:
             queue.leave()
 
+    def give_up(dbapi_connection, record, *_args):
+        # An invalidated connection is closed without the pool's rollback, and SQLite keeps a
+        # connection whose failed statement is still referenced (by the error) open, with its
+        # transaction and write lock, after close: end the transaction first.
+        try:
+            dbapi_connection.rollback()
+        except sqlite3.Error:
+            pass  # the connection is unusable anyway; closing it ends the transaction
+        leave_queue(dbapi_connection, record)
+
     # The transaction has ended (committed or rolled back) once the connection goes back to
     # the pool; a closed or invalidated connection gives its place up too.
     event.listen(engine, "checkin", leave_queue)
-    event.listen(engine, "invalidate", leave_queue)
+    event.listen(engine, "invalidate", give_up)
     event.listen(engine, "close", lambda dbapi_connection, record: _close_queue(record))
+
+
+def _note_postgresql_read_only(dbapi_connection, record) -> None:
+    # Reported by the server at connect (PostgreSQL 14+): a session that starts read-only, on
+    # a standby or in a database set read-only, stays so after the database is writable again.
+    status = dbapi_connection.info.parameter_status
+    record.info["opened_read_only"] = "on" in (status("default_transaction_read_only"),
+                                               status("in_hot_standby"))
+
+
+def _recover_when_writable_again(engine) -> None:
+    """Let writes work again as soon as the database takes them, without a restart.
+
+    A connection whose statement failed because the database cannot write (read-only, disk
+    full, I/O error) counts as disconnected: SQLAlchemy discards it and every connection the
+    pool opened before it, so the next transaction starts on a fresh one. A connection opened
+    while the database was read-only stays read-only whatever happens to the file or server
+    later, even if it only ever read: it serves one checkout, then the pool replaces it.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def discard_if_cannot_write(context):
+        error = context.original_exception
+        if not cannot_write(error):
+            return
+        execution = context.execution_context
+        if (execution is not None and execution.execution_options.get("reads_if_read_only")
+                and _sqlite_code(error) == sqlite3.SQLITE_READONLY):
+            return  # a connection just opened on a read-only file: the request reads on it
+        context.is_disconnect = True
+
+    @event.listens_for(engine, "checkout")
+    def replace_if_opened_read_only(_dbapi_connection, record, _proxy):
+        if not record.info.get("opened_read_only"):
+            return
+        if record.info.get("checked_out"):
+            raise DisconnectionError("connection opened while the database was read-only")
+        record.info["checked_out"] = True
+
+
+def cannot_write(error: BaseException | None) -> bool:
+    """Whether a driver's error says the database cannot take writes (read-only, disk full,
+    I/O error), as opposed to a refused statement or a busy lock."""
+    code = _sqlite_code(error)
+    if code is not None:
+        return code in _SQLITE_CANNOT_WRITE
+    return getattr(error, "sqlstate", None) in _POSTGRES_CANNOT_WRITE
+
+
+def _sqlite_code(error: BaseException | None) -> int | None:
+    """SQLite's primary result code of the error (the low byte of an extended one)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def file_read_only(path: str) -> bool:
+    """Whether this process may not write the file (or, when it does not exist yet, the folder
+    it would be in): a read-only mount, an immutable file, missing permissions."""
+    target = path if os.path.exists(path) else os.path.dirname(path) or "."
+    try:
+        if os.statvfs(target).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        return False
+    return not os.access(target, os.W_OK)
 
 
 class WriteQueue:

@@ -2,41 +2,45 @@
 
 Writes fail whole (the transaction is rolled back), so the records already stored stay as they
 were. Pages show the error page, the API answers JSON, both with status 503 (or 409 when another
-person's save won a race for the same record).
+person's save won a race for the same record). The message says whether retrying can help; the
+failures that pass by themselves (a busy lock, a restarting server) carry Retry-After.
 """
 
-import os
 import sqlite3
-from pathlib import Path
 
 from flask import Flask, current_app, g, render_template
 from markupsafe import escape
 from sqlalchemy.exc import DBAPIError, InternalError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
+from ..database import file_read_only
 from ..errors import is_api_request, json_error
 from ..extensions import db
 
 READ_ONLY = (
-    "The database is read-only at the moment, so nothing was saved. The records already stored "
-    "are intact. Ask the administrator to make the database writable again, then repeat the "
-    "change."
+    "The database is read-only, so nothing was saved. The records already stored are intact. "
+    "Retrying will not help until an administrator makes the database writable again; then "
+    "repeat the change."
 )
 DISK_FULL = (
     "The database's disk is full, so nothing was saved. The records already stored are intact. "
-    "Ask the administrator to free some space, then repeat the change."
+    "Retrying will not help until an administrator frees some space; then repeat the change."
 )
 UNAVAILABLE = (
-    "The database cannot be reached at the moment, so nothing was saved. Try again in a minute; "
-    "if it persists, tell the administrator."
+    "The database cannot be reached at the moment (it may be restarting), so nothing was saved. "
+    "Retry in a few seconds; if it persists, tell the administrator."
 )
 BUSY = (
-    "The database was too busy to take this change, so nothing was saved. Try again in a moment."
+    "The database was too busy to take this change, so nothing was saved. Retry in a few "
+    "seconds."
 )
 CHANGED = (
     "This record changed since you opened it, so your change was not saved. Reload it to see the "
     "other changes, then make yours again."
 )
+# The failures that pass by themselves, and the seconds after which a retry may succeed; the
+# others last until someone repairs them.
+RETRY_AFTER = {BUSY: 2, UNAVAILABLE: 5}
 
 # PostgreSQL SQLSTATE codes
 _PG_DISK_FULL = {"53100"}  # disk_full
@@ -65,19 +69,10 @@ def explain(error: DBAPIError) -> str | None:
 
 
 def _sqlite_file_read_only() -> bool:
-    """Whether the SQLite file (or the folder it would be in) sits on a read-only mount or
-    may not be written by this process."""
     name = db.engine.url.database
     if not name or name == ":memory:" or name.startswith("file:"):
         return False
-    path = Path(name)
-    target = path if path.exists() else path.parent
-    try:
-        if os.statvfs(target).f_flag & os.ST_RDONLY:
-            return True
-    except OSError:
-        return False
-    return not os.access(target, os.W_OK)
+    return file_read_only(name)
 
 
 def _answer(status: int, title: str, message: str):
@@ -94,8 +89,8 @@ def _answer(status: int, title: str, message: str):
                 f"<p>{escape(message)}</p>"
             )
     response.status_code = status
-    if status == 503:
-        response.headers["Retry-After"] = "30"
+    if message in RETRY_AFTER:
+        response.headers["Retry-After"] = str(RETRY_AFTER[message])
     return response
 
 

@@ -1,30 +1,47 @@
 """The health check, and the operators' commands: backup, restore, grant-app-role."""
 
 import click
-from flask import Blueprint, Flask, jsonify
-from sqlalchemy import text
+from flask import Blueprint, Flask, current_app, jsonify
 from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
 from ..permissions import public
 from . import failures, inputs
 from .backup import BackupError, Counts, backup, restore
+from .health import probe_writes
 from .postgres import RoleError, grant_application_role
 
 bp = Blueprint("operations", __name__)
 
 
+PROBLEMS = {failures.READ_ONLY: "read-only", failures.DISK_FULL: "disk-full",
+            failures.UNAVAILABLE: "unavailable", failures.BUSY: "busy"}
+UNEXPECTED = "The database refused the health check's write; the application's log says why."
+
+
 @bp.route("/health")
 @public
 def health():
-    """For load balancers and process supervisors: 200 when the database answers."""
+    """For load balancers and process supervisors: 200 when the database takes a write (the
+    probe commits one), 503 saying what failed, and whether retrying helps, when it does not."""
+    database = db.engine.dialect.name
     try:
-        db.session.execute(text("SELECT 1"))
+        probe_writes()
     except DBAPIError as error:
         db.session.rollback()
-        return jsonify({"status": "unavailable", "database": failures.explain(error)
-                        or "error"}), 503
-    return jsonify({"status": "ok", "database": db.engine.dialect.name})
+        message = failures.explain(error)
+        if message is None:
+            current_app.logger.error("the health check's write failed: %s", error.orig)
+        retry_after = failures.RETRY_AFTER.get(message)
+        response = jsonify({"status": "unavailable", "database": database, "writes": "failed",
+                            "problem": PROBLEMS.get(message, "error"),
+                            "retry_helps": retry_after is not None,
+                            "message": message or UNEXPECTED})
+        response.status_code = 503
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+    return jsonify({"status": "ok", "database": database, "writes": "ok"})
 
 
 def describe_counts(counts: Counts) -> str:
