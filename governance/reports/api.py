@@ -50,7 +50,11 @@ class ReportStatus(Schema):
     progress = fields.Integer(required=True, metadata={"description": "0 to 100."})
     progress_note = fields.String(allow_none=True)
     error = fields.String(allow_none=True, metadata={"description": "Why the job failed."})
-    stalled = fields.Boolean(required=True)
+    stalled = fields.Boolean(required=True, metadata={
+        "description": "The worker running the job stopped responding; whoever looks next "
+                       "starts it again."})
+    attempts = fields.Integer(required=True, metadata={
+        "description": "How many times a worker started the job since it was asked for."})
     pages = fields.Integer(allow_none=True)
     generated_at = fields.String(allow_none=True)
     published_at = fields.String(allow_none=True)

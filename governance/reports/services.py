@@ -331,6 +331,7 @@ def status_json(report: Report, links: dict[str, str] | None = None) -> dict:
         "progress_note": report.progress_note,
         "error": report.error,
         "stalled": is_stalled(report),
+        "attempts": report.attempts,
         "pages": report.page_count,
         "generated_at": _iso(report.generated_at),
         "published_at": _iso(report.published_at),
