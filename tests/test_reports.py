@@ -841,3 +841,15 @@ def test_a_stopping_worker_hands_its_job_back_with_a_log_line(year, compliance_u
     db.session.rollback()
     assert jobs.run_job(report_id)
     assert db.session.get(Report, report_id, populate_existing=True).status == "done"
+
+
+@pytest.mark.parametrize("app_config", [{"JOBS_INLINE": False}])
+def test_a_stopping_worker_lets_its_job_finish_within_its_grace(year, compliance_user, app,
+                                                                caplog):
+    report_id = queued(compliance_user, year["sponsor"]).id
+    db.session.rollback()  # the test's session lets the job's writes in
+    jobs.start(report_id)
+
+    assert background.hand_back(app, wait_seconds=120) == 0
+    assert "handed back" not in caplog.text
+    assert db.session.get(Report, report_id, populate_existing=True).status == "done"
