@@ -343,11 +343,15 @@ def look_after(kind: Kind, job: Job) -> Job:
 def recover_stalled(kind: Kind) -> list[int]:
     """Recover every stalled job of this kind; return the ids of those that wait for a
     worker."""
-    working = db.session.scalars(select(kind.model).where(
-        getattr(kind.model, kind.model.JOB_STATE).in_(WORKING),
-        kind.model.voided_at.is_(None))).all()
-    stalled = [job.id for job in working if is_stalled(job)]
-    db.session.rollback()
+    token = write_intent.set(False)  # it only reads: no write lock (SQLite)
+    try:
+        working = db.session.scalars(select(kind.model).where(
+            getattr(kind.model, kind.model.JOB_STATE).in_(WORKING),
+            kind.model.voided_at.is_(None))).all()
+        stalled = [job.id for job in working if is_stalled(job)]
+        db.session.rollback()
+    finally:
+        write_intent.reset(token)
     return [record_id for record_id in stalled if pick_up(kind, record_id)]
 
 

@@ -110,7 +110,7 @@ class ReportRetry(MethodView):
     @reports.response(202, ReportStatus)
     @documented_errors(reports, 403, 404, 409)
     def post(self, report_id: int):
-        """Start a failed job again (409 when the report's job has not failed)."""
+        """Start a failed job (or one whose worker stopped responding) again; 409 otherwise."""
         report = load_report(report_id)
         with saving():
             services.retry_report(report, current_user)

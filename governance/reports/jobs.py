@@ -206,8 +206,7 @@ def run_queued() -> int:
     """Run every queued job now, one after the other, and those whose worker stopped
     responding (queued again, or failed after their last attempt); return how many this
     process ran."""
-    with _writing(False):
-        background.recover_stalled(KIND)
+    background.recover_stalled(KIND)
     ran = 0
     while True:
         with _writing(False):
