@@ -2,7 +2,11 @@
 
 Environment: PORT (default 8000), WEB_CONCURRENCY (worker processes, default 4),
 GUNICORN_THREADS (threads per worker, default 4), GUNICORN_ACCESS_LOG (a path, or "-" for
-stderr; off by default).
+stderr; off by default), GUNICORN_GRACEFUL_TIMEOUT (seconds a stopping worker gets, default 30).
+
+A worker that stops (a reload on SIGHUP, a deploy's SIGTERM, recycling after max_requests) lets
+its background jobs finish for all but the last 10 s of its graceful timeout, then hands the
+others back to the queue with a log line (governance/jobs.py); another worker starts them.
 """
 
 import os
@@ -16,10 +20,25 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # served by whichever worker frees up (behind a buffering reverse proxy, as in production).
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = 60
-graceful_timeout = 30
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
 max_requests = 20_000
 max_requests_jitter = 2_000
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 proc_name = "governance"
+
+
+def worker_int(worker):
+    """A quick shutdown (SIGINT, SIGQUIT): hand the jobs back without waiting for them."""
+    worker.jobs_wait_seconds = 0
+
+
+def worker_exit(server, worker):
+    """Finish or hand back this worker's background jobs before it goes."""
+    from governance import jobs
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        wait = getattr(worker, "jobs_wait_seconds", max(0, graceful_timeout - 10))
+        jobs.hand_back(app, wait_seconds=wait)

@@ -38,7 +38,11 @@ class Defaults:
     TRUSTED_PROXIES = 0
     PER_PAGE = 25
     JOBS_INLINE = False  # report and re-evaluation jobs in the request instead of a thread
-    REEVALUATION_STALL_MINUTES = 10
+    # A running job writes its heartbeat this often; one whose heartbeat is older than
+    # JOB_STALL_SECONDS lost its worker and is started again, up to JOB_MAX_ATTEMPTS times.
+    JOB_HEARTBEAT_SECONDS = 5
+    JOB_STALL_SECONDS = 30
+    JOB_MAX_ATTEMPTS = 3
 
 
 def env_overrides(environ=os.environ) -> dict:

@@ -4,20 +4,32 @@ A job's row (a report, a re-evaluation run) has the columns of `Job`, so any wor
 show its progress. The request queues the job (state `queued`) and commits, then starts it here:
 in a thread with its own application context (so its own database session), or at once in the
 caller when JOBS_INLINE (the tests). The job claims its row (only one worker can move it from
-`queued` to `running`), writes its progress under that claim, and checks the claim again before
-it writes its result. A job whose row has not moved for some minutes died with its process.
+`queued` to `running`, and each claim is an attempt), writes its progress under that claim, and
+checks the claim again before it writes its result.
+
+A running job beats a heartbeat into its row every JOB_HEARTBEAT_SECONDS. Whoever next looks at
+a job (its status page or API, a new request for the same work, the command that runs queued
+jobs, a worker whose job just ended) notices one whose heartbeat is older than
+JOB_STALL_SECONDS: its worker died. It goes back to the queue and is started again, until it has
+had JOB_MAX_ATTEMPTS attempts; then it fails, saying so. A queued job that no worker claimed
+within a heartbeat (the worker that queued it died, or handed it back) is started too. A worker
+that stops gracefully (a reload, a deploy, worker recycling) lets its jobs finish for a while,
+then hands the others back to the queue (`hand_back`, called by gunicorn.conf.py).
 """
 
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
 from sqlalchemy import String, Text, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit
 from .database import utcnow, write_intent, writing
@@ -32,7 +44,7 @@ class Job:
 
     JOB_STATE = "state"
     # What moves while the job works: not the record's history, so not audited.
-    UNAUDITED = frozenset({"progress", "progress_note", "job_token"})
+    UNAUDITED = frozenset({"progress", "progress_note", "job_token", "heartbeat_at"})
 
     progress: Mapped[int] = mapped_column(default=0)
     progress_note: Mapped[str | None] = mapped_column(String(200))
@@ -40,6 +52,9 @@ class Job:
     job_token: Mapped[str | None] = mapped_column(String(32))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    # How many times a worker claimed the job since it was last asked for.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
 
     @property
     def job_state(self) -> str:
@@ -50,33 +65,45 @@ class Job:
         return self.job_state in WORKING
 
 
+@dataclass(frozen=True)
+class Kind:
+    """A kind of job: its name in the log, its row's model, who it acts as, and its work
+    (work(record_id) claims the row and runs the job; it returns whether this call ran it)."""
+
+    name: str
+    model: type[Job]
+    actor: audit.Actor
+    work: Callable[[int], bool]
+
+
 # --- running -------------------------------------------------------------------------------
 
 
-def start(name: str, work: Callable[[int], object], record_id: int) -> None:
-    """Run work(record_id) in the background (or inline when JOBS_INLINE)."""
+def start(kind: Kind, record_id: int) -> None:
+    """Run the job in the background (or inline when JOBS_INLINE)."""
     app = current_app._get_current_object()
     if app.config["JOBS_INLINE"]:
         token = write_intent.set(True)  # a job writes, whatever the request that started it
         try:
-            work(record_id)
+            kind.work(record_id)
         finally:
             write_intent.reset(token)
         return
-    thread = threading.Thread(target=_run_in_thread, args=(app, name, work, record_id),
-                              name=f"{name}-{record_id}", daemon=True)
-    thread.start()
+    thread = threading.Thread(target=_run_in_thread, args=(app, kind, record_id),
+                              name=f"{kind.name}-{record_id}", daemon=True)
     threads = app.extensions.setdefault("background_jobs", [])
     threads[:] = [running for running in threads if running.is_alive()]
     threads.append(thread)
+    thread.start()
 
 
-def _run_in_thread(app: Flask, name: str, work: Callable[[int], object], record_id: int) -> None:
+def _run_in_thread(app: Flask, kind: Kind, record_id: int) -> None:
     with app.app_context():
         try:
-            work(record_id)
+            kind.work(record_id)
+            resume_stalled(kind)  # this worker is free: it looks after the kind's other jobs
         except Exception:  # the job records its own failures; this guards the guard
-            app.logger.exception("%s %s crashed", name, record_id)
+            app.logger.exception("%s %s crashed", kind.name, record_id)
         finally:
             db.session.remove()
 
@@ -98,17 +125,23 @@ def claim(model: type[Job], record_id: int, actor: audit.Actor) -> str | None:
     token, or None when another worker has it. The row is locked while it is read (SQLite: the
     write transaction; PostgreSQL: FOR UPDATE)."""
     with audit.acting_as(actor):
-        job = db.session.scalar(select(model).where(model.id == record_id).with_for_update()
-                                .execution_options(populate_existing=True))
+        job = _locked(model, record_id)
         if job is None or job.is_void or job.job_state != "queued":
             db.session.rollback()
             return None
         token = secrets.token_hex(16)
         setattr(job, model.JOB_STATE, "running")
         job.job_token, job.started_at, job.error = token, utcnow(), None
+        job.heartbeat_at = job.started_at
+        job.attempts = (job.attempts or 0) + 1
         job.progress, job.progress_note = 1, "Starting"
         db.session.commit()
     return token
+
+
+def _locked(model: type[Job], record_id: int) -> Job | None:
+    return db.session.scalar(select(model).where(model.id == record_id).with_for_update()
+                             .execution_options(populate_existing=True))
 
 
 def held(model: type[Job], record_id: int, token: str) -> Job | None:
@@ -118,15 +151,16 @@ def held(model: type[Job], record_id: int, token: str) -> Job | None:
     return job if job is not None and job.job_token == token else None
 
 
-# --- progress ------------------------------------------------------------------------------
+# --- progress and the heartbeat ------------------------------------------------------------
 
 
 def report_progress(model: type[Job], record_id: int, token: str, percent: float,
                     note: str | None, connection) -> bool:
     """Write a job's progress (1 to 99 %; 100 is its result's) and note on `connection` if the
-    job still holds its claim; return whether it does. Not audited, and not a new version."""
+    job still holds its claim; return whether it does. Not audited, and not a new version.
+    Progress is a heartbeat too."""
     table = model.__table__
-    values = {"progress": max(1, min(99, int(percent)))}
+    values = {"progress": max(1, min(99, int(percent))), "heartbeat_at": utcnow()}
     if note is not None:
         values["progress_note"] = note[:200]
     result = connection.execute(update(table)
@@ -168,24 +202,204 @@ class Progress:
                                        self.record_id, exc_info=True)
 
 
+class Heartbeat:
+    """Beats a claimed job's `heartbeat_at` every JOB_HEARTBEAT_SECONDS from a thread of its
+    own (the job may spend longer than that in one step), until the job ends or loses its
+    claim. This process's live heartbeats are the jobs it would hand back when stopping."""
+
+    def __init__(self, app: Flask, kind: Kind, record_id: int, token: str):
+        self.app = app
+        self.kind = kind
+        self.record_id = record_id
+        self.token = token
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True,
+                                       name=f"{kind.name}-{record_id}-heartbeat")
+
+    def _beat(self) -> None:
+        interval = self.app.config["JOB_HEARTBEAT_SECONDS"]
+        while not self.stopped.wait(interval):
+            with self.app.app_context():
+                try:
+                    with writing(), db.engine.begin() as connection:
+                        alive = _beat_once(self.kind.model, self.record_id, self.token,
+                                           connection)
+                except OperationalError:
+                    self.app.logger.warning("%s %s: heartbeat not recorded", self.kind.name,
+                                            self.record_id, exc_info=True)
+                    continue
+            if not alive:
+                return
+
+
+def _beat_once(model: type[Job], record_id: int, token: str, connection) -> bool:
+    table = model.__table__
+    result = connection.execute(
+        update(table).where(table.c.id == record_id, table.c.job_token == token,
+                            table.c[model.JOB_STATE] == "running")
+        .values(heartbeat_at=utcnow()))
+    return result.rowcount == 1
+
+
+@contextmanager
+def heartbeat(kind: Kind, record_id: int, token: str) -> Iterator[None]:
+    """Keep the claimed job's heartbeat beating while the block runs (not when JOBS_INLINE: the
+    tests run a job in one go, and its progress beats too)."""
+    app = current_app._get_current_object()
+    if app.config["JOBS_INLINE"]:
+        yield
+        return
+    beating = Heartbeat(app, kind, record_id, token)
+    live = app.extensions.setdefault("job_heartbeats", {})
+    live[token] = beating
+    beating.thread.start()
+    try:
+        yield
+    finally:
+        beating.stopped.set()
+        live.pop(token, None)
+
+
 # --- stalled jobs --------------------------------------------------------------------------
 
-STALLED = "It stopped responding (probably because the server restarted)."
+
+def stopped_responding(attempts: int) -> str:
+    times = "once" if attempts == 1 else "twice" if attempts == 2 else f"{attempts} times"
+    return (f"The worker running it stopped responding {times} (the server was restarted or "
+            "the worker was killed), so it was given up. Start it again.")
 
 
-def is_stalled(job: Job, minutes: float) -> bool:
-    """Whether a queued or running job's row has not moved for `minutes`: its job died with its
-    process (a restart, a killed worker), as a live one writes its progress more often."""
-    if not job.is_working:
+def is_stalled(job: Job) -> bool:
+    """Whether a running job's heartbeat is older than JOB_STALL_SECONDS (its worker died), or a
+    queued job waited longer than a heartbeat without a worker claiming it."""
+    config = current_app.config
+    if job.job_state == "running":
+        last = job.heartbeat_at or job.started_at or job.updated_at
+        return utcnow() - last > timedelta(seconds=config["JOB_STALL_SECONDS"])
+    if job.job_state == "queued":
+        return utcnow() - (job.updated_at or job.created_at) > \
+            timedelta(seconds=config["JOB_HEARTBEAT_SECONDS"])
+    return False
+
+
+def recover(job: Job) -> bool:
+    """Put a stalled job back in the queue, or fail it once it has had JOB_MAX_ATTEMPTS attempts,
+    saying why (audited as the session's actor; not flushed); return whether it now waits for a
+    worker. A job that is not stalled is left as it is."""
+    if not is_stalled(job):
         return False
-    return utcnow() - (job.updated_at or job.created_at) > timedelta(minutes=minutes)
-
-
-def fail_if_stalled(job: Job, minutes: float) -> bool:
-    """Mark a stalled job failed, saying so (not flushed); return whether it was stalled."""
-    if not is_stalled(job, minutes):
+    if job.job_state == "queued":
+        return True
+    name = f"{job.__tablename__} {job.id}"
+    if (job.attempts or 0) >= current_app.config["JOB_MAX_ATTEMPTS"]:
+        setattr(job, job.JOB_STATE, "failed")
+        job.error = stopped_responding(job.attempts)
+        job.finished_at = utcnow()
+        _release(job, note=None)
+        audit.set_reason(job.error)
+        current_app.logger.error("%s failed: its worker stopped responding %s times", name,
+                                 job.attempts)
         return False
-    setattr(job, job.JOB_STATE, "failed")
-    job.error = STALLED
-    job.finished_at = utcnow()
+    setattr(job, job.JOB_STATE, "queued")
+    _release(job, note="Waiting to start again (the last worker stopped responding)")
+    audit.set_reason(f"Queued again: the worker running attempt {job.attempts} stopped "
+                     "responding")
+    current_app.logger.warning("%s queued again: the worker running attempt %s stopped "
+                               "responding", name, job.attempts)
     return True
+
+
+def _release(job: Job, note: str | None) -> None:
+    job.job_token = None
+    job.heartbeat_at = None
+    job.progress_note = note
+    if job.job_state == "queued":
+        job.progress = 0
+        job.started_at = None
+
+
+def pick_up(kind: Kind, record_id: int) -> bool:
+    """Recover the job if it stalled, in a write transaction of its own with its row locked, and
+    commit; return whether it waits for a worker (the caller starts it)."""
+    with writing(), audit.acting_as(kind.actor):
+        job = _locked(kind.model, record_id)
+        waiting = job is not None and not job.is_void and recover(job)
+        db.session.commit()
+    return waiting
+
+
+def look_after(kind: Kind, job: Job) -> Job:
+    """Whoever shows a job calls this: a stalled one is queued again (or failed) and started
+    here; return the job as it is now. Ends the session's transaction when it acts."""
+    if not is_stalled(job):
+        return job
+    record_id = job.id
+    db.session.rollback()
+    if pick_up(kind, record_id):
+        start(kind, record_id)
+    return db.session.get(kind.model, record_id, populate_existing=True)
+
+
+def recover_stalled(kind: Kind) -> list[int]:
+    """Recover every stalled job of this kind; return the ids of those that wait for a
+    worker."""
+    token = write_intent.set(False)  # it only reads: no write lock (SQLite)
+    try:
+        working = db.session.scalars(select(kind.model).where(
+            getattr(kind.model, kind.model.JOB_STATE).in_(WORKING),
+            kind.model.voided_at.is_(None))).all()
+        stalled = [job.id for job in working if is_stalled(job)]
+        db.session.rollback()
+    finally:
+        write_intent.reset(token)
+    return [record_id for record_id in stalled if pick_up(kind, record_id)]
+
+
+def resume_stalled(kind: Kind) -> int:
+    """Recover every stalled job of this kind and start those that wait for a worker; return how
+    many were started."""
+    waiting = recover_stalled(kind)
+    for record_id in waiting:
+        start(kind, record_id)
+    return len(waiting)
+
+
+# --- a worker stopping ---------------------------------------------------------------------
+
+
+def hand_back(app: Flask, wait_seconds: float) -> int:
+    """Let this process's running jobs finish for up to `wait_seconds`, then return the others
+    to the queue, each with a log line (its claim ends; another worker starts it again); return
+    how many were handed back. A stopping worker calls this (gunicorn.conf.py)."""
+    deadline = time.monotonic() + wait_seconds
+    for thread in list(app.extensions.get("background_jobs", [])):
+        thread.join(max(0.0, deadline - time.monotonic()))
+    handed = 0
+    with app.app_context():
+        for beating in list(app.extensions.get("job_heartbeats", {}).values()):
+            beating.stopped.set()
+            if _hand_back_one(beating.kind, beating.record_id, beating.token):
+                handed += 1
+                app.logger.warning("%s %s handed back to the queue: its worker is stopping",
+                                   beating.kind.name, beating.record_id)
+        db.session.remove()
+    return handed
+
+
+def _hand_back_one(kind: Kind, record_id: int, token: str) -> bool:
+    try:
+        with writing(), audit.acting_as(kind.actor):
+            job = _locked(kind.model, record_id)
+            if job is None or job.job_token != token or job.job_state != "running":
+                db.session.rollback()
+                return False  # it finished meanwhile
+            setattr(job, job.JOB_STATE, "queued")
+            _release(job, note="Waiting for a worker (the last one was stopping)")
+            audit.set_reason("Handed back to the queue: the worker running it was stopping")
+            db.session.commit()
+            return True
+    except (StaleDataError, OperationalError):
+        db.session.rollback()
+        current_app.logger.exception("%s %s could not be handed back; it is started again once "
+                                     "its heartbeat is stale", kind.name, record_id)
+        return False

@@ -2,15 +2,18 @@
 
 import io
 import json
-from datetime import date, datetime
+import time
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from governance.audit import AuditEvent
+from governance import jobs as background
+from governance.audit import AuditEvent, history_of
 from governance.auth import services as accounts
+from governance.database import utcnow
 from governance.extensions import db
 from governance.pdf import RefusedResource, render_pdf
 from governance.reports import jobs, services
@@ -680,3 +683,173 @@ def test_api_reports_are_in_the_openapi_document(client):
     assert "post" in paths["/api/v1/reports"]
     assert "202" in paths["/api/v1/reports"]["post"]["responses"]
     assert "get" in paths["/api/v1/reports/{report_id}"]
+
+
+# --- a job whose worker died ----------------------------------------------------------------------
+
+
+def worker_died(report: Report, attempts: int = 1, seconds_ago: int = 60) -> Report:
+    """The report's job as a worker killed mid-job leaves it: running, its heartbeat stale."""
+    report.status, report.job_token, report.attempts = "running", "a-dead-worker", attempts
+    report.progress, report.progress_note = 35, "Laying out page 1"
+    report.started_at = report.heartbeat_at = utcnow() - timedelta(seconds=seconds_ago)
+    db.session.commit()
+    return report
+
+
+def queued(actor, organisation) -> Report:
+    report = services.request_report({"organisation_id": organisation.id, "year": YEAR}, actor)
+    db.session.commit()
+    return report
+
+
+def test_a_job_whose_heartbeat_is_stale_is_queued_again_and_runs_to_done(
+        year, compliance_user, client):
+    report = worker_died(queued(compliance_user, year["sponsor"]))
+    status = client.get(f"/api/v1/reports/{report.id}", headers=bearer(compliance_user))
+
+    assert status.status_code == 200
+    assert status.get_json()["status"] == "done" and status.get_json()["progress"] == 100
+    db.session.expire_all()
+    assert report.attempts == 2 and report.heartbeat_at is not None
+    reasons = [event.reason for event in history_of("report", report.id)]
+    assert any("stopped responding" in (reason or "") for reason in reasons)
+
+
+def test_a_job_with_a_live_heartbeat_is_left_running(year, compliance_user, client):
+    report = worker_died(queued(compliance_user, year["sponsor"]), seconds_ago=5)
+    status = client.get(f"/api/v1/reports/{report.id}", headers=bearer(compliance_user))
+
+    assert status.get_json()["status"] == "running" and not status.get_json()["stalled"]
+    response = client.post("/api/v1/reports", headers=bearer(compliance_user),
+                           json={"organisation_id": year["sponsor"].id, "year": YEAR})
+    assert response.status_code == 409
+    assert "already being prepared" in response.get_json()["error"]["message"]
+
+
+def test_after_its_last_attempt_a_stalled_job_fails_saying_why(year, compliance_user, client):
+    report = worker_died(queued(compliance_user, year["sponsor"]), attempts=3)
+    login(client, compliance_user)
+    status = client.get(f"/reports/{report.id}/status").get_json()
+
+    assert status["status"] == "failed"
+    assert "stopped responding 3 times" in status["error"]
+    assert "stopped responding 3 times" in client.get(f"/reports/{report.id}").get_data(
+        as_text=True)
+
+
+def test_run_report_jobs_runs_a_stalled_job(year, compliance_user, runner):
+    report = worker_died(queued(compliance_user, year["sponsor"]))
+    result = runner.invoke(args=["run-report-jobs"])
+
+    assert result.exit_code == 0, result.output
+    assert "Ran 1 report job." in result.output
+    db.session.expire_all()
+    assert db.session.get(Report, report.id).status == "done"
+
+
+def test_run_report_jobs_runs_a_queued_job_whose_worker_died_before_it_started(
+        year, compliance_user, runner):
+    report = queued(compliance_user, year["sponsor"])
+    result = runner.invoke(args=["run-report-jobs"])
+
+    assert "Ran 1 report job." in result.output
+    db.session.expire_all()
+    assert db.session.get(Report, report.id).status == "done"
+
+
+def test_a_new_request_for_the_year_after_a_stall_is_not_refused(year, compliance_user, client):
+    report = worker_died(queued(compliance_user, year["sponsor"]))
+    response = client.post("/api/v1/reports", headers=bearer(compliance_user),
+                           json={"organisation_id": year["sponsor"].id, "year": YEAR})
+
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["id"] == report.id
+    db.session.expire_all()
+    assert db.session.get(Report, report.id).status == "done"
+
+
+def test_a_new_request_after_the_last_attempt_starts_over(year, compliance_user, client):
+    report = worker_died(queued(compliance_user, year["sponsor"]), attempts=3)
+    response = client.post("/api/v1/reports", headers=bearer(compliance_user),
+                           json={"organisation_id": year["sponsor"].id, "year": YEAR})
+
+    assert response.status_code == 202, response.get_json()
+    db.session.expire_all()
+    report = db.session.get(Report, report.id)
+    assert report.status == "done" and report.attempts == 1
+
+
+def test_api_retries_a_failed_job(year, compliance_user, make_user, make_org, client,
+                                  monkeypatch):
+    from governance.reports import artefacts
+
+    monkeypatch.setattr(artefacts, "html_to_pdf", lambda *_a, **_k: 1 / 0)
+    report = generate(compliance_user, year["sponsor"])
+    assert report.status == "failed"
+    monkeypatch.undo()
+    other_officer = make_user("compliance", make_org("Northwind Pharma", "sponsor"))
+
+    assert client.post(f"/api/v1/reports/{report.id}/retry",
+                       headers=bearer(other_officer)).status_code == 404
+    assert client.post(f"/api/v1/reports/{report.id}/retry",
+                       headers=bearer(make_user("advocate", year["sponsor"]))).status_code == 403
+    response = client.post(f"/api/v1/reports/{report.id}/retry", headers=bearer(compliance_user))
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["id"] == report.id
+    assert response.headers["Location"].endswith(f"/api/v1/reports/{report.id}")
+    status = client.get(f"/api/v1/reports/{report.id}", headers=bearer(compliance_user))
+    assert status.get_json()["status"] == "done"
+
+    again = client.post(f"/api/v1/reports/{report.id}/retry", headers=bearer(compliance_user))
+    assert again.status_code == 409
+    assert "Only a failed" in again.get_json()["error"]["message"]
+
+
+def test_api_retry_is_in_the_openapi_document(client):
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+
+    retry = paths["/api/v1/reports/{report_id}/retry"]["post"]
+    assert {"202", "404", "409"} <= set(retry["responses"])
+
+
+@pytest.mark.parametrize("app_config", [{"JOBS_INLINE": False, "JOB_HEARTBEAT_SECONDS": 0.05}])
+def test_a_running_job_beats_its_heartbeat(year, compliance_user, app):
+    report_id = queued(compliance_user, year["sponsor"]).id
+    token = jobs.claim(report_id)
+    first = db.session.get(Report, report_id, populate_existing=True).heartbeat_at
+    db.session.rollback()  # the test's session lets the heartbeat's write in
+    with background.heartbeat(jobs.KIND, report_id, token):
+        time.sleep(1.2)
+    beaten = db.session.get(Report, report_id, populate_existing=True).heartbeat_at
+    assert beaten > first
+
+
+@pytest.mark.parametrize("app_config", [{"JOBS_INLINE": False}])
+def test_a_stopping_worker_hands_its_job_back_with_a_log_line(year, compliance_user, app,
+                                                              caplog):
+    report_id = queued(compliance_user, year["sponsor"]).id
+    token = jobs.claim(report_id)
+    with background.heartbeat(jobs.KIND, report_id, token):
+        handed = background.hand_back(app, wait_seconds=0)
+
+    assert handed == 1
+    assert f"report job {report_id} handed back to the queue" in caplog.text
+    report = db.session.get(Report, report_id, populate_existing=True)
+    assert report.status == "queued" and report.job_token is None
+    assert "Handed back" in history_of("report", report_id)[-1].reason
+    db.session.rollback()
+    assert jobs.run_job(report_id)
+    assert db.session.get(Report, report_id, populate_existing=True).status == "done"
+
+
+@pytest.mark.parametrize("app_config", [{"JOBS_INLINE": False}])
+def test_a_stopping_worker_lets_its_job_finish_within_its_grace(year, compliance_user, app,
+                                                                caplog):
+    report_id = queued(compliance_user, year["sponsor"]).id
+    db.session.rollback()  # the test's session lets the job's writes in
+    jobs.start(report_id)
+
+    assert background.hand_back(app, wait_seconds=120) == 0
+    assert "handed back" not in caplog.text
+    assert db.session.get(Report, report_id, populate_existing=True).status == "done"

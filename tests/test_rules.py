@@ -653,6 +653,45 @@ def test_a_re_evaluation_that_fails_says_why(log, compliance_user, monkeypatch):
     assert "start it again" in run.error
 
 
+def stalled_run(actor, attempts: int):
+    """A re-evaluation as a worker killed mid-run leaves it: running, its heartbeat stale."""
+    from governance.database import utcnow
+    from governance.rules import jobs
+
+    run = jobs.request_reevaluation(actor)
+    run.state, run.job_token, run.attempts, run.progress = "running", "dead", attempts, 40
+    run.started_at = run.heartbeat_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    return run
+
+
+@pytest.mark.parametrize("app_config", [{"JOBS_INLINE": True}])
+def test_a_re_evaluation_whose_worker_died_is_started_again_by_its_page(
+        log, client, log_in, compliance_user):
+    run = stalled_run(compliance_user, attempts=1)
+    log_in(compliance_user)
+    status = client.get(f"/review/reevaluations/{run.id}/status").get_json()
+
+    assert status["status"] == "done" and status["progress"] == 100
+    db.session.expire_all()
+    assert run.attempts == 2
+
+
+@pytest.mark.parametrize("app_config", [{"JOBS_INLINE": True}])
+def test_a_re_evaluation_that_stalled_for_the_last_time_fails_and_a_new_one_may_start(
+        client, log_in, compliance_user):
+    from governance.rules.models import ReevaluationRun
+
+    run = stalled_run(compliance_user, attempts=3)
+    log_in(compliance_user)
+    response = client.post("/review/reevaluate")
+
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert run.state == "failed" and "stopped responding 3 times" in run.error
+    assert db.session.scalar(select(func.count()).select_from(ReevaluationRun)) == 2
+
+
 def test_advocate_cannot_re_evaluate(client, log_in, make_user, sponsor):
     log_in(make_user("advocate", sponsor))
     assert client.post("/review/reevaluate").status_code == 403

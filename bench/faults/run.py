@@ -28,6 +28,11 @@ Scenarios (each on a fresh database):
       an instance with two years' reports, attachments and an uploaded import is backed up
       while a client writes, restored into a fresh instance and served: every download answers
       200 with the same bytes, and the counts printed are the restored database's.
+  report-worker-killed, report-worker-reloaded
+      the worker running a report job is killed (SIGKILL) at about 35 %, or gunicorn is sent
+      SIGHUP then (a reload: the old workers stop gracefully): the job must end done (or failed
+      with its reason) within the stall bound, never stay running or queued; a reloaded worker
+      finishes the job or hands it back with a log line.
 
 The tmpfs and chattr scenarios need root. Results go to bench/results/faults.json and the
 fault-test section of BENCHMARKS.md. Exits non-zero when a scenario fails.
@@ -884,6 +889,134 @@ def describe_backup_restore(r: dict) -> str:
             f"{r['restored_audit_events']} audit events, as the backup counted them; all "
             f"{r['downloads_identical']} downloads ({r['report_files']} report files, "
             f"{r['attachments']} attachments, the import preview) answered 200, the same bytes")
+# --- report jobs whose worker was killed or reloaded -----------------------------------------
+
+REPORT_LINES = 1500  # support lines in the year: pages enough for a job of several seconds
+REPORT_YEAR = 2025
+STALL_SECONDS = 30  # JOB_STALL_SECONDS, the default
+HAND_BACK_GRACE = 12  # GUNICORN_GRACEFUL_TIMEOUT: a stopping worker waits 2 s, then hands back
+
+
+def add_report_year(url: str, workdir: Path, lines: int) -> None:
+    """Support lines of REPORT_YEAR from the sponsor to the patient group, for a long report."""
+    from datetime import date
+    from decimal import Decimal
+
+    from governance import audit
+    from governance.extensions import db
+    from governance.partnerships.models import Partnership, Support
+
+    app = server.app_for(url, workdir)
+    with app.app_context(), audit.acting_as(audit.Actor(None, "fault test")):
+        partnership = db.session.scalars(db.select(Partnership)).first()
+        db.session.add_all(Support(
+            partnership_id=partnership.id, recipient_id=partnership.patient_group_id,
+            paid_on=date(REPORT_YEAR, 1 + n % 12, 1 + n % 28), kind="grant",
+            amount=Decimal(1000 + n), currency="GBP", confirmed_by_partner="pending",
+            description=f"Grant {n} towards the members' programme") for n in range(lines))
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def busiest(pids: list[int], seconds: float = 0.5) -> int:
+    """The worker using the most CPU: the one laying out the report."""
+    before = {pid: server.cpu_seconds([pid]) for pid in pids}
+    time.sleep(seconds)
+    return max(pids, key=lambda pid: server.cpu_seconds([pid]) - before[pid])
+
+
+def report_worker_fault(fault: str) -> dict:
+    """killed: the worker laying out a report (at about 35 %) is killed with SIGKILL.
+    reloaded: gunicorn is sent SIGHUP then (new workers; the old ones stop gracefully)."""
+    import signal
+
+    workdir = new_workdir(f"governance-fault-report-{fault}-")
+    url = f"sqlite:///{workdir / 'governance.sqlite'}"
+    setup = server.prepare_database(url, workdir, advocates=1, shared=1)
+    add_report_year(url, workdir, REPORT_LINES)
+    process, base = server.start_server(
+        url, workdir, workers=2, threads=4,
+        extra_env={"GUNICORN_GRACEFUL_TIMEOUT": str(HAND_BACK_GRACE)})
+    try:
+        officer = server.Client(base, token=setup["compliance_token"])
+        asked = officer.json("POST", "/api/v1/reports",
+                             {"organisation_id": setup["sponsor_id"], "year": REPORT_YEAR})
+        expect(asked.status == 202, f"asking for the report answered {asked.status}: "
+                                    f"{asked.text[:300]}")
+        report_id = asked.json()["id"]
+        started = time.monotonic()
+        status = asked.json()
+        while status["status"] in ("queued", "running") and status["progress"] < 35:
+            expect(time.monotonic() - started < 120, f"no 35 % within 120 s: {status}")
+            time.sleep(0.2)
+            status = officer.json("GET", f"/api/v1/reports/{report_id}").json()
+        expect(status["status"] == "running", f"the job ended before the fault: raise "
+                                              f"REPORT_LINES ({status['status']})")
+        fault_progress = status["progress"]
+        before_fault_s = time.monotonic() - started
+        if fault == "killed":
+            os.kill(busiest(server.worker_pids(process)), signal.SIGKILL)
+        else:
+            os.kill(process.pid, signal.SIGHUP)
+        faulted = time.monotonic()
+        seen, restarted_after = [], None
+        bound = STALL_SECONDS + 3 * before_fault_s + 60
+        while time.monotonic() - faulted < bound:
+            try:
+                answer = officer.json("GET", f"/api/v1/reports/{report_id}")
+            except OSError:  # the killed worker's connection
+                time.sleep(0.2)
+                continue
+            expect(answer.status == 200, f"status answered {answer.status}")
+            status = answer.json()
+            step = f"{status['status']} (attempt {status['attempts']})"
+            if not seen or seen[-1] != step:
+                seen.append(step)
+            if restarted_after is None and status["attempts"] > 1:
+                restarted_after = time.monotonic() - faulted
+            if status["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.5)
+        ended_after = time.monotonic() - faulted
+        log = (workdir / "gunicorn.log").read_text()
+        expect(status["status"] in ("done", "failed"),
+               f"the job is still {status['status']} {ended_after:.0f} s after the fault "
+               f"({' → '.join(seen)})")
+        expect(status["status"] == "done", f"the job failed: {status['error']}")
+        handed_back = f"report job {report_id} handed back to the queue" in log
+        if fault == "killed":
+            expect(restarted_after is not None and restarted_after <= STALL_SECONDS + 15,
+                   f"the job was not started again within the bound: {seen}")
+        else:
+            expect(handed_back or status["attempts"] == 1,
+                   "the reloaded worker neither finished the job nor handed it back with a "
+                   "log line")
+        pdf = officer.request("GET", status["links"]["pdf"].removeprefix(base))
+        expect(pdf.status == 200 and pdf.body.startswith(b"%PDF"),
+               f"the PDF answered {pdf.status}")
+    finally:
+        server.stop_server(process)
+    return {"fault": fault, "support_lines": REPORT_LINES, "fault_at_progress": fault_progress,
+            "fault_after_s": round(before_fault_s, 1), "statuses_after_fault": seen,
+            "started_again_after_s": None if restarted_after is None
+            else round(restarted_after, 1),
+            "done_after_s": round(ended_after, 1), "attempts": status["attempts"],
+            "handed_back_with_log_line": handed_back, "stall_bound_s": STALL_SECONDS,
+            "pages": status["pages"]}
+
+
+def describe_report_worker_fault(r: dict) -> str:
+    fault = (f"the worker laying out a {r['pages']}-page report was killed (SIGKILL) at "
+             f"{r['fault_at_progress']} %" if r["fault"] == "killed" else
+             f"gunicorn reloaded (SIGHUP) at {r['fault_at_progress']} % of a {r['pages']}-page "
+             "report")
+    again = (f"started again {r['started_again_after_s']} s later (stall bound "
+             f"{r['stall_bound_s']} s)" if r["started_again_after_s"] is not None
+             else "finished by the stopping worker")
+    return (f"{fault}; {'handed back with a log line, ' if r['handed_back_with_log_line'] else ''}"
+            f"{again}; done {r['done_after_s']} s after the fault, attempt {r['attempts']}; "
+            f"statuses {' → '.join(r['statuses_after_fault'])}; PDF served")
 
 
 # --- running and recording -------------------------------------------------------------------
@@ -899,6 +1032,8 @@ SCENARIOS = {
     "report-jobs-several-workers": report_jobs_several_workers,
     "backup-restore-files-sqlite": lambda: backup_restore_files("sqlite"),
     "backup-restore-files-postgresql": lambda: backup_restore_files("postgresql"),
+    "report-worker-killed": lambda: report_worker_fault("killed"),
+    "report-worker-reloaded": lambda: report_worker_fault("reloaded"),
 }
 NEEDS_ROOT = {"read-only-sqlite", "read-only-recovery-sqlite", "disk-full-sqlite",
               "disk-full-postgresql"}
@@ -931,6 +1066,8 @@ def describe(name: str, r: dict) -> str:
                 f"{r['recovered_after_s']} s after the repair")
     if name.startswith("backup-restore"):
         return describe_backup_restore(r)
+    if name.startswith("report-worker"):
+        return describe_report_worker_fault(r)
     if name.startswith("report-jobs"):
         return (f"a report job queued through the API under {r['workers']} workers: status "
                 f"{' → '.join(r['statuses_seen'])} over {r['status_polls']} polls on fresh "

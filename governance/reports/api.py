@@ -13,7 +13,7 @@ from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
 from . import jobs, services
 from .downloads import file_response, report_links
 from .models import ARTEFACTS, Report
-from .views import load_report
+from .views import load_job, load_report
 
 reports = resource("reports", "Annual transparency reports: a job that generates the PDF, CSV "
                               "and JSON, then their status and files.")
@@ -50,7 +50,11 @@ class ReportStatus(Schema):
     progress = fields.Integer(required=True, metadata={"description": "0 to 100."})
     progress_note = fields.String(allow_none=True)
     error = fields.String(allow_none=True, metadata={"description": "Why the job failed."})
-    stalled = fields.Boolean(required=True)
+    stalled = fields.Boolean(required=True, metadata={
+        "description": "The worker running the job stopped responding; whoever looks next "
+                       "starts it again."})
+    attempts = fields.Integer(required=True, metadata={
+        "description": "How many times a worker started the job since it was asked for."})
     pages = fields.Integer(allow_none=True)
     generated_at = fields.String(allow_none=True)
     published_at = fields.String(allow_none=True)
@@ -91,9 +95,29 @@ class ReportById(MethodView):
     @reports.response(200, ReportStatus)
     @documented_errors(reports, 403, 404)
     def get(self, report_id: int):
-        """A report's status and, when generated, links to its PDF, CSV and JSON."""
-        report = load_report(report_id)
+        """A report's status and, when generated, links to its PDF, CSV and JSON.
+
+        A job whose worker stopped responding (no heartbeat for JOB_STALL_SECONDS, 30 s by
+        default) is started again by whoever looks, up to JOB_MAX_ATTEMPTS (3) attempts; then
+        it is `failed`, and its `error` says so."""
+        report = load_job(report_id)
         return services.status_json(report, _links(report))
+
+
+@reports.route("/reports/<id:report_id>/retry")
+class ReportRetry(MethodView):
+    @allow(can_make_reports)
+    @reports.response(202, ReportStatus)
+    @documented_errors(reports, 403, 404, 409)
+    def post(self, report_id: int):
+        """Start a failed job (or one whose worker stopped responding) again; 409 otherwise."""
+        report = load_report(report_id)
+        with saving():
+            services.retry_report(report, current_user)
+        jobs.start(report.id)
+        db.session.refresh(report)
+        body = services.status_json(report, _links(report))
+        return body, 202, {"Location": url_for("api_reports.ReportById", report_id=report.id)}
 
 
 @reports.route("/reports/<id:report_id>/files/<kind>", endpoint="report_file")

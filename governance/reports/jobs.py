@@ -29,7 +29,12 @@ JOB_ACTOR = audit.Actor(None, "report job")
 
 def start(report_id: int) -> None:
     """Run the report's job in the background (governance/jobs.py)."""
-    background.start("report job", run_job, report_id)
+    background.start(KIND, report_id)
+
+
+def look_after(report: Report) -> Report:
+    """Start a stalled job again (governance/jobs.py); return the report as it is now."""
+    return background.look_after(KIND, report)
 
 
 @contextmanager
@@ -61,6 +66,12 @@ def run_job(report_id: int) -> bool:
     token = claim(report_id)
     if token is None:
         return False
+    with background.heartbeat(KIND, report_id, token):
+        _run_claimed(report_id, token)
+    return True
+
+
+def _run_claimed(report_id: int, token: str) -> None:
     progress = background.Progress(Report, report_id, token)
     try:
         with _writing(False):
@@ -76,7 +87,9 @@ def run_job(report_id: int) -> bool:
         db.session.rollback()
         current_app.logger.exception("report job %s failed", report_id)
         _record_failure(report_id, token, error)
-    return True
+
+
+KIND = background.Kind("report job", Report, JOB_ACTOR, run_job)
 
 
 def _draft_snapshot(report: Report, progress: background.Progress) -> tuple[dict, dict]:
@@ -190,7 +203,10 @@ def _repeatable_read() -> None:
 
 
 def run_queued() -> int:
-    """Run every queued job now, one after the other; return how many this process ran."""
+    """Run every queued job now, one after the other, and those whose worker stopped
+    responding (queued again, or failed after their last attempt); return how many this
+    process ran."""
+    background.recover_stalled(KIND)
     ran = 0
     while True:
         with _writing(False):

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from flask import current_app
 from marshmallow import fields
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -162,6 +161,9 @@ def request_report(values: dict, actor) -> Report:
             + " ".join(error.fields["organisation_id"])]}) from None
     reason = (clean["reason"] or "").strip() or None
     latest = latest_report(organisation.id, clean["year"])
+    if latest is not None and background.recover(latest):
+        db.session.flush()
+        return latest  # its worker died: it is started again in its place
     if latest is not None and latest.is_working:
         raise Conflict(f"{latest} is already being prepared; wait for it to finish.")
     if latest is not None and not latest.is_published:
@@ -194,6 +196,7 @@ def request_report(values: dict, actor) -> Report:
 
 def _requeue(report: Report, actor) -> Report:
     audit.set_reason("Draft generated again")
+    _clear_signature(report)  # of a publication that failed for good, if any
     _reset_job(report, "generate")
     report.requested_by_id = actor.id
     db.session.flush()
@@ -208,11 +211,12 @@ def _reset_job(report: Report, job: str) -> None:
     report.error = None
     report.started_at = None
     report.finished_at = None
+    report.attempts = 0
 
 
 def is_stalled(report: Report) -> bool:
-    """A job whose report has not moved for REPORT_JOB_TIMEOUT_MINUTES died with its process."""
-    return background.is_stalled(report, current_app.config["REPORT_JOB_TIMEOUT_MINUTES"])
+    """Whether the report's job lost its worker (governance/jobs.py)."""
+    return background.is_stalled(report)
 
 
 def retry_report(report: Report, actor) -> Report:
@@ -327,6 +331,7 @@ def status_json(report: Report, links: dict[str, str] | None = None) -> dict:
         "progress_note": report.progress_note,
         "error": report.error,
         "stalled": is_stalled(report),
+        "attempts": report.attempts,
         "pages": report.page_count,
         "generated_at": _iso(report.generated_at),
         "published_at": _iso(report.published_at),

@@ -52,6 +52,11 @@ def load_report(report_id: int) -> Report:
     return report
 
 
+def load_job(report_id: int) -> Report:
+    """load_report, the job started again first if its worker died (whoever looks notices)."""
+    return jobs.look_after(load_report(report_id))
+
+
 def load_published(report_id: int) -> Report:
     """A published report, or 404: nothing unpublished is reachable from the public pages."""
     report = db.session.get(Report, report_id)
@@ -145,14 +150,14 @@ def render_report_page(report: Report, publish_form=None, correction_form=None, 
 @bp.route("/<int:report_id>")
 @allow(can_read_reports)
 def view(report_id: int):
-    return render_report_page(load_report(report_id))
+    return render_report_page(load_job(report_id))
 
 
 @bp.route("/<int:report_id>/status")
 @allow(can_read_reports)
 def status(report_id: int):
     """The job's state as JSON, polled by the page's progress bar."""
-    report = load_report(report_id)
+    report = load_job(report_id)
     response = jsonify(services.status_json(report, report_links(report)))
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -270,7 +275,6 @@ def public_download(report_id: int, kind: str):
 def init_app(app: Flask) -> None:
     from . import api
 
-    app.config.setdefault("REPORT_JOB_TIMEOUT_MINUTES", 30)
     app.register_blueprint(public_bp)
     api.register(app)
     register_filters(app)

@@ -28,20 +28,24 @@ TAKEN_OVER = "This re-evaluation was taken over by another job."
 def request_reevaluation(actor) -> ReevaluationRun:
     """Queue a re-evaluation of every record; flush, not commit.
 
-    Refused while another one is queued or running (one that stopped responding is marked
-    failed first). Raises PolicyError, and queues nothing, when the policy files are not valid.
+    Refused while another one is queued or running. One whose worker stopped responding is
+    answered instead, queued again (the caller starts it), or marked failed after its last
+    attempt (governance/jobs.py) and replaced by a new one. Raises PolicyError, and queues
+    nothing, when the policy files are not valid.
     """
     require(can_manage_policy, actor)
     load_policy(current_app.config["POLICIES_DIR"])
     for run in db.session.scalars(select(ReevaluationRun).where(
             ReevaluationRun.state.in_(background.WORKING))):
-        if not background.fail_if_stalled(run, _stall_minutes()):
+        if background.recover(run):
+            db.session.flush()
+            return run
+        if run.is_working:
             who = run.requested_by.name if acts_for(actor, run.requested_by.organisation_id) \
                 else "another organisation"
             raise Conflict(f"A re-evaluation asked for by {who} at "
                            f"{run.created_at:%Y-%m-%d %H:%M} UTC is still "
                            f"{'waiting to start' if run.state == 'queued' else 'running'}.")
-        audit.set_reason("A new re-evaluation replaced one that stopped responding")
     run = ReevaluationRun(requested_by_id=actor.id, state="queued", progress_note="Waiting")
     db.session.add(run)
     db.session.flush()
@@ -49,13 +53,13 @@ def request_reevaluation(actor) -> ReevaluationRun:
 
 
 def is_stalled(run: ReevaluationRun) -> bool:
-    """A run whose progress has not moved for REEVALUATION_STALL_MINUTES died with its process
-    (each batch of records moves it within seconds)."""
-    return background.is_stalled(run, _stall_minutes())
+    """Whether the run lost its worker (governance/jobs.py)."""
+    return background.is_stalled(run)
 
 
-def _stall_minutes() -> float:
-    return current_app.config["REEVALUATION_STALL_MINUTES"]
+def look_after(run: ReevaluationRun) -> ReevaluationRun:
+    """Start a stalled run again (governance/jobs.py); return the run as it is now."""
+    return background.look_after(KIND, run)
 
 
 def status_json(run: ReevaluationRun) -> dict:
@@ -66,45 +70,52 @@ def status_json(run: ReevaluationRun) -> dict:
 
 def start(run_id: int) -> None:
     """Run the re-evaluation in the background (governance/jobs.py)."""
-    background.start("re-evaluation", run_job, run_id)
+    background.start(KIND, run_id)
 
 
 def run_job(run_id: int) -> bool:
     """Claim the queued run and carry it out; return whether this call ran it."""
-    from .bulk import gc_paused, reevaluate_all
-
     token = write_intent.set(True)
     try:
         claimed = background.claim(ReevaluationRun, run_id, JOB_ACTOR)
         if claimed is None:
             return False
-
-        def committed(done: int, total: int) -> None:
-            # The progress is committed with the batch, and only while this job holds the run.
-            if not background.report_progress(
-                    ReevaluationRun, run_id, claimed, done * 100 // max(total, 1),
-                    f"{done:,} of {total:,} records checked", db.session.connection()):
-                raise Conflict(TAKEN_OVER)
-            db.session.commit()
-
-        try:
-            with audit.acting_as(JOB_ACTOR):
-                with gc_paused():
-                    result = reevaluate_all(after_batch=committed)
-                _record(run_id, claimed, state="done", progress=100, progress_note=None,
-                        policy_version=result.policy_version, summary=result.summary(),
-                        finished_at=utcnow())
-                db.session.commit()
-        except Exception as error:
-            db.session.rollback()
-            current_app.logger.exception("re-evaluation %s failed", run_id)
-            with audit.acting_as(JOB_ACTOR):
-                _record(run_id, claimed, state="failed", progress_note=None,
-                        error=_readable(error), finished_at=utcnow())
-                db.session.commit()
+        with background.heartbeat(KIND, run_id, claimed):
+            _run_claimed(run_id, claimed)
         return True
     finally:
         write_intent.reset(token)
+
+
+def _run_claimed(run_id: int, claimed: str) -> None:
+    from .bulk import gc_paused, reevaluate_all
+
+    def committed(done: int, total: int) -> None:
+        # The progress is committed with the batch, and only while this job holds the run.
+        if not background.report_progress(
+                ReevaluationRun, run_id, claimed, done * 100 // max(total, 1),
+                f"{done:,} of {total:,} records checked", db.session.connection()):
+            raise Conflict(TAKEN_OVER)
+        db.session.commit()
+
+    try:
+        with audit.acting_as(JOB_ACTOR):
+            with gc_paused():
+                result = reevaluate_all(after_batch=committed)
+            _record(run_id, claimed, state="done", progress=100, progress_note=None,
+                    policy_version=result.policy_version, summary=result.summary(),
+                    finished_at=utcnow())
+            db.session.commit()
+    except Exception as error:
+        db.session.rollback()
+        current_app.logger.exception("re-evaluation %s failed", run_id)
+        with audit.acting_as(JOB_ACTOR):
+            _record(run_id, claimed, state="failed", progress_note=None,
+                    error=_readable(error), finished_at=utcnow())
+            db.session.commit()
+
+
+KIND = background.Kind("re-evaluation", ReevaluationRun, JOB_ACTOR, run_job)
 
 
 def _record(run_id: int, claim: str, **values) -> None:

@@ -64,7 +64,7 @@ def reevaluations():
 @bp.route("/reevaluations/<int:run_id>")
 @allow(can_read_reevaluations)
 def reevaluation(run_id: int):
-    run = visible_or_404(ReevaluationRun, run_id, reevaluation_scope)
+    run = jobs.look_after(visible_or_404(ReevaluationRun, run_id, reevaluation_scope))
     return render_template("rules/reevaluation.html", run=run, stalled=jobs.is_stalled(run))
 
 
@@ -72,7 +72,7 @@ def reevaluation(run_id: int):
 @allow(can_read_reevaluations)
 def reevaluation_status(run_id: int):
     """The run's state as JSON, polled by its page's progress bar."""
-    run = visible_or_404(ReevaluationRun, run_id, reevaluation_scope)
+    run = jobs.look_after(visible_or_404(ReevaluationRun, run_id, reevaluation_scope))
     response = jsonify(jobs.status_json(run))
     response.headers["Cache-Control"] = "no-store"
     return response

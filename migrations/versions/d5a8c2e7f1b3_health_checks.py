@@ -1,7 +1,7 @@
 """The health check's write probe: a table it inserts a row into and deletes it from again.
 
 Revision ID: d5a8c2e7f1b3
-Revises: c9e3a4f5b6d7
+Revises: d4f6a8b0c2e1
 Create Date: 2026-12-02 08:30:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd5a8c2e7f1b3'
-down_revision = 'c9e3a4f5b6d7'
+down_revision = 'd4f6a8b0c2e1'
 branch_labels = None
 depends_on = None
 
