@@ -383,7 +383,8 @@ def test_patch_changes_fields_with_a_reason_and_re_evaluates(client, advocate,
                                                              three_interactions):
     ad_hoc = three_interactions[1]
     response = client.patch(f"{API}/interactions/{ad_hoc.id}", headers=advocate, json={
-        "selection_method": "co_created_procedure", "reason": "Selection was co-created"})
+        "selection_method": "co_created_procedure", "reason": "Selection was co-created",
+        "version": ad_hoc.version})
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["selection_method"] == "co_created_procedure"
@@ -400,11 +401,14 @@ def test_rejected_patch_changes_nothing(client, advocate, three_interactions):
     early = three_interactions[0]
     url = f"{API}/interactions/{early.id}"
     before = client.get(url, headers=advocate).get_json()
-    assert_error(client.patch(url, headers=advocate, json={"title": "", "sponsor_staff": -2}),
+    assert_error(client.patch(url, headers=advocate, json={"title": "", "sponsor_staff": -2,
+                                                           "version": early.version}),
                  422, "title", "sponsor_staff")
-    assert_error(client.patch(url, headers=advocate, json={"title": "New", "colour": "x"}),
+    assert_error(client.patch(url, headers=advocate, json={"title": "New", "colour": "x",
+                                                           "version": early.version}),
                  400, "colour")
-    assert_error(client.patch(url, headers=advocate, json={"title": "New", "reason": 5}),
+    assert_error(client.patch(url, headers=advocate, json={"title": "New", "reason": 5,
+                                                           "version": early.version}),
                  422, "reason")
     assert_error(client.patch(url, headers=advocate, data="{", content_type="application/json"),
                  400)
@@ -420,9 +424,9 @@ def test_patch_with_a_stale_version_is_409(client, advocate, three_interactions)
 def test_patch_of_unknown_or_invisible_interaction_is_404(client, advocate, insider,
                                                           three_interactions):
     assert_error(client.patch(f"{API}/interactions/999", headers=advocate,
-                              json={"title": "x"}), 404)
+                              json={"title": "x", "version": 1}), 404)
     assert_error(client.patch(f"{API}/interactions/{three_interactions[0].id}", headers=insider,
-                              json={"title": "x"}), 403)
+                              json={"title": "x", "version": 1}), 403)
 
 
 # --- flags ------------------------------------------------------------------------------------
