@@ -21,9 +21,10 @@ def form_values(form: FlaskForm) -> dict:
 
 
 def version_read(form: FlaskForm) -> int:
-    """The version of the record the edit form was opened on (its hidden `version` field), or
-    refuse the change: without it, it would overwrite blindly whatever was saved since."""
-    sent = (form.version.data or "").strip()
+    """The version of the record the edit form was opened on (its hidden `version` field, as
+    sent: a form made with `obj=record` would otherwise fill it with the version saved now),
+    or refuse the change: without it, it would overwrite blindly whatever was saved since."""
+    sent = (form.version.raw_data or [""])[0].strip()
     if not sent.isascii() or not sent.isdigit():
         raise VersionRequired("This form did not say which version of the record it changes, "
                               "so nothing was saved (it would overwrite any change made since "

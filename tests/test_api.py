@@ -421,6 +421,80 @@ def test_patch_with_a_stale_version_is_409(client, advocate, three_interactions)
                               json={"title": "Changed", "version": 99}), 409)
 
 
+def test_patch_without_a_version_is_428_and_overwrites_nothing(client, advocate, compliance,
+                                                               three_interactions):
+    early = three_interactions[0]
+    url = f"{API}/interactions/{early.id}"
+    newer = client.patch(url, headers=compliance, json={"title": "Newer", "version": 1})
+    assert newer.status_code == 200
+    before = client.get(url, headers=advocate).get_json()
+    for body in ({"title": "Blind"}, {"title": "Blind", "version": None}):
+        error = assert_error(client.patch(url, headers=advocate, json=body), 428, "version")
+        assert "If-Match" in error["message"] and "version" in error["message"]
+        assert "current_version" not in error
+    assert client.get(url, headers=advocate).get_json() == before
+
+
+def test_get_and_patch_answers_carry_the_records_etag(client, advocate, three_interactions,
+                                                       sponsor):
+    early = three_interactions[0]
+    url = f"{API}/interactions/{early.id}"
+    read = client.get(url, headers=advocate)
+    assert read.headers["ETag"] == f'"interaction-{early.id}-v1"'
+    edited = client.patch(url, headers=advocate, json={"title": "Changed", "version": 1})
+    assert edited.headers["ETag"] == f'"interaction-{early.id}-v2"'
+    assert client.get(url, headers=advocate).headers["ETag"] == edited.headers["ETag"]
+    organisation = client.get(f"{API}/organisations/{sponsor.id}", headers=advocate)
+    assert organisation.headers["ETag"] == f'"organisation-{sponsor.id}-v{sponsor.version}"'
+    created = client.post(f"{API}/organisations", headers=advocate,
+                          json={"name": "Orbit Bio", "kind": "sponsor"})
+    assert created.headers["ETag"] == f'"organisation-{created.get_json()["id"]}-v1"'
+
+
+def test_patch_with_the_current_etag_in_if_match_is_saved(client, advocate, three_interactions):
+    early = three_interactions[0]
+    url = f"{API}/interactions/{early.id}"
+    etag = client.get(url, headers=advocate).headers["ETag"]
+    answer = client.patch(url, headers={**advocate, "If-Match": etag},
+                          json={"title": "Changed by ETag"})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["title"] == "Changed by ETag"
+    assert answer.get_json()["version"] == 2
+
+
+def test_patch_with_a_stale_etag_is_409_with_the_current_version(client, advocate, compliance,
+                                                                 three_interactions):
+    early = three_interactions[0]
+    url = f"{API}/interactions/{early.id}"
+    stale = client.get(url, headers=advocate).headers["ETag"]
+    assert client.patch(url, headers=compliance, json={"title": "Theirs",
+                                                       "version": 1}).status_code == 200
+    refused = client.patch(url, headers={**advocate, "If-Match": stale},
+                           json={"title": "Mine"})
+    error = assert_error(refused, 409)
+    assert error["current_version"] == 2
+    assert refused.headers["ETag"] == f'"interaction-{early.id}-v2"'
+    assert "Retry-After" not in refused.headers  # nobody was saving it at the same moment
+    retried = client.patch(url, headers={**advocate, "If-Match": refused.headers["ETag"]},
+                           json={"title": "Mine"})
+    assert retried.status_code == 200
+    assert client.get(url, headers=advocate).get_json()["title"] == "Mine"
+
+
+def test_if_match_naming_another_record_is_412_and_body_and_header_must_agree(
+        client, advocate, three_interactions):
+    early, ad_hoc = three_interactions[:2]
+    url = f"{API}/interactions/{early.id}"
+    before = client.get(url, headers=advocate).get_json()
+    other = client.get(f"{API}/interactions/{ad_hoc.id}", headers=advocate).headers["ETag"]
+    for tag in (other, "*", 'W/"interaction-1-v1"'):
+        assert_error(client.patch(url, headers={**advocate, "If-Match": tag},
+                                  json={"title": "Mine"}), 412)
+    assert_error(client.patch(url, headers={**advocate, "If-Match": f'"interaction-{early.id}-v1"'},
+                              json={"title": "Mine", "version": 2}), 422, "version")
+    assert client.get(url, headers=advocate).get_json() == before
+
+
 def test_patch_of_unknown_or_invisible_interaction_is_404(client, advocate, insider,
                                                           three_interactions):
     assert_error(client.patch(f"{API}/interactions/999", headers=advocate,
