@@ -245,10 +245,11 @@ def editing(record):
 
 
 def json_body() -> dict:
-    """Return the request's JSON object, or answer 400 saying what is wrong with it."""
+    """Return the request's JSON object, or answer 400 saying what is wrong with it. A UTF-8
+    byte-order mark in front of it (as some Windows tools write) is read past."""
     raw = request.get_data(cache=True)
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as error:
         raise MalformedRequest(f"The request body is not UTF-8 (byte {error.start}).") from None
     except json.JSONDecodeError as error:
