@@ -317,6 +317,66 @@ def test_interaction_with_wrong_types_is_422(client, advocate, partnership):
         "title", "product_specific", "sponsor_staff")
 
 
+LOOSE_INTEGERS = [("partnership_id", 1.9999), ("patient_participants", 3.7),
+                  ("patient_participants", "3"), ("patient_participants", 3.0),
+                  ("sponsor_staff", True), ("partnership_id", "1")]
+
+
+@pytest.mark.parametrize(("field", "value"), LOOSE_INTEGERS)
+def test_an_integer_given_as_a_fraction_text_or_boolean_is_refused_on_post(
+        client, advocate, partnership, field, value):
+    before = (count(Interaction), count(AuditEvent))
+    body = interaction_body(partnership) | {field: value}
+    error = assert_error(client.post(f"{API}/interactions", headers=advocate, json=body),
+                         422, field)
+    assert "whole number" in error["fields"][field][0]
+    assert (count(Interaction), count(AuditEvent)) == before
+
+
+@pytest.mark.parametrize(("field", "value"), LOOSE_INTEGERS)
+def test_an_integer_given_as_a_fraction_text_or_boolean_is_refused_on_patch(
+        client, advocate, partnership, make_interaction, field, value):
+    interaction = make_interaction(partnership_id=partnership.id)
+    url = f"{API}/interactions/{interaction.id}"
+    before = client.get(url, headers=advocate).get_json()
+    assert_error(client.patch(url, headers=advocate, json={field: value, "version": 1}),
+                 422, field)
+    assert client.get(url, headers=advocate).get_json() == before
+
+
+def test_ids_in_support_and_lists_take_integers_only_and_money_stays_a_string(
+        client, advocate, partnership, patient_group):
+    line = {"partnership_id": partnership.id, "recipient_id": patient_group.id,
+            "paid_on": "2025-02-01", "kind": "grant", "amount": "1250.00", "currency": "EUR",
+            "description": "Grant"}
+    assert_error(client.post(f"{API}/supports", headers=advocate,
+                             json=dict(line, recipient_id=float(patient_group.id))),
+                 422, "recipient_id")
+    assert_error(client.post(f"{API}/partnerships", headers=advocate, json={
+        "title": "Loose ids", "sponsor_id": partnership.sponsor_id,
+        "patient_group_id": partnership.patient_group_id, "kind": "experiential",
+        "status": "active", "started_on": "2025-01-01",
+        "other_organisation_ids": [str(patient_group.id)]}), 422, "other_organisation_ids")
+    assert count(Support) == 0
+    saved = client.post(f"{API}/supports", headers=advocate, json=line)
+    assert saved.status_code == 201, saved.get_json()
+    assert saved.get_json()["amount"] == "1250.00"
+
+
+def test_a_json_body_after_a_utf8_byte_order_mark_is_read(client, advocate, make_interaction):
+    body = json.dumps({"name": "Orbit Bio", "kind": "sponsor"}).encode()
+    created = client.post(f"{API}/organisations", headers=advocate, data=b"\xef\xbb\xbf" + body,
+                          content_type="application/json")
+    assert created.status_code == 201, created.get_json()
+    interaction = make_interaction()
+    edited = client.patch(f"{API}/interactions/{interaction.id}", headers=advocate,
+                          data=b"\xef\xbb\xbf" + json.dumps({"title": "After a BOM",
+                                                              "version": 1}).encode(),
+                          content_type="application/json")
+    assert edited.status_code == 200, edited.get_json()
+    assert edited.get_json()["title"] == "After a BOM"
+
+
 def test_unknown_interaction_field_is_400(client, advocate, partnership):
     assert_error(client.post(f"{API}/interactions", headers=advocate,
                              json=interaction_body(partnership, patient_names=["Ann"])),
