@@ -115,6 +115,18 @@ def test_openapi_document_is_public_and_describes_every_route(client):
     assert spec["components"]["schemas"]["Support"]["properties"]["amount"]["type"] == "string"
 
 
+def test_openapi_document_says_what_a_patch_needs_and_what_answers_carry(client):
+    document = client.get(f"{API}/openapi.json").get_json()
+    patch = document["paths"]["/api/v1/interactions/{interaction_id}"]["patch"]
+    assert {"409", "412", "428"} <= set(patch["responses"])
+    assert [p["name"] for p in patch["parameters"] if p["in"] == "header"] == ["If-Match"]
+    assert "ETag" in patch["responses"]["200"]["headers"]
+    assert {"ETag", "Retry-After"} <= set(patch["responses"]["409"]["headers"])
+    for path in ("/api/v1/interactions/{interaction_id}", "/api/v1/agreements/{agreement_id}",
+                 "/api/v1/individual-payments/{payment_id}"):
+        assert "ETag" in document["paths"][path]["get"]["responses"]["200"]["headers"]
+
+
 def test_requests_without_a_valid_token_get_401(client, compliance_user, partnership):
     for headers in ({}, {"Authorization": "Bearer not-a-token"},
                     {"Authorization": "Basic abc"}):

@@ -158,6 +158,13 @@ ETAG_HEADER = {"ETag": {"description": 'The version of the record, as a strong E
                                        '`"<kind>-<id>-v<version>"`, e.g. `"interaction-12-v3"`. '
                                        "Send it back in `If-Match` to change the record.",
                         "schema": {"type": "string"}}}
+ERROR_HEADERS = {409: {
+    "ETag": {"description": "When the record changed: the ETag of the version it is at now.",
+             "schema": {"type": "string"}},
+    "Retry-After": {"description": "`0` when another change to the record was saved while "
+                                   "this one waited: it may be sent again at once with the "
+                                   "current version.", "schema": {"type": "integer"}},
+}}
 IF_MATCH = {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"},
             "description": "The `ETag` of the version you read (instead of `version` in the body)."}
 
@@ -166,7 +173,8 @@ def documented_errors(blueprint: ResourceBlueprint, *codes: int):
     def decorate(view):
         for code in (401, *codes):
             view = blueprint.alt_response(code, schema=schemas.Error,
-                                          description=ERROR_MEANINGS[code])(view)
+                                          description=ERROR_MEANINGS[code],
+                                          headers=ERROR_HEADERS.get(code))(view)
         return view
 
     return decorate
