@@ -51,6 +51,37 @@ class Conflict(DomainError):
     status = 409
 
 
+class VersionRequired(DomainError):
+    """A change to a record came without the version it was made to: it would overwrite
+    blindly whatever was saved since."""
+
+    status = 428
+
+
+class StaleVersion(Conflict):
+    """The change was made to an older version of the record than the one saved now.
+
+    The answer carries the current version (and its ETag), so the person can look at it and
+    retry at once; `busy` says another save of the record won while this one waited for it."""
+
+    def __init__(self, message: str, record, busy: bool = False):
+        super().__init__(message)
+        self.current_version = record.version
+        self.etag = etag_of(record)
+        self.busy = busy
+
+
+def etag_of(record) -> str:
+    """The strong ETag of the version a record is at."""
+    return etag(record.audit_entity(), record.id, record.version)
+
+
+def etag(kind: str, record_id: int, version: int) -> str:
+    """The strong ETag of a version of a record: its kind, id and version, e.g.
+    "interaction-12-v3"."""
+    return f'"{kind}-{record_id}-v{version}"'
+
+
 def _http_error(error: HTTPException):
     if is_api_request():
         return json_error(error.code or 500, error.description or error.name)
@@ -60,9 +91,22 @@ def _http_error(error: HTTPException):
 
 def _domain_error(error: DomainError):
     if is_api_request():
+        if isinstance(error, StaleVersion):
+            return _stale_version_answer(error)
         return json_error(error.status, error.message, error.fields)
     return render_template("errors/error.html", code=error.status, title="Not saved",
                            message=error.message, fields=error.fields), error.status
+
+
+def _stale_version_answer(error: StaleVersion):
+    """409 with the version to send next: in the body, as the ETag, and Retry-After: 0 when
+    another save of the record won while this one waited (it may be retried at once)."""
+    response = jsonify({"error": {"message": error.message,
+                                  "current_version": error.current_version}})
+    response.headers["ETag"] = error.etag
+    if error.busy:
+        response.headers["Retry-After"] = "0"
+    return response, error.status
 
 
 def init_app(app: Flask) -> None:

@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectMultipleField, TextAreaField, widgets
 from wtforms.validators import DataRequired, Length
 
-from .errors import DomainError
+from .errors import DomainError, VersionRequired
 from .extensions import db
 from .vocabulary import choices
 
@@ -18,6 +18,19 @@ NOT_INPUT = frozenset({"csrf_token", "submit", "reason", "version"})
 def form_values(form: FlaskForm) -> dict:
     """Return the submitted values keyed by the services' field names."""
     return {name: value for name, value in form.data.items() if name not in NOT_INPUT}
+
+
+def version_read(form: FlaskForm) -> int:
+    """The version of the record the edit form was opened on (its hidden `version` field, as
+    sent: a form made with `obj=record` would otherwise fill it with the version saved now),
+    or refuse the change: without it, it would overwrite blindly whatever was saved since."""
+    sent = (form.version.raw_data or [""])[0].strip()
+    if not sent.isascii() or not sent.isdigit():
+        raise VersionRequired("This form did not say which version of the record it changes, "
+                              "so nothing was saved (it would overwrite any change made since "
+                              "it was opened). Open the record's edit page again and make your "
+                              "change there.")
+    return int(sent)
 
 
 def attach_errors(form: FlaskForm, error: DomainError) -> None:

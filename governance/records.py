@@ -7,6 +7,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from .audit import Audited
 from .database import utcnow
+from .errors import StaleVersion
 
 
 class Record(Audited):
@@ -25,6 +26,15 @@ class Record(Audited):
     @property
     def is_void(self) -> bool:
         return self.voided_at is not None
+
+
+def refuse_stale(record: Record, expected_version: int | None, noun: str) -> None:
+    """Refuse a change made to another version of the record than the one it is at. (The
+    pages and the API refuse a change without a version before they get here; imports and
+    commands change records by what they are, not by a version read.)"""
+    if expected_version is not None and expected_version != record.version:
+        raise StaleVersion(f"This {noun} changed since you opened it; reload it to see the "
+                           "other changes, then make yours again.", record)
 
 
 def vocab_enum(vocabulary: dict, name: str) -> Enum:

@@ -25,13 +25,16 @@ def load(schema: Schema, values: dict, **kwargs) -> dict:
     """Validate values with a schema, raising ValidationFailed with every field's reasons."""
     if not isinstance(values, dict):
         raise ValidationFailed({"_schema": ["Expected an object of field names and values."]})
-    oversized = _oversized_integers(schema, values)
-    if oversized:
-        raise ValidationFailed(oversized)
+    not_whole = _not_whole_numbers(schema, values)
+    if not_whole:  # the other fields are still checked, to name every problem at once
+        values = {key: value for key, value in values.items() if key not in not_whole}
     try:
-        return schema.load(values, **kwargs)
+        clean = schema.load(values, **kwargs)
     except ValidationError as error:
-        raise ValidationFailed(_flatten(error.messages)) from None
+        raise ValidationFailed(_flatten(error.messages) | not_whole) from None
+    if not_whole:
+        raise ValidationFailed(not_whole)
+    return clean
 
 
 # Ids and counts live in integer columns: 32-bit on PostgreSQL (64-bit on SQLite). A larger
@@ -39,15 +42,24 @@ def load(schema: Schema, values: dict, **kwargs) -> dict:
 # the limit is the same on both, so the API answers alike whatever the database.
 MAX_INTEGER = 2**31 - 1
 
+NOT_WHOLE = ("Not a valid integer. Give a whole number such as 3, without quotes or a decimal "
+             "point.")
 
-def _oversized_integers(schema: Schema, values: dict) -> dict[str, list[str]]:
+
+def _not_whole_numbers(schema: Schema, values: dict) -> dict[str, list[str]]:
+    """The integer fields given anything but an integer: text ("3"), a fraction (1.9999, and
+    3.0 too: no number is rounded into an id or a count), true or false. Text is read as a
+    number only where values come as text (the CSV import's cells)."""
     errors = {}
     for key, is_list in _integer_keys(schema):
         if key not in values:
             continue
         value = values[key]
         items = value if is_list and isinstance(value, list) else [value]
-        if any(_too_large(item) for item in items):
+        if any(item is not None and (isinstance(item, bool) or not isinstance(item, int))
+               for item in items):
+            errors[key] = [NOT_WHOLE]
+        elif any(item is not None and abs(item) > MAX_INTEGER for item in items):
             errors[key] = ["This number is too large."]
     return errors
 
@@ -65,16 +77,13 @@ def _integer_keys(schema: Schema) -> list[tuple[str, bool]]:
     return keys
 
 
-def _too_large(value) -> bool:
-    if isinstance(value, str):
-        digits = value.strip().lstrip("+-")
-        return digits.isascii() and digits.isdigit() and (
-            len(digits) > 10 or int(digits) > MAX_INTEGER)  # 2**31 - 1 has 10 digits
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int | float):
-        return abs(value) > MAX_INTEGER
-    return False
+def whole_number_or_text(cell: str) -> int | str:
+    """A cell of text holding a whole number ("3", "+3", "-3") as that number; any other text
+    as it is, for the schema to refuse on its field."""
+    digits = cell.lstrip("+-")
+    if len(cell) - len(digits) <= 1 and digits.isascii() and digits.isdigit():
+        return int(cell)
+    return cell
 
 
 def flatten_messages(messages) -> dict[str, list[str]]:
@@ -112,7 +121,7 @@ def subset(vocabulary: dict, **kwargs) -> fields.List:
 
 
 def count(**kwargs) -> fields.Integer:
-    return fields.Integer(strict=False, validate=Range(min=0, max=100_000,
+    return fields.Integer(validate=Range(min=0, max=100_000,
                           error="Must be a whole number of 0 or more."), **kwargs)
 
 

@@ -115,6 +115,18 @@ def test_openapi_document_is_public_and_describes_every_route(client):
     assert spec["components"]["schemas"]["Support"]["properties"]["amount"]["type"] == "string"
 
 
+def test_openapi_document_says_what_a_patch_needs_and_what_answers_carry(client):
+    document = client.get(f"{API}/openapi.json").get_json()
+    patch = document["paths"]["/api/v1/interactions/{interaction_id}"]["patch"]
+    assert {"409", "412", "428"} <= set(patch["responses"])
+    assert [p["name"] for p in patch["parameters"] if p["in"] == "header"] == ["If-Match"]
+    assert "ETag" in patch["responses"]["200"]["headers"]
+    assert {"ETag", "Retry-After"} <= set(patch["responses"]["409"]["headers"])
+    for path in ("/api/v1/interactions/{interaction_id}", "/api/v1/agreements/{agreement_id}",
+                 "/api/v1/individual-payments/{payment_id}"):
+        assert "ETag" in document["paths"][path]["get"]["responses"]["200"]["headers"]
+
+
 def test_requests_without_a_valid_token_get_401(client, compliance_user, partnership):
     for headers in ({}, {"Authorization": "Bearer not-a-token"},
                     {"Authorization": "Basic abc"}):
@@ -317,6 +329,66 @@ def test_interaction_with_wrong_types_is_422(client, advocate, partnership):
         "title", "product_specific", "sponsor_staff")
 
 
+LOOSE_INTEGERS = [("partnership_id", 1.9999), ("patient_participants", 3.7),
+                  ("patient_participants", "3"), ("patient_participants", 3.0),
+                  ("sponsor_staff", True), ("partnership_id", "1")]
+
+
+@pytest.mark.parametrize(("field", "value"), LOOSE_INTEGERS)
+def test_an_integer_given_as_a_fraction_text_or_boolean_is_refused_on_post(
+        client, advocate, partnership, field, value):
+    before = (count(Interaction), count(AuditEvent))
+    body = interaction_body(partnership) | {field: value}
+    error = assert_error(client.post(f"{API}/interactions", headers=advocate, json=body),
+                         422, field)
+    assert "whole number" in error["fields"][field][0]
+    assert (count(Interaction), count(AuditEvent)) == before
+
+
+@pytest.mark.parametrize(("field", "value"), LOOSE_INTEGERS)
+def test_an_integer_given_as_a_fraction_text_or_boolean_is_refused_on_patch(
+        client, advocate, partnership, make_interaction, field, value):
+    interaction = make_interaction(partnership_id=partnership.id)
+    url = f"{API}/interactions/{interaction.id}"
+    before = client.get(url, headers=advocate).get_json()
+    assert_error(client.patch(url, headers=advocate, json={field: value, "version": 1}),
+                 422, field)
+    assert client.get(url, headers=advocate).get_json() == before
+
+
+def test_ids_in_support_and_lists_take_integers_only_and_money_stays_a_string(
+        client, advocate, partnership, patient_group):
+    line = {"partnership_id": partnership.id, "recipient_id": patient_group.id,
+            "paid_on": "2025-02-01", "kind": "grant", "amount": "1250.00", "currency": "EUR",
+            "description": "Grant"}
+    assert_error(client.post(f"{API}/supports", headers=advocate,
+                             json=dict(line, recipient_id=float(patient_group.id))),
+                 422, "recipient_id")
+    assert_error(client.post(f"{API}/partnerships", headers=advocate, json={
+        "title": "Loose ids", "sponsor_id": partnership.sponsor_id,
+        "patient_group_id": partnership.patient_group_id, "kind": "experiential",
+        "status": "active", "started_on": "2025-01-01",
+        "other_organisation_ids": [str(patient_group.id)]}), 422, "other_organisation_ids")
+    assert count(Support) == 0
+    saved = client.post(f"{API}/supports", headers=advocate, json=line)
+    assert saved.status_code == 201, saved.get_json()
+    assert saved.get_json()["amount"] == "1250.00"
+
+
+def test_a_json_body_after_a_utf8_byte_order_mark_is_read(client, advocate, make_interaction):
+    body = json.dumps({"name": "Orbit Bio", "kind": "sponsor"}).encode()
+    created = client.post(f"{API}/organisations", headers=advocate, data=b"\xef\xbb\xbf" + body,
+                          content_type="application/json")
+    assert created.status_code == 201, created.get_json()
+    interaction = make_interaction()
+    edited = client.patch(f"{API}/interactions/{interaction.id}", headers=advocate,
+                          data=b"\xef\xbb\xbf" + json.dumps({"title": "After a BOM",
+                                                              "version": 1}).encode(),
+                          content_type="application/json")
+    assert edited.status_code == 200, edited.get_json()
+    assert edited.get_json()["title"] == "After a BOM"
+
+
 def test_unknown_interaction_field_is_400(client, advocate, partnership):
     assert_error(client.post(f"{API}/interactions", headers=advocate,
                              json=interaction_body(partnership, patient_names=["Ann"])),
@@ -383,7 +455,8 @@ def test_patch_changes_fields_with_a_reason_and_re_evaluates(client, advocate,
                                                              three_interactions):
     ad_hoc = three_interactions[1]
     response = client.patch(f"{API}/interactions/{ad_hoc.id}", headers=advocate, json={
-        "selection_method": "co_created_procedure", "reason": "Selection was co-created"})
+        "selection_method": "co_created_procedure", "reason": "Selection was co-created",
+        "version": ad_hoc.version})
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["selection_method"] == "co_created_procedure"
@@ -400,11 +473,14 @@ def test_rejected_patch_changes_nothing(client, advocate, three_interactions):
     early = three_interactions[0]
     url = f"{API}/interactions/{early.id}"
     before = client.get(url, headers=advocate).get_json()
-    assert_error(client.patch(url, headers=advocate, json={"title": "", "sponsor_staff": -2}),
+    assert_error(client.patch(url, headers=advocate, json={"title": "", "sponsor_staff": -2,
+                                                           "version": early.version}),
                  422, "title", "sponsor_staff")
-    assert_error(client.patch(url, headers=advocate, json={"title": "New", "colour": "x"}),
+    assert_error(client.patch(url, headers=advocate, json={"title": "New", "colour": "x",
+                                                           "version": early.version}),
                  400, "colour")
-    assert_error(client.patch(url, headers=advocate, json={"title": "New", "reason": 5}),
+    assert_error(client.patch(url, headers=advocate, json={"title": "New", "reason": 5,
+                                                           "version": early.version}),
                  422, "reason")
     assert_error(client.patch(url, headers=advocate, data="{", content_type="application/json"),
                  400)
@@ -417,12 +493,86 @@ def test_patch_with_a_stale_version_is_409(client, advocate, three_interactions)
                               json={"title": "Changed", "version": 99}), 409)
 
 
+def test_patch_without_a_version_is_428_and_overwrites_nothing(client, advocate, compliance,
+                                                               three_interactions):
+    early = three_interactions[0]
+    url = f"{API}/interactions/{early.id}"
+    newer = client.patch(url, headers=compliance, json={"title": "Newer", "version": 1})
+    assert newer.status_code == 200
+    before = client.get(url, headers=advocate).get_json()
+    for body in ({"title": "Blind"}, {"title": "Blind", "version": None}):
+        error = assert_error(client.patch(url, headers=advocate, json=body), 428, "version")
+        assert "If-Match" in error["message"] and "version" in error["message"]
+        assert "current_version" not in error
+    assert client.get(url, headers=advocate).get_json() == before
+
+
+def test_get_and_patch_answers_carry_the_records_etag(client, advocate, three_interactions,
+                                                       sponsor):
+    early = three_interactions[0]
+    url = f"{API}/interactions/{early.id}"
+    read = client.get(url, headers=advocate)
+    assert read.headers["ETag"] == f'"interaction-{early.id}-v1"'
+    edited = client.patch(url, headers=advocate, json={"title": "Changed", "version": 1})
+    assert edited.headers["ETag"] == f'"interaction-{early.id}-v2"'
+    assert client.get(url, headers=advocate).headers["ETag"] == edited.headers["ETag"]
+    organisation = client.get(f"{API}/organisations/{sponsor.id}", headers=advocate)
+    assert organisation.headers["ETag"] == f'"organisation-{sponsor.id}-v{sponsor.version}"'
+    created = client.post(f"{API}/organisations", headers=advocate,
+                          json={"name": "Orbit Bio", "kind": "sponsor"})
+    assert created.headers["ETag"] == f'"organisation-{created.get_json()["id"]}-v1"'
+
+
+def test_patch_with_the_current_etag_in_if_match_is_saved(client, advocate, three_interactions):
+    early = three_interactions[0]
+    url = f"{API}/interactions/{early.id}"
+    etag = client.get(url, headers=advocate).headers["ETag"]
+    answer = client.patch(url, headers={**advocate, "If-Match": etag},
+                          json={"title": "Changed by ETag"})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["title"] == "Changed by ETag"
+    assert answer.get_json()["version"] == 2
+
+
+def test_patch_with_a_stale_etag_is_409_with_the_current_version(client, advocate, compliance,
+                                                                 three_interactions):
+    early = three_interactions[0]
+    url = f"{API}/interactions/{early.id}"
+    stale = client.get(url, headers=advocate).headers["ETag"]
+    assert client.patch(url, headers=compliance, json={"title": "Theirs",
+                                                       "version": 1}).status_code == 200
+    refused = client.patch(url, headers={**advocate, "If-Match": stale},
+                           json={"title": "Mine"})
+    error = assert_error(refused, 409)
+    assert error["current_version"] == 2
+    assert refused.headers["ETag"] == f'"interaction-{early.id}-v2"'
+    assert "Retry-After" not in refused.headers  # nobody was saving it at the same moment
+    retried = client.patch(url, headers={**advocate, "If-Match": refused.headers["ETag"]},
+                           json={"title": "Mine"})
+    assert retried.status_code == 200
+    assert client.get(url, headers=advocate).get_json()["title"] == "Mine"
+
+
+def test_if_match_naming_another_record_is_412_and_body_and_header_must_agree(
+        client, advocate, three_interactions):
+    early, ad_hoc = three_interactions[:2]
+    url = f"{API}/interactions/{early.id}"
+    before = client.get(url, headers=advocate).get_json()
+    other = client.get(f"{API}/interactions/{ad_hoc.id}", headers=advocate).headers["ETag"]
+    for tag in (other, "*", 'W/"interaction-1-v1"'):
+        assert_error(client.patch(url, headers={**advocate, "If-Match": tag},
+                                  json={"title": "Mine"}), 412)
+    assert_error(client.patch(url, headers={**advocate, "If-Match": f'"interaction-{early.id}-v1"'},
+                              json={"title": "Mine", "version": 2}), 422, "version")
+    assert client.get(url, headers=advocate).get_json() == before
+
+
 def test_patch_of_unknown_or_invisible_interaction_is_404(client, advocate, insider,
                                                           three_interactions):
     assert_error(client.patch(f"{API}/interactions/999", headers=advocate,
-                              json={"title": "x"}), 404)
+                              json={"title": "x", "version": 1}), 404)
     assert_error(client.patch(f"{API}/interactions/{three_interactions[0].id}", headers=insider,
-                              json={"title": "x"}), 403)
+                              json={"title": "x", "version": 1}), 403)
 
 
 # --- flags ------------------------------------------------------------------------------------

@@ -96,6 +96,42 @@ def test_after_reloading_the_second_person_saves_on_top_of_the_first(two_editors
     assert (stored.title, stored.sponsor_staff, stored.version) == ("Renamed", 2, 3)
 
 
+@pytest.mark.parametrize("version", [None, "", "two"])
+def test_an_edit_form_sent_without_its_version_is_refused_and_changes_nothing(
+        two_editors, make_interaction, version):
+    first, _second = two_editors
+    interaction = make_interaction(title="Advisory board")
+    url = f"/interactions/{interaction.id}/edit"
+    form = edit_form_of(first.get(url).get_data(as_text=True))
+    form.pop("version")
+    if version is not None:
+        form["version"] = [version]
+    form["title"] = ["Overwritten blindly"]
+    refused = first.post(url, data=form)
+
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "did not say which version of the record it changes" in page
+    assert "Traceback" not in page
+    db.session.expire_all()
+    stored = db.session.get(Interaction, interaction.id)
+    assert (stored.title, stored.version) == ("Advisory board", 1)
+
+
+def test_an_organisation_form_without_its_version_answers_428(app, compliance_user, sponsor):
+    browser = app.test_client()
+    login(browser, compliance_user)
+    url = f"/organisations/{sponsor.id}/edit"
+    form = edit_form_of(browser.get(url).get_data(as_text=True))
+    assert form.pop("version") == [str(sponsor.version)]
+    form["name"] = ["Renamed blindly"]
+    refused = browser.post(url, data=form)
+    assert refused.status_code == 428
+    assert "did not say which version" in refused.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(type(sponsor), sponsor.id).name != "Renamed blindly"
+
+
 def test_two_api_clients_patching_the_same_version_one_wins_one_gets_409(
         app, client, make_interaction, compliance_user, make_user, sponsor):
     interaction = make_interaction()

@@ -201,6 +201,43 @@ def test_an_edit_read_before_another_request_saved_the_record_is_refused_not_los
 
 
 @pytest.mark.sqlite_only
+
+def test_an_edit_that_lost_the_race_answers_the_version_to_retry_with_at_once(
+        app, client, compliance_user, make_interaction, monkeypatch):
+    """When another request saves the record while an edit waits for the write lock, the 409
+    gives the version saved meanwhile (body and ETag) and Retry-After: 0, and the same change
+    sent again with that version goes through."""
+    from governance.auth import services as accounts
+    from governance.interactions import services
+
+    headers = {"Authorization": f"Bearer {accounts.issue_token(compliance_user, 'tests')}"}
+    interaction = make_interaction(title="Before")
+    interaction_id = interaction.id
+    db.session.commit()
+    validate = services.validate_interaction
+    saves = []
+
+    def validate_while_another_request_saves(values, actor, preloaded=None):
+        if not saves:
+            saves.append(True)
+            with db.engine.begin() as other:
+                other.execute(text("UPDATE interactions SET title = 'Saved in between', "
+                                   "version = version + 1 WHERE id = :id"), {"id": interaction_id})
+        return validate(values, actor, preloaded)
+
+    monkeypatch.setattr(services, "validate_interaction", validate_while_another_request_saves)
+    url = f"/api/v1/interactions/{interaction_id}"
+    lost = client.patch(url, headers=headers, json={"sponsor_staff": 4, "version": 1})
+    assert lost.status_code == 409
+    assert lost.get_json()["error"]["current_version"] == 2
+    assert lost.headers["ETag"] == f'"interaction-{interaction_id}-v2"'
+    assert lost.headers["Retry-After"] == "0"
+    retried = client.patch(url, headers={**headers, "If-Match": lost.headers["ETag"]},
+                           json={"sponsor_staff": 4})
+    assert retried.status_code == 200, retried.get_json()
+    assert (retried.get_json()["title"], retried.get_json()["sponsor_staff"]) == (
+        "Saved in between", 4)
+
 def test_writers_of_one_process_queue_and_a_writer_kept_waiting_too_long_is_told_so(tmp_path):
     from sqlalchemy.exc import OperationalError
 

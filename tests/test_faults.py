@@ -148,13 +148,14 @@ def _sqlite_query_only(dbapi_connection, _record):
 def test_a_read_only_database_refuses_api_writes_with_a_clear_message(
         app, client, token, sponsor, make_interaction):
     existing = make_interaction(title="Already recorded")
-    url = f"/api/v1/interactions/{existing.id}"
+    url, version = f"/api/v1/interactions/{existing.id}", existing.version
     new = api_body(sponsor, title="New during the outage")
     before = state()
     make_read_only(app)
     try:
         created = client.post("/api/v1/interactions", headers=token, json=new)
-        edited = client.patch(url, headers=token, json={"title": "Edited during the outage"})
+        edited = client.patch(url, headers=token, json={"title": "Edited during the outage",
+                                                         "version": version})
         read = client.get(url, headers=token)
     finally:
         make_writable(app)
@@ -241,7 +242,8 @@ def test_a_nul_character_is_refused_up_front_on_every_database(client, token, sp
     assert search.get_json()["error"]["fields"] == {"q": ["Text may not contain a NUL "
                                                           "character."]}
     edited = client.patch(url, headers=token, json={"title": "Bad\u0000title",
-                                                    "accommodations": ["ok", "n\u0000"]})
+                                                    "accommodations": ["ok", "n\u0000"],
+                                                    "version": before.version})
     assert edited.status_code == 400
     assert set(edited.get_json()["error"]["fields"]) <= {"title", "accommodations[1]"}
     advocate = make_user("advocate", sponsor)

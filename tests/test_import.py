@@ -139,6 +139,19 @@ def test_preview_lists_every_rows_problems_by_row_and_column(client, advocate, p
     assert count(Interaction) == 0 and count(Flag) == 0
 
 
+def test_a_cell_reads_a_whole_number_as_a_number_and_refuses_a_fraction(advocate, partnership):
+    data = csv_bytes([
+        interaction_row(partnership, 1, patient_participants="+7", sponsor_staff=" 2 "),
+        interaction_row(partnership, 2, patient_participants="3.7"),
+        interaction_row(partnership, 3, partnership_id=f"{partnership.id}.0"),
+    ])
+    report = imports.import_file("interactions", data, advocate, filename="x.csv",
+                                 digest="0" * 64, commit=False)
+    assert {(p.row, p.column) for p in report.problems} == {
+        (3, "patient_participants"), (4, "partnership_id")}
+    assert all("whole number" in p.message for p in report.problems)
+
+
 def test_preview_of_a_valid_file_shows_what_would_happen_and_saves_nothing(client, advocate,
                                                                            partnership):
     before = count(AuditEvent)

@@ -133,7 +133,8 @@ def test_editing_keeps_the_audit_reason_and_checks_the_version(client, complianc
 def test_a_sponsor_of_a_partnership_cannot_become_a_patient_group(
         client, compliance, sponsor, make_partnership):
     make_partnership()
-    data = {"name": sponsor.name, "kind": "patient_group", "country": "GB"}
+    data = {"name": sponsor.name, "kind": "patient_group", "country": "GB",
+            "version": sponsor.version}
     response = client.post(f"/organisations/{sponsor.id}/edit", data=data)
     assert response.status_code == 422
     assert "must stay a sponsor" in response.get_data(as_text=True)

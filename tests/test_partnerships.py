@@ -406,7 +406,8 @@ def test_support_is_edited_and_voided_through_the_pages(client, log_in, advocate
     form = client.get(f"/partnerships/supports/{support.id}/edit").get_data(as_text=True)
     assert 'value="100.00"' in form
     bad = client.post(f"/partnerships/supports/{support.id}/edit",
-                      data=support_form(recipient_id=str(patient_group.id), amount="abc"))
+                      data=support_form(recipient_id=str(patient_group.id), amount="abc",
+                                        version=str(support.version)))
     assert bad.status_code == 422
     db.session.expire_all()
     assert db.session.get(Support, support.id).amount == Decimal("100.00")

@@ -273,7 +273,8 @@ def test_an_administrator_changes_role_organisation_and_grants(admin_client, mak
     user = make_user("advocate", sponsor)
     response = admin_client.post(f"/users/{user.id}", data={
         "name": "Renamed Person", "role": "auditor", "organisation_id": patient_group.id,
-        "granted_organisation_ids": [sponsor.id, other.id], "reason": "Now audits for us"})
+        "granted_organisation_ids": [sponsor.id, other.id], "reason": "Now audits for us",
+        "version": user.version})
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     user = reloaded(user)
     assert (user.name, user.role, user.organisation_id) == \
@@ -282,7 +283,8 @@ def test_an_administrator_changes_role_organisation_and_grants(admin_client, mak
 
     admin_client.post(f"/users/{user.id}", data={
         "name": "Renamed Person", "role": "auditor", "organisation_id": patient_group.id,
-        "granted_organisation_ids": [other.id], "reason": "Audit of Helix ended"})
+        "granted_organisation_ids": [other.id], "reason": "Audit of Helix ended",
+        "version": user.version})
     ended = db.session.scalars(select(AuditorGrant).where(
         AuditorGrant.organisation_id == sponsor.id)).one()
     assert ended.voided_at is not None and ended.void_reason == "Audit of Helix ended"
@@ -290,7 +292,8 @@ def test_an_administrator_changes_role_organisation_and_grants(admin_client, mak
 
     # No longer an auditor: the remaining grant ends with the role.
     admin_client.post(f"/users/{user.id}", data={
-        "name": "Renamed Person", "role": "compliance", "organisation_id": patient_group.id})
+        "name": "Renamed Person", "role": "compliance", "organisation_id": patient_group.id,
+        "version": reloaded(user).version})
     assert db.session.scalar(select(func.count()).select_from(AuditorGrant)
                              .where(AuditorGrant.voided_at.is_(None))) == 0
     assert acting_organisation_ids(reloaded(user)) == (patient_group.id,)
@@ -300,7 +303,7 @@ def test_a_refused_change_says_why_and_changes_nothing(admin_client, make_user, 
     user = make_user("advocate", sponsor)
     before = counts()
     response = admin_client.post(f"/users/{user.id}", data={
-        "name": "Someone", "role": "partner", "organisation_id": ""})
+        "name": "Someone", "role": "partner", "organisation_id": "", "version": user.version})
     assert response.status_code == 422
     assert "Choose the organisation this partner representative belongs to." in \
         response.get_data(as_text=True)
@@ -364,7 +367,8 @@ def test_the_last_active_administrator_can_be_neither_demoted_nor_deactivated(
         app, admin_client, admin, make_user, sponsor):
     before = counts()
     demoted = admin_client.post(f"/users/{admin.id}", data={
-        "name": admin.name, "role": "compliance", "organisation_id": sponsor.id})
+        "name": admin.name, "role": "compliance", "organisation_id": sponsor.id,
+        "version": admin.version})
     assert demoted.status_code == 422
     assert "last active administrator" in demoted.get_data(as_text=True)
     deactivated = admin_client.post(f"/users/{admin.id}/deactivate",
@@ -445,7 +449,7 @@ def test_every_change_to_an_account_is_audited_with_its_administrator(
     user = accounts.find_user("new.person@example.org")
     admin_client.post(f"/users/{user.id}", data={
         "name": user.name, "role": "compliance", "organisation_id": sponsor.id,
-        "reason": "Joined compliance"})
+        "reason": "Joined compliance", "version": user.version})
     admin_client.post(f"/users/{user.id}/deactivate", data={"reason": "Left the company"})
     admin_client.post(f"/users/{user.id}/reactivate", data={"reason": "Came back"})
 

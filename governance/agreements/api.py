@@ -7,7 +7,15 @@ from marshmallow import Schema, fields
 
 from ..api import schemas
 from ..api.serialise import _flags, _record
-from ..api.views import documented_errors, json_body, request_body, resource, saving
+from ..api.views import (
+    ETAG_HEADER,
+    documented_errors,
+    json_body,
+    request_body,
+    resource,
+    saving,
+    tagged,
+)
 from ..permissions import (
     agreement_scope,
     allow,
@@ -73,7 +81,7 @@ class Agreements(MethodView):
                                    "`amount` (the ceiling) is a decimal string with at most two "
                                    "places and a `currency`; it may be empty for in-kind "
                                    "support."))
-    @agreements.response(201, AgreementOut)
+    @agreements.response(201, AgreementOut, headers=ETAG_HEADER)
     @documented_errors(agreements, 400, 403, 409, 422)
     def post(self):
         """Record a written agreement of a partnership; the answer carries its flags."""
@@ -81,18 +89,18 @@ class Agreements(MethodView):
         with saving():
             agreement = services.record_agreement(values, current_user)
             answer = agreement_json(agreement)
-        return answer
+        return tagged(answer, agreement)
 
 
 @agreements.route("/agreements/<id:agreement_id>")
 class AgreementById(MethodView):
     @allow(can_read_records)
-    @agreements.response(200, AgreementOut)
+    @agreements.response(200, AgreementOut, headers=ETAG_HEADER)
     @documented_errors(agreements, 403, 404)
     def get(self, agreement_id: int):
         """One agreement with what was paid under it and its flags."""
         agreement = visible_or_404(Agreement, agreement_id, agreement_scope)
-        return agreement_json(agreement)
+        return tagged(agreement_json(agreement), agreement)
 
 
 @agreements.route("/agreements/<id:agreement_id>/certification")
@@ -101,7 +109,7 @@ class AgreementCertification(MethodView):
     @agreements.doc(**request_body(services.CertificationInput,
                                    "The certifier's password and the meaning of the signature "
                                    f"({', '.join(services.CERTIFICATION_MEANINGS)})."))
-    @agreements.response(200, AgreementOut)
+    @agreements.response(200, AgreementOut, headers=ETAG_HEADER)
     @documented_errors(agreements, 400, 403, 404, 409, 422)
     def post(self, agreement_id: int):
         """Certify the agreement as the sponsor's nominated signatory (an e-signature)."""
@@ -110,4 +118,4 @@ class AgreementCertification(MethodView):
         with saving():
             services.certify_with(agreement, values, current_user)
             answer = agreement_json(agreement)
-        return answer
+        return tagged(answer, agreement)

@@ -25,6 +25,7 @@ from ..permissions import (
     require,
     visible_record,
 )
+from ..records import refuse_stale
 from ..validation import Input, choice, currency, load, money, required, required_text, text
 from ..vocabulary import AGREEMENT_KINDS
 from .models import Agreement
@@ -126,9 +127,7 @@ def update_agreement(agreement: Agreement, changes: dict, actor, reason: str | N
     _require_editor(actor, agreement)
     if agreement.is_void:
         raise Conflict("This agreement has been voided and can no longer be edited.")
-    if expected_version is not None and expected_version != agreement.version:
-        raise Conflict("This agreement changed since you opened it; reload it to see the other "
-                       "changes, then make yours again.")
+    refuse_stale(agreement, expected_version, "agreement")
     unknown = set(changes) - set(AGREEMENT_FIELDS)
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})

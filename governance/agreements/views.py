@@ -5,7 +5,7 @@ from flask import Blueprint, Flask, abort, render_template, request, url_for
 from flask_login import current_user
 
 from ..attachments.views import attachment_panel
-from ..forms import VoidForm, form_status, form_values, save_form
+from ..forms import VoidForm, form_status, form_values, save_form, version_read
 from ..partnerships.models import Partnership
 from ..partnerships.views import editable_or_404 as editable_partnership_or_404
 from ..permissions import (
@@ -104,7 +104,7 @@ def edit(agreement_id: int):
         saved = save_form(form, lambda: services.update_agreement(
             agreement, form_values(form) | {"partnership_id": agreement.partnership_id},
             current_user, reason=form.reason.data,
-            expected_version=int(form.version.data) if form.version.data else None,
+            expected_version=version_read(form),
         ), "Agreement saved and re-checked.", page_of(agreement.id))
         if saved:
             return saved

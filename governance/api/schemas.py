@@ -154,8 +154,9 @@ class InteractionChanges(InteractionInput):
 
     reason = fields.String(allow_none=True, validate=Length(max=1000))
     version = fields.Integer(allow_none=True, metadata={
-        "description": "The version you read; the change is refused (409) if the record has "
-                       "changed since."})
+        "description": "The version you read (required, unless If-Match carries its ETag: "
+                       "without either the change is refused with 428); the change is refused "
+                       "(409) if the record has changed since."})
 
 
 class FlagTransition(Schema):
@@ -196,6 +197,8 @@ class ErrorDetail(Schema):
     field_errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
                                data_key="fields",
                                metadata={"description": "Each field's problems."})
+    current_version = fields.Integer(metadata={
+        "description": "With a 409 on a record that changed: the version it is at now."})
 
 
 class Error(Schema):

@@ -25,16 +25,27 @@ from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import RAISE
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
 
 from ..audit import AuditEvent
 from ..auditing.services import require_visible_subject
 from ..database import read_before_writing
-from ..errors import Conflict, DomainError, NotAllowed, ValidationFailed
+from ..errors import (
+    Conflict,
+    DomainError,
+    NotAllowed,
+    StaleVersion,
+    ValidationFailed,
+    VersionRequired,
+    etag,
+    etag_of,
+)
 from ..extensions import db
 from ..interactions import services as interaction_services
 from ..interactions.models import Interaction
+from ..operations.failures import CHANGED
 from ..organisations import services as organisation_services
 from ..organisations.models import Organisation
 from ..partnerships import services as partnership_services
@@ -165,18 +176,37 @@ ERROR_MEANINGS = {
     401: "No valid API token (Authorization: Bearer ...).",
     403: "Your role may not do this.",
     404: "No such record, or not one you may see.",
-    409: "The record changed since you read it, is void, or a unique value was just taken.",
+    409: "The record changed since you read it, is void, or a unique value was just taken. "
+         "When it changed, `error.current_version` and the `ETag` header give the version it is "
+         "at now, and `Retry-After: 0` says another change won while yours waited: look at it, "
+         "then send yours again with that version.",
+    412: "`If-Match` names no version of this record: send the `ETag` its GET answered.",
     422: "Some values are not valid; `fields` says which and why.",
+    428: "No version: send the record's `version` as you read it, or `If-Match` with its `ETag`. "
+         "Nothing was saved.",
 }
 
-
+ETAG_HEADER = {"ETag": {"description": 'The version of the record, as a strong ETag: '
+                                       '`"<kind>-<id>-v<version>"`, e.g. `"interaction-12-v3"`. '
+                                       "Send it back in `If-Match` to change the record.",
+                        "schema": {"type": "string"}}}
+ERROR_HEADERS = {409: {
+    "ETag": {"description": "When the record changed: the ETag of the version it is at now.",
+             "schema": {"type": "string"}},
+    "Retry-After": {"description": "`0` when another change to the record was saved while "
+                                   "this one waited: it may be sent again at once with the "
+                                   "current version.", "schema": {"type": "integer"}},
+}}
+IF_MATCH = {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"},
+            "description": "The `ETag` of the version you read (instead of `version` in the body)."}
 
 
 def documented_errors(blueprint: ResourceBlueprint, *codes: int):
     def decorate(view):
         for code in (401, *codes):
             view = blueprint.alt_response(code, schema=registered_name(schemas.Error),
-                                          description=ERROR_MEANINGS[code])(view)
+                                          description=ERROR_MEANINGS[code],
+                                          headers=ERROR_HEADERS.get(code))(view)
         return view
 
     return decorate
@@ -189,14 +219,77 @@ def request_body(schema, description: str | None = None) -> dict:
     return {"requestBody": body}
 
 
+# --- versions: no change without the version it was made to ----------------------------------
+
+
+class PreconditionFailed(DomainError):
+    """If-Match names no version of the record the request changes."""
+
+    status = 412
+
+
+def tagged(answer: dict, record) -> tuple[dict, dict]:
+    """The answer of one record with the version it shows as the ETag header (taken from the
+    answer: the record itself may have been expired by the commit since)."""
+    return answer, {"ETag": etag(record.audit_entity(), answer["id"], answer["version"])}
+
+
+def version_sent(record, body_version) -> int:
+    """The version the change was made to: `version` in the body or the ETag in If-Match.
+
+    Neither answers 428, as a change without it would overwrite whatever was saved since it
+    was read; an If-Match that names another record (or `*`, any version) answers 412."""
+    header = _version_in_if_match(record)
+    if body_version is not None and header is not None and body_version != header:
+        raise ValidationFailed({"version": [f"The body says version {body_version}, If-Match "
+                                            f"version {header}: send one."]})
+    version = body_version if body_version is not None else header
+    if version is None:
+        raise VersionRequired(
+            "Say which version of the record you changed, so that a change saved since you read "
+            "it is not overwritten: send `version` as GET answered it, or an If-Match header "
+            "with the ETag GET answered. Nothing was saved.",
+            {"version": ["Required: the version you read (or If-Match with the record's "
+                         "ETag)."]})
+    return version
+
+
+def _version_in_if_match(record) -> int | None:
+    if "If-Match" not in request.headers:
+        return None
+    prefix = f"{record.audit_entity()}-{record.id}-v"
+    versions = [tag.removeprefix(prefix) for tag in request.if_match.as_set()
+                if tag.startswith(prefix)]
+    versions = [int(tag) for tag in versions if tag.isascii() and tag.isdigit()]
+    if not versions:
+        raise PreconditionFailed(f"If-Match does not name a version of this record: send the "
+                                 f"ETag its GET answered (now {etag_of(record)}).")
+    return record.version if record.version in versions else versions[0]
+
+
+@contextmanager
+def editing(record):
+    """saving() for a change to a record read before the write began: when another change
+    was saved in between, answer 409 with the version the record is at now (and Retry-After:
+    0, the change may be sent again at once with that version)."""
+    try:
+        with saving():
+            yield
+    except StaleDataError:
+        with read_before_writing():
+            db.session.refresh(record)
+        raise StaleVersion(CHANGED, record, busy=True) from None
+
+
 # --- reading requests and saving -----------------------------------------------------------
 
 
 def json_body() -> dict:
-    """Return the request's JSON object, or answer 400 saying what is wrong with it."""
+    """Return the request's JSON object, or answer 400 saying what is wrong with it. A UTF-8
+    byte-order mark in front of it (as some Windows tools write) is read past."""
     raw = request.get_data(cache=True)
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as error:
         raise MalformedRequest(f"The request body is not UTF-8 (byte {error.start}).") from None
     except json.JSONDecodeError as error:
@@ -258,7 +351,7 @@ class Organisations(MethodView):
 
     @allow(can_add_organisations)
     @organisations.doc(**request_body(schemas.OrganisationInput))
-    @organisations.response(201, schemas.OrganisationOut)
+    @organisations.response(201, schemas.OrganisationOut, headers=ETAG_HEADER)
     @documented_errors(organisations, 400, 403, 409, 422)
     def post(self):
         """Record an organisation."""
@@ -266,18 +359,18 @@ class Organisations(MethodView):
         with saving():
             organisation = organisation_services.create_organisation(values, current_user)
             answer = organisation_json(organisation)
-        return answer
+        return tagged(answer, organisation)
 
 
 @organisations.route("/organisations/<id:organisation_id>")
 class OrganisationById(MethodView):
     @allow(can_read_organisations)
-    @organisations.response(200, schemas.OrganisationOut)
+    @organisations.response(200, schemas.OrganisationOut, headers=ETAG_HEADER)
     @documented_errors(organisations, 403, 404)
     def get(self, organisation_id: int):
         """One organisation."""
-        return organisation_json(visible_or_404(Organisation, organisation_id,
-                                                organisation_scope))
+        organisation = visible_or_404(Organisation, organisation_id, organisation_scope)
+        return tagged(organisation_json(organisation), organisation)
 
 
 # --- partnerships and support ----------------------------------------------------------------
@@ -290,7 +383,7 @@ partnerships = resource("partnerships", "Standing relationships between a sponso
 class Partnerships(MethodView):
     @allow(can_edit_records)
     @partnerships.doc(**request_body(schemas.PartnershipInput))
-    @partnerships.response(201, schemas.PartnershipOut)
+    @partnerships.response(201, schemas.PartnershipOut, headers=ETAG_HEADER)
     @documented_errors(partnerships, 400, 403, 409, 422)
     def post(self):
         """Record a partnership; the answer carries the partnership-level flags."""
@@ -298,17 +391,18 @@ class Partnerships(MethodView):
         with saving():
             partnership = partnership_services.create_partnership(values, current_user)
             answer = partnership_json(partnership)
-        return answer
+        return tagged(answer, partnership)
 
 
 @partnerships.route("/partnerships/<id:partnership_id>")
 class PartnershipById(MethodView):
     @allow(can_read_records)
-    @partnerships.response(200, schemas.PartnershipOut)
+    @partnerships.response(200, schemas.PartnershipOut, headers=ETAG_HEADER)
     @documented_errors(partnerships, 403, 404)
     def get(self, partnership_id: int):
         """One partnership with its flags."""
-        return partnership_json(visible_or_404(Partnership, partnership_id, partnership_scope))
+        partnership = visible_or_404(Partnership, partnership_id, partnership_scope)
+        return tagged(partnership_json(partnership), partnership)
 
 
 supports = resource("supports", "Transfers of value within a partnership (they feed the "
@@ -321,7 +415,7 @@ class Supports(MethodView):
     @supports.doc(**request_body(schemas.SupportInput,
                                  "`amount` is a decimal string (or number) with at most two "
                                  "places; it may be empty only for in-kind support."))
-    @supports.response(201, schemas.SupportOut)
+    @supports.response(201, schemas.SupportOut, headers=ETAG_HEADER)
     @documented_errors(supports, 400, 403, 409, 422)
     def post(self):
         """Record support; the partnership's flags are re-evaluated."""
@@ -329,13 +423,13 @@ class Supports(MethodView):
         with saving():
             support = partnership_services.record_support(values, current_user)
             answer = support_json(support)
-        return answer
+        return tagged(answer, support)
 
 
 @supports.route("/supports/<id:support_id>")
 class SupportById(MethodView):
     @allow(can_read_records)
-    @supports.response(200, schemas.SupportOut)
+    @supports.response(200, schemas.SupportOut, headers=ETAG_HEADER)
     @documented_errors(supports, 403, 404)
     def get(self, support_id: int):
         """One support entry."""
@@ -345,7 +439,7 @@ class SupportById(MethodView):
                                   Support.partnership_id.in_(visible)))
         if support is None:
             abort(404)
-        return support_json(support)
+        return tagged(support_json(support), support)
 
 
 # --- interactions ---------------------------------------------------------------------------
@@ -378,7 +472,7 @@ class Interactions(MethodView):
 
     @allow(can_edit_records)
     @interactions.doc(**request_body(schemas.InteractionInput))
-    @interactions.response(201, schemas.InteractionOut)
+    @interactions.response(201, schemas.InteractionOut, headers=ETAG_HEADER)
     @documented_errors(interactions, 400, 403, 409, 422)
     def post(self):
         """Log an interaction; the answer carries the flags the rules raised."""
@@ -386,23 +480,26 @@ class Interactions(MethodView):
         with saving():
             interaction = interaction_services.log_interaction(values, current_user)
             answer = interaction_json(interaction)
-        return answer
+        return tagged(answer, interaction)
 
 
 @interactions.route("/interactions/<id:interaction_id>")
 class InteractionById(MethodView):
     @allow(can_read_records)
-    @interactions.response(200, schemas.InteractionOut)
+    @interactions.response(200, schemas.InteractionOut, headers=ETAG_HEADER)
     @documented_errors(interactions, 403, 404)
     def get(self, interaction_id: int):
         """One interaction with its flags."""
-        return interaction_json(visible_or_404(Interaction, interaction_id, interaction_scope))
+        interaction = visible_or_404(Interaction, interaction_id, interaction_scope)
+        return tagged(interaction_json(interaction), interaction)
 
     @allow(can_edit_records)
     @interactions.doc(**request_body(schemas.InteractionChanges(partial=True),
-                                     "Only the fields that change, and `reason`."))
-    @interactions.response(200, schemas.InteractionOut)
-    @documented_errors(interactions, 400, 403, 404, 409, 422)
+                                     "Only the fields that change, `reason`, and the `version` "
+                                     "you read (or send its ETag in If-Match)."),
+                      parameters=[IF_MATCH])
+    @interactions.response(200, schemas.InteractionOut, headers=ETAG_HEADER)
+    @documented_errors(interactions, 400, 403, 404, 409, 412, 422, 428)
     def patch(self, interaction_id: int):
         """Change some fields; the interaction is re-validated whole and re-evaluated."""
         with read_before_writing():
@@ -418,11 +515,12 @@ class InteractionById(MethodView):
             problems["version"] = ["Not a valid integer."]
         if problems:
             raise ValidationFailed(problems)
-        with saving():
+        version = version_sent(interaction, version)
+        with editing(interaction):
             interaction_services.update_interaction(interaction, changes, current_user,
                                                     reason=reason, expected_version=version)
             answer = interaction_json(interaction)
-        return answer
+        return tagged(answer, interaction)
 
 
 # Approval before the event: the advocate submits a plan, a compliance officer decides on it.
@@ -437,7 +535,7 @@ def _plan_or_404(interaction_id: int):
 @interactions.route("/interactions/<id:interaction_id>/submission")
 class PlanSubmission(MethodView):
     @allow(can_submit_plans)
-    @interactions.response(200, schemas.InteractionOut)
+    @interactions.response(200, schemas.InteractionOut, headers=ETAG_HEADER)
     @documented_errors(interactions, 403, 404, 409)
     def post(self, interaction_id: int):
         """Submit a planned interaction to compliance for approval (no body)."""
@@ -447,14 +545,14 @@ class PlanSubmission(MethodView):
         with saving():
             submit_plan(interaction, current_user)
             answer = interaction_json(interaction)
-        return answer
+        return tagged(answer, interaction)
 
 
 @interactions.route("/interactions/<id:interaction_id>/approval")
 class PlanApproval(MethodView):
     @allow(can_approve_plans)
     @interactions.doc(**request_body(schemas.PlanDecision))
-    @interactions.response(200, schemas.InteractionOut)
+    @interactions.response(200, schemas.InteractionOut, headers=ETAG_HEADER)
     @documented_errors(interactions, 400, 403, 404, 409, 422)
     def post(self, interaction_id: int):
         """Approve or reject a planned interaction, with a note; the answer carries its
@@ -476,7 +574,7 @@ class PlanApproval(MethodView):
         with saving():
             decide_plan(interaction, body.get("decision"), body.get("note"), current_user)
             answer = interaction_json(interaction)
-        return answer
+        return tagged(answer, interaction)
 
 
 # --- flags, activities, audit ---------------------------------------------------------------

@@ -24,6 +24,7 @@ from ..permissions import (
     sees_whole_installation,
     visible_record,
 )
+from ..records import refuse_stale
 from ..validation import Input, choice, count, load, required, required_text, subset, text
 from ..vocabulary import (
     ACCOMMODATIONS,
@@ -300,9 +301,7 @@ def update_interaction(interaction: Interaction, changes: dict, actor, reason: s
     _require_editor(actor)
     if interaction.is_void:
         raise Conflict("This interaction has been voided and can no longer be edited.")
-    if expected_version is not None and expected_version != interaction.version:
-        raise Conflict("This interaction changed since you opened it; reload it to see the "
-                       "other changes, then make yours again.")
+    refuse_stale(interaction, expected_version, "interaction")
     unknown = set(changes) - set(FIELDS)
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})

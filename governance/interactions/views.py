@@ -2,7 +2,7 @@ from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
 
 from ..attachments.views import attachment_panel
-from ..forms import VoidForm, form_values, int_data, options, save_form
+from ..forms import VoidForm, form_values, int_data, options, save_form, version_read
 from ..organisations.forms import (
     organisation_choices,
     organisation_filter_choices,
@@ -112,7 +112,7 @@ def edit(interaction_id: int):
     if form.validate_on_submit():
         saved = save_form(form, lambda: services.update_interaction(
             interaction, form_values(form), current_user, reason=form.reason.data,
-            expected_version=int(form.version.data) if form.version.data else None,
+            expected_version=version_read(form),
         ), "Changes saved and the interaction re-checked.", page_of(interaction))
         if saved:
             return saved

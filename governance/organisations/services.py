@@ -21,6 +21,7 @@ from ..permissions import (
     organisation_scope,
     require,
 )
+from ..records import refuse_stale
 from ..validation import Input, choice, country, currency, load, money, required_text, text
 from ..vocabulary import ORGANISATION_KINDS
 from .models import Organisation
@@ -148,9 +149,7 @@ def update_organisation(organisation: Organisation, changes: dict, actor,
     require(can_edit_organisations, actor, organisation)
     if organisation.is_void:
         raise Conflict("This organisation has been voided and can no longer be edited.")
-    if expected_version is not None and expected_version != organisation.version:
-        raise Conflict("This organisation changed since you opened it; reload it to see the "
-                       "other changes, then make yours again.")
+    refuse_stale(organisation, expected_version, "organisation")
     unknown = set(changes) - set(FIELDS)
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})

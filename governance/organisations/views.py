@@ -3,7 +3,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
-from ..forms import VoidForm, form_status, form_values, save_form
+from ..forms import VoidForm, form_status, form_values, save_form, version_read
 from ..partnerships.models import Partnership
 from ..permissions import (
     allow,
@@ -93,7 +93,7 @@ def edit(organisation_id: int):
     if form.validate_on_submit():
         saved = save_form(form, lambda: services.update_organisation(
             organisation, form_values(form), current_user, reason=form.reason.data,
-            expected_version=int(form.version.data) if form.version.data else None,
+            expected_version=version_read(form),
         ), "Changes saved.", page_of(organisation.id))
         if saved:
             return saved

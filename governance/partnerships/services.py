@@ -25,6 +25,7 @@ from ..permissions import (
     sees_whole_installation,
     visible_record,
 )
+from ..records import refuse_stale
 from ..validation import Input, choice, currency, load, money, required, required_text, text
 from ..vocabulary import PARTNERSHIP_KINDS, PARTNERSHIP_STATUSES, SUPPORT_KINDS
 from .models import Partnership, Support, partnership_members
@@ -236,9 +237,7 @@ def update_partnership(partnership: Partnership, changes: dict, actor, reason: s
     _require_editor(actor, partnership)
     if partnership.is_void:
         raise Conflict("This partnership has been voided and can no longer be edited.")
-    if expected_version is not None and expected_version != partnership.version:
-        raise Conflict("This partnership changed since you opened it; reload it to see the "
-                       "other changes, then make yours again.")
+    refuse_stale(partnership, expected_version, "partnership")
     unknown = set(changes) - set(PARTNERSHIP_FIELDS)
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
@@ -368,9 +367,7 @@ def update_support(support: Support, changes: dict, actor, reason: str | None = 
     _require_editor(actor, support.partnership)
     if support.is_void:
         raise Conflict("This support entry has been voided and can no longer be edited.")
-    if expected_version is not None and expected_version != support.version:
-        raise Conflict("This support entry changed since you opened it; reload it to see the "
-                       "other changes, then make yours again.")
+    refuse_stale(support, expected_version, "support entry")
     unknown = set(changes) - set(SUPPORT_FIELDS)
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})

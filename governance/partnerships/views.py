@@ -4,7 +4,7 @@ from flask_login import current_user
 from ..activities.services import coverage_for
 from ..attachments.views import attachment_panel
 from ..extensions import db
-from ..forms import VoidForm, form_status, form_values, int_data, options, save_form
+from ..forms import VoidForm, form_status, form_values, int_data, options, save_form, version_read
 from ..organisations.forms import organisation_choices, organisation_filter_choices, party_choices
 from ..permissions import (
     allow,
@@ -126,7 +126,7 @@ def edit(partnership_id: int):
     if form.validate_on_submit():
         saved = save_form(form, lambda: services.update_partnership(
             partnership, form_values(form), current_user, reason=form.reason.data,
-            expected_version=int(form.version.data) if form.version.data else None,
+            expected_version=version_read(form),
         ), "Changes saved and the partnership re-checked.", page_of(partnership.id))
         if saved:
             return saved
@@ -228,7 +228,7 @@ def edit_support(support_id: int):
     if form.validate_on_submit():
         saved = save_form(form, lambda: services.update_support(
             support, form_values(form), current_user, reason=form.reason.data,
-            expected_version=int(form.version.data) if form.version.data else None,
+            expected_version=version_read(form),
         ), "Support entry saved.", page_of(partnership.id))
         if saved:
             return saved

@@ -8,7 +8,15 @@ from marshmallow import fields
 
 from ..api import schemas
 from ..api.serialise import _record
-from ..api.views import documented_errors, json_body, request_body, resource, saving
+from ..api.views import (
+    ETAG_HEADER,
+    documented_errors,
+    json_body,
+    request_body,
+    resource,
+    saving,
+    tagged,
+)
 from ..permissions import (
     allow,
     can_read_individual_payments,
@@ -57,7 +65,7 @@ class IndividualPayments(MethodView):
                                  "`payee_reference` is a pseudonym or internal reference: "
                                  "what looks like an email or a name (with spaces) is "
                                  "refused. `fee` and `expenses` are decimal strings."))
-    @payments.response(201, IndividualPaymentOut)
+    @payments.response(201, IndividualPaymentOut, headers=ETAG_HEADER)
     @documented_errors(payments, 400, 403, 409, 422)
     def post(self):
         """Record an individual payment; the answer carries the flags the rules raised."""
@@ -65,18 +73,18 @@ class IndividualPayments(MethodView):
         with saving():
             payment = services.record_payment(values, current_user)
             answer = payment_json(payment)
-        return answer
+        return tagged(answer, payment)
 
 
 @payments.route("/individual-payments/<id:payment_id>")
 class IndividualPaymentById(MethodView):
     @allow(can_read_individual_payments)
-    @payments.response(200, IndividualPaymentOut)
+    @payments.response(200, IndividualPaymentOut, headers=ETAG_HEADER)
     @documented_errors(payments, 403, 404)
     def get(self, payment_id: int):
         """One individual payment with its flags."""
-        return payment_json(visible_or_404(IndividualPayment, payment_id,
-                                           individual_payment_scope))
+        payment = visible_or_404(IndividualPayment, payment_id, individual_payment_scope)
+        return tagged(payment_json(payment), payment)
 
 
 def register(app: Flask) -> None:

@@ -30,6 +30,7 @@ from ..permissions import (
     visible_partnership_ids,
     visible_record,
 )
+from ..records import refuse_stale
 from ..validation import Input, choice, currency, load, money, required, text
 from ..vocabulary import PAYEE_KINDS, PAYMENT_SERVICES
 from .models import IndividualPayment
@@ -190,9 +191,7 @@ def update_payment(payment: IndividualPayment, changes: dict, actor, reason: str
     require(can_edit_individual_payment, actor, payment)
     if payment.is_void:
         raise Conflict("This payment has been voided and can no longer be edited.")
-    if expected_version is not None and expected_version != payment.version:
-        raise Conflict("This payment changed since you opened it; reload it to see the other "
-                       "changes, then make yours again.")
+    refuse_stale(payment, expected_version, "payment")
     unknown = set(changes) - set(PAYMENT_FIELDS)
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})

@@ -6,7 +6,7 @@ from flask_login import current_user
 from sqlalchemy import extract, select
 
 from ..extensions import db
-from ..forms import VoidForm, form_status, form_values, int_data, options, save_form
+from ..forms import VoidForm, form_status, form_values, int_data, options, save_form, version_read
 from ..interactions.models import Interaction
 from ..permissions import (
     allow,
@@ -159,7 +159,7 @@ def edit(payment_id: int):
     if form.validate_on_submit():
         saved = save_form(form, lambda: services.update_payment(
             payment, form_values(form), current_user, reason=form.reason.data,
-            expected_version=int(form.version.data) if form.version.data else None,
+            expected_version=version_read(form),
         ), "Changes saved and the payment re-checked.", page_of(payment.id))
         if saved:
             return saved

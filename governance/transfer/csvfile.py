@@ -15,6 +15,7 @@ from marshmallow import fields, missing
 from .. import storage
 from ..database import utcnow
 from ..spreadsheets import FORMULA_PREFIXES
+from ..validation import whole_number_or_text
 
 LIST_SEPARATOR = ";"
 
@@ -117,6 +118,10 @@ def looks_like_formula(cell: str) -> bool:
     return cell[0] != "-" or (len(cell) > 1 and not cell[1].isdigit())
 
 
+def _as_text(cell: str) -> str:
+    return cell
+
+
 class RowReader:
     """Turn one row's cells into service input; each column's kind is worked out once.
 
@@ -133,20 +138,22 @@ class RowReader:
             is_list = isinstance(field, fields.List)
             default = field.load_default
             empty = default if default is not missing and not callable(default) else None
-            self.columns.append((name, is_list, empty))
+            is_integer = isinstance(field.inner if is_list else field, fields.Integer)
+            read = whole_number_or_text if is_integer else _as_text
+            self.columns.append((name, is_list, empty, read))
 
     def values(self, cells: list[str]) -> dict:
         values = {}
-        for (name, is_list, empty), cell in zip(self.columns, cells, strict=False):
+        for (name, is_list, empty, read), cell in zip(self.columns, cells, strict=False):
             cell = cell.strip()
             if cell[:1] == "'":
                 cell = unescape(cell)
             if is_list:
-                values[name] = [part.strip() for part in cell.split(LIST_SEPARATOR)
+                values[name] = [read(part.strip()) for part in cell.split(LIST_SEPARATOR)
                                 if part.strip()]
             else:
-                values[name] = cell or empty
-        for name, is_list, empty in self.columns[len(cells):]:
+                values[name] = read(cell) if cell else empty
+        for name, is_list, empty, _read in self.columns[len(cells):]:
             values[name] = [] if is_list else empty
         return values
 

@@ -18,6 +18,7 @@ from ..extensions import db
 from ..organisations.models import Organisation
 from ..pagination import Page
 from ..permissions import can_manage_users, require
+from ..records import refuse_stale
 from .models import Invitation
 
 # How a new user signs in the first time.
@@ -163,9 +164,7 @@ def change_account(user: User, values: dict, actor, reason: str | None = None,
     """Change an account's name, role, organisation and (for an auditor) further
     organisations; the last active administrator stays one."""
     require(can_manage_users, actor)
-    if expected_version is not None and expected_version != user.version:
-        raise Conflict("This account changed since you opened it; reload it to see the other "
-                       "changes, then make yours again.")
+    refuse_stale(user, expected_version, "account")
     unknown = set(values) - set(CHANGEABLE)
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})

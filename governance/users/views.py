@@ -5,7 +5,7 @@ from ..auth.models import User
 from ..database import utcnow
 from ..errors import DomainError
 from ..extensions import db
-from ..forms import attach_errors, form_status, form_values, int_data, save_form
+from ..forms import attach_errors, form_status, form_values, int_data, save_form, version_read
 from ..permissions import allow, can_manage_users
 from . import services
 from .forms import (
@@ -90,7 +90,7 @@ def edit(user_id: int):
     if form.validate_on_submit():
         saved = save_form(form, lambda: services.change_account(
             user, form_values(form), current_user, reason=form.reason.data,
-            expected_version=int(form.version.data) if form.version.data else None,
+            expected_version=version_read(form),
         ), f"Changes to {user.name}'s account saved.", page_of(user))
         if saved:
             return saved
