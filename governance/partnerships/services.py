@@ -12,8 +12,9 @@ from sqlalchemy import extract, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
-from ..database import utcnow
-from ..errors import Conflict, ValidationFailed
+from ..agreements.models import Agreement
+from ..database import column_defaults, insert_returning_ids, utcnow
+from ..errors import Conflict, RowsInvalid, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..pagination import Page
@@ -307,39 +308,121 @@ def after_change(partnership: Partnership) -> None:
 CONFIRMED_FACTS = ("recipient_id", "paid_on", "kind", "amount", "currency", "description")
 
 
-def validate_support(values: dict, actor, current: Support | None = None) -> dict:
+@dataclass
+class SupportPreloaded:
+    """What a batch of support lines refers to, loaded once, so checking a line needs no query:
+    the partnerships open to the actor with their parties, their agreements (the input's checks
+    find them in the session), and the external_ids already taken."""
+
+    partnerships: dict[int, Partnership]
+    agreements: dict[int, Agreement]
+    external_ids: dict[str, int]  # support line id by external_id
+
+    @classmethod
+    def for_actor(cls, actor) -> "SupportPreloaded":
+        visible = select(Partnership.id).where(partnership_scope(actor))
+        partnerships = db.session.scalars(
+            select(Partnership).where(Partnership.id.in_(visible)).options(
+                selectinload(Partnership.sponsor), selectinload(Partnership.patient_group),
+                selectinload(Partnership.other_organisations))).all()
+        agreements = db.session.scalars(
+            select(Agreement).where(Agreement.partnership_id.in_(visible))).all()
+        external_ids = db.session.execute(
+            select(Support.external_id, Support.id).where(Support.external_id.is_not(None))).all()
+        return cls({p.id: p for p in partnerships}, {a.id: a for a in agreements},
+                   dict(external_ids))
+
+
+def validate_support(values: dict, actor, current: Support | None = None,
+                     preloaded: SupportPreloaded | None = None) -> dict:
+    """Check values, the partnership, its parties and agreement, and the actor's right to
+    record support on it; return clean values or raise."""
     clean = load(_support_schema, values)
-    partnership = visible_record(Partnership, clean["partnership_id"], partnership_scope, actor)
+    if preloaded is not None:
+        partnership = preloaded.partnerships.get(clean["partnership_id"])
+    else:
+        partnership = visible_record(Partnership, clean["partnership_id"], partnership_scope,
+                                     actor)
     errors: dict[str, list[str]] = {}
     if partnership is None:
         errors["partnership_id"] = ["No partnership with this id."]
     elif not can_edit_partnership(actor, partnership):
         errors["partnership_id"] = ["You can record support only on partnerships your "
                                     "organisation is a party of."]
-    if clean.get("external_id"):
-        taken = db.session.scalar(
-            select(Support.id).where(Support.external_id == clean["external_id"],
-                                     Support.id != (current.id if current else -1)))
-        if taken:
-            errors["external_id"] = ["Another support entry already has this id."]
+    if clean.get("external_id") and _external_id_taken(clean["external_id"], current, preloaded):
+        errors["external_id"] = [DUPLICATE_EXTERNAL_ID]
     if errors:
         raise ValidationFailed(errors)
     return clean
 
 
-def record_support(values: dict, actor, evaluate: bool = True) -> Support:
-    """Record a transfer of value within a partnership; the partner is asked to confirm it.
+DUPLICATE_EXTERNAL_ID = "Another support entry already has this id."
 
-    With evaluate=False the caller re-checks the partnership later (after_lines_recorded: an
-    import does it once per batch, not once per line)."""
+
+def _external_id_taken(external_id: str, current: Support | None,
+                       preloaded: SupportPreloaded | None) -> bool:
+    own = current.id if current else None
+    if preloaded is not None:
+        return preloaded.external_ids.get(external_id, own) != own
+    return db.session.scalar(select(Support.id).where(
+        Support.external_id == external_id, Support.id != (own or -1))) is not None
+
+
+def record_support(values: dict, actor) -> Support:
+    """Record a transfer of value within a partnership; the partner is asked to confirm it."""
     _require_editor(actor)
     clean = validate_support(values, actor)
     support = Support(**clean, confirmed_by_partner="pending")
     db.session.add(support)
     db.session.flush()
-    if evaluate:
-        after_change(support.partnership)
+    after_change(support.partnership)
     return support
+
+
+def validate_supports(rows: list[dict], actor, preloaded: SupportPreloaded
+                      ) -> tuple[list[dict], dict[int, dict[str, list[str]]]]:
+    """Validate many new support lines as record_support validates one; return the clean values
+    and each bad row's errors by index."""
+    cleaned, errors, seen = [], {}, set()
+    for index, values in enumerate(rows):
+        try:
+            clean = validate_support(values, actor, preloaded=preloaded)
+        except ValidationFailed as failure:
+            errors[index] = failure.fields
+            continue
+        external_id = clean.get("external_id")
+        if external_id and external_id in seen:
+            errors[index] = {"external_id": [DUPLICATE_EXTERNAL_ID]}
+            continue
+        seen.add(external_id)
+        cleaned.append(clean)
+    return cleaned, errors
+
+
+def record_supports(rows: list[dict], actor, preloaded: SupportPreloaded) -> list[int]:
+    """Record many support lines at once (the CSV import); return their ids.
+
+    Every row is validated exactly as record_support validates one; if any is not valid,
+    RowsInvalid names them and nothing is written. The rows go in with one statement, are
+    audited as the session audits one line (the same change sets, in the same chain), and their
+    partnerships and agreements are re-checked once for all of them (after_lines_recorded).
+    """
+    _require_editor(actor)
+    cleaned, errors = validate_supports(rows, actor, preloaded)
+    if errors:
+        raise RowsInvalid(errors)
+    db.session.flush()  # anything pending is written (and audited) first
+    table = Support.__table__
+    defaults = column_defaults(table)
+    values = [defaults | clean | {"confirmed_by_partner": "pending"} for clean in cleaned]
+    ids = insert_returning_ids(table, values)
+    for row, new_id in zip(values, ids, strict=True):
+        row["id"] = new_id
+        if row["external_id"]:
+            preloaded.external_ids[row["external_id"]] = new_id
+    audit.append_created(Support, values)
+    after_lines_recorded({row["partnership_id"] for row in values})
+    return ids
 
 
 def after_lines_recorded(partnership_ids) -> None:
