@@ -399,13 +399,16 @@ def validate_supports(rows: list[dict], actor, preloaded: SupportPreloaded
     return cleaned, errors
 
 
-def record_supports(rows: list[dict], actor, preloaded: SupportPreloaded) -> list[int]:
+def record_supports(rows: list[dict], actor, preloaded: SupportPreloaded,
+                    recorded: set[int] | None = None) -> list[int]:
     """Record many support lines at once (the CSV import); return their ids.
 
     Every row is validated exactly as record_support validates one; if any is not valid,
     RowsInvalid names them and nothing is written. The rows go in with one statement, are
     audited as the session audits one line (the same change sets, in the same chain), and their
-    partnerships and agreements are re-checked once for all of them (after_lines_recorded).
+    partnerships and agreements are re-checked once for all of them (after_lines_recorded). Given
+    `recorded`, the partnerships are added to it instead: the caller re-checks them once after
+    its last batch (each check reads every line of the partnerships' patient groups).
     """
     _require_editor(actor)
     cleaned, errors = validate_supports(rows, actor, preloaded)
@@ -421,7 +424,11 @@ def record_supports(rows: list[dict], actor, preloaded: SupportPreloaded) -> lis
         if row["external_id"]:
             preloaded.external_ids[row["external_id"]] = new_id
     audit.append_created(Support, values)
-    after_lines_recorded({row["partnership_id"] for row in values})
+    partnership_ids = {row["partnership_id"] for row in values}
+    if recorded is None:
+        after_lines_recorded(partnership_ids)
+    else:
+        recorded.update(partnership_ids)
     return ids
 
 

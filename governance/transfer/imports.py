@@ -2,8 +2,11 @@
 
 A run reads the stored file batch by batch. While no row has failed, each batch is saved through
 the services, so flags are raised and audit events written exactly as for a form; once a row
-fails the rest are only checked, so the report lists every row's problems. A preview is such a
-run, always rolled back; a commit is the same run, kept only if no row failed.
+fails the rest are only checked, so the report lists every row's problems. New interactions and
+support lines go through their service's bulk path a batch at a time (validated as one row is,
+written with one statement, audited in the same chain); the partnerships and agreements of new
+support lines are re-checked once, after the last batch. A preview is such a run, always rolled
+back; a commit is the same run, kept only if no row failed.
 
 `external_id` identifies a row: importing a row whose external_id is already recorded updates
 that record if a value differs (audited with the import as the reason) and leaves it alone if
@@ -146,6 +149,9 @@ class Importer:
 
     def update(self, record, values: dict) -> None:
         raise NotImplementedError
+
+    def finish(self) -> None:
+        """After the last batch, when every row was saved: what is done once per import."""
 
     # -- shared -------------------------------------------------------------------------------
 
@@ -332,6 +338,7 @@ class SupportImporter(BulkImporter):
     def __init__(self, actor, reason):
         super().__init__(actor, reason)
         self.preloaded = partnership_services.SupportPreloaded.for_actor(actor)
+        self.recorded: set[int] = set()  # partnerships of new lines, re-checked at the end
 
     def visible(self):
         return Support.partnership_id.in_(select(Partnership.id).where(
@@ -350,7 +357,10 @@ class SupportImporter(BulkImporter):
         return partnership_services.validate_supports(rows, self.actor, self.preloaded)[1]
 
     def create_all(self, rows):
-        partnership_services.record_supports(rows, self.actor, self.preloaded)
+        partnership_services.record_supports(rows, self.actor, self.preloaded, self.recorded)
+
+    def finish(self):
+        partnership_services.after_lines_recorded(self.recorded)
 
 
 class AgreementImporter(Importer):
@@ -525,6 +535,8 @@ def import_file(kind: str, data: bytes, actor, *, filename: str, digest: str,
             importer.run_batch(batch, report)
         if report.rows == 0:
             raise FileRefused("The file has a header but no rows to import.")
+        if report.ok:
+            importer.finish()
         if commit and report.ok:
             db.session.commit()
             report.committed = True
