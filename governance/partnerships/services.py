@@ -4,7 +4,7 @@ The one place partnership and support input is validated: forms, the API and imp
 values through PartnershipInput and SupportInput.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from marshmallow import ValidationError as SchemaError
 from marshmallow import fields, pre_load, validates_schema
@@ -119,11 +119,22 @@ class SupportInput(Input):
     # The written agreement it is paid under (an agreement of the same partnership).
     agreement_id = fields.Integer(allow_none=True, load_default=None)
 
+    # A bulk path's schema (SupportPreloaded.schema) has the records its rows refer to at hand:
+    # the checks look there first, then in the session.
+    preloaded: "SupportPreloaded | None" = None
+
+    def _find(self, model, record_id: int):
+        found = self.preloaded.find(model, record_id) if self.preloaded is not None else None
+        return found if found is not None else db.session.get(model, record_id)
+
     @validates_schema(skip_on_field_errors=False)
     def check_agreement(self, data, **_kwargs):
         from ..agreements.services import agreement_problem
 
-        problem = agreement_problem(data.get("agreement_id"), data.get("partnership_id"))
+        if data.get("agreement_id") is None:
+            return
+        problem = agreement_problem(self._find(Agreement, data["agreement_id"]),
+                                    data.get("partnership_id"))
         if problem:
             raise SchemaError({"agreement_id": [problem]})
 
@@ -139,7 +150,7 @@ class SupportInput(Input):
         """The partnership is live and the recipient is one of its parties, not the sponsor."""
         if data.get("partnership_id") is None:
             return
-        partnership = db.session.get(Partnership, data["partnership_id"])
+        partnership = self._find(Partnership, data["partnership_id"])
         if partnership is None:
             raise SchemaError({"partnership_id": ["No partnership with this id."]})
         if partnership.is_void:
@@ -147,7 +158,7 @@ class SupportInput(Input):
         recipient_id = data.get("recipient_id")
         if recipient_id is None:
             return
-        recipient = _organisation(recipient_id)
+        recipient = self._find(Organisation, recipient_id)
         if recipient is None:
             raise SchemaError({"recipient_id": [f"No organisation with id {recipient_id}."]})
         if recipient_id == partnership.sponsor_id:
@@ -311,12 +322,28 @@ CONFIRMED_FACTS = ("recipient_id", "paid_on", "kind", "amount", "currency", "des
 @dataclass
 class SupportPreloaded:
     """What a batch of support lines refers to, loaded once, so checking a line needs no query:
-    the partnerships open to the actor with their parties, their agreements (the input's checks
-    find them in the session), and the external_ids already taken."""
+    the partnerships open to the actor, their parties and agreements, and the external_ids
+    already taken; `schema` is the support input that looks them up here."""
 
     partnerships: dict[int, Partnership]
     agreements: dict[int, Agreement]
     external_ids: dict[str, int]  # support line id by external_id
+    organisations: dict[int, Organisation] = field(init=False)
+    schema: SupportInput = field(init=False)
+
+    def __post_init__(self):
+        self.organisations = {organisation.id: organisation
+                              for partnership in self.partnerships.values()
+                              for organisation in (partnership.sponsor, partnership.patient_group,
+                                                   *partnership.other_organisations)}
+        self.schema = SupportInput()
+        self.schema.preloaded = self
+
+    def find(self, model, record_id: int):
+        """The preloaded record, or None (the caller looks further)."""
+        held = {Partnership: self.partnerships, Agreement: self.agreements,
+                Organisation: self.organisations}[model]
+        return held.get(record_id)
 
     @classmethod
     def for_actor(cls, actor) -> "SupportPreloaded":
@@ -337,7 +364,7 @@ def validate_support(values: dict, actor, current: Support | None = None,
                      preloaded: SupportPreloaded | None = None) -> dict:
     """Check values, the partnership, its parties and agreement, and the actor's right to
     record support on it; return clean values or raise."""
-    clean = load(_support_schema, values)
+    clean = load(_support_schema if preloaded is None else preloaded.schema, values)
     if preloaded is not None:
         partnership = preloaded.partnerships.get(clean["partnership_id"])
     else:
