@@ -138,6 +138,23 @@ def insert_returning_ids(table, rows: list[dict]) -> list[int]:
     return ids
 
 
+def column_defaults(table) -> dict:
+    """Each column's value when an insert leaves it out (as the session would fill it in): the
+    rows given to insert_returning_ids start from these."""
+    values = {}
+    for column in table.columns:
+        if column.primary_key:
+            continue
+        default = column.default
+        if default is not None and default.is_scalar:
+            values[column.key] = default.arg
+        elif default is not None and default.is_callable:
+            values[column.key] = default.arg(None)
+        else:
+            values[column.key] = None
+    return values
+
+
 def writes_on_get(view):
     """Mark a GET view that writes (a dry run that it rolls back): the request hook gives it
     the write lock from its first statement, as it gives every POST."""

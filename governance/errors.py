@@ -35,6 +35,14 @@ class ValidationFailed(DomainError):
         super().__init__(message, fields)
 
 
+class RowsInvalid(ValidationFailed):
+    """Some rows of a batch are not valid; `rows` holds each bad row's field errors by index."""
+
+    def __init__(self, rows: dict[int, dict[str, list[str]]]):
+        super().__init__({}, f"{len(rows)} row(s) are not valid; nothing was saved.")
+        self.rows = rows
+
+
 class NotAllowed(DomainError):
     status = 403
 

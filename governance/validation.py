@@ -1,5 +1,6 @@
 """Marshmallow helpers shared by the services' input schemas (the one place values are checked)."""
 
+import functools
 from decimal import Decimal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
@@ -155,15 +156,21 @@ def _country_code(value: str) -> str:
 
 
 def _currency_code(value: str) -> str:
-    import pycountry
-
     code = value.strip()
     if len(code) != 3 or not code.isalpha() or not code.isupper():
         raise ValidationError("Use a three-letter ISO 4217 currency code in capitals, such as "
                               "EUR or GBP.")
-    if pycountry.currencies.get(alpha_3=code) is None:
+    if not _is_iso_currency(code):
         raise ValidationError(f"{code} is not an ISO 4217 currency code.")
     return code
+
+
+@functools.cache
+def _is_iso_currency(code: str) -> bool:
+    """Looked up once per code: an import checks the same few on every row."""
+    import pycountry
+
+    return pycountry.currencies.get(alpha_3=code) is not None
 
 
 class Code(fields.String):

@@ -352,6 +352,113 @@ def test_a_support_row_the_service_refuses_is_reported_on_its_field(client, advo
     assert count(Support) == 0
 
 
+@pytest.fixture
+def agreements_and_lines(advocate, partnership, make_partnership):
+    """Three agreements on two partnerships of one patient group (one signed after lines were
+    paid, one with a low ceiling and no certification, one with a short term) and lines under
+    them, two naming no agreement: the rows of a support CSV."""
+    from datetime import datetime
+
+    from governance.agreements.models import Agreement
+
+    other = make_partnership("Helpline partnership")
+    certified = {"certified_by_id": advocate.id, "certified_at": datetime(2024, 12, 20),
+                 "certification_meaning": "certified"}
+    late, low, short = (
+        Agreement(partnership_id=partnership.id, kind="grant", objective="Registry grant",
+                  starts_on=date(2025, 1, 1), ends_on=date(2025, 12, 31),
+                  amount="100000.00", currency="GBP", signed_on=date(2025, 3, 1), **certified),
+        Agreement(partnership_id=partnership.id, kind="grant", objective="Conference grant",
+                  starts_on=date(2025, 1, 1), ends_on=date(2025, 12, 31), amount="1000.00",
+                  currency="GBP", signed_on=date(2024, 12, 1)),
+        Agreement(partnership_id=other.id, kind="grant", objective="Helpline grant",
+                  starts_on=date(2025, 1, 1), ends_on=date(2025, 6, 30), amount="50000.00",
+                  currency="GBP", signed_on=date(2024, 12, 1), **certified))
+    db.session.add_all([late, low, short])
+    db.session.commit()
+    group = partnership.patient_group_id
+
+    def line(number, where, agreement, paid_on, amount):
+        return {"partnership_id": where.id, "recipient_id": group, "paid_on": paid_on,
+                "kind": "grant", "amount": amount, "currency": "GBP",
+                "description": f"Support line {number}", "external_id": f"SUP-{number}",
+                "agreement_id": agreement.id if agreement else None}
+
+    return [line(1, partnership, late, "2025-02-01", "2500.00"),
+            line(2, partnership, late, "2025-04-01", "4000.00"),
+            line(3, partnership, low, "2025-02-10", "600.00"),
+            line(4, partnership, low, "2025-03-10", "700.00"),
+            line(5, partnership, None, "2025-05-01", "300.00"),
+            line(6, other, short, "2025-03-01", "1200.00"),
+            line(7, other, short, "2025-09-01", "1800.00"),
+            line(8, other, None, "2025-10-01", "90.00")]
+
+
+def open_flags_and_line_events() -> tuple[list, list]:
+    """The open flags and the support lines' audit events, lines named by external_id (the
+    two paths number the lines differently on PostgreSQL)."""
+    import re
+
+    external = dict(db.session.execute(select(Support.id, Support.external_id)).all())
+
+    def named(message: str) -> str:
+        return re.sub(r"line (\d+)", lambda m: f"line {external[int(m.group(1))]}", message)
+
+    flags = sorted((flag.rule_id, flag.partnership_id, flag.agreement_id, flag.severity,
+                    named(flag.message)) for flag in db.session.scalars(
+        select(Flag).where(Flag.state == "open", Flag.voided_at.is_(None))))
+    events = []
+    for event in db.session.scalars(select(AuditEvent).where(AuditEvent.entity == "support")):
+        changes = event.change_set
+        assert changes.pop("id") == [None, event.entity_id]
+        events.append((external[event.entity_id], event.action, event.actor_id, changes))
+    return flags, sorted(events, key=lambda item: item[0])
+
+
+def test_bulk_support_import_raises_the_flags_and_audit_of_one_line_at_a_time(
+        advocate, agreements_and_lines):
+    from governance.audit import set_actor, verify_chain
+    from governance.partnerships.services import record_support
+
+    set_actor(advocate)  # as a request of theirs does
+    for values in agreements_and_lines:
+        record_support(values, advocate)
+    one_by_one = open_flags_and_line_events()
+    db.session.rollback()
+    assert count(Support) == 0
+
+    report = imports.import_file("supports", csv_bytes(agreements_and_lines), advocate,
+                                 filename="lines.csv", digest="0" * 64, commit=True)
+    assert report.committed and report.created == 8
+    in_bulk = open_flags_and_line_events()
+    assert in_bulk == one_by_one
+    assert {"AGR-PAID-BEFORE-SIGNED", "AGR-OVER-AMOUNT", "AGR-UNCERTIFIED", "AGR-OUTSIDE-TERM",
+            "AGR-MISSING"} <= {flag[0] for flag in in_bulk[0]}
+    assert len(in_bulk[1]) == 8
+    assert verify_chain().intact
+
+
+def test_a_bad_line_in_a_bulk_support_file_names_its_row_and_field_and_saves_nothing(
+        client, advocate, partnership, agreements_and_lines, monkeypatch):
+    monkeypatch.setattr(imports, "BATCH", 3)  # the first batch is written, then rolled back
+    rows = [dict(values) for values in agreements_and_lines]
+    rows[3]["agreement_id"] = rows[5]["agreement_id"]  # another partnership's agreement
+    rows[6]["recipient_id"] = partnership.sponsor_id  # the sponsor gives, it does not receive
+    data = csv_bytes(rows)
+    before = (count(AuditEvent), count(Flag))
+
+    preview = upload(client, data, "supports")
+    assert preview.status_code == 422
+    assert "This agreement belongs to another partnership" in preview.get_data(as_text=True)
+    report = imports.import_file("supports", data, advocate, filename="lines.csv",
+                                 digest="0" * 64, commit=True)
+    assert not report.committed
+    assert {(p.row, p.column) for p in report.problems} == {(5, "agreement_id"),
+                                                           (8, "recipient_id")}
+    assert count(Support) == 0
+    assert (count(AuditEvent), count(Flag)) == before
+
+
 # --- files that cannot be read --------------------------------------------------------------
 
 

@@ -216,11 +216,9 @@ def after_change(agreement: Agreement) -> None:
 # --- support lines name their agreement -------------------------------------------------------
 
 
-def agreement_problem(agreement_id: int | None, partnership_id: int | None) -> str | None:
-    """Why a support line may not be paid under this agreement (None: it may)."""
-    if agreement_id is None:
-        return None
-    agreement = db.session.get(Agreement, agreement_id)
+def agreement_problem(agreement: Agreement | None, partnership_id: int | None) -> str | None:
+    """Why a support line may not be paid under this agreement, the one its agreement_id names
+    (None: it may)."""
     if agreement is None:
         return "No agreement with this id."
     if partnership_id is not None and agreement.partnership_id != partnership_id:

@@ -9,8 +9,8 @@ from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
-from ..database import insert_returning_ids, read_before_writing, utcnow
-from ..errors import Conflict, ValidationFailed
+from ..database import column_defaults, insert_returning_ids, read_before_writing, utcnow
+from ..errors import Conflict, RowsInvalid, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..pagination import Page
@@ -221,14 +221,6 @@ def log_interaction(values: dict, actor) -> Interaction:
     return interaction
 
 
-class RowsInvalid(ValidationFailed):
-    """Some rows of a batch are not valid; `rows` holds each bad row's field errors by index."""
-
-    def __init__(self, rows: dict[int, dict[str, list[str]]]):
-        super().__init__({}, f"{len(rows)} row(s) are not valid; nothing was saved.")
-        self.rows = rows
-
-
 def validate_interactions(rows: list[dict], actor, preloaded: Preloaded
                           ) -> tuple[list[dict], dict[int, dict[str, list[str]]]]:
     """Validate many new interactions as log_interaction validates one; return the clean
@@ -264,7 +256,7 @@ def log_interactions(rows: list[dict], actor, preloaded: Preloaded) -> list[int]
         raise RowsInvalid(errors)
     db.session.flush()  # anything pending is written (and audited) first
     table = Interaction.__table__
-    defaults = _column_defaults(table)
+    defaults = column_defaults(table)
     values = [defaults | clean | {"created_by_id": actor.id} for clean in cleaned]
     ids = insert_returning_ids(table, values)
     for row, new_id in zip(values, ids, strict=True):
@@ -276,22 +268,6 @@ def log_interactions(rows: list[dict], actor, preloaded: Preloaded) -> list[int]
 
     evaluate_interactions_in_bulk(ids)
     return ids
-
-
-def _column_defaults(table) -> dict:
-    """Each column's value when an insert leaves it out (as the session would fill it in)."""
-    values = {}
-    for column in table.columns:
-        if column.primary_key:
-            continue
-        default = column.default
-        if default is not None and default.is_scalar:
-            values[column.key] = default.arg
-        elif default is not None and default.is_callable:
-            values[column.key] = default.arg(None)
-        else:
-            values[column.key] = None
-    return values
 
 
 def update_interaction(interaction: Interaction, changes: dict, actor, reason: str | None = None,

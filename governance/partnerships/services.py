@@ -4,7 +4,7 @@ The one place partnership and support input is validated: forms, the API and imp
 values through PartnershipInput and SupportInput.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from marshmallow import ValidationError as SchemaError
 from marshmallow import fields, pre_load, validates_schema
@@ -12,8 +12,9 @@ from sqlalchemy import extract, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
-from ..database import utcnow
-from ..errors import Conflict, ValidationFailed
+from ..agreements.models import Agreement
+from ..database import column_defaults, insert_returning_ids, utcnow
+from ..errors import Conflict, RowsInvalid, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..pagination import Page
@@ -119,11 +120,22 @@ class SupportInput(Input):
     # The written agreement it is paid under (an agreement of the same partnership).
     agreement_id = fields.Integer(allow_none=True, load_default=None)
 
+    # A bulk path's schema (SupportPreloaded.schema) has the records its rows refer to at hand:
+    # the checks look there first, then in the session.
+    preloaded: "SupportPreloaded | None" = None
+
+    def _find(self, model, record_id: int):
+        found = self.preloaded.find(model, record_id) if self.preloaded is not None else None
+        return found if found is not None else db.session.get(model, record_id)
+
     @validates_schema(skip_on_field_errors=False)
     def check_agreement(self, data, **_kwargs):
         from ..agreements.services import agreement_problem
 
-        problem = agreement_problem(data.get("agreement_id"), data.get("partnership_id"))
+        if data.get("agreement_id") is None:
+            return
+        problem = agreement_problem(self._find(Agreement, data["agreement_id"]),
+                                    data.get("partnership_id"))
         if problem:
             raise SchemaError({"agreement_id": [problem]})
 
@@ -139,7 +151,7 @@ class SupportInput(Input):
         """The partnership is live and the recipient is one of its parties, not the sponsor."""
         if data.get("partnership_id") is None:
             return
-        partnership = db.session.get(Partnership, data["partnership_id"])
+        partnership = self._find(Partnership, data["partnership_id"])
         if partnership is None:
             raise SchemaError({"partnership_id": ["No partnership with this id."]})
         if partnership.is_void:
@@ -147,7 +159,7 @@ class SupportInput(Input):
         recipient_id = data.get("recipient_id")
         if recipient_id is None:
             return
-        recipient = _organisation(recipient_id)
+        recipient = self._find(Organisation, recipient_id)
         if recipient is None:
             raise SchemaError({"recipient_id": [f"No organisation with id {recipient_id}."]})
         if recipient_id == partnership.sponsor_id:
@@ -306,39 +318,144 @@ def after_change(partnership: Partnership) -> None:
 CONFIRMED_FACTS = ("recipient_id", "paid_on", "kind", "amount", "currency", "description")
 
 
-def validate_support(values: dict, actor, current: Support | None = None) -> dict:
-    clean = load(_support_schema, values)
-    partnership = visible_record(Partnership, clean["partnership_id"], partnership_scope, actor)
+@dataclass
+class SupportPreloaded:
+    """What a batch of support lines refers to, loaded once, so checking a line needs no query:
+    the partnerships open to the actor, their parties and agreements, and the external_ids
+    already taken; `schema` is the support input that looks them up here."""
+
+    partnerships: dict[int, Partnership]
+    agreements: dict[int, Agreement]
+    external_ids: dict[str, int]  # support line id by external_id
+    organisations: dict[int, Organisation] = field(init=False)
+    schema: SupportInput = field(init=False)
+
+    def __post_init__(self):
+        self.organisations = {organisation.id: organisation
+                              for partnership in self.partnerships.values()
+                              for organisation in (partnership.sponsor, partnership.patient_group,
+                                                   *partnership.other_organisations)}
+        self.schema = SupportInput()
+        self.schema.preloaded = self
+
+    def find(self, model, record_id: int):
+        """The preloaded record, or None (the caller looks further)."""
+        held = {Partnership: self.partnerships, Agreement: self.agreements,
+                Organisation: self.organisations}[model]
+        return held.get(record_id)
+
+    @classmethod
+    def for_actor(cls, actor) -> "SupportPreloaded":
+        visible = select(Partnership.id).where(partnership_scope(actor))
+        partnerships = db.session.scalars(
+            select(Partnership).where(Partnership.id.in_(visible)).options(
+                selectinload(Partnership.sponsor), selectinload(Partnership.patient_group),
+                selectinload(Partnership.other_organisations))).all()
+        agreements = db.session.scalars(
+            select(Agreement).where(Agreement.partnership_id.in_(visible))).all()
+        external_ids = db.session.execute(
+            select(Support.external_id, Support.id).where(Support.external_id.is_not(None))).all()
+        return cls({p.id: p for p in partnerships}, {a.id: a for a in agreements},
+                   dict(external_ids))
+
+
+def validate_support(values: dict, actor, current: Support | None = None,
+                     preloaded: SupportPreloaded | None = None) -> dict:
+    """Check values, the partnership, its parties and agreement, and the actor's right to
+    record support on it; return clean values or raise."""
+    clean = load(_support_schema if preloaded is None else preloaded.schema, values)
+    if preloaded is not None:
+        partnership = preloaded.partnerships.get(clean["partnership_id"])
+    else:
+        partnership = visible_record(Partnership, clean["partnership_id"], partnership_scope,
+                                     actor)
     errors: dict[str, list[str]] = {}
     if partnership is None:
         errors["partnership_id"] = ["No partnership with this id."]
     elif not can_edit_partnership(actor, partnership):
         errors["partnership_id"] = ["You can record support only on partnerships your "
                                     "organisation is a party of."]
-    if clean.get("external_id"):
-        taken = db.session.scalar(
-            select(Support.id).where(Support.external_id == clean["external_id"],
-                                     Support.id != (current.id if current else -1)))
-        if taken:
-            errors["external_id"] = ["Another support entry already has this id."]
+    if clean.get("external_id") and _external_id_taken(clean["external_id"], current, preloaded):
+        errors["external_id"] = [DUPLICATE_EXTERNAL_ID]
     if errors:
         raise ValidationFailed(errors)
     return clean
 
 
-def record_support(values: dict, actor, evaluate: bool = True) -> Support:
-    """Record a transfer of value within a partnership; the partner is asked to confirm it.
+DUPLICATE_EXTERNAL_ID = "Another support entry already has this id."
 
-    With evaluate=False the caller re-checks the partnership later (after_lines_recorded: an
-    import does it once per batch, not once per line)."""
+
+def _external_id_taken(external_id: str, current: Support | None,
+                       preloaded: SupportPreloaded | None) -> bool:
+    own = current.id if current else None
+    if preloaded is not None:
+        return preloaded.external_ids.get(external_id, own) != own
+    return db.session.scalar(select(Support.id).where(
+        Support.external_id == external_id, Support.id != (own or -1))) is not None
+
+
+def record_support(values: dict, actor) -> Support:
+    """Record a transfer of value within a partnership; the partner is asked to confirm it."""
     _require_editor(actor)
     clean = validate_support(values, actor)
     support = Support(**clean, confirmed_by_partner="pending")
     db.session.add(support)
     db.session.flush()
-    if evaluate:
-        after_change(support.partnership)
+    after_change(support.partnership)
     return support
+
+
+def validate_supports(rows: list[dict], actor, preloaded: SupportPreloaded
+                      ) -> tuple[list[dict], dict[int, dict[str, list[str]]]]:
+    """Validate many new support lines as record_support validates one; return the clean values
+    and each bad row's errors by index."""
+    cleaned, errors, seen = [], {}, set()
+    for index, values in enumerate(rows):
+        try:
+            clean = validate_support(values, actor, preloaded=preloaded)
+        except ValidationFailed as failure:
+            errors[index] = failure.fields
+            continue
+        external_id = clean.get("external_id")
+        if external_id and external_id in seen:
+            errors[index] = {"external_id": [DUPLICATE_EXTERNAL_ID]}
+            continue
+        seen.add(external_id)
+        cleaned.append(clean)
+    return cleaned, errors
+
+
+def record_supports(rows: list[dict], actor, preloaded: SupportPreloaded,
+                    recorded: set[int] | None = None) -> list[int]:
+    """Record many support lines at once (the CSV import); return their ids.
+
+    Every row is validated exactly as record_support validates one; if any is not valid,
+    RowsInvalid names them and nothing is written. The rows go in with one statement, are
+    audited as the session audits one line (the same change sets, in the same chain), and their
+    partnerships and agreements are re-checked once for all of them (after_lines_recorded). Given
+    `recorded`, the partnerships are added to it instead: the caller re-checks them once after
+    its last batch (each check reads every line of the partnerships' patient groups).
+    """
+    _require_editor(actor)
+    cleaned, errors = validate_supports(rows, actor, preloaded)
+    if errors:
+        raise RowsInvalid(errors)
+    db.session.flush()  # anything pending is written (and audited) first
+    table = Support.__table__
+    defaults = column_defaults(table)
+    values = [defaults | clean | {"confirmed_by_partner": "pending"} for clean in cleaned]
+    ids = insert_returning_ids(table, values)
+    for row, new_id in zip(values, ids, strict=True):
+        row["id"] = new_id
+        if row["external_id"]:
+            preloaded.external_ids[row["external_id"]] = new_id
+    audit.append_created(Support, values)
+    partnership_ids = {row["partnership_id"] for row in values}
+    if recorded is None:
+        after_lines_recorded(partnership_ids)
+    else:
+        recorded.update(partnership_ids)
+    return ids
 
 
 def after_lines_recorded(partnership_ids) -> None:

@@ -2,8 +2,11 @@
 
 A run reads the stored file batch by batch. While no row has failed, each batch is saved through
 the services, so flags are raised and audit events written exactly as for a form; once a row
-fails the rest are only checked, so the report lists every row's problems. A preview is such a
-run, always rolled back; a commit is the same run, kept only if no row failed.
+fails the rest are only checked, so the report lists every row's problems. New interactions and
+support lines go through their service's bulk path a batch at a time (validated as one row is,
+written with one statement, audited in the same chain); the partnerships and agreements of new
+support lines are re-checked once, after the last batch. A preview is such a run, always rolled
+back; a commit is the same run, kept only if no row failed.
 
 `external_id` identifies a row: importing a row whose external_id is already recorded updates
 that record if a value differs (audited with the import as the reason) and leaves it alone if
@@ -15,12 +18,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..agreements import services as agreement_services
 from ..agreements.models import Agreement
-from ..errors import Conflict, DomainError
+from ..errors import Conflict, DomainError, RowsInvalid
 from ..extensions import db
 from ..interactions import services as interaction_services
 from ..interactions.models import Interaction
@@ -148,6 +150,9 @@ class Importer:
     def update(self, record, values: dict) -> None:
         raise NotImplementedError
 
+    def finish(self) -> None:
+        """After the last batch, when every row was saved: what is done once per import."""
+
     # -- shared -------------------------------------------------------------------------------
 
     def existing(self, batch, report: ImportReport) -> tuple[dict[str, object], set[str]]:
@@ -191,6 +196,64 @@ class Importer:
         if writing:
             self.update(record, values)
         return "updated"
+
+
+class BulkImporter(Importer):
+    """New records go through their service's bulk path a batch at a time (each row validated
+    as the service validates one, all written with one statement and evaluated together);
+    existing ones one by one. `preloaded` holds what the rows refer to, with the external_ids
+    already taken."""
+
+    preloaded: object
+
+    def check_all_new(self, rows: list[dict]) -> dict[int, dict[str, list[str]]]:
+        """Each bad row's errors by index."""
+        raise NotImplementedError
+
+    def create_all(self, rows: list[dict]) -> None:
+        """Save the rows, or raise RowsInvalid and save none."""
+        raise NotImplementedError
+
+    def existing(self, batch, report):
+        known = [(row, values) for row, values in batch
+                 if values["external_id"] in self.preloaded.external_ids]
+        return super().existing(known, report) if known else ({}, set())
+
+    def run_batch(self, batch, report):
+        found, hidden = self.existing(batch, report)
+        fresh = []
+        for row, values in batch:
+            if values["external_id"] in hidden:
+                continue
+            record = found.get(values["external_id"])
+            if record is None:
+                fresh.append((row, values))
+                continue
+            try:
+                action = self._apply(record, values, writing=report.ok)
+            except DomainError as error:
+                report.fail(row, error.fields or {ROW: [error.message]})
+                continue
+            report.count(row, action, values, self.label_field)
+        if fresh:
+            self._create_all(fresh, report)
+
+    def _create_all(self, fresh, report):
+        rows = [values for _row, values in fresh]
+        if report.ok:
+            try:
+                self.create_all(rows)
+            except RowsInvalid as error:
+                errors = error.rows
+            else:
+                errors = {}
+        else:
+            errors = self.check_all_new(rows)
+        for index, (row, values) in enumerate(fresh):
+            if index in errors:
+                report.fail(row, errors[index])
+            else:
+                report.count(row, "created", values, self.label_field)
 
 
 class OrganisationImporter(Importer):
@@ -260,7 +323,7 @@ class PartnershipImporter(Importer):
         partnership_services.update_partnership(record, values, self.actor, reason=self.reason)
 
 
-class SupportImporter(Importer):
+class SupportImporter(BulkImporter):
     name = "supports"
     label = "Support (transfers of value)"
     schema = partnership_services.SupportInput
@@ -274,15 +337,8 @@ class SupportImporter(Importer):
 
     def __init__(self, actor, reason):
         super().__init__(actor, reason)
-        # Held for the whole import: the session keeps its objects only while something else
-        # does, so each line's checks would read its partnership, parties and agreement again.
-        visible = select(Partnership.id).where(partnership_scope(actor))
-        self.held = [
-            *db.session.scalars(select(Partnership).where(Partnership.id.in_(visible)).options(
-                selectinload(Partnership.sponsor), selectinload(Partnership.patient_group),
-                selectinload(Partnership.other_organisations))),
-            *db.session.scalars(select(Agreement).where(Agreement.partnership_id.in_(visible))),
-        ]
+        self.preloaded = partnership_services.SupportPreloaded.for_actor(actor)
+        self.recorded: set[int] = set()  # partnerships of new lines, re-checked at the end
 
     def visible(self):
         return Support.partnership_id.in_(select(Partnership.id).where(
@@ -291,26 +347,20 @@ class SupportImporter(Importer):
     def values_of(self, record):
         return partnership_services.support_values(record)
 
-    def check_new(self, values):
-        partnership_services.validate_support(values, self.actor)
-
     def check_existing(self, record, values):
-        return partnership_services.validate_support(values, self.actor, record)
-
-    def create(self, values):
-        # The partnership and its agreements are re-checked once per batch (run_batch), not
-        # once per line: each check reads all the lines of the partnership's patient group.
-        support = partnership_services.record_support(values, self.actor, evaluate=False)
-        self.recorded.add(support.partnership_id)
-
-    def run_batch(self, batch, report):
-        self.recorded: set[int] = set()
-        super().run_batch(batch, report)
-        if report.ok:
-            partnership_services.after_lines_recorded(self.recorded)
+        return partnership_services.validate_support(values, self.actor, record, self.preloaded)
 
     def update(self, record, values):
         partnership_services.update_support(record, values, self.actor, reason=self.reason)
+
+    def check_all_new(self, rows):
+        return partnership_services.validate_supports(rows, self.actor, self.preloaded)[1]
+
+    def create_all(self, rows):
+        partnership_services.record_supports(rows, self.actor, self.preloaded, self.recorded)
+
+    def finish(self):
+        partnership_services.after_lines_recorded(self.recorded)
 
 
 class AgreementImporter(Importer):
@@ -388,9 +438,7 @@ class PaymentImporter(Importer):
         payment_services.update_payment(record, values, self.actor, reason=self.reason)
 
 
-class InteractionImporter(Importer):
-    """New interactions go through the service's bulk path; existing ones one by one."""
-
+class InteractionImporter(BulkImporter):
     name = "interactions"
     label = "Interactions"
     schema = interaction_services.InteractionInput
@@ -434,47 +482,11 @@ class InteractionImporter(Importer):
     def update(self, record, values):
         interaction_services.update_interaction(record, values, self.actor, reason=self.reason)
 
-    def existing(self, batch, report):
-        known = [(row, values) for row, values in batch
-                 if values["external_id"] in self.preloaded.external_ids]
-        return super().existing(known, report) if known else ({}, set())
+    def check_all_new(self, rows):
+        return interaction_services.validate_interactions(rows, self.actor, self.preloaded)[1]
 
-    def run_batch(self, batch, report):
-        found, hidden = self.existing(batch, report)
-        fresh = []
-        for row, values in batch:
-            if values["external_id"] in hidden:
-                continue
-            record = found.get(values["external_id"])
-            if record is None:
-                fresh.append((row, values))
-                continue
-            try:
-                action = self._apply(record, values, writing=report.ok)
-            except DomainError as error:
-                report.fail(row, error.fields or {ROW: [error.message]})
-                continue
-            report.count(row, action, values, self.label_field)
-        if fresh:
-            self._create_all(fresh, report)
-
-    def _create_all(self, fresh, report):
-        rows = [values for _row, values in fresh]
-        if report.ok:
-            try:
-                interaction_services.log_interactions(rows, self.actor, self.preloaded)
-            except interaction_services.RowsInvalid as error:
-                errors = error.rows
-            else:
-                errors = {}
-        else:
-            _cleaned, errors = interaction_services.validate_interactions(
-                rows, self.actor, self.preloaded)
-        for index, (row, values) in enumerate(fresh):
-            if index in errors:
-                report.fail(row, errors[index])
-            else:
-                report.count(row, "created", values, self.label_field)
+    def create_all(self, rows):
+        interaction_services.log_interactions(rows, self.actor, self.preloaded)
 
 
 IMPORTERS: dict[str, type[Importer]] = {
@@ -523,6 +535,8 @@ def import_file(kind: str, data: bytes, actor, *, filename: str, digest: str,
             importer.run_batch(batch, report)
         if report.rows == 0:
             raise FileRefused("The file has a header but no rows to import.")
+        if report.ok:
+            importer.finish()
         if commit and report.ok:
             db.session.commit()
             report.committed = True
