@@ -13,7 +13,7 @@ Then, on a copy, the policy rules raise their flags with the rules' bulk re-eval
 (reevaluate_all) and compliance resolves part of the older ones (acknowledged or dismissed).
 
 Two files per size, each with a manifest beside it (<file>.json: the counts, the time of each
-step, the busiest organisation-year, the accounts, all with the password bench-password-2026):
+step, the busiest organisation-year, the accounts, all with the password granite-orchard-lantern-2026):
 <size>-base.sqlite without flags, and <size>.sqlite with them.
 
     .venv/bin/python bench/generate.py --size medium [--seed 2026] [--dir instance/bench]
@@ -44,7 +44,7 @@ from memory import peak_rss_mb  # noqa: E402  (bench/memory.py)
 
 FIRST_DAY, LAST_DAY = date(2021, 1, 1), date(2025, 12, 31)
 TODAY = date(2026, 2, 1)  # the data set is seen early in 2026, when the 2025 reports are due
-PASSWORD = "bench-password-2026"
+PASSWORD = "granite-orchard-lantern-2026"
 BATCH = 20_000
 GENERATOR_VERSION = "1"  # change it whenever the generated data change
 

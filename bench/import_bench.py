@@ -63,7 +63,7 @@ def make_world():
             started_on=date(2023, 1, 1), agreement_signed_on=date(2022, 12, 1)))
     db.session.add_all(partnerships)
     user = create_user("bench@example.org", "Bench Compliance", "compliance",
-                       "bench-password-2026")
+                       "granite-orchard-lantern-2026")
     db.session.commit()
     return user, [p.id for p in partnerships], [s.id for s in sponsors]
 

@@ -180,7 +180,7 @@ def seed(workdir: Path, partnerships: int, interactions: int, supports: int, see
         evaluation = reevaluate_all(today=TODAY)
         db.session.commit()
         resolver = create_user("compliance@bench.example", "Casey Compliance", "compliance",
-                               "bench-password-123")
+                               "granite-orchard-lantern-2026")
         flag_ids = list(db.session.scalars(select(Flag.id).where(Flag.state == "open")))
         rng.shuffle(flag_ids)
         for state, share, note in (("acknowledged", 0.25, "Kept: the group chose this format."),

@@ -27,7 +27,7 @@ GUNICORN = Path(sys.executable).with_name("gunicorn")
 LOCAL_POSTGRES = ROOT / "scripts" / "local-postgres"
 BENCH_PG_DIR = "/tmp/governance-bench-postgres"
 BENCH_PG_PORT = "54339"
-PASSWORD = "bench-password-2026"
+PASSWORD = "granite-orchard-lantern-2026"
 
 
 def free_port() -> int:

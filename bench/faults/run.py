@@ -146,8 +146,9 @@ class Outage:
 
     def edit(self, interaction_id: int, label: str, size: int = 0) -> server.Answer:
         current = self.api.json("GET", f"/api/v1/interactions/{interaction_id}")
-        version = current.json()["version"] if current.status == 200 else None
-        changes = {"title": label, "version": version}
+        if current.status != 200:  # the edit needs the version read: the read's answer stands
+            return current
+        changes = {"title": label, "version": current.json()["version"]}
         if size:
             changes["summary"] = notes(size)
         answer = self.api.json("PATCH", f"/api/v1/interactions/{interaction_id}", changes)
