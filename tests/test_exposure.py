@@ -2,7 +2,7 @@
 signed in and is bounded for those who did; voided records stay hidden from those who may not
 see them; an uploaded import file opens only for the person who uploaded it."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -105,3 +105,112 @@ def test_a_kept_form_expires_and_is_never_filled_back_in_after(app, client, advo
     page = client.get("/interactions/new").get_data(as_text=True)
     assert "Typed long ago" not in page and "has been filled back in" not in page
     assert kept_forms() == 0
+
+
+# --- voided records -------------------------------------------------------------------------
+
+PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+       b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+
+
+@pytest.fixture
+def voided(make_user, sponsor, patient_group, make_partnership, make_interaction):
+    """One record of each kind, voided by the sponsor's advocate, and who looks at them."""
+    from governance.agreements.services import record_agreement, void_agreement
+    from governance.attachments.services import attach_file, void_attachment
+    from governance.interactions.services import void_interaction
+    from governance.partnerships.services import record_support, void_support
+    from governance.payments.services import record_payment, void_payment
+
+    advocate = make_user("advocate", sponsor)
+    partnership = make_partnership("Registry partnership")
+    agreement = record_agreement({
+        "partnership_id": partnership.id, "kind": "grant", "objective": "Registry grant 2025",
+        "parties_and_roles": "Helix funds; the Alliance runs the registry",
+        "starts_on": "2025-01-01", "ends_on": "2025-12-31", "amount": "10000.00",
+        "currency": "GBP", "signed_on": "2025-01-10", "signatories": "CFO; Chair"}, advocate)
+    support = record_support({
+        "partnership_id": partnership.id, "recipient_id": patient_group.id,
+        "paid_on": date(2025, 4, 1), "kind": "grant", "amount": "5000.00", "currency": "GBP",
+        "description": "Grant entered twice"}, advocate)
+    interaction = make_interaction(partnership_id=partnership.id, title="Meeting logged twice")
+    payment = record_payment({
+        "payee_reference": "P-0042", "payee_kind": "patient", "service": "advisory_board",
+        "hours": "4", "fee": "600.00", "expenses": "0", "currency": "GBP",
+        "paid_on": "2025-03-20", "organisation_id": sponsor.id}, advocate)
+    attachment = attach_file(partnership, "minutes", "draft-minutes.pdf", PDF, advocate)
+    db.session.commit()
+    void_support(support, advocate, "Entered twice")
+    void_interaction(interaction, advocate, "Logged twice")
+    void_payment(payment, advocate, "Paid by the other team")
+    void_attachment(attachment, advocate, "Superseded")
+    void_agreement(agreement, advocate, "Replaced by the 2025 framework")
+    db.session.commit()
+    return {
+        "advocate": advocate, "partner": make_user("partner", patient_group),
+        "compliance": make_user("compliance", sponsor), "auditor": make_user("auditor", sponsor),
+        "support": support, "interaction": interaction, "payment": payment,
+        "agreement": agreement, "attachment": attachment, "partnership": partnership,
+    }
+
+
+API_DETAILS = [("support", "/api/v1/supports/{}"), ("interaction", "/api/v1/interactions/{}"),
+               ("agreement", "/api/v1/agreements/{}"),
+               ("payment", "/api/v1/individual-payments/{}")]
+
+
+@pytest.mark.parametrize(("kind", "path"), API_DETAILS)
+def test_a_voided_record_is_unknown_through_the_api_to_advocates_and_partners(
+        client, voided, kind, path):
+    url = path.format(voided[kind].id)
+    assert client.get(url, headers=bearer(voided["advocate"])).status_code == 404
+    if kind in ("support", "interaction"):
+        assert client.get(url, headers=bearer(voided["partner"])).status_code == 404
+
+
+@pytest.mark.parametrize(("kind", "path"), API_DETAILS)
+@pytest.mark.parametrize("reader", ["compliance", "auditor"])
+def test_compliance_and_auditors_read_a_voided_record_marked_voided(
+        client, voided, kind, path, reader):
+    answer = client.get(path.format(voided[kind].id), headers=bearer(voided[reader]))
+    assert answer.status_code == 200
+    assert answer.get_json()["voided_at"] is not None and answer.get_json()["void_reason"]
+
+
+def test_the_partner_confirmation_pages_neither_list_nor_open_voided_records(client, voided):
+    login(client, voided["partner"])
+    for kind in ("support", "interaction"):
+        listing = client.get(f"/reports/confirmations?kind={kind}&state=all")
+        assert listing.status_code == 200
+        page = listing.get_data(as_text=True)
+        assert "Grant entered twice" not in page and "Meeting logged twice" not in page
+        record_id = voided[kind].id
+        assert client.get(f"/reports/confirmations/{kind}/{record_id}").status_code == 404
+        assert client.post(f"/reports/confirmations/{kind}/{record_id}",
+                           data={"answer": "confirmed"}).status_code == 404
+    for kind, path in (("support", "/api/v1/supports/{}/confirmation"),
+                       ("interaction", "/api/v1/interactions/{}/confirmation")):
+        answer = client.post(path.format(voided[kind].id), json={"answer": "confirmed"},
+                             headers=bearer(voided["partner"]))
+        assert answer.status_code == 404
+    db.session.expire_all()
+    assert voided["support"].confirmed_by_partner == "pending"
+
+
+def test_a_voided_support_lines_pages_are_unknown_to_an_advocate(client, voided):
+    support_id = voided["support"].id
+    login(client, voided["advocate"])
+    for page in ("edit", "void"):
+        assert client.get(f"/partnerships/supports/{support_id}/{page}").status_code == 404
+    client.post("/logout")
+    login(client, voided["compliance"])
+    assert client.get(f"/partnerships/supports/{support_id}/edit").status_code == 409
+
+
+def test_a_voided_attachments_history_is_unknown_to_an_advocate(client, voided):
+    url = f"/audit/attachment/{voided['attachment'].id}"
+    login(client, voided["advocate"])
+    assert client.get(url).status_code == 404
+    client.post("/logout")
+    login(client, voided["compliance"])
+    assert "Superseded" in client.get(url).get_data(as_text=True)
