@@ -2,6 +2,8 @@
 signed in and is bounded for those who did; voided records stay hidden from those who may not
 see them; an uploaded import file opens only for the person who uploaded it."""
 
+import hashlib
+import io
 from datetime import date, timedelta
 
 import pytest
@@ -10,10 +12,11 @@ from sqlalchemy import func, select, update
 from governance.auth.services import issue_token
 from governance.database import utcnow
 from governance.extensions import db
+from governance.interactions.models import Interaction
 from governance.main import submissions
 from governance.main.submissions import UnsavedForm
 
-from .conftest import login
+from .conftest import GOOD_INTERACTION, login
 
 SITE = {"Origin": "http://localhost"}
 
@@ -214,3 +217,66 @@ def test_a_voided_attachments_history_is_unknown_to_an_advocate(client, voided):
     client.post("/logout")
     login(client, voided["compliance"])
     assert "Superseded" in client.get(url).get_data(as_text=True)
+
+
+# --- import uploads -------------------------------------------------------------------------
+
+
+def interactions_csv(partnership, title: str) -> bytes:
+    row = dict(GOOD_INTERACTION, partnership_id=partnership.id, external_id="CRM-1", title=title)
+    values = [";".join(v) if isinstance(v, list) else str(v).lower() if isinstance(v, bool)
+              else v.isoformat() if isinstance(v, date) else str(v) for v in row.values()]
+    return (",".join(row) + "\n" + ",".join(f'"{v}"' for v in values) + "\n").encode()
+
+
+def upload(client, data: bytes, filename="meetings.csv"):
+    return client.post("/imports/", data={"kind": "interactions",
+                                          "file": (io.BytesIO(data), filename)},
+                       content_type="multipart/form-data")
+
+
+def imported(title: str) -> int:
+    return db.session.scalar(select(func.count()).select_from(Interaction)
+                             .where(Interaction.title == title))
+
+
+@pytest.fixture
+def editors(make_user, sponsor, make_partnership):
+    partnership = make_partnership()
+    return make_user("advocate", sponsor), make_user("advocate", sponsor), partnership
+
+
+def test_another_editor_with_the_files_hash_cannot_preview_or_commit_it(app, editors):
+    uploader, other, partnership = editors
+    data = interactions_csv(partnership, "Board from the uploader's file")
+    digest = hashlib.sha256(data).hexdigest()
+    mine, theirs = app.test_client(), app.test_client()
+    login(mine, uploader)
+    login(theirs, other)
+    assert upload(mine, data).status_code == 200
+
+    for url in (f"/imports/interactions/{digest}", f"/imports/interactions/{digest}/problems.csv"):
+        assert theirs.get(url).status_code == 404
+    assert theirs.post(f"/imports/interactions/{digest}/commit").status_code == 404
+    assert imported("Board from the uploader's file") == 0
+
+    assert mine.get(f"/imports/interactions/{digest}").status_code == 200
+    assert mine.post(f"/imports/interactions/{digest}/commit").status_code == 303
+    assert imported("Board from the uploader's file") == 1
+
+
+def test_the_same_file_uploaded_by_two_editors_is_each_ones_own(app, editors):
+    first, second, partnership = editors
+    data = interactions_csv(partnership, "Board uploaded twice")
+    digest = hashlib.sha256(data).hexdigest()
+    clients = {first: app.test_client(), second: app.test_client()}
+    for user, client in clients.items():
+        login(client, user)
+        assert upload(client, data, filename=f"from-{user.id}.csv").status_code == 200
+    for user, client in clients.items():
+        preview = client.get(f"/imports/interactions/{digest}")
+        assert preview.status_code == 200 and f"from-{user.id}.csv" in preview.get_data(
+            as_text=True)
+    committed = clients[first].post(f"/imports/interactions/{digest}/commit")
+    assert committed.status_code == 303
+    assert imported("Board uploaded twice") == 1
