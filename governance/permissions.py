@@ -372,7 +372,8 @@ def attachment_scope(user):
     return or_(Attachment.interaction_id.in_(select(Interaction.id)
                                              .where(interaction_scope(user))),
                Attachment.partnership_id.in_(visible_partnership_ids(user)),
-               Attachment.agreement_id.in_(visible_agreement_ids(user)))
+               Attachment.agreement_id.in_(visible_agreement_ids(user))) \
+        & _live(Attachment, user)
 
 
 def agreement_scope(user):

@@ -374,8 +374,7 @@ def build_world() -> World:
         add(Rec("token", f"{key}'s API token", {"token_id": spare.id},
                 frozenset({org}) if org else frozenset(), user=key, obj=spare))
         if user.role in ("advocate", "compliance"):
-            digest = csvfile.store(_upload_csv(f"Imported by {key}"), f"{key}.csv",
-                                   "organisations", user)
+            digest = csvfile.store(_upload_csv(f"Imported by {key}"), f"{key}.csv", user)
             add(Rec("upload", f"{key}'s uploaded import file",
                     {"kind": "organisations", "digest": digest},
                     frozenset({org}), user=key))

@@ -25,6 +25,7 @@ from ..permissions import (
     require,
     support_scope,
     visible_partnership_ids,
+    visible_record,
 )
 from ..validation import Input, choice, load, text
 from ..vocabulary import PARTNER_ANSWERS
@@ -62,15 +63,14 @@ def answerable_interactions(user):
 
 
 def visible_support(user, support_id: int) -> Support | None:
-    """The support line if it belongs to a partnership the user may see (else None: a 404)."""
-    return db.session.scalar(select(Support).where(
-        Support.id == support_id, Support.partnership_id.in_(visible_partnership_ids(user))))
+    """The support line if the user may see it (else None: a 404). A voided one, like any
+    record, only compliance officers and auditors see, so a partner's link to it answers 404."""
+    return visible_record(Support, support_id, support_scope, user)
 
 
 def visible_interaction(user, interaction_id: int) -> Interaction | None:
-    return db.session.scalar(select(Interaction).where(
-        Interaction.id == interaction_id,
-        Interaction.partnership_id.in_(visible_partnership_ids(user))))
+    """The interaction if the user may see it (a partner: of their partnerships, not voided)."""
+    return visible_record(Interaction, interaction_id, interaction_scope, user)
 
 
 def _require_partner(actor) -> None:

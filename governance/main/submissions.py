@@ -8,10 +8,13 @@ where the first one went, with a message, instead of saving twice. A submission 
 commit (a field error) leaves the token free, so the corrected form can be sent.
 
 When a form is posted after its session ended (signed out on another device, a new password,
-cookies cleared), the values typed are kept server-side for up to KEEP_UNSAVED_FOR and the person
-is sent to log in; on the form's page after logging in, static/forms.js fills them back in for the
-person to check and submit. Passwords and files are never kept; when something could not be kept
-the message says so. Only a same-origin POST is kept (a cross-site form cannot plant values).
+a session timed out), the values typed are kept server-side for up to KEEP_UNSAVED_FOR and the
+person is sent to log in; on the form's page after logging in, static/forms.js fills them back in
+for the person to check and submit. Passwords and files are never kept; when something could not
+be kept the message says so. Only a same-origin POST from a browser whose session was signed in
+is kept, for the account that signed in there (`KEPT_FOR`, set at every sign-in and left in place
+by signing out): a client that never signed in keeps nothing. Each account keeps at most
+UNSAVED_PER_USER forms of at most UNSAVED_MAX_CHARS, the oldest dropped first.
 """
 
 import json
@@ -22,7 +25,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import Flask, flash, g, has_request_context, redirect, request, session, url_for
-from flask_login import current_user
+from flask_login import current_user, user_loaded_from_cookie, user_logged_in
 from markupsafe import Markup
 from sqlalchemy import ForeignKey, String, Text, delete, event, select, update
 from sqlalchemy.exc import IntegrityError
@@ -38,8 +41,12 @@ TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 NEVER_KEPT = frozenset({"csrf_token", TOKEN_FIELD, "password", "current_password",
                         "new_password"})
 KEEP_UNSAVED_FOR = timedelta(hours=12)
-UNSAVED_MAX_CHARS = 200_000
+UNSAVED_MAX_CHARS = 64 * 1024  # of the values as JSON, which is ASCII: as many bytes
+UNSAVED_PER_USER = 5
 SESSION_KEY = "unsaved_form"
+# The account that last signed in with this session; signing out (flask-login's, by the user or
+# when the session times out) leaves it, so a form sent afterwards is kept for that account.
+KEPT_FOR = "kept_for"
 # How long a repeated submission waits for the first one to say where it went.
 WAIT_FOR_FIRST_SECONDS = 5.0
 
@@ -70,7 +77,7 @@ class UnsavedForm(db.Model):
     __tablename__ = "unsaved_forms"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    # The account whose session ended, when the old session still said; only it gets them back.
+    # The account whose session ended; only it gets them back.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     page: Mapped[str] = mapped_column(String(1000))
     action: Mapped[str] = mapped_column(String(1000))
@@ -173,6 +180,11 @@ def record_where_it_went(response):
 # --- forms sent after the session ended -----------------------------------------------------
 
 
+def note_signed_in(_app, user) -> None:
+    """Remember which account signed in with this session (flask-login's signals send it)."""
+    session[KEPT_FOR] = user.id
+
+
 def keep_unsaved_form(response):
     """Keep what was typed when a POST was refused for want of a session, and say so."""
     if (request.method != "POST" or is_api_request() or current_user.is_authenticated
@@ -180,6 +192,9 @@ def keep_unsaved_form(response):
             or urlsplit(response.location or "").path != url_for("auth.login")
             or not _is_same_origin_post()):
         return response
+    user_id = session.get(KEPT_FOR)
+    if not isinstance(user_id, int):
+        return response  # this browser never signed in: nothing is kept for anyone
     values = {name: request.form.getlist(name) for name in request.form
               if name not in NEVER_KEPT and "password" not in name}
     if not any(v for vs in values.values() for v in vs):
@@ -194,8 +209,9 @@ def keep_unsaved_form(response):
               "you typed was too long to keep. Log in and enter it again.", "warning")
     else:
         _purge_unsaved()
+        _make_room_for_one(user_id)
         key = secrets.token_urlsafe(24)
-        db.session.add(UnsavedForm(key=key, user_id=_expired_user_id(), page=page[:1000],
+        db.session.add(UnsavedForm(key=key, user_id=user_id, page=page[:1000],
                                    action=request.path[:1000], values_json=encoded))
         db.session.commit()
         session[SESSION_KEY] = key
@@ -213,11 +229,11 @@ def restore_unsaved_form():
     if not key or request.method != "GET" or not current_user.is_authenticated:
         return None
     kept = db.session.get(UnsavedForm, key)
-    if kept is None or kept.saved_at < utcnow() - KEEP_UNSAVED_FOR:
+    if kept is None:
         session.pop(SESSION_KEY, None)
         return None
-    if kept.user_id is not None and kept.user_id != current_user.id:
-        _discard(kept)  # another account logged in: the values are not theirs to see
+    if kept.saved_at < utcnow() - KEEP_UNSAVED_FOR or kept.user_id != current_user.id:
+        _discard(kept)  # expired, or another account logged in: not theirs to see
         return None
     if request.full_path.rstrip("?") != kept.page and request.path != kept.page:
         return None
@@ -244,10 +260,12 @@ def _purge_unsaved() -> None:
                                                     < utcnow() - timedelta(days=30)))
 
 
-def _expired_user_id() -> int | None:
-    remembered = str(session.get("_user_id") or "")
-    user_id = remembered.partition(":")[0]
-    return int(user_id) if user_id.isdigit() else None
+def _make_room_for_one(user_id: int) -> None:
+    """Drop the account's oldest kept forms, so that one more makes UNSAVED_PER_USER."""
+    newest = (select(UnsavedForm.key).where(UnsavedForm.user_id == user_id)
+              .order_by(UnsavedForm.saved_at.desc()).limit(UNSAVED_PER_USER - 1))
+    db.session.execute(delete(UnsavedForm).where(UnsavedForm.user_id == user_id,
+                                                 UnsavedForm.key.not_in(newest)))
 
 
 def _is_same_origin_post() -> bool:
@@ -284,6 +302,8 @@ def init_app(app: Flask) -> None:
     app.after_request(record_where_it_went)
     app.after_request(keep_unsaved_form)
     app.jinja_env.globals.update(form_token=form_token_field, restored_form=restored_form)
+    user_logged_in.connect(note_signed_in)
+    user_loaded_from_cookie.connect(note_signed_in)
     if not getattr(Session, "_form_token_events", False):
         event.listen(Session, "after_commit", _on_commit)
         event.listen(Session, "after_rollback", _on_rollback)

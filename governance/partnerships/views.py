@@ -3,7 +3,6 @@ from flask_login import current_user
 
 from ..activities.services import coverage_for
 from ..attachments.views import attachment_panel
-from ..extensions import db
 from ..forms import VoidForm, form_status, form_values, int_data, options, save_form, version_read
 from ..organisations.forms import organisation_choices, organisation_filter_choices, party_choices
 from ..permissions import (
@@ -13,6 +12,7 @@ from ..permissions import (
     can_read_records,
     partnership_scope,
     sees_void,
+    support_scope,
     visible_or_404,
 )
 from ..rules.flags import flags_of_partnership
@@ -174,9 +174,7 @@ def supports():
 
 def support_or_404(support_id: int) -> Support:
     """Load a support entry of a partnership the current user may change."""
-    support = db.session.get(Support, support_id)
-    if support is None:
-        abort(404)
+    support = visible_or_404(Support, support_id, support_scope)
     editable_or_404(support.partnership_id)
     return support
 

@@ -1,4 +1,5 @@
-"""An uploaded CSV file: its size, encoding, header and cells; kept by hash until it is committed.
+"""An uploaded CSV file: its size, encoding, header and cells; kept by hash, for the person who
+uploaded it, between its preview and its commit.
 
 Everything that makes a file unreadable as a whole is a FileRefused with a message a person can
 act on (which line, which byte, which columns); problems of single rows are the importer's.
@@ -6,16 +7,16 @@ act on (which line, which byte, which columns); problems of single rows are the 
 
 import csv
 import io
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 from marshmallow import fields, missing
 
 from .. import storage
 from ..database import utcnow
+from ..extensions import db
 from ..spreadsheets import FORMULA_PREFIXES
 from ..validation import whole_number_or_text
+from .models import ImportUpload
 
 LIST_SEPARATOR = ";"
 
@@ -181,25 +182,26 @@ def template_csv(columns: tuple[str, ...], example: dict) -> str:
 # --- keeping the uploaded file between preview and commit -----------------------------------
 
 
-def store(data: bytes, filename: str, kind: str, user) -> str:
-    """Keep the file under DATA_DIR/imports/<sha256>; return the hash that names it."""
+def store(data: bytes, filename: str, user) -> str:
+    """Keep the file under DATA_DIR/imports/<sha256>, bound to the user who uploaded it (under
+    the name they gave it last); return the hash that names it."""
     digest = storage.IMPORTS.store(data).sha256
-    meta = {"filename": filename, "kind": kind, "size": len(data), "uploaded_by": user.id,
-            "uploaded_at": utcnow().isoformat(timespec="seconds")}
-    _meta_path(digest).write_text(json.dumps(meta))
+    upload = db.session.get(ImportUpload, (digest, user.id))
+    if upload is None:
+        upload = ImportUpload(sha256=digest, uploaded_by_id=user.id)
+        db.session.add(upload)
+    upload.filename, upload.uploaded_at = filename, utcnow()
+    db.session.flush()
     return digest
 
 
-def load(digest: str) -> tuple[bytes, dict] | None:
-    """Return the stored file and what is known of it, or None; the content is re-hashed."""
+def load(digest: str, user) -> tuple[bytes, ImportUpload] | None:
+    """Return the file this user uploaded under this hash (re-hashed) and its upload, or None:
+    another user's upload is as unknown as a file never uploaded."""
+    upload = db.session.get(ImportUpload, (digest, user.id))
+    if upload is None:
+        return None
     try:
-        data = storage.IMPORTS.read(digest)
+        return storage.IMPORTS.read(digest), upload
     except storage.MissingFile:
         return None
-    meta_path = _meta_path(digest)
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    return data, meta
-
-
-def _meta_path(digest: str) -> Path:
-    return storage.IMPORTS.folder() / f"{digest}.json"

@@ -19,6 +19,7 @@ from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..database import writes_on_get
+from ..extensions import db
 from ..forms import int_data
 from ..interactions.forms import InteractionFilterForm
 from ..interactions.services import InteractionFilter
@@ -71,7 +72,8 @@ def upload():
         return _upload_page(refusal.message, refusal.status, kind)
     finally:
         upload_file.close()  # a large upload is spooled to a temporary file
-    csvfile.store(data, filename, kind, current_user)
+    csvfile.store(data, filename, current_user)
+    db.session.commit()
     return _preview_page(kind, digest, report)
 
 
@@ -84,12 +86,14 @@ def upload_too_large(_error):
                         "imported: split the file into smaller ones.", 413)
 
 
-def _stored_or_404(digest: str) -> tuple[bytes, dict]:
-    """The upload the current user made under this hash (another user's answers as unknown)."""
-    stored = csvfile.load(digest)
-    if stored is None or stored[1].get("uploaded_by") != current_user.id:
+def _stored_or_404(digest: str) -> tuple[bytes, str]:
+    """The file the current user uploaded under this hash, and its name (another user's upload
+    answers as unknown)."""
+    stored = csvfile.load(digest, current_user)
+    if stored is None:
         abort(404, "This upload is no longer kept. Upload the file again.")
-    return stored
+    data, upload = stored
+    return data, upload.filename
 
 
 def _preview_page(kind: str, digest: str, report, status: int | None = None):
@@ -105,9 +109,9 @@ def _preview_page(kind: str, digest: str, report, status: int | None = None):
 def preview(kind: str, digest: str):
     """Check every row of an uploaded file again and show what importing it would do."""
     _importer_or_404(kind)
-    data, meta = _stored_or_404(digest)
+    data, filename = _stored_or_404(digest)
     try:
-        report = import_file(kind, data, current_user, filename=meta.get("filename", digest),
+        report = import_file(kind, data, current_user, filename=filename,
                              digest=digest, commit=False)
     except FileRefused as refusal:
         return _upload_page(refusal.message, refusal.status, kind)
@@ -119,15 +123,15 @@ def preview(kind: str, digest: str):
 def commit(kind: str, digest: str):
     """Import exactly the previewed file (named by its hash): every row, or none."""
     importer = _importer_or_404(kind)
-    data, meta = _stored_or_404(digest)
+    data, filename = _stored_or_404(digest)
     try:
-        report = import_file(kind, data, current_user, filename=meta.get("filename", digest),
+        report = import_file(kind, data, current_user, filename=filename,
                              digest=digest, commit=True)
     except FileRefused as refusal:
         return _upload_page(refusal.message, refusal.status, kind)
     if not report.committed:
         return _preview_page(kind, digest, report, 422)
-    flash(f"Imported {meta.get('filename', 'the file')}: {report.created} created, "
+    flash(f"Imported {filename}: {report.created} created, "
           f"{report.updated} updated, {report.unchanged} unchanged.", "success")
     return redirect(url_for(importer.list_endpoint), 303)
 
@@ -138,9 +142,9 @@ def commit(kind: str, digest: str):
 def problems_csv(kind: str, digest: str):
     """Every problem of the file, for fixing it in a spreadsheet."""
     _importer_or_404(kind)
-    data, meta = _stored_or_404(digest)
+    data, filename = _stored_or_404(digest)
     try:
-        report = import_file(kind, data, current_user, filename=meta.get("filename", digest),
+        report = import_file(kind, data, current_user, filename=filename,
                              digest=digest, commit=False)
     except FileRefused as refusal:
         return _upload_page(refusal.message, refusal.status, kind)
