@@ -571,6 +571,7 @@ def verify_chain(since: int | None = None, expected: tuple[Head, ...] = (),
         anchors = _anchors(checkpoints, expected)
         prev, last_id = _starting_point(checkpoints, since)
         upgraded_to = max((c.seq for c in checkpoints if c.reason == "upgrade"), default=0)
+        keys = audit_keys().by_id
         table = AuditEvent.__table__
         while True:
             rows = db.session.execute(
@@ -579,7 +580,7 @@ def verify_chain(since: int | None = None, expected: tuple[Head, ...] = (),
             if not rows:
                 break
             for row in rows:
-                _check_event(row, prev, upgraded_to, anchors)
+                _check_event(row, prev, upgraded_to, anchors, keys)
                 prev, last_id = row["hash"], row["id"]
                 checked += 1
         _check_reached(anchors, last_id, checked, since)
@@ -623,7 +624,7 @@ def _starting_point(checkpoints, since: int | None) -> tuple[str, int]:
     raise ChainBroken(since, f"there is no checkpoint at event {since} to verify from")
 
 
-def _check_event(row, prev: str, upgraded_to: int, anchors) -> None:
+def _check_event(row, prev: str, upgraded_to: int, anchors, keys: dict[str, bytes]) -> None:
     seq = row["id"]
     if row["prev_hash"] != prev:
         raise ChainBroken(seq, "does not link to the event before it "
@@ -634,7 +635,7 @@ def _check_event(row, prev: str, upgraded_to: int, anchors) -> None:
                                    "(appended without the audit key)")
         key = None
     else:
-        key = audit_keys().by_id.get(row["key_id"])
+        key = keys.get(row["key_id"])
         if key is None:
             raise ChainBroken(seq, "is signed with a key this installation does not hold "
                                    f"(key id {row['key_id']})")
