@@ -6,7 +6,7 @@ PORT ?= 5000
 export FLASK_APP := governance
 
 .PHONY: run test test-sqlite test-postgres lint install serve browser screenshots load-test \
-	fault-test bench
+	fault-test bench audit-key
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,17 +29,27 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
+# The instance's two secrets: the session key, and the audit chain's key (keep a copy of that
+# one elsewhere: without it the audit trail cannot be verified).
 instance/config.py:
 	@mkdir -p instance
-	@$(BIN)/python -c "import secrets; print('SECRET_KEY = %r' % secrets.token_hex(32))" > $@
-	@echo "wrote $@ with a new secret key"
+	@$(BIN)/python -c "import secrets; print('SECRET_KEY = %r' % secrets.token_hex(32)); \
+		print('AUDIT_KEY = %r' % secrets.token_hex(32))" > $@
+	@echo "wrote $@ with a new secret key and audit key"
 
-instance/.demo-loaded: | install instance/config.py
+# An instance/config.py written before audit keys gets one.
+audit-key: | install instance/config.py
+	@grep -q '^AUDIT_KEY' instance/config.py || { \
+		$(BIN)/python -c "import secrets; print('AUDIT_KEY = %r' % secrets.token_hex(32))" \
+			>> instance/config.py; \
+		echo "added an audit key to instance/config.py: keep a copy of it"; }
+
+instance/.demo-loaded: | install instance/config.py audit-key
 	$(BIN)/flask init-db
 	$(BIN)/flask seed-demo
 	touch $@
 
-run: install instance/config.py instance/.demo-loaded
+run: install instance/config.py audit-key instance/.demo-loaded
 	GOVERNANCE_DEVELOPMENT=true $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 lint: install
@@ -71,8 +81,9 @@ test-postgres: install browser
 		$(PYTEST)
 
 # Production server: gunicorn (gunicorn.conf.py: WEB_CONCURRENCY workers, default 4) on
-# 127.0.0.1:$(PORT), SECRET_KEY from instance/config.py, schema brought up to date first.
-serve: install instance/config.py
+# 127.0.0.1:$(PORT), SECRET_KEY and AUDIT_KEY from instance/config.py, schema brought up to date
+# first.
+serve: install instance/config.py audit-key
 	$(BIN)/flask init-db
 	PORT=$(PORT) exec $(BIN)/gunicorn -c gunicorn.conf.py
 

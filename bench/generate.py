@@ -103,6 +103,7 @@ def make_app(path: Path):
     from governance import create_app
 
     return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "SECRET_KEY": "bench",
+                       "AUDIT_KEY": "bench-audit-key-0123456789abcdef",
                        "DATA_DIR": str(path.parent / f"{path.stem}-data"),
                        "SIGN_IN_THROTTLE": False})
 

@@ -61,6 +61,7 @@ def make_app(workdir: Path):
     return create_app({
         "TESTING": False,
         "SECRET_KEY": "bench",
+        "AUDIT_KEY": "bench-audit-key-0123456789abcdef",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'bench.sqlite'}",
         "DATA_DIR": str(workdir / "data"),
         "JOBS_INLINE": True,

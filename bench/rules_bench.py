@@ -142,7 +142,8 @@ def bench_database(count: int) -> None:
     policies = workdir / "policies"
     shutil.copytree(ROOT / "policies", policies)
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'bench.sqlite'}",
-                      "SECRET_KEY": "bench", "POLICIES_DIR": str(policies)})
+                      "SECRET_KEY": "bench", "AUDIT_KEY": "bench-audit-key-0123456789abcdef",
+                      "POLICIES_DIR": str(policies)})
     try:
         with app.app_context():
             db.create_all()

@@ -69,6 +69,7 @@ def app_for(url: str, workdir: Path):
     from governance import create_app
 
     return create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-setup",
+                       "AUDIT_KEY": "bench-audit-key-0123456789abcdef",
                        "DATA_DIR": str(workdir / "data")})
 
 
@@ -219,6 +220,7 @@ def start_server(url: str, workdir: Path, workers: int = 4, threads: int = 4,
     port = port or free_port()
     env = dict(os.environ, DATABASE_URL=url, PORT=str(port), WEB_CONCURRENCY=str(workers),
                GUNICORN_THREADS=str(threads), GOVERNANCE_SECRET_KEY="bench-secret-key",
+               GOVERNANCE_AUDIT_KEY="bench-audit-key-0123456789abcdef",
                GOVERNANCE_DATA_DIR=str(workdir / "data"),
                # plain http on loopback: let the test client keep its session cookie
                GOVERNANCE_SESSION_COOKIE_SECURE="false",

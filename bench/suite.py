@@ -189,6 +189,7 @@ def measure_list_page(path: Path) -> dict:
 
     manifest = json.loads(generate.manifest_path(path).read_text())
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "SECRET_KEY": "bench",
+                      "AUDIT_KEY": "bench-audit-key-0123456789abcdef",
                       "DATA_DIR": str(path.parent / f"{path.stem}-data"),
                       "WTF_CSRF_ENABLED": False, "SIGN_IN_THROTTLE": False,
                       "SESSION_COOKIE_SECURE": False, "REMEMBER_COOKIE_SECURE": False})
@@ -446,7 +447,8 @@ def bench_load(mode: str, runs: int) -> dict | None:
 
 # --- start-up (whole processes) --------------------------------------------------------------
 
-STARTUP_CONFIG = ("{'SECRET_KEY': 'bench', 'SQLALCHEMY_DATABASE_URI': 'sqlite://', "
+STARTUP_CONFIG = ("{'SECRET_KEY': 'bench', 'AUDIT_KEY': 'bench-audit-key-0123456789abcdef', "
+                  "'SQLALCHEMY_DATABASE_URI': 'sqlite://', "
                   "'DATA_DIR': %r}")
 # Printed by the create_app process: the time from before its first import of the application to
 # create_app's return, as the process itself measures it (the interpreter's own start excluded).
@@ -469,8 +471,9 @@ def startup_env(workdir: Path, **extra: str) -> dict:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env | {"FLASK_APP": "governance", "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite'}",
-                  "GOVERNANCE_SECRET_KEY": "bench-startup", "GOVERNANCE_DATA_DIR":
-                  str(workdir / "data")} | extra
+                  "GOVERNANCE_SECRET_KEY": "bench-startup",
+                  "GOVERNANCE_AUDIT_KEY": "bench-audit-key-0123456789abcdef",
+                  "GOVERNANCE_DATA_DIR": str(workdir / "data")} | extra
 
 
 def children_cpu() -> float:

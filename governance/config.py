@@ -7,6 +7,11 @@ from pathlib import Path
 
 class Defaults:
     SECRET_KEY = None
+    # The audit chain's HMAC key (never in the database; audit.py) and the keys it replaced,
+    # which still verify the events they signed; a periodic checkpoint every so many events.
+    AUDIT_KEY = None
+    AUDIT_PREVIOUS_KEYS: tuple = ()
+    AUDIT_CHECKPOINT_EVERY = 1000
     SQLALCHEMY_DATABASE_URI = None  # filled from DATABASE_URL or the instance folder
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     SQLITE_BUSY_TIMEOUT_MS = 30_000

@@ -272,6 +272,7 @@ def make_config(tmp_path, **overrides) -> dict:
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret",
+        "AUDIT_KEY": "test-audit-key-0123456789abcdef0123456789",
         "SQLALCHEMY_DATABASE_URI": test_database_uri(tmp_path),
         "DATA_DIR": str(tmp_path / "data"),
         "WTF_CSRF_ENABLED": False,

@@ -58,6 +58,7 @@ CHILD = textwrap.dedent("""
     from governance import create_app
     from governance.extensions import db
     app = create_app({{"SQLALCHEMY_DATABASE_URI": {url!r}, "SECRET_KEY": "x",
+                       "AUDIT_KEY": "fault-test-audit-key-0123456789abcdef",
                        "DATA_DIR": {data!r}}})
     with app.app_context():
         from governance.auth.models import User

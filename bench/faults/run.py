@@ -725,7 +725,8 @@ COUNTS_PRINTED = re.compile(r"(\d+) records in (\d+) tables, (\d+) stored files,
 def flask_command(url: str, workdir: Path, *args: str) -> tuple[str, float]:
     """Run `flask --app governance ARGS` on an instance; return its output and seconds."""
     env = dict(os.environ, DATABASE_URL=url, GOVERNANCE_DATA_DIR=str(workdir / "data"),
-               GOVERNANCE_SECRET_KEY="bench-secret-key")
+               GOVERNANCE_SECRET_KEY="bench-secret-key",
+               GOVERNANCE_AUDIT_KEY="bench-audit-key-0123456789abcdef")
     started = time.monotonic()
     finished = subprocess.run([sys.executable, "-m", "flask", "--app", "governance", *args],
                               cwd=ROOT, env=env, capture_output=True, text=True, check=False)

@@ -168,3 +168,7 @@ def csv_rows(snapshot: dict):
         yield {"id": f"{report['id']}-approval", "section": "approval",
                "date": approval["signed_at"],
                "description": f"Signed by {approval['name']}: {approval['meaning']}"}
+        if approval.get("audit_head"):  # published before the audit chain had heads: none
+            head = approval["audit_head"]
+            yield {"id": f"{report['id']}-audit-head", "section": "audit_head",
+                   "count": head["sequence"], "description": head["hash"]}

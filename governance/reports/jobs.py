@@ -59,6 +59,7 @@ class JobResult:
     generated_at: datetime | None = None
     methodology_note: str | None = None
     published_at: datetime | None = None
+    audit_head: audit.Head | None = None
 
 
 def run_job(report_id: int) -> bool:
@@ -102,7 +103,9 @@ def _draft_snapshot(report: Report, progress: background.Progress) -> tuple[dict
 def _publishing_snapshot(report: Report) -> tuple[dict, dict]:
     draft = snapshot_from_json(storage.REPORTS.read(report.json_sha256))
     published_at = utcnow().replace(microsecond=0)
-    return with_approval(draft, report, published_at), {"published_at": published_at}
+    head = audit.chain_head()
+    return (with_approval(draft, report, published_at, head),
+            {"published_at": published_at, "audit_head": head})
 
 
 def _render_and_store(snapshot: dict, progress: background.Progress) -> tuple[dict, int]:
@@ -152,6 +155,7 @@ def _finish(report_id: int, token: str, result: JobResult) -> None:
             report.status = "published"
             report.published_at = result.published_at
             audit.set_reason(f"Published: {report.signature_meaning}")
+            audit.write_checkpoint("report-published", result.audit_head)
         else:
             report.status = "done"
             report.generated_at = result.generated_at

@@ -270,6 +270,7 @@ def publish_report(report: Report, actor, password: str | None, meaning: str | N
     report.signed_at = utcnow().replace(microsecond=0)
     _reset_job(report, "publish")
     db.session.flush()
+    audit.write_checkpoint("report-signed")
     return report
 
 
@@ -835,12 +836,15 @@ def _confirmation_summary(snapshot: dict) -> dict:
     }
 
 
-def with_approval(snapshot: dict, report: Report, published_at: datetime) -> dict:
-    """Return the snapshot as published: signed, with its publication time."""
+def with_approval(snapshot: dict, report: Report, published_at: datetime,
+                  audit_head: audit.Head) -> dict:
+    """Return the snapshot as published: signed, with its publication time and the audit
+    chain's head then (an anchor of the chain outside the database: `verify-audit --expect`)."""
     signed = dict(snapshot)
     signed["report"] = dict(snapshot["report"], status="published",
                             published_at=_iso(published_at) + "Z")
     signed["approval"] = {"name": report.signature_name,
                           "signed_at": _iso(report.signed_at) + "Z",
-                          "meaning": report.signature_meaning}
+                          "meaning": report.signature_meaning,
+                          "audit_head": audit_head.as_json()}
     return signed
