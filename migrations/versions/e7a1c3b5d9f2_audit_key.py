@@ -4,7 +4,7 @@ checkpoints record the chain's head. An existing chain is anchored by an 'upgrad
 its head, signed with the audit key, up to which unkeyed events still verify.
 
 Revision ID: e7a1c3b5d9f2
-Revises: d4f5a6b7c8e9
+Revises: e6a1b3c5d7f9
 Create Date: 2026-12-05 09:00:00
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e7a1c3b5d9f2'
-down_revision = 'd4f5a6b7c8e9'
+down_revision = 'e6a1b3c5d7f9'
 branch_labels = None
 depends_on = None
 
