@@ -343,7 +343,7 @@ def test_an_existing_unkeyed_chain_still_verifies_after_the_upgrade(tmp_path):
     app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=empty_database_uri(tmp_path)))
     with app.app_context():
         load_migrations(app)
-        upgrade(revision="d4f5a6b7c8e9")
+        upgrade(revision="e6a1b3c5d7f9")
         legacy = []
         with db.engine.begin() as connection:
             prev = GENESIS_HASH
