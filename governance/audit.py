@@ -10,11 +10,14 @@ import functools
 import hashlib
 import hmac
 import json
+import os
 import re
+import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import click
 from flask import Flask, current_app, has_request_context
@@ -425,8 +428,10 @@ def key_id_of(key: bytes) -> str:
 
 def keys_from_config(app: Flask) -> AuditKeys:
     """AUDIT_KEY (instance/config.py or GOVERNANCE_AUDIT_KEY) signs; AUDIT_PREVIOUS_KEYS, the
-    keys it replaced, still verify. Without AUDIT_KEY a production instance refuses to start; in
-    development and tests the key is derived from SECRET_KEY, with a warning."""
+    keys it replaced, still verify. Without AUDIT_KEY a production instance uses the key file
+    (AUDIT_KEY_FILE, by default instance/audit.key), written with a new random key the first
+    time; in development and
+    tests the key is derived from SECRET_KEY, with a warning."""
     configured = app.config.get("AUDIT_KEY")
     if configured:
         current = str(configured).encode()
@@ -438,13 +443,30 @@ def keys_from_config(app: Flask) -> AuditKeys:
         app.logger.warning("No AUDIT_KEY configured: the audit chain is keyed with a key derived "
                            "from SECRET_KEY (development only).")
     else:
-        raise RuntimeError(
-            "No AUDIT_KEY configured: the audit chain needs a secret key outside the database. "
-            "Set GOVERNANCE_AUDIT_KEY or AUDIT_KEY in instance/config.py (e.g. the output of "
-            "python -c 'import secrets; print(secrets.token_hex(32))'), and keep a copy: "
-            "without it the audit trail cannot be verified.")
+        current = instance_key(Path(app.config.get("AUDIT_KEY_FILE")
+                                    or Path(app.instance_path) / "audit.key"), app.logger)
     keys = [current] + [str(key).encode() for key in app.config.get("AUDIT_PREVIOUS_KEYS", ())]
     return AuditKeys(key_id_of(current), current, {key_id_of(key): key for key in keys})
+
+
+def instance_key(path: Path, logger) -> bytes:
+    """The key in the instance folder's key file; the first process to need one writes it (a
+    new random key, readable by its owner only), and every other process reads that one."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        draft.write_text(secrets.token_hex(32) + "\n")
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)  # atomic: of processes starting together, one key wins
+            logger.warning("No AUDIT_KEY configured: wrote a new audit key to %s. Keep a copy of "
+                           "it apart from the database: without it the audit trail cannot be "
+                           "verified.", path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip().encode()
 
 
 def audit_keys() -> AuditKeys:

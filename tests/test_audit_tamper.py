@@ -290,9 +290,19 @@ def test_signing_and_publishing_a_report_record_the_head(runner, published):
 # --- the key --------------------------------------------------------------------------------------
 
 
-def test_a_production_instance_refuses_to_start_without_an_audit_key(tmp_path):
-    with pytest.raises(RuntimeError, match="No AUDIT_KEY configured"):
-        create_app(make_config(tmp_path, TESTING=False, AUDIT_KEY=None))
+def test_a_production_instance_without_an_audit_key_writes_one_to_its_key_file(tmp_path,
+                                                                             caplog):
+    key_file = tmp_path / "instance" / "audit.key"
+    first = create_app(make_config(tmp_path, TESTING=False, AUDIT_KEY=None,
+                                   AUDIT_KEY_FILE=str(key_file)))
+    assert "wrote a new audit key" in caplog.text
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert first.extensions["audit_keys"].current == key_file.read_text().strip().encode()
+    caplog.clear()
+    second = create_app(make_config(tmp_path, TESTING=False, AUDIT_KEY=None,
+                                    AUDIT_KEY_FILE=str(key_file)))
+    assert second.extensions["audit_keys"].current == first.extensions["audit_keys"].current
+    assert "wrote a new audit key" not in caplog.text
     with pytest.raises(RuntimeError, match="at least 32 characters"):
         create_app(make_config(tmp_path, TESTING=False, AUDIT_KEY="short"))
 
