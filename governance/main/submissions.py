@@ -245,7 +245,8 @@ def _purge_unsaved() -> None:
 
 
 def _expired_user_id() -> int | None:
-    remembered = str(session.get("_user_id") or "")
+    # A session that reached its time limit in this request was signed out (security.py).
+    remembered = str(g.get("session_ended_user_id") or session.get("_user_id") or "")
     user_id = remembered.partition(":")[0]
     return int(user_id) if user_id.isdigit() else None
 
