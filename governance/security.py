@@ -248,9 +248,11 @@ def add_security_headers(response):
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     if current_app.config["SESSION_COOKIE_SECURE"]:
         response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    # Whom the request authenticated, if anyone (asked without reading the user's row again:
+    # the request's transaction may have ended).
     user = g.get("_login_user")
-    if user is not None and user.is_authenticated and request.endpoint \
-            not in ALWAYS_PUBLIC_ENDPOINTS \
+    if user is not None and not isinstance(user, AnonymousUserMixin) \
+            and request.endpoint not in ALWAYS_PUBLIC_ENDPOINTS \
             and "no-store" not in response.headers.get("Cache-Control", ""):
         # What a signed-in user (or token) was answered stays out of every cache.
         response.headers["Cache-Control"] = "no-store"
