@@ -2,6 +2,7 @@
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 
@@ -26,6 +27,11 @@ class Defaults:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = True
+    # A session ends after this long without a request, and this long after its sign-in; "keep
+    # me signed in" keeps a browser signed in this long after the sign-in instead (security.py).
+    SESSION_IDLE_MINUTES = 30
+    SESSION_ABSOLUTE_HOURS = 12
+    REMEMBER_COOKIE_DURATION = timedelta(days=30)  # at most 30 days; seconds from the environment
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = True
@@ -41,6 +47,12 @@ class Defaults:
     # Reverse proxies in front of the application whose X-Forwarded-For and X-Forwarded-Proto
     # are trusted (0: none; the client address is the connection's).
     TRUSTED_PROXIES = 0
+    # The address the site is reached at (scheme and host, e.g. https://governance.example.org):
+    # absolute links in API answers and invitations are built on it. Without it they are built
+    # on the request's Host, which must then be one of TRUSTED_HOSTS (others are answered 400);
+    # PUBLIC_BASE_URL's host is always trusted.
+    PUBLIC_BASE_URL = None
+    TRUSTED_HOSTS = ("localhost", "127.0.0.1")  # any port
     PER_PAGE = 25
     JOBS_INLINE = False  # report and re-evaluation jobs in the request instead of a thread
     # A running job writes its heartbeat this often; one whose heartbeat is older than
@@ -48,6 +60,10 @@ class Defaults:
     JOB_HEARTBEAT_SECONDS = 5
     JOB_STALL_SECONDS = 30
     JOB_MAX_ATTEMPTS = 3
+
+
+class ConfigurationError(ValueError):
+    """A setting the application refuses to start with."""
 
 
 def env_overrides(environ=os.environ) -> dict:

@@ -212,6 +212,8 @@ def test_json_posts_from_a_session_need_the_csrf_header_too(csrf_app):
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     client.post("/login", data={"email": "auditor@example.org", "password": PASSWORD,
                                 "csrf_token": token})
+    page = client.get("/home").get_data(as_text=True)  # signing in renewed the token
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     assert client.post("/logout", json={}).status_code == 400
     assert client.post("/logout", json={}, headers={"X-CSRFToken": token}).status_code == 302
 

@@ -689,7 +689,10 @@ def init_app(app: Flask) -> None:
         "openapi_version": "3.0.3",
         "info": {"description": "JSON in, JSON out, UTF-8. Dates are ISO 8601; money is a "
                                 "decimal string with a currency. Authenticate with "
-                                "`Authorization: Bearer <token>` (`flask create-token`)."},
+                                "`Authorization: Bearer <token>` (`flask create-token`). "
+                                "Answers carry `Cache-Control: no-store`; the links in them "
+                                "are absolute, on the server's configured address or else on "
+                                "the host the request named (a local one)."},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
     })

@@ -16,6 +16,7 @@ from ..errors import DomainError, is_api_request
 from ..extensions import db
 from ..forms import form_status, save_form
 from ..permissions import allow, can_use_account, public
+from ..security import begin_session
 from ..users import services as users
 from . import services, throttle
 from .forms import ChoosePasswordForm, LoginForm, PasswordChangeForm, TokenForm
@@ -52,7 +53,7 @@ def login():
             flash(LOGIN_FAILED, "danger")
             return render_template("auth/login.html", form=form), 401
         throttle.succeeded(keys)
-        login_user(user, remember=form.remember.data)
+        begin_session(user, form.remember.data)
         if user.must_change_password:
             target = url_for("auth.choose_password", next=request.args.get("next"))
         else:
@@ -172,7 +173,7 @@ def accept_invitation(token: str):
 
 def _signed_in_as(user) -> str:
     """Log the invitee in (on this browser, in place of anyone signed in); answer their home."""
-    login_user(user)
+    begin_session(user)
     return url_for("main.home")
 
 

@@ -3,6 +3,7 @@
 from flask import Response, abort, current_app, url_for
 
 from .. import storage
+from ..security import external_url
 from .models import ARTEFACTS, Report
 
 MEDIA_TYPES = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8",
@@ -34,12 +35,13 @@ def file_response(report: Report, kind: str) -> Response:
 
 
 def report_links(report: Report, api: bool = False) -> dict[str, str]:
-    """Return the download address of each file: the public one once published."""
+    """Return the download address of each file: the public one once published; absolute ones
+    for the API."""
     if not report.has_files:
         return {}
     if report.is_published:
-        return {kind: url_for("public_reports.download", report_id=report.id, kind=kind,
-                              _external=api) for kind in ARTEFACTS}
-    endpoint = "api_reports.report_file" if api else "reports.download"
-    return {kind: url_for(endpoint, report_id=report.id, kind=kind, _external=api)
-            for kind in ARTEFACTS}
+        endpoint = "public_reports.download"
+    else:
+        endpoint = "api_reports.report_file" if api else "reports.download"
+    address = external_url if api else url_for
+    return {kind: address(endpoint, report_id=report.id, kind=kind) for kind in ARTEFACTS}

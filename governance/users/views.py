@@ -7,6 +7,7 @@ from ..errors import DomainError
 from ..extensions import db
 from ..forms import attach_errors, form_status, form_values, int_data, save_form, version_read
 from ..permissions import allow, can_manage_users
+from ..security import external_url
 from . import services
 from .forms import (
     AccessForm,
@@ -62,7 +63,7 @@ def save_and_show_access(form, save):
         attach_errors(form, error)
         return None
     db.session.commit()
-    link = url_for("auth.accept_invitation", token=access.invitation_token, _external=True) \
+    link = external_url("auth.accept_invitation", token=access.invitation_token) \
         if access.invitation_token else None
     response = current_app.make_response(render_template("users/access.html", access=access,
                                                          link=link))
