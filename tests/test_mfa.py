@@ -147,7 +147,9 @@ def test_the_code_page_waits_five_minutes_after_the_password(client, make_user, 
     later = utcnow() + timedelta(minutes=6)
     monkeypatch.setattr(views, "utcnow", lambda: later)
     response = client.post("/login/code", data={"code": app_code(user, clock)})
-    assert response.status_code == 302 and response.headers["Location"] == "/login"
+    assert response.status_code == 401
+    assert "Log in again: this page asks for your code within 5 minutes" in \
+        response.get_data(as_text=True)
     assert client.get("/account").status_code == 302
 
 

@@ -119,9 +119,8 @@ def sign_in_code():
     code. Wrong codes slow down (never lock); the right one signs in."""
     pending = _pending_sign_in()
     if pending is None:
-        flash("Log in again: the code is asked for within "
-              f"{CODE_PAGE_MINUTES} minutes of the password.", "warning")
-        return redirect(url_for("auth.login"))
+        return render_template("auth/sign_in_code.html", form=None,
+                               minutes=CODE_PAGE_MINUTES), 200 if request.method == "GET" else 401
     user, remember, next_url = pending
     form = SignInCodeForm()
     if not form.validate_on_submit():
@@ -361,12 +360,12 @@ def _two_step_page(status: int = 200, recovery_codes=None, **forms):
     return response
 
 
-def two_step_banner() -> dict:
-    """For every page: the date by which the signed-in user must set up two-step sign-in."""
-    deadline = None
+def two_step_deadline():
+    """For every page's banner: the date by which the signed-in user must set up two-step
+    sign-in, while they may still go without."""
     if current_user.is_authenticated and not mfa.must_enrol_now(current_user):
-        deadline = mfa.enrolment_deadline(current_user)
-    return {"two_step_deadline": deadline}
+        return mfa.enrolment_deadline(current_user)
+    return None
 
 
 # --- a first step before anything else ------------------------------------------------------------
@@ -408,5 +407,5 @@ def take_first_steps_first():
 def init_app(app: Flask) -> None:
     # After security's own hook, which has authenticated the request.
     app.before_request(take_first_steps_first)
-    app.context_processor(two_step_banner)
+    app.add_template_global(two_step_deadline)
     throttle.init_app(app)
