@@ -147,7 +147,7 @@ def test_the_code_page_waits_five_minutes_after_the_password(client, make_user, 
     later = utcnow() + timedelta(minutes=6)
     monkeypatch.setattr(views, "utcnow", lambda: later)
     response = client.post("/login/code", data={"code": app_code(user, clock)})
-    assert response.status_code == 401
+    assert response.status_code == 422
     assert "Log in again: this page asks for your code within 5 minutes" in \
         response.get_data(as_text=True)
     assert client.get("/account").status_code == 302
@@ -303,9 +303,13 @@ def test_an_administrators_reset_is_audited_and_requires_setting_it_up_again(
     sign_in_with_code(their_browser, user, app_code(user, clock))
     admin = make_user("admin")
     log_in(admin)
+    unexplained = client.post(f"/users/{user.id}/two-step/reset", data={"reason": ""})
+    assert unexplained.status_code == 422
+    db.session.refresh(user)
+    assert user.mfa_enabled
     response = client.post(f"/users/{user.id}/two-step/reset", data={"reason": "Lost phone"})
     assert response.status_code == 302
-    [event] = events_with_reason(user, "Lost phone")
+    [event] = events_with_reason(user, "Two-step sign-in reset by an administrator: Lost phone")
     assert event.actor_id == admin.id and event.entity == "user"
     assert "[redacted]" in event.changes
     assert their_browser.get("/account").status_code == 302  # their session ended

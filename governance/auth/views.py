@@ -120,7 +120,7 @@ def sign_in_code():
     pending = _pending_sign_in()
     if pending is None:
         return render_template("auth/sign_in_code.html", form=None,
-                               minutes=CODE_PAGE_MINUTES), 200 if request.method == "GET" else 401
+                               minutes=CODE_PAGE_MINUTES), 200 if request.method == "GET" else 422
     user, remember, next_url = pending
     form = SignInCodeForm()
     if not form.validate_on_submit():

@@ -56,7 +56,7 @@ class ReactivateForm(FlaskForm):
 
 
 class ResetTwoStepForm(FlaskForm):
-    reason = StringField("Reason for the reset", validators=[Optional(), Length(max=500)],
+    reason = StringField("Why is it reset?", validators=[DataRequired(), Length(max=500)],
                          description="E.g. a lost phone. Kept in the audit trail.")
 
 

@@ -260,12 +260,14 @@ def renew_access(user: User, actor, access: str) -> NewAccess:
     return NewAccess(user, invitation_token=token, expires_at=invitation.expires_at)
 
 
-def reset_two_step(user: User, actor, reason: str | None = None) -> User:
+def reset_two_step(user: User, actor, reason: str) -> User:
     """Forget the user's authenticator app and recovery codes (a lost phone): they set up
     two-step sign-in again at their next sign-in; their sessions end, their API tokens stay."""
     require(can_manage_users, actor)
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": ["Say why two-step sign-in is reset."]})
     mfa.switch_off(user, audit.Actor(actor.id, actor.email),
-                   (reason or "").strip() or "Two-step sign-in reset by an administrator",
+                   f"Two-step sign-in reset by an administrator: {reason.strip()}",
                    enrol_again=True)
     return user
 
