@@ -52,6 +52,26 @@ def create_token_command(email, name, days):
     click.echo(token)
 
 
+@click.command("reset-mfa")
+@with_appcontext
+@click.argument("email")
+def reset_mfa_command(email):
+    """Reset a user's two-step sign-in: they set it up again at their next sign-in."""
+    from .audit import Actor
+    from .auth.mfa import switch_off
+    from .auth.services import find_user
+
+    user = find_user(email)
+    if user is None:
+        click.echo(f"No user with email {email}.", err=True)
+        raise SystemExit(1)
+    switch_off(user, Actor(None, "command line"), "Two-step sign-in reset on the command line",
+               enrol_again=True)
+    db.session.commit()
+    click.echo(f"Two-step sign-in of {user.email} reset: they set it up again at their next "
+               "sign-in.")
+
+
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo_command():
@@ -68,5 +88,6 @@ def seed_demo_command():
 
 
 def init_app(app: Flask) -> None:
-    for command in (create_user_command, create_token_command, seed_demo_command):
+    for command in (create_user_command, create_token_command, reset_mfa_command,
+                    seed_demo_command):
         app.cli.add_command(command)

@@ -44,6 +44,11 @@ class Defaults:
     SIGN_IN_FREE_FAILURES_PER_ADDRESS = 20
     SIGN_IN_MAX_WAIT_SECONDS = 30
     SIGN_IN_FORGET_AFTER_MINUTES = 15
+    # Two-step sign-in (auth/mfa.py): the roles that must use it, and the days from an account's
+    # first sign-in it may go without; the name authenticator apps show beside the account.
+    MFA_REQUIRED_ROLES = ("compliance", "admin")
+    MFA_ENROLMENT_GRACE_DAYS = 7
+    MFA_ISSUER = "Partnership Governance"
     # Reverse proxies in front of the application whose X-Forwarded-For and X-Forwarded-Proto
     # are trusted (0: none; the client address is the connection's).
     TRUSTED_PROXIES = 0

@@ -57,8 +57,9 @@ GENERIC_REFUSAL = "You don't have the permission to access the requested resourc
 YEAR = 2025
 # Requests that are whole without a body: they act (and may change something) when allowed.
 # They run last, and the "an invalid write changes nothing" check does not apply to them.
-BODYLESS_ACTIONS = {"auth.logout", "auth.revoke_token", "rules.reevaluate", "transfer.commit",
-                    "activities.complete", "activities.reopen", "reports.retry"}
+BODYLESS_ACTIONS = {"auth.logout", "auth.revoke_token", "auth.start_two_step",
+                    "rules.reevaluate", "transfer.commit", "activities.complete",
+                    "activities.reopen", "reports.retry"}
 # Words of B's records (B is unrelated to every user of the matrix): no list of A's may show
 # them.
 B_WORDS = ("northwind", "sickle cell collective")

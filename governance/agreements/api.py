@@ -107,7 +107,8 @@ class AgreementById(MethodView):
 class AgreementCertification(MethodView):
     @allow(can_certify_agreements)
     @agreements.doc(**request_body(services.CertificationInput,
-                                   "The certifier's password and the meaning of the signature "
+                                   "The certifier's password, their code when they use two-step "
+                                   "sign-in, and the meaning of the signature "
                                    f"({', '.join(services.CERTIFICATION_MEANINGS)})."))
     @agreements.response(200, AgreementOut, headers=ETAG_HEADER)
     @documented_errors(agreements, 400, 403, 404, 409, 422)

@@ -10,6 +10,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, Optional
 
+from ..auth.forms import signature_code_field
 from ..forms import none_if_blank, vocab_options
 from ..organisations.forms import strip_or_none, upper_or_none
 from ..vocabulary import AGREEMENT_KINDS
@@ -51,3 +52,4 @@ class CertificationForm(FlaskForm):
                              validators=[InputRequired(message="Re-enter your password to "
                                                                "sign.")],
                              render_kw={"autocomplete": "current-password"})
+    code = signature_code_field()

@@ -146,9 +146,10 @@ def update_agreement(agreement: Agreement, changes: dict, actor, reason: str | N
 
 
 def certify_agreement(agreement: Agreement, actor, password: str | None,
-                      meaning: str | None) -> Agreement:
+                      meaning: str | None, code: str | None = None) -> Agreement:
     """Certify the agreement as the sponsor's nominated signatory: the signer re-enters their
-    password and states the meaning of the signature."""
+    password (and their code, with two-step sign-in on) and states the meaning of the
+    signature."""
     from ..auth.services import check_signature
 
     require(can_certify_agreements, actor, agreement)
@@ -159,7 +160,7 @@ def certify_agreement(agreement: Agreement, actor, password: str | None,
     if agreement.signed_on is None:
         raise Conflict("Record the date the agreement was signed before certifying it.")
     statement = check_signature(actor, password, meaning, CERTIFICATION_MEANINGS,
-                                "certification", f"agreement {agreement.id}")
+                                "certification", f"agreement {agreement.id}", code)
     audit.set_actor(actor)
     audit.set_reason(f"Electronic signature by {actor.name}: {statement}")
     agreement.certified_at = utcnow().replace(microsecond=0)
@@ -288,18 +289,21 @@ def lines_of(agreement: Agreement) -> list[Support]:
 
 
 class CertificationInput(Input):
-    """The certifier's e-signature: their password and the meaning they state."""
+    """The certifier's e-signature: their password (and, with two-step sign-in on, the code
+    of their authenticator app or a recovery code) and the meaning they state."""
 
     password = required(fields.String)
+    code = fields.String(allow_none=True, load_default=None)
     meaning = choice(CERTIFICATION_MEANINGS, required=True, error_messages=REQUIRED)
 
 
 def certify_with(agreement: Agreement, values: dict, actor) -> Agreement:
-    """Certify from the API's or the form's values (password and meaning)."""
-    unknown = set(values) - {"password", "meaning"}
+    """Certify from the API's or the form's values (password, meaning and code)."""
+    unknown = set(values) - {"password", "meaning", "code"}
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
-    return certify_agreement(agreement, actor, values.get("password"), values.get("meaning"))
+    return certify_agreement(agreement, actor, values.get("password"), values.get("meaning"),
+                             values.get("code"))
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ def certify(agreement_id: int):
     form = CertificationForm()
     if form.validate_on_submit():
         saved = save_form(form, lambda: services.certify_agreement(
-            agreement, current_user, form.password.data, form.meaning.data),
+            agreement, current_user, form.password.data, form.meaning.data, form.code.data),
             "Agreement certified. Your electronic signature is recorded.", page_of(agreement.id))
         if saved:
             return saved

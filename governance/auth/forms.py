@@ -1,6 +1,16 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange
+from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange, Optional
+
+
+def code_field(description: str = "The 6-digit code your authenticator app shows now.",
+               required: bool = True) -> StringField:
+    """The second factor's code: the app's, or (where `description` says so) a recovery code."""
+    return StringField("Code from your authenticator app",
+                       validators=[DataRequired("Enter the code from your authenticator app.")]
+                       if required else [Optional()],
+                       description=description,
+                       render_kw={"autocomplete": "one-time-code", "spellcheck": "false"})
 
 
 class LoginForm(FlaskForm):
@@ -34,3 +44,32 @@ class TokenForm(FlaskForm):
                                    validators=[DataRequired(), NumberRange(min=1, max=365)],
                                    description="At most 365 days. Changing your password stops "
                                                "every token.")
+    code = code_field(required=False)
+
+
+def signature_code_field() -> StringField:
+    """The code beside the password of an e-signature, asked of signers who use two-step
+    sign-in (the service refuses a signature without it)."""
+    return code_field("The 6-digit code your authenticator app shows now, or a recovery code.",
+                      required=False)
+
+
+class SignInCodeForm(FlaskForm):
+    code = code_field("The 6-digit code your authenticator app shows now, or one of your "
+                      "recovery codes (each works once).")
+
+
+class StartTwoStepForm(FlaskForm):
+    """A button: a new secret for the authenticator app."""
+
+
+class ConfirmTwoStepForm(FlaskForm):
+    code = code_field()
+
+
+class PasswordAndCodeForm(FlaskForm):
+    """Regenerating the recovery codes or switching two-step sign-in off."""
+
+    password = PasswordField("Your password", validators=[DataRequired()],
+                             render_kw={"autocomplete": "current-password"})
+    code = code_field("The 6-digit code your authenticator app shows now, or a recovery code.")

@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Enum, ForeignKey, String, false
+from sqlalchemy import Boolean, Enum, ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -12,8 +12,9 @@ from ..vocabulary import ROLES
 
 class User(Record, UserMixin, db.Model):
     __tablename__ = "users"
-    __audit_exclude__ = Record.__audit_exclude__ | {"last_login_at"}
-    __audit_redact__ = frozenset({"password_hash"})
+    __audit_exclude__ = Record.__audit_exclude__ | {"last_login_at", "first_sign_in_at",
+                                                    "mfa_last_step"}
+    __audit_redact__ = frozenset({"password_hash", "mfa_secret", "mfa_recovery_hashes"})
 
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -25,15 +26,30 @@ class User(Record, UserMixin, db.Model):
     # Bumped on logout and password change: every session cookie issued before stops working.
     session_generation: Mapped[int] = mapped_column(default=1)
     last_login_at: Mapped[datetime | None]
+    # The grace to set up two-step sign-in (MFA_ENROLMENT_GRACE_DAYS) counts from here.
+    first_sign_in_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Set with a temporary password an administrator gave: the user chooses their own first.
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
                                                        server_default=false())
+    # Two-step sign-in (auth/mfa.py): the TOTP secret (base32; kept while set-up waits for its
+    # first code), when it was switched on, the last time step accepted (a code works once),
+    # the SHA-256 of each unused recovery code (space-separated), and whether the user must
+    # set it up before anything else (after an administrator reset it).
+    mfa_secret: Mapped[str | None] = mapped_column(String(32))
+    mfa_enabled_at: Mapped[datetime | None]
+    mfa_last_step: Mapped[int | None]
+    mfa_recovery_hashes: Mapped[str | None] = mapped_column(Text)
+    must_enrol_mfa: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     organisation: Mapped[Organisation | None] = relationship()
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_generation}"
+
+    @property
+    def mfa_enabled(self) -> bool:
+        return self.mfa_enabled_at is not None
 
     @property
     def is_active(self) -> bool:

@@ -11,12 +11,13 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..audit import Actor
 from ..database import utcnow, writing
-from ..errors import NotFound, ValidationFailed
+from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
 from ..vocabulary import ROLES
-from . import throttle
+from . import mfa, throttle
 from .models import ApiToken, User
 from .tokens import hash_token
 
@@ -54,22 +55,38 @@ def password_matches(user: User, password: str) -> bool:
 
 
 def check_signature(actor: User, password: str | None, meaning: str | None, meanings: dict,
-                    what: str, record: str) -> str:
-    """Check an electronic signature (the signer's password and a stated meaning, one of
-    `meanings`); return the statement signed. `what` names the signed thing for the signer,
-    `record` for the log."""
+                    what: str, record: str, code: str | None = None) -> str:
+    """Check an electronic signature (the signer's password, with two-step sign-in on their
+    code too, and a stated meaning, one of `meanings`); return the statement signed. `what`
+    names the signed thing for the signer, `record` for the log."""
     errors = {}
     if meaning not in meanings:
         errors["meaning"] = ["State what your signature means."]
-    problem = reentry_problem(actor, password,
+    problems = reentry_errors(actor, password, code,
                               f"This is not your password; the {what} was not signed.")
-    if problem:
-        errors["password"] = [problem]
+    if problems:
+        errors.update(problems)
         current_app.logger.warning("refused signature of %s by %s: %s", record, actor.email,
-                                   problem)
+                                   problems)
     if errors:
         raise ValidationFailed(errors, f"The {what} was not signed.")
     return meanings[meaning]
+
+
+def reentry_errors(user: User, password: str | None, code: str | None,
+                   wrong: str) -> dict[str, list[str]]:
+    """The problems, by field, of a signed-in user's password typed again and, when they use
+    two-step sign-in, their code (looked at only after the right password)."""
+    problem = reentry_problem(user, password, wrong)
+    if problem:
+        return {"password": [problem]}
+    return second_factor_errors(user, code)
+
+
+def second_factor_errors(user: User, code: str | None) -> dict[str, list[str]]:
+    """The code's problem, when the user uses two-step sign-in (else none)."""
+    problem = mfa.code_problem(user, code) if user.mfa_enabled else None
+    return {"code": [problem]} if problem else {}
 
 
 def reentry_problem(user: User, password: str | None, wrong: str) -> str | None:
@@ -230,6 +247,7 @@ def authenticate(email: str, password: str) -> User | None:
     if not password_matches(user, password or ""):
         return None
     user.last_login_at = utcnow()
+    mfa.start_grace(user)
     return user
 
 
@@ -261,6 +279,31 @@ def choose_password(user: User, new_password: str, field: str = "new_password") 
     user.must_change_password = False
     end_all_sessions(user)
     revoke_all_tokens(user)
+
+
+def regenerate_recovery_codes(user: User, password: str | None, code: str | None) -> list[str]:
+    """New recovery codes in place of the old, after the password and a code."""
+    if not user.mfa_enabled:
+        raise Conflict("Two-step sign-in is not on.")
+    errors = reentry_errors(user, password, code, "This is not your password.")
+    if errors:
+        raise ValidationFailed(errors, "Your recovery codes were not changed.")
+    return mfa.regenerate_recovery_codes(user)
+
+
+def switch_off_two_step(user: User, password: str | None, code: str | None) -> None:
+    """The user stops using two-step sign-in (not if their role requires it)."""
+    if mfa.required_of(user):
+        raise Conflict(f"{ROLES[user.role]}s must use two-step sign-in: it stays on. Lost "
+                       "your authenticator app? Sign in with a recovery code, or ask an "
+                       "administrator to reset it.")
+    if not user.mfa_enabled:
+        raise Conflict("Two-step sign-in is not on.")
+    errors = reentry_errors(user, password, code, "This is not your password.")
+    if errors:
+        raise ValidationFailed(errors, "Two-step sign-in is still on.")
+    mfa.switch_off(user, Actor(user.id, user.email), "Two-step sign-in switched off by its user",
+                   enrol_again=False)
 
 
 def issue_token(user: User, name: str, expires_in_days: int | None = None) -> str:

@@ -1,6 +1,6 @@
-"""Password attempts slowed down, never locked out: a backoff per account, per client address and
-per signed-in user re-entering their password, counted in the database so that every worker and
-every server shares the counts.
+"""Password attempts slowed down, never locked out: a backoff per account, per client address,
+per signed-in user re-entering their password and per account's second-factor codes, counted
+in the database so that every worker and every server shares the counts.
 
 A key's first failures are free; after them each failure makes the key wait 1 s, then 2, 4, …
 up to `SIGN_IN_MAX_WAIT_SECONDS`, and an attempt while it waits is refused before its password
@@ -42,7 +42,7 @@ class SignInThrottle(db.Model):
 
 @dataclass(frozen=True)
 class Key:
-    """What is counted (`account:…`, `address:…`, `device:…`, `reentry:…`) and how many
+    """What is counted (`account:…`, `address:…`, `device:…`, `reentry:…`, `code:…`) and how many
     failures it has free before it waits."""
 
     name: str
@@ -65,6 +65,12 @@ def address_key() -> Key:
 def reentry_key(user) -> Key:
     """A signed-in user typing their password again: a password change or an e-signature."""
     return Key(f"reentry:{user.id}", current_app.config["SIGN_IN_FREE_FAILURES"])
+
+
+def code_key(user) -> Key:
+    """A second-factor code, at sign-in or typed again: only a right code clears it, so knowing
+    the password never buys more guesses at the code."""
+    return Key(f"code:{user.id}", current_app.config["SIGN_IN_FREE_FAILURES"])
 
 
 def sign_in_keys(user) -> list[Key]:

@@ -2,6 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, RadioField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
+from ..auth.forms import signature_code_field
 from ..forms import options
 from ..vocabulary import REPORT_SIGNATURE_MEANINGS, choices
 from .services import METHODOLOGY_MAX
@@ -28,6 +29,7 @@ class PublishForm(FlaskForm):
         "Your password", validators=[InputRequired("Re-enter your password to sign.")],
         description="Re-entering your password makes this your electronic signature. Your name, "
                     "the date and time (UTC) and the meaning are printed in the report.")
+    code = signature_code_field()
 
 
 class MethodologyForm(FlaskForm):

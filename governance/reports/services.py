@@ -240,8 +240,10 @@ def retry_report(report: Report, actor) -> Report:
 # --- publishing -----------------------------------------------------------------------------------
 
 
-def publish_report(report: Report, actor, password: str | None, meaning: str | None) -> Report:
-    """Sign the reviewed draft and queue its publication (the signature is printed in it)."""
+def publish_report(report: Report, actor, password: str | None, meaning: str | None,
+                   code: str | None = None) -> Report:
+    """Sign the reviewed draft (the password, and the code with two-step sign-in on) and queue
+    its publication (the signature is printed in it)."""
     from ..auth.services import check_signature
 
     require(can_make_reports, actor, report.organisation_id)
@@ -261,7 +263,7 @@ def publish_report(report: Report, actor, password: str | None, meaning: str | N
         raise Conflict(f"{report.year} is not over yet: its report can be published from "
                        f"1 January {report.year + 1}.")
     statement = check_signature(actor, password, meaning, REPORT_SIGNATURE_MEANINGS, "report",
-                                f"report {report.id}")
+                                f"report {report.id}", code)
     audit.set_actor(actor)
     audit.set_reason(f"Electronic signature by {actor.name}: {statement}")
     report.signed_by_id = actor.id

@@ -184,7 +184,8 @@ def publish(report_id: int):
     form = PublishForm()
     if form.validate_on_submit():
         try:
-            services.publish_report(report, current_user, form.password.data, form.meaning.data)
+            services.publish_report(report, current_user, form.password.data, form.meaning.data,
+                                    form.code.data)
         except DomainError as error:
             db.session.rollback()
             attach_errors(form, error)

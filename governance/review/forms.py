@@ -9,6 +9,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, NumberRange, Optional
 
+from ..auth.forms import signature_code_field
 from ..forms import int_or_none, none_if_blank, options, vocab_options
 from ..vocabulary import (
     APPROVAL_DECISIONS,
@@ -62,6 +63,7 @@ class SignOffForm(FlaskForm):
                              validators=[InputRequired(message="Re-enter your password to "
                                                                "sign.")],
                              render_kw={"autocomplete": "current-password"})
+    code = signature_code_field()
 
 
 class DashboardFilterForm(FlaskForm):

@@ -118,9 +118,10 @@ def open_flag_count(interaction_id: int) -> int:
     )
 
 
-def sign_off_review(interaction: Interaction, actor, password: str, meaning: str) -> Interaction:
-    """Sign the interaction's compliance review: the signer re-enters their password and states
-    the meaning of the signature."""
+def sign_off_review(interaction: Interaction, actor, password: str, meaning: str,
+                    code: str | None = None) -> Interaction:
+    """Sign the interaction's compliance review: the signer re-enters their password (and their
+    code, with two-step sign-in on) and states the meaning of the signature."""
     from ..auth.services import check_signature
 
     require(can_sign_off, actor, interaction)
@@ -129,7 +130,7 @@ def sign_off_review(interaction: Interaction, actor, password: str, meaning: str
     if is_signed_off(interaction):
         raise Conflict("This review is already signed off.")
     statement = check_signature(actor, password, meaning, SIGNATURE_MEANINGS, "review",
-                                f"interaction {interaction.id}")
+                                f"interaction {interaction.id}", code)
     pending = open_flag_count(interaction.id)
     if pending:
         raise Conflict(f"Resolve the {pending} open flag{'s' if pending != 1 else ''} of this "

@@ -138,11 +138,11 @@ def sign_off(interaction_id: int):
         saved = save_form(
             form,
             lambda: services.sign_off_review(interaction, current_user, form.password.data,
-                                             form.meaning.data),
+                                             form.meaning.data, form.code.data),
             "Review signed off.", url_for(".review", interaction_id=interaction_id), code=303)
         if saved:
             return saved
-    form.password.data = ""
+    form.password.data = form.code.data = ""
     return _render_review(_interaction_or_404(interaction_id), form, status=422)
 
 

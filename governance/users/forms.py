@@ -55,6 +55,11 @@ class ReactivateForm(FlaskForm):
                          description="Kept in the audit trail.")
 
 
+class ResetTwoStepForm(FlaskForm):
+    reason = StringField("Why is it reset?", validators=[DataRequired(), Length(max=500)],
+                         description="E.g. a lost phone. Kept in the audit trail.")
+
+
 class AccessForm(FlaskForm):
     access = RadioField("How they sign in next", choices=options(ACCESS_METHODS.items()),
                         default="invitation", validate_choice=False,

@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from .. import audit
+from ..auth import mfa
 from ..auth import services as accounts
 from ..auth.models import AuditorGrant, User
 from ..auth.tokens import hash_token
@@ -120,6 +121,8 @@ def account_state(user: User, invitation=None, now: datetime | None = None) -> s
         return "Invitation expired"
     if user.must_change_password:
         return "Active (temporary password)"
+    if user.must_enrol_mfa:
+        return "Active (sets up two-step sign-in at next sign-in)"
     return "Active"
 
 
@@ -255,6 +258,18 @@ def renew_access(user: User, actor, access: str) -> NewAccess:
     accounts.clear_password(user)
     token, invitation = _invite(user)
     return NewAccess(user, invitation_token=token, expires_at=invitation.expires_at)
+
+
+def reset_two_step(user: User, actor, reason: str) -> User:
+    """Forget the user's authenticator app and recovery codes (a lost phone): they set up
+    two-step sign-in again at their next sign-in; their sessions end, their API tokens stay."""
+    require(can_manage_users, actor)
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": ["Say why two-step sign-in is reset."]})
+    mfa.switch_off(user, audit.Actor(actor.id, actor.email),
+                   f"Two-step sign-in reset by an administrator: {reason.strip()}",
+                   enrol_again=True)
+    return user
 
 
 def _is_last_active_admin(user: User) -> bool:

@@ -15,6 +15,7 @@ from .forms import (
     EditUserForm,
     NewUserForm,
     ReactivateForm,
+    ResetTwoStepForm,
     UserFilterForm,
 )
 
@@ -108,14 +109,16 @@ def edit_form_for(user: User) -> EditUserForm:
     return form
 
 
-def render_user(user: User, form: EditUserForm, reactivate_form=None, status: int = 200):
+def render_user(user: User, form: EditUserForm, reactivate_form=None, reset_form=None,
+                status: int = 200):
     invitation = services.latest_invitations([user.id]).get(user.id)
     return render_template(
         "users/edit.html", user=user, form=form, invitation=invitation,
         invitation_open=invitation is not None and invitation.is_open(utcnow()),
         state=services.account_state(user, invitation),
         grants=services.granted_organisations([user.id]).get(user.id, []),
-        reactivate_form=reactivate_form or ReactivateForm(formdata=None)), status
+        reactivate_form=reactivate_form or ReactivateForm(formdata=None),
+        reset_form=reset_form or ResetTwoStepForm(formdata=None)), status
 
 
 @bp.route("/<int:user_id>/deactivate", methods=["GET", "POST"])
@@ -145,6 +148,21 @@ def reactivate(user_id: int):
         if saved:
             return saved
     return render_user(user, edit_form_for(user), form, status=form_status(form))
+
+
+@bp.route("/<int:user_id>/two-step/reset", methods=["POST"])
+@allow(can_manage_users)
+def reset_two_step(user_id: int):
+    user = load_user(user_id)
+    form = ResetTwoStepForm()
+    if form.validate_on_submit():
+        saved = save_form(form, lambda: services.reset_two_step(user, current_user,
+                                                                form.reason.data),
+                          f"{user.name}'s two-step sign-in is reset: they set it up again when "
+                          "they next sign in.", page_of(user), "info")
+        if saved:
+            return saved
+    return render_user(user, edit_form_for(user), reset_form=form, status=form_status(form))
 
 
 @bp.route("/<int:user_id>/access", methods=["GET", "POST"])
