@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
 from marshmallow.validate import ContainsOnly, Length, OneOf, Range
+from werkzeug.routing import IntegerConverter
 
 from .errors import ValidationFailed
 
@@ -42,6 +43,15 @@ def load(schema: Schema, values: dict, **kwargs) -> dict:
 # number would fail in the database driver instead of reading as a clear error on its field;
 # the limit is the same on both, so the API answers alike whatever the database.
 MAX_INTEGER = 2**31 - 1
+
+
+class RecordId(IntegerConverter):
+    """Every whole number in a URL path (the app's `int` converter): 1 to MAX_INTEGER, as no
+    record has another id; anything else answers 404 before a query is made with it."""
+
+    def __init__(self, url_map, *args, min: int = 1, max: int = MAX_INTEGER, **kwargs):
+        super().__init__(url_map, *args, min=min, max=max, **kwargs)
+
 
 NOT_WHOLE = ("Not a valid integer. Give a whole number such as 3, without quotes or a decimal "
              "point.")
