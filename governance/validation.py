@@ -136,13 +136,40 @@ def count(**kwargs) -> fields.Integer:
                           error="Must be a whole number of 0 or more."), **kwargs)
 
 
-def text(max_length: int | None = None, **kwargs) -> fields.String:
-    validate = Length(max=max_length) if max_length else None
-    return fields.String(validate=validate, **kwargs)
+# The longest text of each kind of field: every free-text field declares its limit once, in its
+# service's input schema, which the form, the API (and its OpenAPI document: maxLength) and the
+# import all validate with.
+NOTE_MAX = 4000
+LONG_TEXT_MAX = 10_000
+REASON_MAX = 1000
+TOO_LONG = "At most {max} characters."
+
+
+def text(max_length: int, **kwargs) -> fields.String:
+    return fields.String(validate=Length(max=max_length, error=TOO_LONG), **kwargs)
+
+
+def texts(max_length: int, max_items: int, **kwargs) -> fields.List:
+    """A list of short texts (disease areas, activity codes): each and the count limited."""
+    return fields.List(fields.String(validate=Length(max=max_length, error=TOO_LONG)),
+                       validate=Length(max=max_items, error="At most {max} items."),
+                       load_default=list, **kwargs)
+
+
+def change_reason(**kwargs) -> fields.String:
+    """Why a record changed, kept in the audit trail."""
+    return text(REASON_MAX, allow_none=True, **kwargs)
+
+
+class ChangeNote(Input):
+    """What comes with an API change besides the record's fields: why, and the version read."""
+
+    reason = change_reason(load_default=None)
+    version = fields.Integer(allow_none=True, load_default=None)
 
 
 def required_text(max_length: int) -> fields.String:
-    return fields.String(required=True, validate=Length(min=1, max=max_length),
+    return fields.String(required=True, validate=Length(min=1, max=max_length, error=TOO_LONG),
                          error_messages={"required": "This field is required.",
                                          "null": "This field is required."})
 

@@ -70,7 +70,7 @@ from ..permissions import (
     public,
     visible_or_404,
 )
-from ..validation import RecordId, flatten_messages
+from ..validation import ChangeNote, RecordId, flatten_messages, load
 from . import schemas
 from .serialise import (
     audit_event_json,
@@ -275,6 +275,8 @@ def editing(record):
 
 
 # --- reading requests and saving -----------------------------------------------------------
+
+_change_note = ChangeNote()
 
 
 def json_body() -> dict:
@@ -498,16 +500,9 @@ class InteractionById(MethodView):
             interaction = visible_or_404(Interaction, interaction_id, interaction_scope,
                                          interaction_services.loaded_for_editing())
         changes = json_body()
-        reason = changes.pop("reason", None)
-        version = changes.pop("version", None)
-        problems = {}
-        if reason is not None and not isinstance(reason, str):
-            problems["reason"] = ["Not a valid string."]
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            problems["version"] = ["Not a valid integer."]
-        if problems:
-            raise ValidationFailed(problems)
-        version = version_sent(interaction, version)
+        note = load(_change_note, {name: changes.pop(name) for name in ("reason", "version")
+                                   if name in changes})
+        reason, version = note["reason"], version_sent(interaction, note["version"])
         with editing(interaction):
             interaction_services.update_interaction(interaction, changes, current_user,
                                                     reason=reason, expected_version=version)
