@@ -305,3 +305,32 @@ def test_a_lone_surrogate_in_a_json_string_or_key_is_refused_naming_the_field(
     paired = post_raw(client, headers, '{"name": "Smile \\ud83d\\ude00", "kind": "sponsor"}')
     assert paired.status_code == 201
     assert paired.get_json()["name"] == "Smile \U0001f600"
+
+
+# --- what schemathesis found -------------------------------------------------------------------
+
+
+def test_an_empty_if_match_is_refused_as_naming_no_version(client, advocate, bearer, interaction):
+    response = client.patch(f"{API}/interactions/{interaction.id}",
+                            headers={**bearer(advocate), "If-Match": '""'},
+                            json={"title": "Renamed"})
+    assert response.status_code == 412
+    assert "If-Match does not name a version" in response.get_json()["error"]["message"]
+
+
+def test_a_certification_password_that_is_not_text_is_refused(client, make_user, sponsor,
+                                                              advocate, bearer, partnership):
+    from governance.agreements.models import Agreement
+
+    from .test_agreements import AGREEMENT
+
+    created = client.post(f"{API}/agreements", headers=bearer(advocate),
+                          json=AGREEMENT | {"partnership_id": partnership.id})
+    assert created.status_code == 201
+    agreement_id = created.get_json()["id"]
+    response = client.post(f"{API}/agreements/{agreement_id}/certification",
+                           headers=bearer(make_user("compliance", sponsor)),
+                           json={"meaning": "certified", "password": ["secret"]})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"] == {"password": ["Not a valid string."]}
+    assert db.session.get(Agreement, agreement_id).certified_at is None

@@ -252,7 +252,7 @@ def _version_in_if_match(record) -> int | None:
         return None
     prefix = f"{record.audit_entity()}-{record.id}-v"
     versions = [tag.removeprefix(prefix) for tag in request.if_match.as_set()
-                if tag.startswith(prefix)]
+                if tag and tag.startswith(prefix)]
     versions = [int(tag) for tag in versions if tag.isascii() and tag.isdigit()]
     if not versions:
         raise PreconditionFailed(f"If-Match does not name a version of this record: send the "
