@@ -141,6 +141,7 @@ def count(**kwargs) -> fields.Integer:
 # import all validate with.
 NOTE_MAX = 4000
 LONG_TEXT_MAX = 10_000
+MINUTES_MAX = 100_000  # a meeting's summary: its minutes
 REASON_MAX = 1000
 TOO_LONG = "At most {max} characters."
 

@@ -82,9 +82,10 @@ def test_an_over_long_summary_or_purpose_change_is_refused_and_changes_nothing(
         client, advocate, bearer, interaction):
     url = f"{API}/interactions/{interaction.id}"
     response = client.patch(url, headers=bearer(advocate), json={
-        "summary": TOO_LONG, "version": interaction.version})
+        "summary": "x" * 100_001, "purpose": TOO_LONG, "version": interaction.version})
     assert response.status_code == 422
-    assert response.get_json()["error"]["fields"] == {"summary": ["At most 10000 characters."]}
+    assert response.get_json()["error"]["fields"] == {"summary": ["At most 100000 characters."],
+                                                      "purpose": ["At most 10000 characters."]}
     db.session.expire_all()
     assert db.session.get(Interaction, interaction.id).summary == GOOD_INTERACTION["summary"]
 
@@ -106,8 +107,9 @@ def test_a_patch_reason_longer_than_the_documented_1000_characters_is_refused(
 def test_the_openapi_document_shows_the_limit_of_every_free_text(client):
     schemas = client.get(f"{API}/openapi.json").get_json()["components"]["schemas"]
     interaction = schemas["InteractionInput"]["properties"]
-    for name in ("purpose", "summary", "outcome_changes"):
+    for name in ("purpose", "outcome_changes"):
         assert interaction[name]["maxLength"] == 10_000
+    assert interaction["summary"]["maxLength"] == 100_000
     organisation = schemas["OrganisationInput"]["properties"]
     assert organisation["methodology_note"]["maxLength"] == 10_000
     assert organisation["disease_areas"]["maxItems"] == 50

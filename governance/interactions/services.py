@@ -27,6 +27,7 @@ from ..permissions import (
 from ..records import refuse_stale
 from ..validation import (
     LONG_TEXT_MAX,
+    MINUTES_MAX,
     Input,
     choice,
     count,
@@ -90,7 +91,7 @@ class InteractionInput(Input):
     accessibility_reviewed = fields.Boolean(load_default=False)
     accommodations = subset(ACCOMMODATIONS)
 
-    summary = text(LONG_TEXT_MAX, allow_none=True, load_default=None)
+    summary = text(MINUTES_MAX, allow_none=True, load_default=None)
     summary_recorded_on = fields.Date(allow_none=True, load_default=None)
     outcomes_shared_on = fields.Date(allow_none=True, load_default=None)
     outcome_changes = text(LONG_TEXT_MAX, allow_none=True, load_default=None)
