@@ -61,6 +61,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from importlib import import_module
 
+    from .validation import RecordId
+
+    app.url_map.converters["int"] = RecordId  # every id in a path: 1 to 2^31-1, else 404
     for module_name in BLUEPRINTS:
         module = import_module(module_name)
         app.register_blueprint(module.bp)

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
 from marshmallow.validate import ContainsOnly, Length, OneOf, Range
+from werkzeug.routing import IntegerConverter
 
 from .errors import ValidationFailed
 
@@ -42,6 +43,15 @@ def load(schema: Schema, values: dict, **kwargs) -> dict:
 # number would fail in the database driver instead of reading as a clear error on its field;
 # the limit is the same on both, so the API answers alike whatever the database.
 MAX_INTEGER = 2**31 - 1
+
+
+class RecordId(IntegerConverter):
+    """Every whole number in a URL path (the app's `int` converter): 1 to MAX_INTEGER, as no
+    record has another id; anything else answers 404 before a query is made with it."""
+
+    def __init__(self, url_map, *args, min: int = 1, max: int = MAX_INTEGER, **kwargs):
+        super().__init__(url_map, *args, min=min, max=max, **kwargs)
+
 
 NOT_WHOLE = ("Not a valid integer. Give a whole number such as 3, without quotes or a decimal "
              "point.")
@@ -126,13 +136,41 @@ def count(**kwargs) -> fields.Integer:
                           error="Must be a whole number of 0 or more."), **kwargs)
 
 
-def text(max_length: int | None = None, **kwargs) -> fields.String:
-    validate = Length(max=max_length) if max_length else None
-    return fields.String(validate=validate, **kwargs)
+# The longest text of each kind of field: every free-text field declares its limit once, in its
+# service's input schema, which the form, the API (and its OpenAPI document: maxLength) and the
+# import all validate with.
+NOTE_MAX = 4000
+LONG_TEXT_MAX = 10_000
+MINUTES_MAX = 100_000  # a meeting's summary: its minutes
+REASON_MAX = 1000
+TOO_LONG = "At most {max} characters."
+
+
+def text(max_length: int, **kwargs) -> fields.String:
+    return fields.String(validate=Length(max=max_length, error=TOO_LONG), **kwargs)
+
+
+def texts(max_length: int, max_items: int, **kwargs) -> fields.List:
+    """A list of short texts (disease areas, activity codes): each and the count limited."""
+    return fields.List(fields.String(validate=Length(max=max_length, error=TOO_LONG)),
+                       validate=Length(max=max_items, error="At most {max} items."),
+                       load_default=list, **kwargs)
+
+
+def change_reason(**kwargs) -> fields.String:
+    """Why a record changed, kept in the audit trail."""
+    return text(REASON_MAX, allow_none=True, **kwargs)
+
+
+class ChangeNote(Input):
+    """What comes with an API change besides the record's fields: why, and the version read."""
+
+    reason = change_reason(load_default=None)
+    version = fields.Integer(allow_none=True, load_default=None)
 
 
 def required_text(max_length: int) -> fields.String:
-    return fields.String(required=True, validate=Length(min=1, max=max_length),
+    return fields.String(required=True, validate=Length(min=1, max=max_length, error=TOO_LONG),
                          error_messages={"required": "This field is required.",
                                          "null": "This field is required."})
 

@@ -20,7 +20,7 @@ from ..permissions import (
     require,
     visible_partnership_ids,
 )
-from ..validation import Input, load, required_text, subset, text
+from ..validation import Input, load, required_text, subset, text, texts
 from ..vocabulary import (
     BENEFIT_FACTORS,
     INVESTMENT_FACTORS,
@@ -262,7 +262,7 @@ def selectable_activities(exercise: PrioritisationExercise) -> list[Activity]:
 
 
 class SelectionInput(Input):
-    activity_codes = fields.List(fields.String(), load_default=list)
+    activity_codes = texts(24, 200)
 
 
 def select_activities(exercise: PrioritisationExercise, codes: list[str], actor

@@ -13,7 +13,7 @@ from marshmallow.validate import ContainsOnly, Length, OneOf, Range
 from ..interactions.services import InteractionInput
 from ..organisations.services import OrganisationInput
 from ..partnerships.services import PartnershipInput, SupportInput
-from ..validation import MAX_INTEGER
+from ..validation import MAX_INTEGER, NOTE_MAX, change_reason
 from ..vocabulary import (
     APPROVAL_DECISIONS,
     CONFIRMATION_STATES,
@@ -139,7 +139,7 @@ class PlanDecision(Schema):
     """Approve or reject a planned interaction (a note is required to reject)."""
 
     decision = fields.String(required=True, validate=OneOf(list(APPROVAL_DECISIONS)))
-    note = fields.String(allow_none=True, validate=Length(max=4000))
+    note = fields.String(allow_none=True, validate=Length(max=NOTE_MAX))
 
 
 class InteractionPage(Schema):
@@ -152,7 +152,7 @@ class InteractionPage(Schema):
 class InteractionChanges(InteractionInput):
     """Only the fields that change, and why (required once the review was signed off)."""
 
-    reason = fields.String(allow_none=True, validate=Length(max=1000))
+    reason = change_reason()
     version = fields.Integer(allow_none=True, metadata={
         "description": "The version you read (required, unless If-Match carries its ETag: "
                        "without either the change is refused with 428); the change is refused "
@@ -162,7 +162,7 @@ class InteractionChanges(InteractionInput):
 class FlagTransition(Schema):
     state = fields.String(required=True,
                           validate=OneOf(["acknowledged", "remediated", "dismissed"]))
-    note = fields.String(allow_none=True, validate=Length(max=4000))
+    note = fields.String(allow_none=True, validate=Length(max=NOTE_MAX))
 
 
 class Activity(Schema):

@@ -27,7 +27,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from webargs.flaskparser import FlaskParser
-from werkzeug.routing import IntegerConverter
 
 from ..audit import AuditEvent
 from ..auditing.services import require_visible_subject
@@ -46,6 +45,7 @@ from ..extensions import db
 from ..interactions import services as interaction_services
 from ..interactions.models import Interaction
 from ..operations.failures import CHANGED
+from ..operations.inputs import read_json, refusal_of, unstorable_field_in
 from ..organisations import services as organisation_services
 from ..organisations.models import Organisation
 from ..partnerships import services as partnership_services
@@ -71,7 +71,7 @@ from ..permissions import (
     support_scope,
     visible_or_404,
 )
-from ..validation import flatten_messages
+from ..validation import ChangeNote, RecordId, flatten_messages, load
 from . import schemas
 from .serialise import (
     audit_event_json,
@@ -90,13 +90,6 @@ class MalformedRequest(DomainError):
     """The request cannot be read: not JSON, not an object, or a field the API does not know."""
 
     status = 400
-
-
-class RecordId(IntegerConverter):
-    """A record id in a URL, 1 to 2^63-1: anything else names no record (404)."""
-
-    def __init__(self, url_map):
-        super().__init__(url_map, min=1, max=schemas.MAX_ID)
 
 
 class QueryParser(FlaskParser):
@@ -260,7 +253,7 @@ def _version_in_if_match(record) -> int | None:
         return None
     prefix = f"{record.audit_entity()}-{record.id}-v"
     versions = [tag.removeprefix(prefix) for tag in request.if_match.as_set()
-                if tag.startswith(prefix)]
+                if tag and tag.startswith(prefix)]
     versions = [int(tag) for tag in versions if tag.isascii() and tag.isdigit()]
     if not versions:
         raise PreconditionFailed(f"If-Match does not name a version of this record: send the "
@@ -284,21 +277,22 @@ def editing(record):
 
 # --- reading requests and saving -----------------------------------------------------------
 
+_change_note = ChangeNote()
+
 
 def json_body() -> dict:
-    """Return the request's JSON object, or answer 400 saying what is wrong with it. A UTF-8
-    byte-order mark in front of it (as some Windows tools write) is read past."""
-    raw = request.get_data(cache=True)
+    """Return the request's JSON object, or answer 400 saying what is wrong with it: it cannot
+    be read (inputs.read_json), is not an object, or holds text no database keeps."""
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as error:
-        raise MalformedRequest(f"The request body is not UTF-8 (byte {error.start}).") from None
-    except json.JSONDecodeError as error:
-        raise MalformedRequest(f"The request body is not valid JSON: {error.msg} at line "
-                               f"{error.lineno}, column {error.colno}.") from None
+        data = read_json(request.get_data(cache=True))
+    except ValueError as error:
+        raise MalformedRequest(str(error)) from None
     if not isinstance(data, dict):
         raise MalformedRequest("The request body must be a JSON object of field names and "
                                "values.")
+    found = unstorable_field_in(data)
+    if found is not None:
+        raise MalformedRequest(*refusal_of(*found))
     return data
 
 
@@ -502,16 +496,9 @@ class InteractionById(MethodView):
             interaction = visible_or_404(Interaction, interaction_id, interaction_scope,
                                          interaction_services.loaded_for_editing())
         changes = json_body()
-        reason = changes.pop("reason", None)
-        version = changes.pop("version", None)
-        problems = {}
-        if reason is not None and not isinstance(reason, str):
-            problems["reason"] = ["Not a valid string."]
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            problems["version"] = ["Not a valid integer."]
-        if problems:
-            raise ValidationFailed(problems)
-        version = version_sent(interaction, version)
+        note = load(_change_note, {name: changes.pop(name) for name in ("reason", "version")
+                                   if name in changes})
+        reason, version = note["reason"], version_sent(interaction, note["version"])
         with editing(interaction):
             interaction_services.update_interaction(interaction, changes, current_user,
                                                     reason=reason, expected_version=version)

@@ -25,7 +25,19 @@ from ..permissions import (
     visible_record,
 )
 from ..records import refuse_stale
-from ..validation import Input, choice, count, load, required, required_text, subset, text
+from ..validation import (
+    LONG_TEXT_MAX,
+    MINUTES_MAX,
+    Input,
+    choice,
+    count,
+    load,
+    required,
+    required_text,
+    subset,
+    text,
+    texts,
+)
 from ..vocabulary import (
     ACCOMMODATIONS,
     DISEASE_STAGES,
@@ -49,11 +61,11 @@ class InteractionInput(Input):
                                     "null": "This field is required."})
     partnership_id = fields.Integer(allow_none=True, load_default=None)
     organisation_id = fields.Integer(allow_none=True, load_default=None)
-    activity_codes = fields.List(fields.String(), load_default=list)
+    activity_codes = texts(24, 100)
     patient_needs = subset(PATIENT_NEEDS)
     external_id = text(100, allow_none=True, load_default=None)
 
-    purpose = text(allow_none=True, load_default=None)
+    purpose = text(LONG_TEXT_MAX, allow_none=True, load_default=None)
     purpose_shared_on = fields.Date(allow_none=True, load_default=None)
     product_specific = fields.Boolean(load_default=False)
     product = text(200, allow_none=True, load_default=None)
@@ -79,10 +91,10 @@ class InteractionInput(Input):
     accessibility_reviewed = fields.Boolean(load_default=False)
     accommodations = subset(ACCOMMODATIONS)
 
-    summary = text(allow_none=True, load_default=None)
+    summary = text(MINUTES_MAX, allow_none=True, load_default=None)
     summary_recorded_on = fields.Date(allow_none=True, load_default=None)
     outcomes_shared_on = fields.Date(allow_none=True, load_default=None)
-    outcome_changes = text(allow_none=True, load_default=None)
+    outcome_changes = text(LONG_TEXT_MAX, allow_none=True, load_default=None)
 
     # Approval before the event: planned, then held (or cancelled); logged after the fact: held.
     status = choice(INTERACTION_STATUSES, allow_none=True, load_default="held")

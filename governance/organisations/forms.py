@@ -83,7 +83,6 @@ class OrganisationForm(FlaskForm):
     income_currency = StringField("Income currency", filters=[upper_or_none],
                                   validators=[Optional()],
                                   description="ISO 4217 code, such as EUR or GBP.")
-    methodology_note = TextAreaField("Notes for transparency reports", filters=[strip_or_none])
     reason = StringField("Reason for the change", validators=[Optional(), Length(max=500)],
                          description="Kept in the audit trail.")
     version = HiddenField()

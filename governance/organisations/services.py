@@ -17,14 +17,27 @@ from ..partnerships.models import Partnership, partnership_members
 from ..permissions import (
     can_add_organisations,
     can_edit_organisations,
-    can_write_methodology,
     organisation_scope,
     require,
 )
 from ..records import refuse_stale
-from ..validation import Input, choice, country, currency, load, money, required_text, text
+from ..validation import (
+    LONG_TEXT_MAX,
+    Input,
+    choice,
+    country,
+    currency,
+    load,
+    money,
+    required_text,
+    text,
+    texts,
+)
 from ..vocabulary import ORGANISATION_KINDS
 from .models import Organisation
+
+# The methodology note of an organisation's transparency reports (reports.services writes it).
+METHODOLOGY_MAX = LONG_TEXT_MAX
 
 
 class OrganisationInput(Input):
@@ -37,11 +50,10 @@ class OrganisationInput(Input):
                          validate=Length(max=300),
                          error_messages={"invalid": "Enter a web address starting with "
                                                     "http:// or https://."})
-    disease_areas = fields.List(fields.String(validate=Length(min=1, max=100)),
-                                load_default=list)
+    disease_areas = texts(100, 50)
     annual_income = money(allow_none=True, load_default=None)
     income_currency = currency(allow_none=True, load_default=None)
-    methodology_note = text(allow_none=True, load_default=None)
+    methodology_note = text(METHODOLOGY_MAX, allow_none=True, load_default=None)
     external_id = text(100, allow_none=True, load_default=None)
 
     @pre_load
@@ -137,6 +149,8 @@ def create_organisation(values: dict, actor) -> Organisation:
     require(can_add_organisations, actor)
     clean = validate_organisation(values)
     organisation = Organisation(**clean, added_by_organisation_id=actor.organisation_id)
+    if clean["methodology_note"] is not None:
+        _check_methodology_note(organisation, clean["methodology_note"], actor)
     db.session.add(organisation)
     db.session.flush()
     return organisation
@@ -155,13 +169,20 @@ def update_organisation(organisation: Organisation, changes: dict, actor,
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
     clean = validate_organisation(organisation_values(organisation) | changes, organisation)
     if clean["methodology_note"] != organisation.methodology_note:
-        require(can_write_methodology, actor, organisation)
+        clean["methodology_note"] = _check_methodology_note(organisation,
+                                                            clean["methodology_note"], actor)
     audit.set_reason(reason)
     for name, value in clean.items():
         if getattr(organisation, name) != value:
             setattr(organisation, name, value)
     db.session.flush()
     return organisation
+
+
+def _check_methodology_note(organisation: Organisation, note: str, actor) -> str:
+    from ..reports.services import checked_methodology_note
+
+    return checked_methodology_note(organisation, note, actor)
 
 
 def void_organisation(organisation: Organisation, actor, reason: str) -> Organisation:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from marshmallow import ValidationError as SchemaError
 from marshmallow import fields, pre_load, validates_schema
+from marshmallow.validate import Length
 from sqlalchemy import extract, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -27,7 +28,17 @@ from ..permissions import (
     visible_record,
 )
 from ..records import refuse_stale
-from ..validation import Input, choice, currency, load, money, required, required_text, text
+from ..validation import (
+    LONG_TEXT_MAX,
+    Input,
+    choice,
+    currency,
+    load,
+    money,
+    required,
+    required_text,
+    text,
+)
 from ..vocabulary import PARTNERSHIP_KINDS, PARTNERSHIP_STATUSES, SUPPORT_KINDS
 from .models import Partnership, Support, partnership_members
 
@@ -49,11 +60,12 @@ class PartnershipInput(Input):
     ended_on = fields.Date(allow_none=True, load_default=None)
     agreement_signed_on = fields.Date(allow_none=True, load_default=None)
     ip_terms_agreed = fields.Boolean(load_default=False)
-    data_sharing_terms = text(allow_none=True, load_default=None)
-    independence_measures = text(allow_none=True, load_default=None)
+    data_sharing_terms = text(LONG_TEXT_MAX, allow_none=True, load_default=None)
+    independence_measures = text(LONG_TEXT_MAX, allow_none=True, load_default=None)
     policy_reference = text(300, allow_none=True, load_default=None)
-    evaluation = text(allow_none=True, load_default=None)
-    other_organisation_ids = fields.List(fields.Integer(), load_default=list)
+    evaluation = text(LONG_TEXT_MAX, allow_none=True, load_default=None)
+    other_organisation_ids = fields.List(fields.Integer(), load_default=list,
+                                         validate=Length(max=100, error="At most {max} items."))
     external_id = text(100, allow_none=True, load_default=None)
 
     @pre_load

@@ -21,6 +21,7 @@ from ..database import utcnow
 from ..errors import Conflict, NotAllowed, NotFound, ValidationFailed
 from ..extensions import db
 from ..organisations.models import Organisation
+from ..organisations.services import METHODOLOGY_MAX
 from ..permissions import (
     can_make_reports,
     can_write_methodology,
@@ -51,7 +52,6 @@ METHODOLOGY_TOPICS = (
     ("identification", re.compile(r"identif", re.I), "how the support was identified (mention "
                                                      "“identified”)"),
 )
-METHODOLOGY_MAX = 10_000
 
 DEFAULT_METHODOLOGY = """\
 Currency: each amount is shown in the currency in which it was paid, without conversion; totals \
@@ -89,12 +89,19 @@ def check_methodology_note(note: str | None, field: str = "methodology_note") ->
     return note
 
 
-def update_methodology_note(organisation: Organisation, note: str | None, actor) -> Organisation:
-    """Set the organisation's methodology note; the next report generated will carry it."""
+def checked_methodology_note(organisation: Organisation, note: str | None, actor) -> str:
+    """The note as it may be written: only by a compliance officer of the organisation, and
+    complete. Whoever writes the note (this page, the organisation's form or the import) asks
+    here first."""
     require(can_write_methodology, actor, organisation)
     if organisation.is_void:
         raise Conflict("This organisation has been voided.")
-    clean = check_methodology_note(note)
+    return check_methodology_note(note)
+
+
+def update_methodology_note(organisation: Organisation, note: str | None, actor) -> Organisation:
+    """Set the organisation's methodology note; the next report generated will carry it."""
+    clean = checked_methodology_note(organisation, note, actor)
     if clean != organisation.methodology_note:
         audit.set_reason("Methodology note of the transparency reports edited")
         organisation.methodology_note = clean

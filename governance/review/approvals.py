@@ -18,13 +18,14 @@ from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..pagination import Page
 from ..permissions import can_approve_plans, can_submit_plans, interaction_scope, require
+from ..validation import NOTE_MAX
 from ..vocabulary import APPROVAL_DECISIONS
 
 # The columns of the submission and decision: changing them is not a change of the record's
 # content (a signed-off review stays signed).
 APPROVAL_FIELDS = frozenset({"submitted_at", "submitted_by_id", "approval_decision",
                              "approval_note", "approved_by_id", "approved_at"})
-NOTE_LIMIT = 4000
+NOTE_LIMIT = NOTE_MAX
 
 
 def needs_approval(interaction) -> bool:

@@ -16,6 +16,7 @@ from ..permissions import can_resolve_flags, can_sign_off, flag_scope, require
 from ..rules.evaluation import current_policy
 from ..rules.flags import still_applies
 from ..rules.models import Flag
+from ..validation import NOTE_MAX, TOO_LONG
 from ..vocabulary import FLAG_STATES, SIGNATURE_MEANINGS
 from .approvals import APPROVAL_FIELDS
 
@@ -89,6 +90,8 @@ def transition_flag(flag: Flag, state: str, note: str | None, actor) -> Flag:
     note = (note or "").strip()
     if RESOLUTIONS[state] and not note:
         raise ValidationFailed({"note": [RESOLUTIONS[state]]})
+    if len(note) > NOTE_MAX:
+        raise ValidationFailed({"note": [TOO_LONG.format(max=NOTE_MAX)]})
     if state == "remediated" and still_applies(flag):
         raise Conflict(f"The record still breaks rule {flag.rule_id}. Edit the record first "
                        "(re-evaluation then closes the flag), or acknowledge the flag with a "
