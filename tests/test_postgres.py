@@ -67,7 +67,7 @@ def test_audit_events_refuse_truncate(make_org):
 
 
 @pytest.mark.postgres_only
-def test_the_application_role_writes_records_but_may_not_rewrite_audit_events(
+def test_the_application_role_writes_records_but_may_not_rewrite_audit_events_or_checkpoints(
         app, runner, tmp_path, application_role, make_interaction, compliance_user):
     role, url = application_role
     make_interaction(title="Logged by the owner")
@@ -86,7 +86,9 @@ def test_the_application_role_writes_records_but_may_not_rewrite_audit_events(
         services.update_interaction(logged, {"title": "Edited by the application role"}, actor)
         db.session.commit()
         for statement in ("UPDATE audit_events SET actor_label = 'mallory'",
-                          "DELETE FROM audit_events", "TRUNCATE audit_events"):
+                          "DELETE FROM audit_events", "TRUNCATE audit_events",
+                          "UPDATE audit_checkpoints SET reason = 'periodic'",
+                          "DELETE FROM audit_checkpoints", "TRUNCATE audit_checkpoints"):
             with pytest.raises(DBAPIError, match="permission denied"):
                 db.session.execute(text(statement))
             db.session.rollback()

@@ -2,13 +2,14 @@
 
 The owner creates and alters the tables (`flask db upgrade` runs as the owner). The application
 connects as a role that may read and write the records but may not UPDATE, DELETE or TRUNCATE
-audit events: together with the append-only trigger (which holds even for the owner), the
-audit trail cannot be rewritten through the application's connection.
+audit events or the audit chain's checkpoints: together with the append-only triggers (which
+hold even for the owner), the audit trail cannot be rewritten through the application's
+connection.
 """
 
 from sqlalchemy import inspect, text
 
-from ..audit import AuditEvent
+from ..audit import AuditCheckpoint, AuditEvent
 from ..extensions import db
 
 
@@ -24,9 +25,10 @@ def application_grants(role: str, schema: str, tables: set[str]) -> list[str]:
         f"GRANT USAGE ON SCHEMA {where} TO {who}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {where} TO {who}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {where} TO {who}",
-        f"REVOKE UPDATE, DELETE, TRUNCATE ON {where}.{quote(AuditEvent.__tablename__)} "
-        f"FROM {who}",
     ]
+    statements += [f"REVOKE UPDATE, DELETE, TRUNCATE ON {where}.{quote(model.__tablename__)} "
+                   f"FROM {who}" for model in (AuditEvent, AuditCheckpoint)
+                   if model.__tablename__ in tables]
     if "alembic_version" in tables:
         statements.append(
             f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {where}.alembic_version FROM {who}")
