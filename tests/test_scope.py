@@ -136,6 +136,9 @@ def test_pages_exports_queue_and_audit_trail_hold_nothing_of_another_sponsor(dem
         assert response.status_code == 200, url
         body = response.get_data(as_text=True)
         assert not {title for title in northwind_titles if title in body}, url
+    northwind = sponsored_by("Northwind Therapeutics")[0][0]
+    dashboard = client.get(f"/review/dashboard?partnership_id={northwind.id}")
+    assert northwind.title not in dashboard.get_data(as_text=True)
     partnerships_page = client.get("/partnerships/").get_data(as_text=True)
     assert all(title in partnerships_page for title in helix_titles
                if "listening" not in title.lower())

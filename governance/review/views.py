@@ -31,7 +31,9 @@ from ..permissions import (
     can_submit_plans,
     flag_scope,
     interaction_scope,
+    partnership_scope,
     visible_or_404,
+    visible_record,
 )
 from ..rules.evaluation import current_policy, today_utc
 from ..rules.flags import flags_of_interaction, flags_of_partnership
@@ -184,7 +186,8 @@ def _period_label(date_from, date_to, partnership_id) -> str:
     span = f"{date_from.isoformat() if date_from else 'the start'} to " \
            f"{date_to.isoformat() if date_to else 'today'}"
     if partnership_id:
-        partnership = db.session.get(Partnership, partnership_id)
+        partnership = visible_record(Partnership, partnership_id, partnership_scope,
+                                     current_user)
         if partnership is not None:
             return f"{span}, {partnership.title}"
     return f"{span}, all partnerships"
