@@ -302,10 +302,6 @@ def certify_with(agreement: Agreement, values: dict, actor) -> Agreement:
     unknown = set(values) - {"password", "meaning", "code"}
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in sorted(unknown)})
-    not_text = {name: ["Not a valid string."] for name in ("password", "meaning", "code")
-                if values.get(name) is not None and not isinstance(values[name], str)}
-    if not_text:
-        raise ValidationFailed(not_text)
     return certify_agreement(agreement, actor, values.get("password"), values.get("meaning"),
                              values.get("code"))
 

@@ -59,6 +59,11 @@ def check_signature(actor: User, password: str | None, meaning: str | None, mean
     """Check an electronic signature (the signer's password, with two-step sign-in on their
     code too, and a stated meaning, one of `meanings`); return the statement signed. `what`
     names the signed thing for the signer, `record` for the log."""
+    not_text = {name: ["Not a valid string."] for name, value in
+                (("password", password), ("meaning", meaning), ("code", code))
+                if value is not None and not isinstance(value, str)}
+    if not_text:
+        raise ValidationFailed(not_text, f"The {what} was not signed.")
     errors = {}
     if meaning not in meanings:
         errors["meaning"] = ["State what your signature means."]
