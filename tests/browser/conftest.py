@@ -248,7 +248,10 @@ SETTLED_COLOURS = """() => {
 
 
 def check_accessibility(page: Page) -> None:
-    """Run axe-core's WCAG 2.1 A and AA rules on the page; any violation fails the test."""
+    """Run axe-core's WCAG 2.1 A and AA rules on the page; any violation fails the test. The
+    page is checked once it has loaded with its stylesheets: read mid-load, the navigation bar's
+    light links sit on the white of a page without its colours."""
+    page.wait_for_load_state("load")
     page.evaluate(SETTLED_COLOURS)
     results = AXE.run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS},
                                      "resultTypes": ["violations"]})
