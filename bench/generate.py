@@ -13,7 +13,8 @@ Then, on a copy, the policy rules raise their flags with the rules' bulk re-eval
 (reevaluate_all) and compliance resolves part of the older ones (acknowledged or dismissed).
 
 Two files per size, each with a manifest beside it (<file>.json: the counts, the time of each
-step, the busiest organisation-year, the accounts, all with the password granite-orchard-lantern-2026):
+step, the busiest organisation-year, the accounts, all with the password
+granite-orchard-lantern-2026):
 <size>-base.sqlite without flags, and <size>.sqlite with them.
 
     .venv/bin/python bench/generate.py --size medium [--seed 2026] [--dir instance/bench]
@@ -371,7 +372,7 @@ class Generator:
                     id=next_id, created_by_id=creator, confirmed_by_partner=state,
                     confirmation_note="Fewer patients attended than recorded."
                     if state == "disputed" else None,
-                    created_at=stamp, updated_at=stamp, version=1)
+                    created_at=stamp, updated_at=stamp, version=1, status="held")
                 if rng.random() < 0.005:
                     row["voided_at"] = stamp + timedelta(days=30)
                     row["void_reason"] = "Logged twice."
