@@ -459,11 +459,12 @@ def instance_key(path: Path, logger) -> bytes:
         draft.chmod(0o600)
         try:
             os.link(draft, path)  # atomic: of processes starting together, one key wins
+        except FileExistsError:
+            logger.info("Another process wrote the audit key %s first; using it.", path)
+        else:
             logger.warning("No AUDIT_KEY configured: wrote a new audit key to %s. Keep a copy of "
                            "it apart from the database: without it the audit trail cannot be "
                            "verified.", path)
-        except FileExistsError:
-            pass
         finally:
             draft.unlink()
     return path.read_text().strip().encode()

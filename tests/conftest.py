@@ -268,6 +268,17 @@ def drop_audit_triggers() -> None:
         db.session.execute(text("DROP TRIGGER audit_events_no_delete"))
 
 
+@pytest.fixture
+def bearer(app):
+    """Headers that authenticate an API request as `user`, with a new token."""
+    def make(user) -> dict:
+        token = accounts.issue_token(user, "tests")
+        db.session.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
 def make_config(tmp_path, **overrides) -> dict:
     config = {
         "TESTING": True,

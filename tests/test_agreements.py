@@ -9,7 +9,6 @@ from sqlalchemy import create_engine, inspect, select, text
 
 from governance import create_app
 from governance.agreements.models import Agreement
-from governance.auth import services as accounts
 from governance.extensions import db
 from governance.partnerships.models import Support
 from governance.rules.models import Flag
@@ -23,16 +22,6 @@ AGREEMENT = {"kind": "grant", "objective": "Grant towards the patient registry f
              "starts_on": "2025-01-01", "ends_on": "2025-12-31", "amount": "10000.00",
              "currency": "GBP", "signed_on": "2025-01-10",
              "signatories": "CFO of Helix Pharma; Chair of Rare Lung Alliance"}
-
-
-@pytest.fixture
-def bearer(app):
-    def make(user) -> dict:
-        token = accounts.issue_token(user, "tests")
-        db.session.commit()
-        return {"Authorization": f"Bearer {token}"}
-
-    return make
 
 
 @pytest.fixture

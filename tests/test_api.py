@@ -24,16 +24,6 @@ def as_json(values: dict) -> dict:
 
 
 @pytest.fixture
-def bearer(app):
-    def make(user) -> dict:
-        token = accounts.issue_token(user, "tests")
-        db.session.commit()
-        return {"Authorization": f"Bearer {token}"}
-
-    return make
-
-
-@pytest.fixture
 def compliance(compliance_user, bearer):
     return bearer(compliance_user)
 

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from governance.audit import history_of
-from governance.auth import services as accounts
 from governance.database import utcnow
 from governance.extensions import db
 from governance.interactions.models import Interaction
@@ -21,16 +20,6 @@ from .conftest import GOOD_INTERACTION, login
 API = "/api/v1"
 TODAY = utcnow().date()
 NEXT_WEEK = TODAY + timedelta(days=7)
-
-
-@pytest.fixture
-def bearer(app):
-    def make(user) -> dict:
-        token = accounts.issue_token(user, "tests")
-        db.session.commit()
-        return {"Authorization": f"Bearer {token}"}
-
-    return make
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import func, select
 
 from governance.audit import AuditEvent
-from governance.auth import services as accounts
 from governance.extensions import db
 from governance.interactions.models import Interaction
 from governance.organisations.models import Organisation
@@ -34,16 +33,6 @@ def as_json(values: dict) -> dict:
 @pytest.fixture
 def advocate(make_user, sponsor):
     return make_user("advocate", sponsor)
-
-
-@pytest.fixture
-def bearer(app):
-    def make(user) -> dict:
-        token = accounts.issue_token(user, "tests")
-        db.session.commit()
-        return {"Authorization": f"Bearer {token}"}
-
-    return make
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from governance.auth import services as accounts
 from governance.extensions import db
 from governance.partnerships.models import Agreement
 from governance.payments import services
@@ -21,16 +20,6 @@ from .conftest import make_config
 
 API = "/api/v1"
 PROJECT_POLICIES = Path(__file__).resolve().parent.parent / "policies"
-
-
-@pytest.fixture
-def bearer(app):
-    def make(user) -> dict:
-        token = accounts.issue_token(user, "tests")
-        db.session.commit()
-        return {"Authorization": f"Bearer {token}"}
-
-    return make
 
 
 @pytest.fixture
