@@ -94,4 +94,5 @@ class FileStore:
 REPORTS = FileStore("reports")
 ATTACHMENTS = FileStore("attachments")
 IMPORTS = FileStore("imports", fan_out=False)
+LOGOS = FileStore("logos", fan_out=False)
 STORES = (REPORTS, ATTACHMENTS, IMPORTS)

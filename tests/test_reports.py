@@ -116,8 +116,10 @@ def publish(actor, report) -> Report:
     return db.session.get(Report, report.id)
 
 
-def stored(report, kind) -> bytes:
-    return files.read(report.sha256_of(kind))
+def stored(report, kind, document="internal") -> bytes:
+    """A stored file of the report: by default of the internal governance report, which holds
+    every line, flag and answer (tests/test_public_disclosure.py reads the public one)."""
+    return files.read(report.sha256_of(kind, document))
 
 
 # --- content --------------------------------------------------------------------------------------
@@ -156,7 +158,7 @@ def test_pdf_has_cover_contents_page_numbers_and_draft_mark(year, compliance_use
     reader = PdfReader(io.BytesIO(stored(report, "pdf")))
     pages = [page.extract_text() for page in reader.pages]
 
-    assert report.page_count == len(pages) > 3
+    assert report.internal_page_count == len(pages) > 3
     assert "Calendar year 2025" in pages[0]
     assert "Contents" in pages[1] and "Methodology" in pages[1]
     assert f"Page 2 of {len(pages)}" in pages[1]
@@ -336,10 +338,12 @@ def test_generation_runs_as_a_job_and_the_page_shows_its_state(year, compliance_
 
     status = client.get(f"/reports/{report.id}/status").get_json()
     assert status["status"] == "done" and status["progress"] == 100
-    assert set(status["links"]) == {"pdf", "csv", "json"}
+    assert set(status["links"]) == {"pdf", "csv", "json", "public", "internal"}
     page = client.get(f"/reports/{report.id}").get_data(as_text=True)
     assert "Sign and publish" in page and status["sha256"]["pdf"] in page
-    assert client.get(status["links"]["pdf"]).data == stored(report, "pdf")
+    assert status["internal_sha256"]["pdf"] in page
+    assert client.get(status["links"]["pdf"]).data == stored(report, "pdf", "public")
+    assert client.get(status["links"]["internal"]["pdf"]).data == stored(report, "pdf")
 
 
 def test_page_of_a_running_job_shows_a_progress_bar_without_inline_script(
@@ -488,7 +492,7 @@ def test_published_report_is_unchanged_by_later_edits(year, compliance_user, cli
     from governance.partnerships.services import update_support
 
     report = publish(compliance_user, generate(compliance_user, year["sponsor"]))
-    before = {kind: stored(report, kind) for kind in ("pdf", "csv", "json")}
+    before = {kind: stored(report, kind, "public") for kind in ("pdf", "csv", "json")}
     hashes = {kind: report.sha256_of(kind) for kind in ("pdf", "csv", "json")}
 
     update_support(year["lines"][0], {"amount": "99999.00"}, compliance_user,
@@ -516,7 +520,7 @@ def test_correction_is_version_2_and_version_1_stays_available(year, compliance_
     from governance.partnerships.services import update_support
 
     first = publish(compliance_user, generate(compliance_user, year["sponsor"]))
-    first_pdf = stored(first, "pdf")
+    first_pdf = stored(first, "pdf", "public")
     update_support(year["lines"][0], {"amount": "12000.00"}, compliance_user,
                    reason="The grant was 12,000, not 12,500")
     db.session.commit()
@@ -537,7 +541,7 @@ def test_correction_is_version_2_and_version_1_stays_available(year, compliance_
 
     db.session.expire_all()
     first = db.session.get(Report, first.id)
-    assert first.is_published and stored(first, "pdf") == first_pdf
+    assert first.is_published and stored(first, "pdf", "public") == first_pdf
     page = client.get("/public/reports/").get_data(as_text=True)
     assert first.pdf_sha256 in page and second.pdf_sha256 in page
     assert "Corrected by version 2" in page
@@ -650,9 +654,14 @@ def test_api_post_report_answers_202_and_get_gives_status_and_links(year, compli
 
     status = client.get(f"/api/v1/reports/{body['id']}", headers=headers).get_json()
     assert status["status"] == "done" and status["version"] == 1
-    assert set(status["links"]) == {"pdf", "csv", "json"}
+    assert set(status["links"]) == {"pdf", "csv", "json", "public", "internal"}
+    assert status["links"]["public"] == {kind: status["links"][kind]
+                                         for kind in ("pdf", "csv", "json")}
     pdf = client.get(status["links"]["pdf"], headers=headers)
     assert pdf.status_code == 200 and sha256_hex(pdf.data) == status["sha256"]["pdf"]
+    internal = client.get(status["links"]["internal"]["json"], headers=headers)
+    assert sha256_hex(internal.data) == status["internal_sha256"]["json"]
+    assert client.get(status["links"]["internal"]["json"]).status_code == 401
 
 
 def test_api_refuses_bad_requests_in_the_documented_shape(year, compliance_user, make_user,

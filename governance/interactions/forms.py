@@ -57,6 +57,10 @@ class InteractionForm(FlaskForm):
     activity_codes = SelectMultipleField("Engagement activities served", validate_choice=False,
                                          description="The prioritised activities this "
                                          "interaction worked on (hold Ctrl to pick several).")
+    publishable = BooleanField(
+        "The title may appear in the public disclosure",
+        description="Leave unticked when the title names an unlicensed product or anything not "
+                    "for publication: the public report then lists the interaction without it.")
     patient_needs = MultiCheckboxField("Patient needs served", choices=vocab_options(PATIENT_NEEDS),
                                        validate_choice=False)
 
@@ -113,7 +117,7 @@ class InteractionForm(FlaskForm):
 # The form is laid out by NHC dimension; each group carries the good practice it protects.
 GROUPS = [
     ("General", None, ["title", "occurred_on", "format", "status", "organisation_id",
-                       "activity_codes", "patient_needs"]),
+                       "activity_codes", "patient_needs", "publishable"]),
     ("WHAT", DIMENSION_GOOD_PRACTICE["WHAT"], ["partnership_id"]),
     ("WHY", DIMENSION_GOOD_PRACTICE["WHY"], ["purpose", "purpose_shared_on", "product_specific",
                                              "product"]),

@@ -1,6 +1,6 @@
 from datetime import date
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -35,6 +35,9 @@ class Interaction(SignOff, PlanApproval, Record, db.Model):
     # Planned, then held (or cancelled); a record logged after the fact is held.
     status: Mapped[str] = mapped_column(vocab_enum(INTERACTION_STATUSES, "interaction_status"),
                                         default="held", server_default="held")
+    # Whether the title may appear in the public disclosure (titles may name unlicensed
+    # products; by default they stay in the internal report).
+    publishable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     # WHAT the relationship
     partnership_id: Mapped[int | None] = mapped_column(ForeignKey("partnerships.id"))

@@ -64,6 +64,7 @@ class InteractionInput(Input):
     activity_codes = texts(24, 100)
     patient_needs = subset(PATIENT_NEEDS)
     external_id = text(100, allow_none=True, load_default=None)
+    publishable = fields.Boolean(load_default=False)
 
     purpose = text(LONG_TEXT_MAX, allow_none=True, load_default=None)
     purpose_shared_on = fields.Date(allow_none=True, load_default=None)

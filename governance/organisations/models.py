@@ -22,6 +22,11 @@ class Organisation(Record, db.Model):
     annual_income: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
     income_currency: Mapped[str | None] = mapped_column(String(3))
     methodology_note: Mapped[str | None] = mapped_column(Text)
+    # The report's branding, set by a compliance officer: a logo (stored by its SHA-256) and
+    # a colour (#rrggbb).
+    logo_sha256: Mapped[str | None] = mapped_column(String(64))
+    logo_media_type: Mapped[str | None] = mapped_column(String(40))
+    brand_colour: Mapped[str | None] = mapped_column(String(7))
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     # The organisation of the user who added it: its people see it before any partnership
     # with it exists (see permissions.organisation_scope).

@@ -12,7 +12,7 @@ from ..permissions import allow, can_make_reports, can_read_reports
 from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
 from . import jobs, services
 from .downloads import file_response, report_links
-from .models import ARTEFACTS, Report
+from .models import ARTEFACTS, DOCUMENTS, Report
 from .views import load_job, load_report
 
 reports = resource("reports", "Annual transparency reports: a job that generates the PDF, CSV "
@@ -31,10 +31,21 @@ class Hashes(Schema):
     json = fields.String(required=True)
 
 
-class Links(Schema):
+class DocumentLinks(Schema):
     pdf = fields.String(required=True)
     csv = fields.String(required=True)
     json = fields.String(required=True)
+
+
+class Links(DocumentLinks):
+    """`pdf`, `csv` and `json` are the public disclosure's files, as `public` has them."""
+
+    public = fields.Nested(DocumentLinks, required=True, metadata={
+        "description": "The public disclosure: no staff names, flag notes or dispute notes. "
+                       "Once published, served on the public page without signing in."})
+    internal = fields.Nested(DocumentLinks, metadata={
+        "description": "The internal governance report: flags and their resolutions, "
+                       "disputes and answers, acknowledged exceptions. Never public."})
 
 
 class ReportStatus(Schema):
@@ -62,7 +73,15 @@ class ReportStatus(Schema):
         "description": "The id of the published report this version corrects."})
     correction_reason = fields.String(allow_none=True)
     signature = fields.Nested(Signature, allow_none=True)
-    sha256 = fields.Nested(Hashes, allow_none=True)
+    sha256 = fields.Nested(Hashes, allow_none=True, metadata={
+        "description": "The public disclosure's files."})
+    internal_sha256 = fields.Nested(Hashes, allow_none=True, metadata={
+        "description": "The internal governance report's files."})
+    internal_pages = fields.Integer(allow_none=True)
+    country = fields.String(allow_none=True, metadata={
+        "description": "The recipients' country of a national disclosure; null: all."})
+    reporting_currency = fields.String(allow_none=True)
+    exchange_rates = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
     links = fields.Nested(Links, metadata={"description": "Present when the files exist."})
 
 
@@ -126,10 +145,23 @@ class ReportFile(MethodView):
     @reports.response(200, description="The stored file, byte for byte.")
     @documented_errors(reports, 403, 404)
     def get(self, report_id: int, kind: str):
-        """A generated file of the report (pdf, csv or json)."""
+        """A generated file of the report's public disclosure (pdf, csv or json)."""
         if kind not in ARTEFACTS:
             abort(404)
         return file_response(load_report(report_id), kind)
+
+
+@reports.route("/reports/<id:report_id>/files/<document>/<kind>",
+               endpoint="report_document_file")
+class ReportDocumentFile(MethodView):
+    @allow(can_read_reports)
+    @reports.response(200, description="The stored file, byte for byte.")
+    @documented_errors(reports, 403, 404)
+    def get(self, report_id: int, document: str, kind: str):
+        """A generated file of either document (`public` or `internal`; pdf, csv or json)."""
+        if kind not in ARTEFACTS or document not in DOCUMENTS:
+            abort(404)
+        return file_response(load_report(report_id), kind, document)
 
 
 

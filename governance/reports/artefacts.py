@@ -1,4 +1,5 @@
-"""The report's files, all drawn from one snapshot: PDF, CSV and JSON (and the HTML preview)."""
+"""The report's files, all drawn from one snapshot: for each of its two documents (the public
+disclosure and the internal governance report) a PDF, a CSV and a JSON (and the HTML preview)."""
 
 import csv
 import io
@@ -6,21 +7,28 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .. import storage
 from ..pdf import DEFAULT_OPTIONS, PdfOptions, html_to_pdf, render_html
 from ..spreadsheets import safe_cell
 from .layout import flag_summary, flag_totals, pdf_listings
+from .public import public_csv_rows, public_document
 
 PDF_TEMPLATE = "reports/pdf.html"
+PUBLIC_PDF_TEMPLATE = "reports/public_pdf.html"
 
 CSV_COLUMNS = (
     "id", "section", "organisation", "partnership", "date", "kind", "amount", "currency",
     "description", "partner_confirmation", "partner_note", "dimension", "rule", "severity",
     "subject", "state", "resolution_note", "resolved_at", "flags", "count", "rate",
 )
+PUBLIC_CSV_COLUMNS = (
+    "id", "section", "organisation", "country", "date", "kind", "amount", "currency",
+    "description", "agreement", "agreement_reference", "dimension", "state", "count", "rate",
+)
 
 
 @dataclass(frozen=True)
-class Artefacts:
+class Document:
     pdf: bytes
     csv: bytes
     json: bytes
@@ -30,7 +38,17 @@ class Artefacts:
         return {"pdf": self.pdf, "csv": self.csv, "json": self.json}
 
 
+@dataclass(frozen=True)
+class Artefacts:
+    public: Document
+    internal: Document
+
+    def by_document(self) -> dict[str, Document]:
+        return {"public": self.public, "internal": self.internal}
+
+
 def template_context(snapshot: dict, for_pdf: bool) -> dict:
+    """What the internal report's templates need (the PDF, and the HTML preview)."""
     context = {"r": snapshot, "for_pdf": for_pdf, "flag_summary": flag_summary(snapshot["flags"]),
                "flag_totals": flag_totals}
     if for_pdf:
@@ -41,26 +59,47 @@ def template_context(snapshot: dict, for_pdf: bool) -> dict:
 
 
 def report_html(snapshot: dict) -> str:
-    """The final HTML WeasyPrint lays out."""
+    """The internal governance report's HTML, as WeasyPrint lays it out."""
     return render_html(PDF_TEMPLATE, template_context(snapshot, for_pdf=True))
 
 
+def logo_of(document: dict) -> bytes | None:
+    logo = (document.get("branding") or {}).get("logo")
+    return storage.LOGOS.read(logo["sha256"]) if logo else None
+
+
+def public_html(document: dict) -> str:
+    """The public disclosure's HTML, as WeasyPrint lays it out."""
+    from .public_layout import public_pdf_context
+
+    return render_html(PUBLIC_PDF_TEMPLATE, public_pdf_context(document, logo_of(document)))
+
+
 def estimated_pages(snapshot: dict) -> int:
-    """A rough page count, so that progress can be shown while the pages are laid out."""
+    """A rough page count of both documents, so that progress can be shown while the pages
+    are laid out."""
     lines = sum(len(recipient["lines"]) for recipient in snapshot["recipients"])
     interactions = snapshot["interactions"]["count"]
     groups = len(snapshot["interactions"]["partnerships"])
-    return max(1, 5 + lines // 28 + len(snapshot["recipients"]) // 6 + interactions // 45
-               + groups // 12 + len(snapshot["flags"]) // 40 + len(snapshot["priorities"]) // 30)
+    internal = 5 + lines // 28 + len(snapshot["recipients"]) // 6 + interactions // 45 \
+        + groups // 12 + len(snapshot["flags"]) // 40 + len(snapshot["priorities"]) // 30
+    public = 4 + lines // 30 + len(snapshot["recipients"]) // 4
+    return max(1, internal + public)
 
 
 def build_artefacts(snapshot: dict, options: PdfOptions = DEFAULT_OPTIONS,
-                    on_page: Callable[[int], None] | None = None,
-                    html: str | None = None) -> Artefacts:
-    rendered = html_to_pdf(html if html is not None else report_html(snapshot), options,
-                           on_page)
-    return Artefacts(rendered.content, snapshot_csv(snapshot), snapshot_json(snapshot),
-                     rendered.pages)
+                    on_page: Callable[[int], None] | None = None) -> Artefacts:
+    """Both documents of the snapshot; `on_page` hears the pages laid out, counted over both."""
+    document = public_document(snapshot)
+    public_pdf = html_to_pdf(public_html(document), options, on_page)
+    shifted = None if on_page is None else (lambda page: on_page(public_pdf.pages + page))
+    internal_pdf = html_to_pdf(report_html(snapshot), options, shifted)
+    return Artefacts(
+        public=Document(public_pdf.content, _csv(PUBLIC_CSV_COLUMNS, public_csv_rows(document)),
+                        snapshot_json(document), public_pdf.pages),
+        internal=Document(internal_pdf.content, snapshot_csv(snapshot), snapshot_json(snapshot),
+                          internal_pdf.pages),
+    )
 
 
 def snapshot_json(snapshot: dict) -> bytes:
@@ -72,12 +111,16 @@ def snapshot_from_json(content: bytes) -> dict:
 
 
 def snapshot_csv(snapshot: dict) -> bytes:
-    """One row per line of the report, each with its stable id; a `section` column says what
-    kind of line it is."""
+    """One row per line of the internal report, each with its stable id; a `section` column
+    says what kind of line it is."""
+    return _csv(CSV_COLUMNS, csv_rows(snapshot))
+
+
+def _csv(columns: tuple[str, ...], rows) -> bytes:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
-    for row in csv_rows(snapshot):
+    for row in rows:
         writer.writerow({key: safe_cell("" if value is None else value)
                          for key, value in row.items()})
     return out.getvalue().encode("utf-8")

@@ -20,7 +20,7 @@ from .. import audit, storage
 from .. import jobs as background
 from ..database import utcnow, write_intent
 from ..extensions import db
-from .artefacts import build_artefacts, estimated_pages, report_html, snapshot_from_json
+from .artefacts import build_artefacts, estimated_pages, snapshot_from_json
 from .models import Report
 from .services import gather_snapshot, with_approval
 
@@ -54,8 +54,8 @@ def claim(report_id: int) -> str | None:
 
 @dataclass(frozen=True)
 class JobResult:
-    stored: dict[str, storage.StoredFile]
-    pages: int
+    stored: dict[tuple[str, str], storage.StoredFile]  # by (document, kind)
+    pages: dict[str, int]  # by document
     generated_at: datetime | None = None
     methodology_note: str | None = None
     published_at: datetime | None = None
@@ -101,16 +101,16 @@ def _draft_snapshot(report: Report, progress: background.Progress) -> tuple[dict
 
 
 def _publishing_snapshot(report: Report) -> tuple[dict, dict]:
-    draft = snapshot_from_json(storage.REPORTS.read(report.json_sha256))
+    draft = snapshot_from_json(storage.REPORTS.read(report.snapshot_sha256))
     published_at = utcnow().replace(microsecond=0)
     head = audit.chain_head()
     return (with_approval(draft, report, published_at, head),
             {"published_at": published_at, "audit_head": head})
 
 
-def _render_and_store(snapshot: dict, progress: background.Progress) -> tuple[dict, int]:
+def _render_and_store(snapshot: dict, progress: background.Progress
+                      ) -> tuple[dict[tuple[str, str], storage.StoredFile], dict[str, int]]:
     progress(30, "Writing the pages")
-    html = report_html(snapshot)
     expected = estimated_pages(snapshot)
 
     furthest = [0]
@@ -127,12 +127,14 @@ def _render_and_store(snapshot: dict, progress: background.Progress) -> tuple[di
     gc.collect()
     gc.freeze()
     try:
-        artefacts = build_artefacts(snapshot, on_page=on_page, html=html)
+        artefacts = build_artefacts(snapshot, on_page=on_page)
     finally:
         gc.unfreeze()
     progress(93, "Storing the files")
-    stored = {kind: storage.REPORTS.store(content) for kind, content in artefacts.by_kind().items()}
-    return stored, artefacts.pages
+    stored = {(name, kind): storage.REPORTS.store(content)
+              for name, document in artefacts.by_document().items()
+              for kind, content in document.by_kind().items()}
+    return stored, {name: document.pages for name, document in artefacts.by_document().items()}
 
 
 def _finish(report_id: int, token: str, result: JobResult) -> None:
@@ -143,10 +145,10 @@ def _finish(report_id: int, token: str, result: JobResult) -> None:
             current_app.logger.warning("report job %s lost its claim; result discarded",
                                        report_id)
             return
-        for kind, stored_file in result.stored.items():
-            setattr(report, f"{kind}_sha256", stored_file.sha256)
-            setattr(report, f"{kind}_size", stored_file.size)
-        report.page_count = result.pages
+        for (document, kind), stored_file in result.stored.items():
+            report.keep_file(document, kind, stored_file.sha256, stored_file.size)
+        report.page_count = result.pages["public"]
+        report.internal_page_count = result.pages["internal"]
         report.progress = 100
         report.progress_note = None
         report.finished_at = utcnow()

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -10,6 +10,9 @@ from ..records import Record, vocab_enum
 from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
 
 ARTEFACTS = ("pdf", "csv", "json")
+# The public disclosure (the files at the old addresses) and the internal governance report.
+DOCUMENTS = ("public", "internal")
+ALL_COUNTRIES = "all"
 
 
 class Report(Record, Job, db.Model):
@@ -30,6 +33,12 @@ class Report(Record, Job, db.Model):
     revision: Mapped[int] = mapped_column(default=1)
     corrects_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
     correction_reason: Mapped[str | None] = mapped_column(Text)
+    # Which recipients it covers: "all", or those of one country (a national disclosure).
+    country_scope: Mapped[str] = mapped_column(String(3), default=ALL_COUNTRIES)
+    # An optional currency every total is also given in, at rates compliance entered
+    # ({"USD": "0.790000"}: one US dollar is 0.79 of the reporting currency).
+    reporting_currency: Mapped[str | None] = mapped_column(String(3))
+    exchange_rates: Mapped[dict | None] = mapped_column(JSON)
 
     # The job
     job: Mapped[str] = mapped_column(vocab_enum(REPORT_JOBS, "report_job"), default="generate")
@@ -47,6 +56,13 @@ class Report(Record, Job, db.Model):
     pdf_size: Mapped[int | None]
     csv_size: Mapped[int | None]
     json_size: Mapped[int | None]
+    internal_page_count: Mapped[int | None]
+    internal_pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    internal_csv_sha256: Mapped[str | None] = mapped_column(String(64))
+    internal_json_sha256: Mapped[str | None] = mapped_column(String(64))
+    internal_pdf_size: Mapped[int | None]
+    internal_csv_size: Mapped[int | None]
+    internal_json_size: Mapped[int | None]
 
     # The publisher's electronic signature
     signed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -61,7 +77,8 @@ class Report(Record, Job, db.Model):
     signed_by = relationship("User", foreign_keys=[signed_by_id])
 
     __table_args__ = (
-        UniqueConstraint("organisation_id", "year", "revision", name="uq_reports_revision"),
+        UniqueConstraint("organisation_id", "year", "country_scope", "revision",
+                         name="uq_reports_revision"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress_in_range"),
         CheckConstraint("year BETWEEN 1900 AND 2999", name="year_in_range"),
         CheckConstraint("revision >= 1", name="revision_positive"),
@@ -75,21 +92,41 @@ class Report(Record, Job, db.Model):
     def has_files(self) -> bool:
         return self.status in ("done", "published") and self.pdf_sha256 is not None
 
-    def sha256_of(self, kind: str) -> str | None:
-        return getattr(self, f"{kind}_sha256")
+    @staticmethod
+    def _column(document: str, kind: str, what: str) -> str:
+        return f"{kind}_{what}" if document == "public" else f"{document}_{kind}_{what}"
 
-    def size_of(self, kind: str) -> int | None:
-        return getattr(self, f"{kind}_size")
+    def sha256_of(self, kind: str, document: str = "public") -> str | None:
+        return getattr(self, self._column(document, kind, "sha256"))
+
+    def size_of(self, kind: str, document: str = "public") -> int | None:
+        return getattr(self, self._column(document, kind, "size"))
+
+    def keep_file(self, document: str, kind: str, sha256: str, size: int) -> None:
+        setattr(self, self._column(document, kind, "sha256"), sha256)
+        setattr(self, self._column(document, kind, "size"), size)
+
+    @property
+    def snapshot_sha256(self) -> str | None:
+        """The frozen snapshot both documents are drawn from: the internal JSON."""
+        return self.internal_json_sha256 or self.json_sha256
+
+    @property
+    def is_national(self) -> bool:
+        return self.country_scope != ALL_COUNTRIES
 
     @property
     def stable_id(self) -> str:
         return f"report-{self.id}"
 
-    def file_name(self, kind: str) -> str:
+    def file_name(self, kind: str, document: str = "public") -> str:
         slug = "".join(c if c.isalnum() else "-" for c in self.organisation.name.lower())
         slug = "-".join(part for part in slug.split("-") if part)[:60] or "organisation"
         state = "" if self.is_published else "-draft"
-        return f"transparency-report-{slug}-{self.year}-v{self.revision}{state}.{kind}"
+        scope = f"-{self.country_scope.lower()}" if self.is_national else ""
+        name = "transparency-report" if document == "public" else "internal-governance-report"
+        return f"{name}-{slug}-{self.year}{scope}-v{self.revision}{state}.{kind}"
 
     def __str__(self) -> str:
-        return f"Transparency report {self.year}, version {self.revision}"
+        scope = f" ({self.country_scope})" if self.is_national else ""
+        return f"Transparency report {self.year}{scope}, version {self.revision}"

@@ -31,13 +31,15 @@ from ..permissions import (
     visible_record,
 )
 from ..validation import Input, load, required, text
+from ..validation import country as country_code
+from ..validation import currency as currency_code
 from ..vocabulary import (
     DIMENSIONS,
     INTERACTION_FORMATS,
     REPORT_SIGNATURE_MEANINGS,
     SUPPORT_KINDS,
 )
-from .models import Report
+from .models import ALL_COUNTRIES, Report
 
 SCHEMA = "governance.transparency-report/1"
 
@@ -116,6 +118,56 @@ class ReportRequest(Input):
     organisation_id = required(fields.Integer, strict=True)
     year = required(fields.Integer, strict=True)
     reason = text(2000, allow_none=True, load_default=None)
+    country = country_code(allow_none=True, load_default=None, metadata={
+        "description": "Only recipients of this country (ISO 3166 alpha-2): a national "
+                       "disclosure. Empty: all countries."})
+    reporting_currency = currency_code(allow_none=True, load_default=None, metadata={
+        "description": "Also give every total in this currency, at `exchange_rates`."})
+    exchange_rates = fields.Dict(
+        keys=currency_code(), values=fields.Decimal(places=6, as_string=True),
+        allow_none=True, load_default=None, metadata={
+            "description": "The rates compliance uses, never fetched: {\"USD\": \"0.79\"} "
+                           "means 1 USD = 0.79 of the reporting currency."})
+
+
+RATE_MAXIMUM = Decimal("1000000")
+
+
+def check_exchange_rates(reporting_currency: str | None, rates: dict | None,
+                         currencies_paid: set[str]) -> dict[str, str] | None:
+    """The rates as stored (six decimals, as text), or a 422 naming what is missing."""
+    if not reporting_currency:
+        if rates:
+            raise ValidationFailed({"reporting_currency": [
+                "Choose the reporting currency the rates convert into."]})
+        return None
+    rates = dict(rates or {})
+    rates.pop(reporting_currency, None)
+    bad = sorted(code for code, rate in rates.items() if not Decimal(0) < rate < RATE_MAXIMUM)
+    if bad:
+        raise ValidationFailed({"exchange_rates": [
+            f"A rate must be more than 0 and less than {RATE_MAXIMUM:,}: check "
+            f"{', '.join(bad)}."]})
+    missing = sorted(currencies_paid - {reporting_currency} - set(rates))
+    if missing:
+        raise ValidationFailed({"exchange_rates": [
+            f"Give the rate into {reporting_currency} of every currency paid in the year: "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing."]})
+    return {code: f"{rate:.6f}" for code, rate in sorted(rates.items())}
+
+
+def currencies_paid(organisation_id: int, year: int, country: str | None) -> set[str]:
+    from ..partnerships.models import Partnership, Support
+
+    query = (select(Support.currency).distinct()
+             .join(Partnership, Partnership.id == Support.partnership_id)
+             .where(Partnership.sponsor_id == organisation_id, Partnership.voided_at.is_(None),
+                    Support.voided_at.is_(None), Support.amount.is_not(None),
+                    Support.paid_on >= date(year, 1, 1), Support.paid_on <= date(year, 12, 31)))
+    if country:
+        query = query.where(Support.recipient_id.in_(
+            select(Organisation.id).where(Organisation.country == country)))
+    return set(db.session.scalars(query))
 
 
 _request_schema = ReportRequest()
@@ -125,11 +177,12 @@ def can_report(organisation: Organisation) -> bool:
     return organisation.kind != "patient_group" and not organisation.is_void
 
 
-def latest_report(organisation_id: int, year: int) -> Report | None:
+def latest_report(organisation_id: int, year: int,
+                  country_scope: str = ALL_COUNTRIES) -> Report | None:
     return db.session.scalar(
         select(Report)
         .where(Report.organisation_id == organisation_id, Report.year == year,
-               Report.voided_at.is_(None))
+               Report.country_scope == country_scope, Report.voided_at.is_(None))
         .order_by(Report.revision.desc()).limit(1)
     )
 
@@ -166,8 +219,12 @@ def request_report(values: dict, actor) -> Report:
         raise ValidationFailed({"organisation_id": [
             f"{organisation.name} has no complete methodology note yet. "
             + " ".join(error.fields["organisation_id"])]}) from None
+    rates = check_exchange_rates(
+        clean["reporting_currency"], clean["exchange_rates"],
+        currencies_paid(organisation.id, clean["year"], clean["country"]))
     reason = (clean["reason"] or "").strip() or None
-    latest = latest_report(organisation.id, clean["year"])
+    scope = clean["country"] or ALL_COUNTRIES
+    latest = latest_report(organisation.id, clean["year"], scope)
     if latest is not None and background.recover(latest):
         db.session.flush()
         return latest  # its worker died: it is started again in its place
@@ -176,13 +233,15 @@ def request_report(values: dict, actor) -> Report:
     if latest is not None and not latest.is_published:
         if reason and latest.corrects_id is not None:
             latest.correction_reason = reason
+        latest.reporting_currency, latest.exchange_rates = clean["reporting_currency"], rates
         return _requeue(latest, actor)
     if latest is not None and reason is None:
         raise ValidationFailed({"reason": [
             f"Version {latest.revision} of this report is published. A correction is a new "
             "version: say what it corrects and why."]})
     report = Report(
-        organisation_id=organisation.id, year=clean["year"],
+        organisation_id=organisation.id, year=clean["year"], country_scope=scope,
+        reporting_currency=clean["reporting_currency"], exchange_rates=rates,
         revision=latest.revision + 1 if latest else 1,
         corrects_id=latest.id if latest else None,
         correction_reason=reason if latest else None,
@@ -328,7 +387,7 @@ def corrected_by(report: Report) -> Report | None:
     )
 
 
-def status_json(report: Report, links: dict[str, str] | None = None) -> dict:
+def status_json(report: Report, links: dict | None = None) -> dict:
     """The job's state as the status endpoint and the API show it."""
     body = {
         "id": report.id,
@@ -352,6 +411,13 @@ def status_json(report: Report, links: dict[str, str] | None = None) -> dict:
             "meaning": report.signature_meaning},
         "sha256": {kind: report.sha256_of(kind) for kind in ("pdf", "csv", "json")}
         if report.has_files else None,
+        "internal_sha256": {kind: report.sha256_of(kind, "internal")
+                            for kind in ("pdf", "csv", "json")}
+        if report.has_files and report.internal_json_sha256 else None,
+        "internal_pages": report.internal_page_count,
+        "country": None if not report.is_national else report.country_scope,
+        "reporting_currency": report.reporting_currency,
+        "exchange_rates": report.exchange_rates,
     }
     if links:
         body["links"] = links
@@ -393,6 +459,7 @@ def money_text(amount: Decimal | None) -> str | None:
 def gather_snapshot(report: Report, generated_at: datetime, methodology_note: str | None,
                     progress=lambda percent, note=None: None) -> dict:
     """Read the year's facts for the report's organisation into plain, JSON-ready data."""
+    from ..agreements.models import Agreement
     from ..interactions.models import Interaction
     from ..partnerships.models import Partnership, Support
 
@@ -409,12 +476,20 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
     partnership_ids = select(Partnership.id).where(
         Partnership.sponsor_id == organisation.id, Partnership.voided_at.is_(None))
 
+    in_scope = [Support.partnership_id.in_(partnership_ids), Support.voided_at.is_(None),
+                Support.paid_on >= period.first_day, Support.paid_on <= period.last_day]
+    if report.is_national:
+        in_scope.append(Support.recipient_id.in_(select(Organisation.id).where(
+            Organisation.country == report.country_scope)))
     supports = db.session.execute(
         select(Support.id, Support.partnership_id, Support.recipient_id, Support.paid_on,
                Support.kind, Support.amount, Support.currency, Support.description,
-               Support.confirmed_by_partner, Support.confirmation_note)
-        .where(Support.partnership_id.in_(partnership_ids), Support.voided_at.is_(None),
-               Support.paid_on >= period.first_day, Support.paid_on <= period.last_day)
+               Support.confirmed_by_partner, Support.confirmation_note, Support.agreement_id,
+               Agreement.external_id.label("agreement_reference"),
+               Agreement.kind.label("agreement_kind"),
+               Agreement.signed_on.label("agreement_signed_on"))
+        .outerjoin(Agreement, Agreement.id == Support.agreement_id)
+        .where(*in_scope)
         .order_by(Support.paid_on, Support.id)
     ).all()
 
@@ -429,7 +504,7 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
         select(Interaction.id, Interaction.title, Interaction.occurred_on, Interaction.format,
                Interaction.partnership_id, Interaction.organisation_id,
                Interaction.activity_codes, Interaction.confirmed_by_partner,
-               Interaction.confirmation_note)
+               Interaction.confirmation_note, Interaction.publishable)
         .where(in_year)
         .order_by(Interaction.occurred_on, Interaction.id)
     ).all()
@@ -476,15 +551,19 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
             "corrects": None if report.corrects is None else {
                 "id": report.corrects.stable_id, "version": report.corrects.revision,
                 "reason": report.correction_reason},
+            "scope": scope_of(report),
+            "reporting_currency": report.reporting_currency,
         },
-        "methodology": {"note": methodology_note, "rules": METHOD_RULES},
+        "branding": branding_of(organisation),
+        "methodology": {"note": methodology_note, "rules": METHOD_RULES,
+                        "exchange_rates": exchange_rate_list(report)},
         "recipients": _recipients(supports, partnerships, organisations),
         "interactions": _interactions(interactions, partnerships, organisations, flags),
         "flags": [_flag_line(flag) for flag in flags],
         "priorities": priorities,
         "approval": None,
     }
-    snapshot["totals"] = _totals(snapshot["recipients"])
+    snapshot["totals"] = _totals(snapshot["recipients"], report)
     snapshot["confirmation"] = _confirmation_summary(snapshot)
     snapshot["individual_payments"] = _individual_payments(organisation.id, report.year)
     return snapshot
@@ -608,6 +687,11 @@ def _recipients(supports, partnerships, organisations) -> list[dict]:
                 "partnership": {"id": f"partnership-{row.partnership_id}",
                                 "title": partnership.title if partnership else None},
                 "confirmation": _confirmation(row.confirmed_by_partner, row.confirmation_note),
+                "agreement": None if row.agreement_id is None else {
+                    "id": f"agreement-{row.agreement_id}",
+                    "reference": row.agreement_reference, "kind": row.agreement_kind,
+                    "signed_on": row.agreement_signed_on.isoformat()
+                    if row.agreement_signed_on else None},
             })
         recipients.append({
             "id": f"organisation-{recipient_id}",
@@ -643,7 +727,50 @@ def _share_of_income(organisation, totals: dict[str, Decimal]) -> dict | None:
             "other_currencies_left_out": sorted(set(totals) - {currency})}
 
 
-def _totals(recipients: list[dict]) -> dict:
+def scope_of(report: Report) -> dict:
+    if not report.is_national:
+        return {"country": None, "label": "All countries"}
+    import pycountry
+
+    country = pycountry.countries.get(alpha_2=report.country_scope)
+    name = country.name if country else report.country_scope
+    return {"country": report.country_scope, "label": f"{name} ({report.country_scope})"}
+
+
+def branding_of(organisation: Organisation) -> dict:
+    return {"colour": organisation.brand_colour,
+            "logo": None if not organisation.logo_sha256 else {
+                "sha256": organisation.logo_sha256, "media_type": organisation.logo_media_type}}
+
+
+def exchange_rate_list(report: Report) -> list[dict]:
+    if not report.reporting_currency:
+        return []
+    return [{"currency": code, "rate": rate, "into": report.reporting_currency}
+            for code, rate in sorted((report.exchange_rates or {}).items())]
+
+
+def _converted(by_kind: dict[tuple[str, str], Decimal], report: Report) -> dict | None:
+    """The totals in the reporting currency, at the report's rates (None without one)."""
+    into = report.reporting_currency
+    if not into:
+        return None
+    rates = {code: Decimal(rate) for code, rate in (report.exchange_rates or {}).items()}
+    rates[into] = Decimal(1)
+    missing = sorted({currency for _kind, currency in by_kind} - set(rates))
+    if missing:
+        raise ValidationFailed({"exchange_rates": [
+            f"No rate into {into} for {', '.join(missing)}: ask for the report again with a "
+            "rate for every currency paid in the year."]})
+    kinds: dict[str, Decimal] = defaultdict(Decimal)
+    for (kind, currency), amount in by_kind.items():
+        kinds[kind] += (amount * rates[currency]).quantize(Decimal("0.01"))
+    return {"currency": into, "total": money_text(sum(kinds.values(), Decimal(0))),
+            "by_kind": [{"kind": kind, "amount": money_text(kinds[kind])}
+                        for kind in SUPPORT_KINDS if kind in kinds]}
+
+
+def _totals(recipients: list[dict], report: Report) -> dict:
     totals: dict[str, Decimal] = defaultdict(Decimal)
     by_kind: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     unvalued = 0
@@ -666,6 +793,7 @@ def _totals(recipients: list[dict]) -> dict:
                     for (kind, currency), amount in sorted(
                         by_kind.items(), key=lambda item: (list(SUPPORT_KINDS).index(
                             item[0][0]), item[0][1]))],
+        "in_reporting_currency": _converted(by_kind, report),
     }
 
 
@@ -715,6 +843,7 @@ def _interactions(rows, partnerships, organisations, flags) -> dict:
             "organisation": organisations[row.organisation_id].name
             if row.organisation_id in organisations else None,
             "flags": flags_of.get(row.id, []),
+            "publishable": bool(row.publishable),
             # Outside a partnership there is no partner to confirm or dispute.
             "confirmation": _confirmation(row.confirmed_by_partner, row.confirmation_note)
             if row.partnership_id else None,

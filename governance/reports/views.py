@@ -4,6 +4,7 @@ public list."""
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     flash,
     jsonify,
@@ -26,14 +27,15 @@ from ..permissions import (
     can_make_reports,
     can_read_reports,
     can_write_methodology,
+    organisation_scope,
     public,
     report_scope,
     visible_or_404,
 )
 from . import jobs, services
 from .artefacts import template_context
-from .downloads import file_response, report_links, stored_bytes
-from .forms import MethodologyForm, PublishForm, ReportRequestForm
+from .downloads import document_links, file_response, report_links, stored_bytes
+from .forms import BrandingForm, MethodologyForm, PublishForm, ReportRequestForm, parsed_rates
 from .models import Report
 from .presentation import register_filters
 
@@ -66,9 +68,21 @@ def load_published(report_id: int) -> Report:
 
 
 def stored_snapshot(report: Report) -> dict:
+    """The frozen snapshot of the data: the internal governance report's JSON."""
     from .artefacts import snapshot_from_json
 
-    return snapshot_from_json(stored_bytes(report, "json"))
+    document = "internal" if report.internal_json_sha256 else "public"
+    return snapshot_from_json(stored_bytes(report, "json", document))
+
+
+def stored_public_document(report: Report) -> dict:
+    """The public disclosure as stored (derived again for reports from before there were two
+    documents, whose one JSON was the whole snapshot)."""
+    from .artefacts import snapshot_from_json
+    from .public import PUBLIC_SCHEMA, public_document
+
+    stored = snapshot_from_json(stored_bytes(report, "json"))
+    return stored if stored.get("schema") == PUBLIC_SCHEMA else public_document(stored)
 
 
 # --- the list and asking for a report -------------------------------------------------------------
@@ -118,7 +132,9 @@ def create():
         try:
             report = services.request_report(
                 {"organisation_id": form.organisation_id.data, "year": form.year.data,
-                 "reason": form.reason.data}, current_user)
+                 "reason": form.reason.data, "country": form.country.data or None,
+                 "reporting_currency": (form.reporting_currency.data or "").upper() or None,
+                 "exchange_rates": parsed_rates(form.exchange_rates.data)}, current_user)
         except DomainError as error:
             db.session.rollback()
             attach_errors(form, error)
@@ -167,14 +183,23 @@ def status(report_id: int):
 @allow(can_read_reports)
 def preview(report_id: int):
     report = load_report(report_id)
-    return render_template("reports/preview.html", report=report,
+    return render_template("reports/preview.html", report=report, links=report_links(report),
+                           corrected_by=services.corrected_by(report),
                            **template_context(stored_snapshot(report), for_pdf=False))
 
 
 @bp.route("/<int:report_id>/files/<kind>")
 @allow(can_read_reports)
 def download(report_id: int, kind: str):
+    """A file of the public disclosure (the address reports always had)."""
     return file_response(load_report(report_id), kind)
+
+
+@bp.route("/<int:report_id>/files/<document>/<kind>")
+@allow(can_read_reports)
+def download_document(report_id: int, document: str, kind: str):
+    """A file of either document: public or internal."""
+    return file_response(load_report(report_id), kind, document)
 
 
 @bp.route("/<int:report_id>/publish", methods=["POST"])
@@ -246,6 +271,59 @@ def methodology(organisation_id: int):
                            and not organisation.methodology_note), form_status(form)
 
 
+def uploaded_bytes(upload) -> bytes | None:
+    """The content of an uploaded file (None when none was chosen); a large upload is spooled
+    to a temporary file, closed here."""
+    if upload is None or not getattr(upload, "filename", ""):
+        return None
+    try:
+        return upload.read()
+    finally:
+        upload.close()
+
+
+@bp.route("/branding/<int:organisation_id>", methods=["GET", "POST"])
+@allow(can_write_methodology)
+def branding(organisation_id: int):
+    """The logo and colour of the organisation's public disclosure."""
+    from .branding import DEFAULT_COLOUR, update_branding
+
+    organisation = db.session.get(Organisation, organisation_id)
+    if organisation is None or organisation.is_void or not services.can_report(organisation) \
+            or not can_write_methodology(current_user, organisation):
+        abort(404)
+    form = BrandingForm()
+    if request.method == "GET":
+        form.brand_colour.data = organisation.brand_colour or DEFAULT_COLOUR
+    if form.validate_on_submit():
+        try:
+            update_branding(organisation, current_user, form.brand_colour.data,
+                            uploaded_bytes(form.logo.data), form.remove_logo.data)
+        except DomainError as error:
+            db.session.rollback()
+            attach_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"Report branding of {organisation.name} saved. Reports generated from now on "
+                  "carry it; published ones keep theirs.", "success")
+            return redirect(url_for(".index"), 303)
+    return render_template("reports/branding.html", form=form, organisation=organisation,
+                           default_colour=DEFAULT_COLOUR), form_status(form)
+
+
+@bp.route("/branding/<int:organisation_id>/logo")
+@allow(can_read_reports)
+def logo(organisation_id: int):
+    """The organisation's current logo, for the branding page."""
+    from .. import storage
+
+    organisation = visible_or_404(Organisation, organisation_id, organisation_scope)
+    if not organisation.logo_sha256:
+        abort(404)
+    return Response(storage.LOGOS.read(organisation.logo_sha256),
+                    mimetype=organisation.logo_media_type)
+
+
 # --- the public pages -----------------------------------------------------------------------------
 
 
@@ -262,9 +340,10 @@ def public_index():
 @public
 def public_view(report_id: int):
     report = load_published(report_id)
-    return render_template("reports/preview.html", report=report, public=True,
+    return render_template("reports/public_view.html", report=report,
+                           links={"public": document_links(report, "public")},
                            corrected_by=services.corrected_by(report),
-                           **template_context(stored_snapshot(report), for_pdf=False))
+                           d=stored_public_document(report))
 
 
 @public_bp.route("/<int:report_id>/<kind>", endpoint="download")
