@@ -472,8 +472,9 @@ RECORD_ARGUMENTS = {
     ("payment_id",): "payment",
     ("agreement_id",): "agreement",
 }
-# A report file's kind or an importer's; a file format; an invitation's secret (public).
-FIXED_ARGUMENTS = {"kind", "fmt", "token"}
+# A report file's kind or an importer's; a file format; an invitation's secret (public); a
+# report's document (public or internal).
+FIXED_ARGUMENTS = {"kind", "fmt", "token", "document"}
 
 
 def fixed_value(rule, name: str):

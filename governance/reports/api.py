@@ -151,7 +151,7 @@ class ReportFile(MethodView):
         return file_response(load_report(report_id), kind)
 
 
-@reports.route("/reports/<id:report_id>/files/<document>/<kind>",
+@reports.route("/reports/<id:report_id>/files/<any(public, internal):document>/<kind>",
                endpoint="report_document_file")
 class ReportDocumentFile(MethodView):
     @allow(can_read_reports)

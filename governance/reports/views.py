@@ -4,7 +4,6 @@ public list."""
 from flask import (
     Blueprint,
     Flask,
-    Response,
     abort,
     flash,
     jsonify,
@@ -27,7 +26,6 @@ from ..permissions import (
     can_make_reports,
     can_read_reports,
     can_write_methodology,
-    organisation_scope,
     public,
     report_scope,
     visible_or_404,
@@ -195,7 +193,7 @@ def download(report_id: int, kind: str):
     return file_response(load_report(report_id), kind)
 
 
-@bp.route("/<int:report_id>/files/<document>/<kind>")
+@bp.route("/<int:report_id>/files/<any(public, internal):document>/<kind>")
 @allow(can_read_reports)
 def download_document(report_id: int, document: str, kind: str):
     """A file of either document: public or internal."""
@@ -308,20 +306,19 @@ def branding(organisation_id: int):
                   "carry it; published ones keep theirs.", "success")
             return redirect(url_for(".index"), 303)
     return render_template("reports/branding.html", form=form, organisation=organisation,
-                           default_colour=DEFAULT_COLOUR), form_status(form)
+                           logo_src=logo_data_uri(organisation)), form_status(form)
 
 
-@bp.route("/branding/<int:organisation_id>/logo")
-@allow(can_read_reports)
-def logo(organisation_id: int):
-    """The organisation's current logo, for the branding page."""
+def logo_data_uri(organisation: Organisation) -> str | None:
+    """The current logo, shown on the branding page as it is printed (a data: address)."""
+    import base64
+
     from .. import storage
 
-    organisation = visible_or_404(Organisation, organisation_id, organisation_scope)
     if not organisation.logo_sha256:
-        abort(404)
-    return Response(storage.LOGOS.read(organisation.logo_sha256),
-                    mimetype=organisation.logo_media_type)
+        return None
+    content = base64.b64encode(storage.LOGOS.read(organisation.logo_sha256)).decode("ascii")
+    return f"data:{organisation.logo_media_type};base64,{content}"
 
 
 # --- the public pages -----------------------------------------------------------------------------
