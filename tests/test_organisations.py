@@ -202,3 +202,45 @@ def test_who_may_see_and_change_organisations(client, make_user, log_in, patient
 def test_visitors_are_sent_to_log_in(client, patient_group):
     response = client.get(f"/organisations/{patient_group.id}")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_the_api_patches_an_organisation_with_its_version_and_reason(client, bearer, sponsor,
+                                                                     make_org):
+    from governance.auth import services as accounts
+
+    officer = accounts.create_user("officer@helix.example", "Helix Officer", "compliance",
+                                   "correct-horse-battery-2026", sponsor.name)
+    outsider_org = make_org("Northwind Therapeutics", "sponsor", country="US")
+    outsider = accounts.create_user("nw@northwind.example", "Northwind Officer", "compliance",
+                                    "correct-horse-battery-2026", outsider_org.name)
+    db.session.commit()
+    headers = bearer(officer)
+    url = f"/api/v1/organisations/{sponsor.id}"
+    version = client.get(url, headers=headers).get_json()["version"]
+
+    assert client.patch(url, headers=headers, json={"website": "https://helix.example"}
+                        ).status_code == 428
+    bad = client.patch(url, headers=headers, json={"version": version, "country": "Atlantis"})
+    assert bad.status_code == 422 and "country" in bad.get_json()["error"]["fields"]
+    changed = client.patch(url, headers=headers, json={
+        "version": version, "website": "https://helix.example", "reason": "New site",
+        "methodology_note": services_note()})
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json()["website"] == "https://helix.example"
+    assert client.patch(url, headers=headers, json={"version": version, "website": "x"}
+                        ).status_code == 409
+    event = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.entity == "organisation", AuditEvent.entity_id == sponsor.id)
+        .order_by(AuditEvent.id.desc())).first()
+    assert event.reason == "New site"
+    # Another sponsor's officer neither sees nor changes it.
+    assert client.patch(url, headers=bearer(outsider), json={
+        "version": version + 1, "website": "https://evil.example"}).status_code == 404
+    db.session.refresh(sponsor)
+    assert sponsor.website == "https://helix.example"
+
+
+def services_note() -> str:
+    from governance.reports.services import DEFAULT_METHODOLOGY
+
+    return DEFAULT_METHODOLOGY

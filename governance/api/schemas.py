@@ -159,6 +159,17 @@ class InteractionChanges(InteractionInput):
                        "(409) if the record has changed since."})
 
 
+class OrganisationChanges(OrganisationInput):
+    """Only the fields that change, and why; `methodology_note` only by a compliance officer
+    of the organisation."""
+
+    reason = change_reason()
+    version = fields.Integer(allow_none=True, metadata={
+        "description": "The version you read (required, unless If-Match carries its ETag: "
+                       "without either the change is refused with 428); the change is refused "
+                       "(409) if the record has changed since."})
+
+
 class FlagTransition(Schema):
     state = fields.String(required=True,
                           validate=OneOf(["acknowledged", "remediated", "dismissed"]))

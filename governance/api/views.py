@@ -55,6 +55,7 @@ from ..permissions import (
     audit_scope,
     can_add_organisations,
     can_approve_plans,
+    can_edit_organisations,
     can_edit_records,
     can_read_activities,
     can_read_audit_trail,
@@ -366,6 +367,27 @@ class OrganisationById(MethodView):
         """One organisation."""
         organisation = visible_or_404(Organisation, organisation_id, organisation_scope)
         return tagged(organisation_json(organisation), organisation)
+
+    @allow(can_edit_organisations)
+    @organisations.doc(**request_body(schemas.OrganisationChanges(partial=True),
+                                      "Only the fields that change, `reason`, and the `version` "
+                                      "you read (or send its ETag in If-Match)."),
+                       parameters=[IF_MATCH])
+    @organisations.response(200, schemas.OrganisationOut, headers=ETAG_HEADER)
+    @documented_errors(organisations, 400, 403, 404, 409, 412, 422, 428)
+    def patch(self, organisation_id: int):
+        """Change some fields; the organisation is re-validated whole."""
+        with read_before_writing():
+            organisation = visible_or_404(Organisation, organisation_id, organisation_scope)
+        changes = json_body()
+        note = load(_change_note, {name: changes.pop(name) for name in ("reason", "version")
+                                   if name in changes})
+        reason, version = note["reason"], version_sent(organisation, note["version"])
+        with editing(organisation):
+            organisation_services.update_organisation(organisation, changes, current_user,
+                                                      reason=reason, expected_version=version)
+            answer = organisation_json(organisation)
+        return tagged(answer, organisation)
 
 
 # --- partnerships and support ----------------------------------------------------------------

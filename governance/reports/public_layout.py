@@ -1,0 +1,2 @@
+def public_pdf_context(document, logo_bytes):
+    return {"d": document}
