@@ -30,7 +30,7 @@ from ..permissions import (
     report_scope,
     visible_or_404,
 )
-from . import exceptions, jobs, services
+from . import due, exceptions, jobs, services
 from .artefacts import template_context
 from .downloads import file_response, report_links, stored_bytes
 from .forms import MethodologyForm, PublishForm, ReportRequestForm
@@ -88,9 +88,11 @@ def reporting_organisations() -> list[Organisation]:
 def report_list_page(form: ReportRequestForm, status: int = 200):
     reports = services.reports_for(current_user, request.args.get("organisation_id", type=int),
                                    request.args.get("year", type=int))
+    organisations = reporting_organisations()
     return render_template("reports/index.html", form=form, reports=reports,
-                           organisations=reporting_organisations(),
-                           missing_topics=services.missing_methodology_topics), status
+                           organisations=organisations,
+                           missing_topics=services.missing_methodology_topics,
+                           due_years=due.due_years(organisations, utcnow().date())), status
 
 
 def prepare_request_form(form: ReportRequestForm) -> ReportRequestForm:
