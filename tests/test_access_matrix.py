@@ -472,8 +472,9 @@ RECORD_ARGUMENTS = {
     ("payment_id",): "payment",
     ("agreement_id",): "agreement",
 }
-# A report file's kind or an importer's; a file format; an invitation's secret (public).
-FIXED_ARGUMENTS = {"kind", "fmt", "token"}
+# A report file's kind or an importer's; a file format; an invitation's secret (public); a
+# report exception's key.
+FIXED_ARGUMENTS = {"kind", "fmt", "token", "key"}
 
 
 def fixed_value(rule, name: str):
@@ -482,6 +483,8 @@ def fixed_value(rule, name: str):
         return sorted(converter.items)[0]
     if name == "token":
         return "no-such-invitation-0123456789abcdefghijklmnopq"
+    if name == "key":
+        return "no_agreement:support-1"
     if rule.endpoint.startswith("transfer."):
         return "organisations"  # an importer's kind
     return "pdf"  # a report file's kind

@@ -234,7 +234,8 @@ def test_the_draft_lists_its_exceptions_on_the_report_page(draft, compliance_use
     assert "is disputed by the partner" in page
     support_id = draft["keys"][1].split("-")[-1]
     assert f'href="/partnerships/supports/{support_id}/edit"' in page
-    assert page.count('action="/reports/%d/exceptions/acknowledge"' % draft["report"].id) == 2
+    action = f'action="/reports/{draft["report"].id}/exceptions/acknowledge"'
+    assert page.count(action) == 2
 
 
 def test_signing_is_refused_while_an_exception_is_open(draft, compliance_user):

@@ -8,8 +8,8 @@ from marshmallow.validate import OneOf
 
 from ..api.views import documented_errors, json_body, request_body, resource, saving
 from ..extensions import db
-from ..validation import load
 from ..permissions import allow, can_make_reports, can_read_reports
+from ..validation import load
 from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
 from . import exceptions, jobs, services
 from .downloads import file_response, report_links

@@ -160,8 +160,9 @@ def _line_problems(row, name: str, today: date, window_days: int):
         yield "no_agreement", f"{name} is not linked to a written agreement."
     elif (row.starts_on and row.paid_on < row.starts_on) or \
             (row.ends_on and row.paid_on > row.ends_on):
+        term = _term(row.starts_on, row.ends_on)
         yield ("outside_agreement_term",
-               f"{name} falls outside the term of its agreement ({_term(row.starts_on, row.ends_on)}).")
+               f"{name} falls outside the term of its agreement ({term}).")
     if (row.started_on and row.paid_on < row.started_on) or \
             (row.ended_on and row.paid_on > row.ended_on):
         yield ("outside_partnership_dates",
