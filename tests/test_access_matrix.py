@@ -473,8 +473,8 @@ RECORD_ARGUMENTS = {
     ("agreement_id",): "agreement",
 }
 # A report file's kind or an importer's; a file format; an invitation's secret (public); a
-# report's document (public or internal).
-FIXED_ARGUMENTS = {"kind", "fmt", "token", "document"}
+# report's document (public or internal); a report exception's key.
+FIXED_ARGUMENTS = {"kind", "fmt", "token", "document", "key"}
 
 
 def fixed_value(rule, name: str):
@@ -483,6 +483,8 @@ def fixed_value(rule, name: str):
         return sorted(converter.items)[0]
     if name == "token":
         return "no-such-invitation-0123456789abcdefghijklmnopq"
+    if name == "key":
+        return "no_agreement:support-1"
     if rule.endpoint.startswith("transfer."):
         return "organisations"  # an importer's kind
     return "pdf"  # a report file's kind

@@ -19,6 +19,7 @@ from governance.auth import services as accounts
 from governance.errors import ValidationFailed
 from governance.extensions import db
 from governance.reports import jobs, services
+from governance.reports.exceptions import acknowledge_all
 from governance.reports.models import Report
 from governance.rules.models import Flag
 from governance.storage import REPORTS as files
@@ -95,6 +96,8 @@ def generate_and_publish(officer, organisation) -> Report:
     jobs.start(report.id)
     db.session.expire_all()
     report = db.session.get(Report, report.id)
+    acknowledge_all(report, officer, "Reviewed with the partner; kept as recorded.")
+    db.session.commit()
     services.publish_report(report, officer, PASSWORD, "approval")
     db.session.commit()
     jobs.start(report.id)
@@ -120,7 +123,8 @@ def test_no_public_file_names_staff_or_quotes_a_note(disclosed_year, client):
     from governance.auth.models import User
 
     people = db.session.scalars(select(User)).all()
-    forbidden = [FLAG_NOTE, DISPUTE_NOTE, INTERACTION_NOTE, SECRET_TITLE]
+    forbidden = [FLAG_NOTE, DISPUTE_NOTE, INTERACTION_NOTE, SECRET_TITLE,
+                 "Reviewed with the partner"]
     forbidden += [user.name for user in people] + [user.email for user in people]
     public_page = client.get(f"/public/reports/{report.id}").get_data(as_text=True)
     for name, content in public_files(report).items() | {("page", public_page)}:

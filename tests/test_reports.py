@@ -16,7 +16,7 @@ from governance.auth import services as accounts
 from governance.database import utcnow
 from governance.extensions import db
 from governance.pdf import RefusedResource, render_pdf
-from governance.reports import jobs, services
+from governance.reports import exceptions, jobs, services
 from governance.reports.models import Report
 from governance.storage import REPORTS as files
 from governance.storage import sha256_hex
@@ -109,6 +109,7 @@ def generate(actor, organisation, reason=None) -> Report:
 
 
 def publish(actor, report) -> Report:
+    exceptions.acknowledge_all(report, actor)
     services.publish_report(report, actor, PASSWORD, "approval")
     db.session.commit()
     jobs.start(report.id)
@@ -437,6 +438,8 @@ def test_failed_publication_keeps_the_draft_and_withdraws_the_signature(
 
 def test_publishing_needs_the_password_and_a_stated_meaning(year, compliance_user, client):
     report = generate(compliance_user, year["sponsor"])
+    exceptions.acknowledge_all(report, compliance_user)
+    db.session.commit()
     login(client, compliance_user)
 
     response = client.post(f"/reports/{report.id}/publish",
@@ -605,8 +608,10 @@ def test_a_year_not_yet_over_cannot_be_published(year, compliance_user, monkeypa
     report = generate(compliance_user, year["sponsor"])
 
     monkeypatch.setattr(services, "utcnow", lambda: datetime(YEAR, 12, 31, 23, 59))
-    with pytest.raises(services.Conflict, match="not over yet"):
+    with pytest.raises(services.ValidationFailed) as refused:
         services.publish_report(report, compliance_user, PASSWORD, "approval")
+    assert refused.value.fields["year"] == [
+        f"The year is not over: a report of {YEAR} can be published from 1 January {YEAR + 1}."]
 
 
 # --- the public page ------------------------------------------------------------------------------

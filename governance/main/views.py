@@ -92,7 +92,20 @@ def _compliance():
 
     return {"counts": counts, "open_total": sum(counts.values()), "queue": queue,
             "adherence": adherence_by_dimension(current_user),
-            "disputes": len(confirmation.disputes(current_user))}
+            "disputes": len(confirmation.disputes(current_user)),
+            "reports_due": _reports_due()}
+
+
+def _reports_due() -> list:
+    """Reminders of the reports due soon or overdue, of the organisations I make reports for."""
+    from ..permissions import can_make_reports
+    from ..reports import due
+    from ..reports.views import reporting_organisations
+
+    today = utcnow().date()
+    mine = [organisation for organisation in reporting_organisations()
+            if can_make_reports(current_user, organisation.id)]
+    return due.reminders(due.due_years(mine, today), today)
 
 
 def adherence_by_dimension(viewer, days: int = 365) -> list[dict]:

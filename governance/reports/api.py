@@ -9,8 +9,9 @@ from marshmallow.validate import OneOf
 from ..api.views import documented_errors, json_body, request_body, resource, saving
 from ..extensions import db
 from ..permissions import allow, can_make_reports, can_read_reports
+from ..validation import load
 from ..vocabulary import REPORT_JOBS, REPORT_STATUSES
-from . import jobs, services
+from . import exceptions, jobs, services
 from .downloads import file_response, report_links
 from .models import ARTEFACTS, DOCUMENTS, Report
 from .views import load_job, load_report
@@ -48,6 +49,36 @@ class Links(DocumentLinks):
                        "disputes and answers, acknowledged exceptions. Never public."})
 
 
+class Acknowledgement(Schema):
+    reason = fields.String(required=True)
+    by = fields.String(required=True, metadata={"description": "The compliance officer's name."})
+    at = fields.String(required=True, metadata={"description": "UTC, ISO 8601."})
+
+
+class ExceptionLine(Schema):
+    """An exception of the draft, to fix or acknowledge before the signature."""
+
+    id = fields.String(required=True, metadata={"description": "exception-<key>"})
+    key = fields.String(required=True, metadata={
+        "description": "<kind>:<subject>, stable across regenerations of the draft."})
+    kind = fields.String(required=True, validate=OneOf(list(exceptions.KINDS)))
+    subject = fields.String(required=True, metadata={
+        "description": "support-N, interaction-N or organisation-N."})
+    message = fields.String(required=True)
+    acknowledged = fields.Boolean(required=True)
+
+
+class AcknowledgedException(Schema):
+    """An exception with its acknowledgement."""
+
+    id = fields.String(required=True)
+    key = fields.String(required=True)
+    kind = fields.String(required=True, validate=OneOf(list(exceptions.KINDS)))
+    subject = fields.String(required=True)
+    message = fields.String(required=True)
+    acknowledgement = fields.Nested(Acknowledgement, allow_none=True)
+
+
 class ReportStatus(Schema):
     """A report job: its status, and when done its files (with their SHA-256)."""
 
@@ -83,6 +114,9 @@ class ReportStatus(Schema):
     reporting_currency = fields.String(allow_none=True)
     exchange_rates = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
     links = fields.Nested(Links, metadata={"description": "Present when the files exist."})
+    exceptions = fields.List(fields.Nested(ExceptionLine), metadata={
+        "description": "Present when the files exist: the draft's exceptions; the signature "
+                       "is refused while one is not acknowledged."})
 
 
 def _links(report: Report) -> dict[str, str] | None:
@@ -164,6 +198,31 @@ class ReportDocumentFile(MethodView):
         return file_response(load_report(report_id), kind, document)
 
 
+@reports.route("/reports/<id:report_id>/exceptions/<key>/acknowledgement")
+class ExceptionAcknowledgementById(MethodView):
+    @allow(can_make_reports)
+    @reports.doc(**request_body(exceptions.AcknowledgementRequest))
+    @reports.response(200, AcknowledgedException)
+    @documented_errors(reports, 400, 403, 404, 409, 422)
+    def post(self, report_id: int, key: str):
+        """Acknowledge one of the draft's exceptions with a reason (it replaces an earlier
+        acknowledgement); 422 on `key` when it is not one of the draft's, 409 when the report
+        is not a generated draft."""
+        report = load_report(report_id)
+        values = load(exceptions.AcknowledgementRequest(), json_body())
+        with saving():
+            body = exceptions.acknowledge(report, key, values["reason"], current_user)
+        return body
+
+    @allow(can_make_reports)
+    @reports.response(200, AcknowledgedException)
+    @documented_errors(reports, 403, 404, 409, 422)
+    def delete(self, report_id: int, key: str):
+        """Withdraw the acknowledgement of an exception (it is voided, kept in the history)."""
+        report = load_report(report_id)
+        with saving():
+            body = exceptions.withdraw_acknowledgement(report, key, current_user)
+        return body
 
 
 def register(app: Flask) -> None:

@@ -39,6 +39,7 @@ from ..vocabulary import (
     REPORT_SIGNATURE_MEANINGS,
     SUPPORT_KINDS,
 )
+from . import exceptions
 from .models import ALL_COUNTRIES, Report
 
 SCHEMA = "governance.transparency-report/1"
@@ -326,8 +327,10 @@ def publish_report(report: Report, actor, password: str | None, meaning: str | N
     if newer and newer > report.revision:
         raise Conflict(f"Version {newer} of this report exists; publish that one instead.")
     if utcnow().date() <= date(report.year, 12, 31):
-        raise Conflict(f"{report.year} is not over yet: its report can be published from "
-                       f"1 January {report.year + 1}.")
+        raise ValidationFailed({"year": [
+            f"The year is not over: a report of {report.year} can be published from "
+            f"1 January {report.year + 1}."]})
+    exceptions.check_gate(report, exceptions.draft_snapshot(report))
     statement = check_signature(actor, password, meaning, REPORT_SIGNATURE_MEANINGS, "report",
                                 f"report {report.id}", code)
     audit.set_actor(actor)
@@ -419,6 +422,8 @@ def status_json(report: Report, links: dict | None = None) -> dict:
         "reporting_currency": report.reporting_currency,
         "exchange_rates": report.exchange_rates,
     }
+    if report.has_files:
+        body["exceptions"] = exceptions.status_lines(report)
     if links:
         body["links"] = links
     return body
@@ -566,6 +571,8 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
     snapshot["totals"] = _totals(snapshot["recipients"], report)
     snapshot["confirmation"] = _confirmation_summary(snapshot)
     snapshot["individual_payments"] = _individual_payments(organisation.id, report.year)
+    snapshot["exceptions"] = exceptions.find_exceptions(organisation, report.year,
+                                                        generated_at.date())
     return snapshot
 
 
@@ -985,4 +992,5 @@ def with_approval(snapshot: dict, report: Report, published_at: datetime,
                           "signed_at": _iso(report.signed_at) + "Z",
                           "meaning": report.signature_meaning,
                           "audit_head": audit_head.as_json()}
+    signed["exceptions"] = exceptions.gate(report, snapshot)
     return signed

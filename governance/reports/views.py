@@ -30,7 +30,7 @@ from ..permissions import (
     report_scope,
     visible_or_404,
 )
-from . import jobs, services
+from . import due, exceptions, jobs, services
 from .artefacts import template_context
 from .downloads import document_links, file_response, report_links, stored_bytes
 from .forms import BrandingForm, MethodologyForm, PublishForm, ReportRequestForm, parsed_rates
@@ -100,9 +100,11 @@ def reporting_organisations() -> list[Organisation]:
 def report_list_page(form: ReportRequestForm, status: int = 200):
     reports = services.reports_for(current_user, request.args.get("organisation_id", type=int),
                                    request.args.get("year", type=int))
+    organisations = reporting_organisations()
     return render_template("reports/index.html", form=form, reports=reports,
-                           organisations=reporting_organisations(),
-                           missing_topics=services.missing_methodology_topics), status
+                           organisations=organisations,
+                           missing_topics=services.missing_methodology_topics,
+                           due_years=due.due_years(organisations, utcnow().date())), status
 
 
 def prepare_request_form(form: ReportRequestForm) -> ReportRequestForm:
@@ -147,7 +149,8 @@ def create():
 # --- one report -----------------------------------------------------------------------------------
 
 
-def render_report_page(report: Report, publish_form=None, correction_form=None, status=200):
+def render_report_page(report: Report, publish_form=None, correction_form=None, status=200,
+                       exception_errors=None):
     versions = services.reports_for(current_user, report.organisation_id, report.year)
     if correction_form is None and report.is_published:
         correction_form = prepare_request_form(ReportRequestForm(
@@ -158,6 +161,8 @@ def render_report_page(report: Report, publish_form=None, correction_form=None, 
         links=report_links(report), stalled=services.is_stalled(report),
         corrected_by=services.corrected_by(report), year_over=utcnow().year > report.year,
         signature=services.signature_line(report),
+        exceptions=exceptions.gate(report, stored_snapshot(report)) if report.has_files
+        else [], exception_errors=exception_errors or {}, exception_kinds=exceptions.KINDS,
     ), status
 
 
@@ -236,6 +241,39 @@ def retry(report_id: int):
     jobs.start(report.id)
     flash("Started again. This page shows the progress.", "info")
     return redirect(url_for(".view", report_id=report.id), 303)
+
+
+@bp.route("/<int:report_id>/exceptions/acknowledge", methods=["POST"])
+@allow(can_make_reports)
+def acknowledge_exception(report_id: int):
+    key = request.form.get("key", "")
+    return change_exception(report_id, key, lambda report: exceptions.acknowledge(
+        report, key, request.form.get("reason"), current_user), "Exception acknowledged.")
+
+
+@bp.route("/<int:report_id>/exceptions/withdraw", methods=["POST"])
+@allow(can_make_reports)
+def withdraw_exception(report_id: int):
+    key = request.form.get("key", "")
+    return change_exception(report_id, key, lambda report: exceptions.withdraw_acknowledgement(
+        report, key, current_user), "Acknowledgement withdrawn.")
+
+
+def change_exception(report_id: int, key: str, change, success: str):
+    """Acknowledge or withdraw; a refusal shows the page again with the reason by the
+    exception (or at the top, for a key that is not the draft's)."""
+    report = load_report(report_id)
+    try:
+        change(report)
+    except DomainError as error:
+        db.session.rollback()
+        messages = [message for field in ("key", "reason") for message in
+                    error.fields.get(field, [])] or [error.message]
+        return render_report_page(load_report(report_id), status=error.status,
+                                  exception_errors={key: messages})
+    db.session.commit()
+    flash(success, "success")
+    return redirect(url_for(".view", report_id=report_id, _anchor="exceptions-heading"), 303)
 
 
 # --- the methodology note -------------------------------------------------------------------------

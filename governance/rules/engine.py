@@ -12,6 +12,7 @@ but the conditions (`check_policy_at_start`), and compiles the policy at its fir
 per process; `flask check-policies` checks the whole file, conditions included.
 """
 
+import calendar
 import decimal
 import hashlib
 import logging
@@ -53,6 +54,32 @@ DECIMAL_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
 
 
 DEFAULT_APPROVAL_FORMATS = frozenset({"advisory_board", "focus_group"})
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """[reporting]: when each organisation-year's transparency report is due ("MM-DD" of the
+    next year), how long a partner has to answer a support line before the report lists it as
+    not answered, and how many days before the due date the reminders start."""
+
+    due_month: int = 6
+    due_day: int = 30
+    review_window_days: int = 30
+    reminder_days: int = 45
+
+    def due_date(self, year: int) -> date:
+        """The due date of a calendar year's report (in the next year; 29 February falls
+        back to the 28th in a common year)."""
+        next_year = year + 1
+        day = self.due_day
+        if (self.due_month, day) == (2, 29) and not calendar.isleap(next_year):
+            day = 28
+        return date(next_year, self.due_month, day)
+
+
+DEFAULT_REPORTING = Reporting()
+REPORTING_KEYS = ("due", "review_window_days", "reminder_days", "description")
+REPORTING_DAY_LIMIT = 366
 
 
 @dataclass(frozen=True)
@@ -115,6 +142,8 @@ class PolicySet:
     # The interaction formats that need a compliance officer's approval before they are held
     # ([approval] formats; an interaction with individual payments needs one whatever its format).
     approval_formats: frozenset[str] = DEFAULT_APPROVAL_FORMATS
+    # When the transparency reports are due, the review window and the reminders ([reporting]).
+    reporting: Reporting = DEFAULT_REPORTING
 
 
 class _Leaf:
@@ -250,6 +279,7 @@ class CompiledPolicy:
         for rule in rules:  # by id; an id that names rules of two subjects: the first
             self.rules.setdefault(rule.spec.id, rule)
         self.approval_formats = policy.approval_formats
+        self.reporting = policy.reporting
         self.by_subject = {subject: tuple(r for r in rules if r.spec.subject == subject)
                            for subject in SUBJECTS}
 
@@ -600,6 +630,53 @@ def _check_approval(raw, problems: list[Problem]) -> frozenset[str]:
     return frozenset(formats)
 
 
+def _check_reporting(raw, problems: list[Problem]) -> Reporting:
+    """Read [reporting]: the reports' due date, the review window and the reminders (the
+    defaults for what the table leaves out, or when it is absent)."""
+    where = "[reporting]"
+    if raw is None:
+        return DEFAULT_REPORTING
+    if not isinstance(raw, dict):
+        problems.append(Problem(where, 'must be a table, e.g. [reporting] due = "06-30"'))
+        return DEFAULT_REPORTING
+    for key in sorted(set(raw) - set(REPORTING_KEYS)):
+        problems.append(Problem(where, f"unknown key '{key}' (use "
+                                       f"{', '.join(REPORTING_KEYS)})"))
+    values = {}
+    if "due" in raw:
+        due = _due_month_day(raw["due"])
+        if due is None:
+            problems.append(Problem(where, "'due' must be a day of the year as \"MM-DD\" "
+                                           f"(e.g. \"06-30\" for 30 June), not {raw['due']!r}"))
+        else:
+            values["due_month"], values["due_day"] = due
+    for key in ("review_window_days", "reminder_days"):
+        if key not in raw:
+            continue
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or not 1 <= value <= REPORTING_DAY_LIMIT:
+            problems.append(Problem(where, f"'{key}' must be a whole number of days from 1 to "
+                                           f"{REPORTING_DAY_LIMIT}, not {value!r}"))
+        else:
+            values[key] = value
+    if "description" in raw and not isinstance(raw["description"], str):
+        problems.append(Problem(where, "'description' must be text"))
+    return Reporting(**values)
+
+
+def _due_month_day(value) -> tuple[int, int] | None:
+    """("06-30") as (6, 30), if it names a day of the year (29 February included)."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d\d-\d\d", value.strip()):
+        return None
+    month, day = (int(part) for part in value.strip().split("-"))
+    try:
+        date(2000, month, day)  # a leap year: 02-29 is a day of the year
+    except ValueError:
+        return None
+    return month, day
+
+
 def check_policy_text(data: bytes, source: str) -> tuple[CompiledPolicy | None, list[Problem]]:
     """Read and check a policy file's content; return the compiled policy or the problems."""
     return _checked(data, source, compile_conditions=True)
@@ -615,11 +692,12 @@ def _checked(data: bytes, source: str,
     except tomllib.TOMLDecodeError as error:
         return None, [Problem(source, f"is not valid TOML: {error}")]
     problems: list[Problem] = []
-    for key in sorted(set(raw) - {"policy", "rules", "approval"}):
+    for key in sorted(set(raw) - {"policy", "rules", "approval", "reporting"}):
         problems.append(Problem(source, f"unknown top-level key '{key}' (use [policy], "
-                                        "[approval] and [[rules]])"))
+                                        "[approval], [reporting] and [[rules]])"))
     header = _check_header(raw.get("policy"), problems)
     approval_formats = _check_approval(raw.get("approval"), problems)
+    reporting = _check_reporting(raw.get("reporting"), problems)
     raw_rules = raw.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         problems.append(Problem(source, "no rules: add [[rules]] tables"))
@@ -644,7 +722,7 @@ def _checked(data: bytes, source: str,
         effective_from=header["effective_from"], provenance=dict(header["provenance"]),
         description=header.get("description"), supersedes=header.get("supersedes"),
         changes=header.get("changes"), rules=tuple(rule.spec for rule in compiled),
-        source=source, digest=digest, approval_formats=approval_formats,
+        source=source, digest=digest, approval_formats=approval_formats, reporting=reporting,
     )
     return CompiledPolicy(policy, compiled), []
 
