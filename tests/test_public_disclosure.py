@@ -242,3 +242,60 @@ def test_report_requests_with_bad_rates_are_refused_naming_the_field(disclosed_y
         assert response.status_code == 422, (extra, response.get_json())
         assert field in response.get_json()["error"]["fields"], extra
     assert db.session.scalar(select(Report.id)) is None
+
+
+def test_the_public_pdf_reads_as_a_corporate_disclosure(disclosed_year):
+    report = generate_and_publish(disclosed_year["officer"], disclosed_year["sponsor"])
+    reader = PdfReader(io.BytesIO(files.read(report.pdf_sha256)))
+    pages = [" ".join(page.extract_text().split()) for page in reader.pages]
+    text = " ".join(pages)
+
+    assert "Helix Pharma" in pages[0] and "Support to patient organisations in 2025" in pages[0]
+    assert "Summary of 2025" in pages[1] and "Support by kind" in pages[1]
+    assert "GBP 12,500.00" in text and "Rare Lung Alliance" in text
+    assert "Signed electronically: The nominated signatory of Helix Pharma" in text
+    assert f"Page 2 of {len(pages)}" in pages[1]
+    # Internal ids are in the CSV and JSON, never in the PDF's body.
+    import re
+
+    assert not re.search(r"\b(support|organisation|agreement|interaction|flag)-\d+\b", text)
+    assert report.page_count == len(pages) <= 4  # sections flow; no page per section
+    outline = [item.title for item in reader.outline if not isinstance(item, list)]
+    assert "Summary of 2025" in outline and "Methodology" in outline
+
+
+def test_a_long_recipient_table_repeats_its_header_on_every_page(app):
+    from governance.reports.artefacts import public_html
+    from governance.reports.public import public_document
+
+    lines = [{"id": f"support-{n}", "paid_on": "2025-03-01", "kind": "grant",
+              "amount": "100.00", "currency": "GBP", "description": f"Grant number {n}",
+              "confirmation": {"state": "confirmed", "note": None}, "agreement": None}
+             for n in range(160)]
+    snapshot = {
+        "report": {"id": "report-1", "year": 2025, "period": {"from": "2025-01-01",
+                                                              "to": "2025-12-31"},
+                   "version": 1, "status": "draft", "generated_at": "2026-01-05T10:00:00Z",
+                   "published_at": None, "corrects": None,
+                   "organisation": {"id": "organisation-1", "name": "Helix Pharma",
+                                    "kind": "sponsor", "country": "GB"}},
+        "methodology": {"note": "Currency: GBP. VAT excluded. Identified from the ledger.",
+                        "rules": []},
+        "totals": {"recipients": 1, "lines": 160, "unvalued_lines": 0,
+                   "by_currency": [{"currency": "GBP", "amount": "16000.00"}],
+                   "by_kind": [{"kind": "grant", "currency": "GBP", "amount": "16000.00"}]},
+        "recipients": [{"id": "organisation-2", "name": "Rare Lung Alliance",
+                        "kind": "patient_group", "country": "GB", "share_of_income": None,
+                        "totals": [{"currency": "GBP", "amount": "16000.00"}],
+                        "contracted_services": None, "lines": lines}],
+        "interactions": {"count": 0, "by_format": [], "adherence": [], "partnerships": []},
+        "approval": None,
+    }
+    from governance.pdf import html_to_pdf
+
+    pdf = html_to_pdf(public_html(public_document(snapshot))).content
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
+    with_lines = [page for page in pages if "Grant number" in page]
+    assert len(with_lines) >= 2
+    assert all("Description" in page and "Agreement" in page for page in with_lines)
+    assert "DRAFT" in pages[0]
