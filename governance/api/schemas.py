@@ -247,3 +247,26 @@ class AuditQuery(Schema):
     entity = fields.String(validate=Length(min=1, max=40),
                            metadata={"description": "interaction, partnership, support, …"})
     entity_id = _id()
+
+
+class AdherenceQuery(Schema):
+    year = fields.Integer(load_default=None, validate=Range(
+        2000, 2999, error="Choose a calendar year from 2000."), metadata={
+            "description": "The calendar year; this year when left out."})
+    organisation_id = fields.Integer(load_default=None, validate=Range(1, MAX_ID))
+
+
+class AdherenceRow(Schema):
+    dimension = fields.String(required=True)
+    interactions = fields.Integer(required=True, metadata={
+        "description": "Held interactions of the year."})
+    met = fields.Integer(required=True, metadata={
+        "description": "Of those, with no open or acknowledged flag of the dimension."})
+    rate = fields.String(required=True, allow_none=True, metadata={
+        "description": "met / interactions, 4 decimals; null without interactions."})
+
+
+class AdherenceOut(Schema):
+    year = fields.Integer(required=True)
+    organisation_id = fields.Integer(required=True, allow_none=True)
+    items = fields.List(fields.Nested(AdherenceRow), required=True)

@@ -30,7 +30,7 @@ from webargs.flaskparser import FlaskParser
 
 from ..audit import AuditEvent
 from ..auditing.services import require_visible_subject
-from ..database import read_before_writing
+from ..database import read_before_writing, utcnow
 from ..errors import (
     Conflict,
     DomainError,
@@ -63,6 +63,7 @@ from ..permissions import (
     can_read_organisations,
     can_read_records,
     can_resolve_flags,
+    can_review,
     can_submit_plans,
     flag_scope,
     interaction_scope,
@@ -633,6 +634,34 @@ class Activities(MethodView):
         from ..activities.services import activities_open_to
 
         return [activity.as_dict() for activity in activities_open_to(current_user)]
+
+
+adherence = resource("adherence", "Adherence per good-practice dimension: the share of the "
+                                  "year's held interactions with no open or acknowledged flag "
+                                  "of that dimension (the same figure as the pages and the "
+                                  "reports).")
+
+
+@adherence.route("/adherence")
+class AdherenceByDimension(MethodView):
+    @allow(can_review)
+    @adherence.arguments(schemas.AdherenceQuery, location="query")
+    @adherence.response(200, schemas.AdherenceOut)
+    @documented_errors(adherence, 400, 403, 404, 422)
+    def get(self, query):
+        """A calendar year's adherence over the interactions you may see, or over one
+        organisation's (held by it or within its partnerships)."""
+        from ..review.adherence import for_year
+
+        organisation_id = query.get("organisation_id")
+        year = query["year"] or utcnow().year
+        if organisation_id is not None:
+            visible_or_404(Organisation, organisation_id, organisation_scope)
+        rows = for_year(current_user, year, organisation_id)
+        return {"year": year, "organisation_id": organisation_id,
+                "items": [{"dimension": row.dimension, "interactions": row.interactions,
+                           "met": row.met, "rate": row.as_report_row()["rate"]}
+                          for row in rows]}
 
 
 audit = resource("audit", "The append-only, hash-chained audit trail.")

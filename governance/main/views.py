@@ -1,6 +1,5 @@
 """The home page of each role: what that person comes to the application to do first."""
 
-from datetime import timedelta
 
 from flask import Blueprint, Flask, redirect, render_template, url_for
 from flask_login import current_user
@@ -23,7 +22,6 @@ from ..permissions import (
     public,
 )
 from ..rules.models import Flag
-from ..vocabulary import DIMENSIONS
 from . import submissions
 
 bp = Blueprint("main", __name__)
@@ -108,26 +106,15 @@ def _reports_due() -> list:
     return due.reminders(due.due_years(mine, today), today)
 
 
-def adherence_by_dimension(viewer, days: int = 365) -> list[dict]:
-    """Share of the viewer's interactions of the period with no open or kept flag in each
-    dimension."""
-    since = (utcnow() - timedelta(days=days)).date()
-    live = select(Interaction.id).where(Interaction.voided_at.is_(None),
-                                        Interaction.occurred_on >= since,
-                                        interaction_scope(viewer))
-    total = db.session.scalar(select(func.count()).select_from(live.subquery())) or 0
-    flagged = dict(db.session.execute(
-        select(Flag.dimension, func.count(func.distinct(Flag.interaction_id)))
-        .where(Flag.interaction_id.in_(live), Flag.voided_at.is_(None),
-               Flag.state.in_(("open", "acknowledged")))
-        .group_by(Flag.dimension)
-    ).all())
-    rows = []
-    for key, label in DIMENSIONS.items():
-        met = total - flagged.get(key, 0)
-        rows.append({"key": key, "label": label, "met": met, "total": total,
-                     "percent": round(100 * met / total) if total else None})
-    return rows
+def adherence_by_dimension(viewer) -> list[dict]:
+    """Adherence of the viewer's held interactions of this calendar year (review/adherence.py:
+    the one definition the dashboard and the reports use too)."""
+    from ..review.adherence import for_viewer
+
+    this_year = utcnow().date().replace(month=1, day=1)
+    return [{"key": row.dimension, "label": row.label, "met": row.met,
+             "total": row.interactions, "percent": row.percent}
+            for row in for_viewer(viewer, this_year, utcnow().date())]
 
 
 def _auditor():

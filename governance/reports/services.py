@@ -30,11 +30,11 @@ from ..permissions import (
     require,
     visible_record,
 )
+from ..review.adherence import adherence
 from ..validation import Input, load, required, text
 from ..validation import country as country_code
 from ..validation import currency as currency_code
 from ..vocabulary import (
-    DIMENSIONS,
     INTERACTION_FORMATS,
     REPORT_SIGNATURE_MEANINGS,
     SUPPORT_KINDS,
@@ -563,7 +563,8 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
         "methodology": {"note": methodology_note, "rules": METHOD_RULES,
                         "exchange_rates": exchange_rate_list(report)},
         "recipients": _recipients(supports, partnerships, organisations),
-        "interactions": _interactions(interactions, partnerships, organisations, flags),
+        "interactions": _interactions(interactions, partnerships, organisations, flags,
+                                      adherence([in_year])),
         "flags": [_flag_line(flag) for flag in flags],
         "priorities": priorities,
         "approval": None,
@@ -619,10 +620,10 @@ METHOD_RULES = [
     "not known or no support was paid in that currency.",
     "Interactions: every interaction of the year held by the reporting organisation or within "
     "one of its partnerships.",
-    "Adherence: for each good-practice dimension, the share of the year's interactions on "
-    "which neither the interaction nor its partnership holds an open flag of that dimension "
-    "when the report is generated. Flags kept with a justification (acknowledged) are counted "
-    "separately.",
+    "Adherence: for each good-practice dimension, the share of the year's held interactions "
+    "with no open or acknowledged flag of that dimension, on the interaction or its "
+    "partnership, when the report is generated (a dismissed flag did not apply; a remediated "
+    "one was put right). Open and acknowledged ones are counted separately.",
     "Flags: the flags raised on the year's interactions, and those raised on the "
     "organisation's partnerships that were open at some time during the year, with their "
     "state when the report was generated.",
@@ -804,42 +805,14 @@ def _totals(recipients: list[dict], report: Report) -> dict:
     }
 
 
-def _interactions(rows, partnerships, organisations, flags) -> dict:
-    dimensions = list(DIMENSIONS)
-    open_own: dict[str, set[int]] = defaultdict(set)
-    kept_own: dict[str, set[int]] = defaultdict(set)
-    open_partnership: dict[str, set[int]] = defaultdict(set)
-    kept_partnership: dict[str, set[int]] = defaultdict(set)
+def _interactions(rows, partnerships, organisations, flags, adherence_rows) -> dict:
+    """The year's interactions by partnership, with their flags, and adherence per dimension
+    (review/adherence.py: over the held ones)."""
     flags_of: dict[int, list[str]] = defaultdict(list)
     for flag in flags:
         if flag.interaction_id is not None:
             flags_of[flag.interaction_id].append(f"flag-{flag.id}")
-            target = open_own if flag.state == "open" else kept_own \
-                if flag.state == "acknowledged" else None
-            if target is not None:
-                target[flag.dimension].add(flag.interaction_id)
-        else:
-            target = open_partnership if flag.state == "open" else kept_partnership \
-                if flag.state == "acknowledged" else None
-            if target is not None:
-                target[flag.dimension].add(flag.partnership_id)
     total = len(rows)
-    adherence = []
-    for key in dimensions:
-        with_open = sum(1 for row in rows if row.id in open_own[key]
-                        or row.partnership_id in open_partnership[key])
-        kept = sum(1 for row in rows if not (row.id in open_own[key]
-                                             or row.partnership_id in open_partnership[key])
-                   and (row.id in kept_own[key] or row.partnership_id in kept_partnership[key]))
-        adherence.append({
-            "id": f"adherence-{key}",
-            "dimension": key,
-            "interactions": total,
-            "with_open_flag": with_open,
-            "kept_with_justification": kept,
-            "met": total - with_open,
-            "rate": None if not total else f"{(total - with_open) / total:.4f}",
-        })
     groups: dict[int | None, list[dict]] = defaultdict(list)
     for row in rows:
         groups[row.partnership_id].append({
@@ -875,7 +848,7 @@ def _interactions(rows, partnerships, organisations, flags) -> dict:
         "count": total,
         "by_format": [{"format": key, "count": formats[key]}
                       for key in INTERACTION_FORMATS if formats.get(key)],
-        "adherence": adherence,
+        "adherence": [row.as_report_row() for row in adherence_rows],
         "partnerships": by_partnership,
     }
 

@@ -1,15 +1,15 @@
 """The compliance dashboard: adherence per dimension, flags over time, the oldest open flags."""
 
-from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 
 from ..extensions import db
 from ..interactions.models import Interaction
 from ..permissions import flag_scope, interaction_scope
 from ..rules.models import Flag
-from ..vocabulary import DIMENSIONS, FLAG_STATES
+from ..vocabulary import FLAG_STATES
+from .adherence import Adherence, for_viewer
 from .services import QueueFilter, flag_queue
 
 
@@ -25,47 +25,11 @@ def _period_conditions(viewer, date_from: date | None, date_to: date | None,
     return conditions
 
 
-@dataclass(frozen=True)
-class Adherence:
-    dimension: str
-    label: str
-    interactions: int
-    flagged: int
-
-    @property
-    def share(self) -> float | None:
-        """Share of interactions with no open flag in this dimension (None without any)."""
-        if not self.interactions:
-            return None
-        return (self.interactions - self.flagged) / self.interactions
-
-
 def adherence(viewer, date_from: date | None = None, date_to: date | None = None,
               partnership_id: int | None = None) -> list[Adherence]:
-    """Per dimension, how many of the viewer's interactions of the period carry no open flag
-    in it.
-
-    An interaction counts as flagged in a dimension when it, or its partnership, has an open
-    flag of that dimension (partnership-level rules judge the relationship it belongs to).
-    """
-    conditions = _period_conditions(viewer, date_from, date_to, partnership_id)
-    total = db.session.scalar(select(func.count()).select_from(Interaction).where(*conditions))
-    open_flag = and_(Flag.state == "open", Flag.voided_at.is_(None))
-    own = select(Flag.interaction_id.label("iid"), Flag.dimension.label("dim")).where(
-        open_flag, Flag.interaction_id.is_not(None))
-    via_partnership = (
-        select(Interaction.id.label("iid"), Flag.dimension.label("dim"))
-        .join(Flag, Flag.partnership_id == Interaction.partnership_id)
-        .where(open_flag)
-    )
-    union = own.union(via_partnership).subquery()
-    flagged = dict(db.session.execute(
-        select(union.c.dim, func.count(func.distinct(union.c.iid)))
-        .join(Interaction, Interaction.id == union.c.iid)
-        .where(*conditions)
-        .group_by(union.c.dim)
-    ).all())
-    return [Adherence(key, label, total, flagged.get(key, 0)) for key, label in DIMENSIONS.items()]
+    """Per dimension, the share of the viewer's held interactions of the period with no open
+    or acknowledged flag in it (review/adherence.py: the one definition)."""
+    return for_viewer(viewer, date_from, date_to, partnership_id)
 
 
 def flags_over_time(viewer, date_from: date | None = None, date_to: date | None = None,
