@@ -227,7 +227,8 @@ def instance_with_files(app, client, sponsor, make_partnership, make_interaction
                           content_type="multipart/form-data")
     assert preview.status_code == 200
     digest = hashlib.sha256(rows).hexdigest()
-    addresses = [*status["links"].values(), f"/attachments/{attachment.id}"]
+    addresses = [*status["links"]["public"].values(), *status["links"]["internal"].values(),
+                 f"/attachments/{attachment.id}"]
     downloads = {}
     for address in addresses:
         status_code, downloads[address] = download(client, address, api)

@@ -259,7 +259,7 @@ def test_report_shows_each_lines_partner_answer(setting, compliance_user, sponso
     db.session.commit()
     jobs.start(report.id)
     db.session.expire_all()
-    data = json.loads(files.read(report.json_sha256))
+    data = json.loads(files.read(report.internal_json_sha256))
 
     lines = {line["id"]: line for recipient in data["recipients"]
              for line in recipient["lines"]}

@@ -53,7 +53,6 @@ def test_a_compliance_officer_sets_the_logo_and_colour(officer, sponsor, client)
 @pytest.mark.parametrize("content, filename, message", [
     (b"%PDF-1.7 not a picture", "logo.png", "not an image"),
     (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "logo.svg", "not an image"),
-    (png() + b"\0" * LOGO_MAX_BYTES, "logo.png", "1 MB or less"),
 ])
 def test_a_logo_that_is_not_a_small_image_is_refused(officer, sponsor, client, content,
                                                      filename, message):
@@ -83,3 +82,12 @@ def test_another_organisations_officer_cannot_brand_its_reports(sponsor, make_or
     assert post(client, sponsor, logo=png()).status_code == 404
     db.session.refresh(sponsor)
     assert sponsor.logo_sha256 is None
+
+
+def test_a_logo_over_1_mb_is_refused_saying_so(app):
+    from governance.errors import ValidationFailed
+    from governance.reports.branding import checked_logo
+
+    with pytest.raises(ValidationFailed) as refused:
+        checked_logo(png() + b"\0" * LOGO_MAX_BYTES)
+    assert "1 MB or less" in refused.value.fields["logo"][0]

@@ -58,9 +58,9 @@ class InteractionForm(FlaskForm):
                                          description="The prioritised activities this "
                                          "interaction worked on (hold Ctrl to pick several).")
     publishable = BooleanField(
-        "The title may appear in the public disclosure",
-        description="Leave unticked when the title names an unlicensed product or anything not "
-                    "for publication: the public report then lists the interaction without it.")
+        "May be named in the public disclosure",
+        description="Leave unticked when its name mentions an unlicensed product or anything not "
+                    "for publication: the public report then leaves it out.")
     patient_needs = MultiCheckboxField("Patient needs served", choices=vocab_options(PATIENT_NEEDS),
                                        validate_choice=False)
 

@@ -79,7 +79,9 @@ def _approval(snapshot: dict) -> dict | None:
     if not approval:
         return None
     return {"signatory": signatory(snapshot["report"]["organisation"]["name"]),
-            "signed_at": approval["signed_at"], "meaning": approval["meaning"]}
+            "signed_at": approval["signed_at"], "meaning": approval["meaning"],
+            # The audit chain's head at publication: an anchor anyone may check the trail by.
+            "audit_head": approval.get("audit_head")}
 
 
 def _report(report: dict) -> dict:
@@ -193,6 +195,10 @@ def public_csv_rows(document: dict):
         yield {"id": f"{report['id']}-approval", "section": "approval",
                "date": approval["signed_at"],
                "description": f"Signed by {approval['signatory']}: {approval['meaning']}"}
+        if approval["audit_head"]:
+            head = approval["audit_head"]
+            yield {"id": f"{report['id']}-audit-head", "section": "audit_head",
+                   "count": head["sequence"], "description": head["hash"]}
 
 
 def _count(number: int, noun: str) -> str:

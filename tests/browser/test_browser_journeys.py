@@ -154,7 +154,7 @@ def test_compliance_generates_a_report_and_downloads_it(page, tmp_path, screensh
     expect(page.get_by_role("heading", name="Preparing the draft")).to_be_visible()
 
     # The draft is prepared in the background; the page follows its progress and reloads.
-    pdf_link = page.get_by_role("link", name="PDF", exact=True)
+    pdf_link = page.get_by_role("link", name="PDF of the public disclosure", exact=True)
     expect(pdf_link).to_be_visible(timeout=180_000)
     check_accessibility(page)
     screenshots(page, "report")
