@@ -144,6 +144,7 @@ def test_the_internal_report_keeps_what_the_public_one_leaves_out(disclosed_year
     flag = next(f for f in document["flags"] if f["id"] == f"flag-{disclosed_year['flag'].id}")
     assert flag["note"] == FLAG_NOTE and flag["resolved_by"] == "Inês Barros-Whitfield"
     assert DISPUTE_NOTE in internal["csv"] and SECRET_TITLE in internal["csv"]
+    assert "Reviewed with the partner; kept as recorded." in internal["csv"]  # an exception
     assert document["approval"]["name"] == "Inês Barros-Whitfield"
 
 
@@ -299,3 +300,13 @@ def test_a_long_recipient_table_repeats_its_header_on_every_page(app):
     assert len(with_lines) >= 2
     assert all("Description" in page and "Agreement" in page for page in with_lines)
     assert "DRAFT" in pages[0]
+
+
+def test_the_report_form_refuses_unreadable_rates_and_creates_nothing(disclosed_year, client):
+    login(client, disclosed_year["officer"])
+    response = client.post("/reports/", data={
+        "organisation_id": disclosed_year["sponsor"].id, "year": YEAR,
+        "reporting_currency": "GBP", "exchange_rates": "EUR is about 0.85"})
+    assert response.status_code == 422
+    assert "a currency code and a rate" in response.get_data(as_text=True)
+    assert db.session.scalar(select(Report.id)) is None

@@ -277,6 +277,19 @@ def editing(record):
         raise StaleVersion(CHANGED, record, busy=True) from None
 
 
+def patched(record, update, as_json):
+    """A PATCH: the request's changed fields applied by the service's `update`, with the
+    `reason` and the `version` read (or If-Match); the record's JSON, tagged with its ETag."""
+    changes = json_body()
+    note = load(_change_note, {name: changes.pop(name) for name in ("reason", "version")
+                               if name in changes})
+    reason, version = note["reason"], version_sent(record, note["version"])
+    with editing(record):
+        update(record, changes, current_user, reason=reason, expected_version=version)
+        answer = as_json(record)
+    return tagged(answer, record)
+
+
 # --- reading requests and saving -----------------------------------------------------------
 
 _change_note = ChangeNote()
@@ -380,15 +393,8 @@ class OrganisationById(MethodView):
         """Change some fields; the organisation is re-validated whole."""
         with read_before_writing():
             organisation = visible_or_404(Organisation, organisation_id, organisation_scope)
-        changes = json_body()
-        note = load(_change_note, {name: changes.pop(name) for name in ("reason", "version")
-                                   if name in changes})
-        reason, version = note["reason"], version_sent(organisation, note["version"])
-        with editing(organisation):
-            organisation_services.update_organisation(organisation, changes, current_user,
-                                                      reason=reason, expected_version=version)
-            answer = organisation_json(organisation)
-        return tagged(answer, organisation)
+        return patched(organisation, organisation_services.update_organisation,
+                       organisation_json)
 
 
 # --- partnerships and support ----------------------------------------------------------------
@@ -518,15 +524,7 @@ class InteractionById(MethodView):
         with read_before_writing():
             interaction = visible_or_404(Interaction, interaction_id, interaction_scope,
                                          interaction_services.loaded_for_editing())
-        changes = json_body()
-        note = load(_change_note, {name: changes.pop(name) for name in ("reason", "version")
-                                   if name in changes})
-        reason, version = note["reason"], version_sent(interaction, note["version"])
-        with editing(interaction):
-            interaction_services.update_interaction(interaction, changes, current_user,
-                                                    reason=reason, expected_version=version)
-            answer = interaction_json(interaction)
-        return tagged(answer, interaction)
+        return patched(interaction, interaction_services.update_interaction, interaction_json)
 
 
 # Approval before the event: the advocate submits a plan, a compliance officer decides on it.

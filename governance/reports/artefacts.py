@@ -11,7 +11,13 @@ from .. import storage
 from ..pdf import DEFAULT_OPTIONS, PdfOptions, html_to_pdf, render_html
 from ..spreadsheets import safe_cell
 from .layout import flag_summary, flag_totals, pdf_listings
-from .public import public_csv_rows, public_document
+from .public import (
+    approval_rows,
+    individual_payment_rows,
+    public_csv_rows,
+    public_document,
+    recipient_total_rows,
+)
 
 PDF_TEMPLATE = "reports/pdf.html"
 PUBLIC_PDF_TEMPLATE = "reports/public_pdf.html"
@@ -143,25 +149,7 @@ def csv_rows(snapshot: dict):
                    "description": line["description"],
                    "partner_confirmation": line["confirmation"]["state"],
                    "partner_note": line["confirmation"]["note"]}
-        for total in recipient["totals"]:
-            yield {"id": f"total-{recipient['id']}-{total['currency']}", "section": "total",
-                   "organisation": name, "amount": total["amount"],
-                   "currency": total["currency"], "description": "Total support in the year"}
-        if recipient["contracted_services"]:
-            for total in recipient["contracted_services"]["totals"]:
-                yield {"id": f"contracted-services-{recipient['id']}-{total['currency']}",
-                       "section": "contracted_services_total", "organisation": name,
-                       "kind": "contracted_service", "amount": total["amount"],
-                       "currency": total["currency"],
-                       "description": "; ".join(recipient["contracted_services"]
-                                                ["descriptions"])}
-        share = recipient["share_of_income"]
-        if share:
-            yield {"id": f"share-of-income-{recipient['id']}", "section": "share_of_income",
-                   "organisation": name, "amount": share["support"],
-                   "currency": share["currency"], "rate": share["percent"],
-                   "description": f"Share of the annual income of {share['currency']} "
-                                  f"{share['annual_income']}"}
+        yield from recipient_total_rows(recipient)
     interactions = snapshot["interactions"]
     for row in interactions["adherence"]:
         yield {"id": row["id"], "section": "adherence", "dimension": row["dimension"],
@@ -190,28 +178,14 @@ def csv_rows(snapshot: dict):
                "partnership": priority["partnership"]["title"],
                "kind": priority["activity_code"], "description": priority["activity"],
                "count": priority["interactions_in_year"], "date": priority["last_worked_on"]}
-    # Payments to individuals: the aggregate only (older snapshots have no such section).
-    payments = snapshot.get("individual_payments") or {}
-    for row in payments.get("by_service", []):
-        yield {"id": row["id"], "section": "individual_payments", "kind": row["service"],
-               "amount": row["total_fees"], "currency": row["currency"],
-               "count": row["individuals"],
-               "description": f"Fees to {row['individuals']} individual(s) in "
-                              f"{row['payments']} payment(s); expenses {row['currency']} "
-                              f"{row['total_expenses']}"}
-    for row in payments.get("totals", []):
-        yield {"id": row["id"], "section": "individual_payments_total",
-               "amount": row["total_fees"], "currency": row["currency"],
-               "count": payments["individuals"],
-               "description": f"Total fees in {row['payments']} payment(s) to "
-                              f"{payments['individuals']} individual(s); total expenses "
-                              f"{row['currency']} {row['total_expenses']}"}
+    for exception in snapshot.get("exceptions") or []:
+        acknowledged = exception.get("acknowledgement") or {}
+        yield {"id": exception["id"], "section": "exception", "kind": exception["kind"],
+               "subject": exception["subject"], "description": exception["message"],
+               "state": "acknowledged" if acknowledged else "open",
+               "resolution_note": acknowledged.get("reason"),
+               "resolved_at": acknowledged.get("at")}
+    yield from individual_payment_rows(snapshot.get("individual_payments"))
     approval = snapshot["approval"]
     if approval:
-        yield {"id": f"{report['id']}-approval", "section": "approval",
-               "date": approval["signed_at"],
-               "description": f"Signed by {approval['name']}: {approval['meaning']}"}
-        if approval.get("audit_head"):  # published before the audit chain had heads: none
-            head = approval["audit_head"]
-            yield {"id": f"{report['id']}-audit-head", "section": "audit_head",
-                   "count": head["sequence"], "description": head["hash"]}
+        yield from approval_rows(report["id"], approval["name"], approval)

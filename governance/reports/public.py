@@ -137,26 +137,8 @@ def public_csv_rows(document: dict):
                    "kind": line["kind"], "amount": line["amount"], "currency": line["currency"],
                    "description": line["description"], "agreement": agreement.get("id"),
                    "agreement_reference": agreement.get("reference")}
-        for total in recipient["totals"]:
-            yield {"id": f"total-{recipient['id']}-{total['currency']}", "section": "total",
-                   "organisation": name, "country": recipient["country"],
-                   "amount": total["amount"], "currency": total["currency"],
-                   "description": "Total support in the year"}
-        contracted = recipient["contracted_services"]
-        for total in (contracted or {}).get("totals", []):
-            yield {"id": f"contracted-services-{recipient['id']}-{total['currency']}",
-                   "section": "contracted_services_total", "organisation": name,
-                   "country": recipient["country"], "kind": "contracted_service",
-                   "amount": total["amount"], "currency": total["currency"],
-                   "description": "; ".join(contracted["descriptions"])}
-        share = recipient["share_of_income"]
-        if share:
-            yield {"id": f"share-of-income-{recipient['id']}", "section": "share_of_income",
-                   "organisation": name, "country": recipient["country"],
-                   "amount": share["support"], "currency": share["currency"],
-                   "rate": share["percent"],
-                   "description": f"Share of the annual income of {share['currency']} "
-                                  f"{share['annual_income']}"}
+        for row in recipient_total_rows(recipient):
+            yield row | {"country": recipient["country"]}
     converted = document["summary"]["in_reporting_currency"]
     if converted:
         yield {"id": f"{report['id']}-total-{converted['currency']}",
@@ -175,30 +157,64 @@ def public_csv_rows(document: dict):
     for line in document["interactions"]["publishable"]:
         yield {"id": line["id"], "section": "interaction", "organisation": line["partner"],
                "date": line["occurred_on"], "kind": line["format"], "description": line["title"]}
-    payments = document["individual_payments"]
-    for row in payments["by_service"]:
+    yield from individual_payment_rows(document["individual_payments"])
+    approval = document["approval"]
+    if approval:
+        yield from approval_rows(report["id"], approval["signatory"], approval)
+
+
+def recipient_total_rows(recipient: dict):
+    """A recipient's totals, contracted-services totals and share of income, as CSV rows (the
+    public and the internal files alike)."""
+    name = recipient["name"]
+    for total in recipient["totals"]:
+        yield {"id": f"total-{recipient['id']}-{total['currency']}", "section": "total",
+               "organisation": name, "amount": total["amount"], "currency": total["currency"],
+               "description": "Total support in the year"}
+    contracted = recipient["contracted_services"]
+    for total in (contracted or {}).get("totals", []):
+        yield {"id": f"contracted-services-{recipient['id']}-{total['currency']}",
+               "section": "contracted_services_total", "organisation": name,
+               "kind": "contracted_service", "amount": total["amount"],
+               "currency": total["currency"],
+               "description": "; ".join(contracted["descriptions"])}
+    share = recipient["share_of_income"]
+    if share:
+        yield {"id": f"share-of-income-{recipient['id']}", "section": "share_of_income",
+               "organisation": name, "amount": share["support"], "currency": share["currency"],
+               "rate": share["percent"],
+               "description": f"Share of the annual income of {share['currency']} "
+                              f"{share['annual_income']}"}
+
+
+def individual_payment_rows(payments: dict | None):
+    """The payments to individuals in aggregate, as CSV rows (older snapshots have none)."""
+    payments = payments or {}
+    for row in payments.get("by_service", []):
         yield {"id": row["id"], "section": "individual_payments", "kind": row["service"],
                "amount": row["total_fees"], "currency": row["currency"],
                "count": row["individuals"],
                "description": f"Fees to {_count(row['individuals'], 'individual')} in "
                               f"{_count(row['payments'], 'payment')}; expenses "
                               f"{row['currency']} {row['total_expenses']}"}
-    for row in payments["totals"]:
+    for row in payments.get("totals", []):
         yield {"id": row["id"], "section": "individual_payments_total",
                "amount": row["total_fees"], "currency": row["currency"],
                "count": payments["individuals"],
                "description": f"Total fees in {_count(row['payments'], 'payment')} to "
                               f"{_count(payments['individuals'], 'individual')}; total "
                               f"expenses {row['currency']} {row['total_expenses']}"}
-    approval = document["approval"]
-    if approval:
-        yield {"id": f"{report['id']}-approval", "section": "approval",
-               "date": approval["signed_at"],
-               "description": f"Signed by {approval['signatory']}: {approval['meaning']}"}
-        if approval["audit_head"]:
-            head = approval["audit_head"]
-            yield {"id": f"{report['id']}-audit-head", "section": "audit_head",
-                   "count": head["sequence"], "description": head["hash"]}
+
+
+def approval_rows(report_id: str, signer: str, approval: dict):
+    """The signature, and the audit chain's head at publication (none in reports published
+    before the chain had heads), as CSV rows."""
+    yield {"id": f"{report_id}-approval", "section": "approval", "date": approval["signed_at"],
+           "description": f"Signed by {signer}: {approval['meaning']}"}
+    head = approval.get("audit_head")
+    if head:
+        yield {"id": f"{report_id}-audit-head", "section": "audit_head",
+               "count": head["sequence"], "description": head["hash"]}
 
 
 def _count(number: int, noun: str) -> str:

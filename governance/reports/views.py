@@ -276,16 +276,23 @@ def change_exception(report_id: int, key: str, change, success: str):
     return redirect(url_for(".view", report_id=report_id, _anchor="exceptions-heading"), 303)
 
 
+def load_reporting_organisation(organisation_id: int) -> Organisation:
+    """An organisation whose reports the current user writes the note and branding of, or
+    404."""
+    organisation = db.session.get(Organisation, organisation_id)
+    if organisation is None or organisation.is_void or not services.can_report(organisation) \
+            or not can_write_methodology(current_user, organisation):
+        abort(404)
+    return organisation
+
+
 # --- the methodology note -------------------------------------------------------------------------
 
 
 @bp.route("/methodology/<int:organisation_id>", methods=["GET", "POST"])
 @allow(can_write_methodology)
 def methodology(organisation_id: int):
-    organisation = db.session.get(Organisation, organisation_id)
-    if organisation is None or organisation.is_void or not services.can_report(organisation) \
-            or not can_write_methodology(current_user, organisation):
-        abort(404)
+    organisation = load_reporting_organisation(organisation_id)
     form = MethodologyForm()
     if request.method == "GET":
         form.methodology_note.data = organisation.methodology_note or \
@@ -324,10 +331,7 @@ def branding(organisation_id: int):
     """The logo and colour of the organisation's public disclosure."""
     from .branding import DEFAULT_COLOUR, update_branding
 
-    organisation = db.session.get(Organisation, organisation_id)
-    if organisation is None or organisation.is_void or not services.can_report(organisation) \
-            or not can_write_methodology(current_user, organisation):
-        abort(404)
+    organisation = load_reporting_organisation(organisation_id)
     form = BrandingForm()
     if request.method == "GET":
         form.brand_colour.data = organisation.brand_colour or DEFAULT_COLOUR
