@@ -18,8 +18,15 @@ from governance.rules.models import Flag
 from .conftest import GOOD_INTERACTION, login
 
 API = "/api/v1"
-TODAY = utcnow().date()
-NEXT_WEEK = TODAY + timedelta(days=7)
+
+
+def today() -> date:
+    """Read when each test runs, so a run that crosses midnight plans on the right day."""
+    return utcnow().date()
+
+
+def next_week() -> date:
+    return today() + timedelta(days=7)
 
 
 @pytest.fixture
@@ -51,8 +58,8 @@ def officer(officer_user, bearer):
 def plan_values(partnership, **values) -> dict:
     """An advisory board that follows every practice, planned for next week."""
     data = dict(GOOD_INTERACTION, format="advisory_board", partnership_id=partnership.id,
-                status="planned", occurred_on=NEXT_WEEK,
-                purpose_shared_on=TODAY, summary=None, summary_recorded_on=None,
+                status="planned", occurred_on=next_week(),
+                purpose_shared_on=today(), summary=None, summary_recorded_on=None,
                 outcomes_shared_on=None)
     data.update(values)
     return {k: v.isoformat() if isinstance(v, date) else v for k, v in data.items()}
@@ -105,7 +112,7 @@ def test_interactions_are_held_by_default(client, advocate, partnership):
 
 
 def test_documentation_deadlines_wait_until_the_interaction_is_held(plan, client, advocate):
-    overdue = TODAY - timedelta(days=120)
+    overdue = today() - timedelta(days=120)
     answer = plan(format="workshop", occurred_on=overdue,
                   purpose_shared_on=overdue - timedelta(days=7))
     assert not rules_of(answer) & {"DOC-NO-SUMMARY", "DOC-NO-FEEDBACK"}
@@ -147,13 +154,13 @@ def test_advocate_submits_compliance_approves_and_the_held_board_keeps_the_appro
     approval = response.get_json()["approval"]
     assert approval["decision"] == "approved" and approval["by"] == officer_user.name
     assert approval["note"] == "Agenda and fees fit the policy."
-    assert approval["at"].endswith("+00:00") and approval["at"].startswith(TODAY.isoformat())
+    assert approval["at"].endswith("+00:00") and approval["at"].startswith(today().isoformat())
     event = history_of("interaction", answer["id"])[-1]
     assert event.actor_id == officer_user.id and "Plan approved by" in event.reason
 
     current = client.get(f"{API}/interactions/{answer['id']}", headers=advocate).get_json()
     held = hold(client, advocate, current, summary="Fewer visits.", summary_recorded_on=(
-        NEXT_WEEK + timedelta(days=1)).isoformat())
+        next_week() + timedelta(days=1)).isoformat())
     assert held.status_code == 200, held.get_json()
     held = held.get_json()
     assert held["status"] == "held" and held["approval"]["decision"] == "approved"
@@ -186,8 +193,8 @@ def test_nobody_approves_a_plan_they_logged(client, officer, partnership):
 
 
 def test_a_plan_is_not_approved_after_its_date(plan, client, officer):
-    answer = plan(occurred_on=TODAY - timedelta(days=1),
-                  purpose_shared_on=TODAY - timedelta(days=10))
+    answer = plan(occurred_on=today() - timedelta(days=1),
+                  purpose_shared_on=today() - timedelta(days=10))
     response = decide(client, officer, answer["id"])
     assert response.status_code == 422
     assert "has passed" in response.get_json()["error"]["fields"]["decision"][0]
@@ -195,7 +202,7 @@ def test_a_plan_is_not_approved_after_its_date(plan, client, officer):
 
 
 def test_a_plan_is_approved_on_its_own_day(plan, client, officer):
-    answer = plan(occurred_on=TODAY, purpose_shared_on=TODAY - timedelta(days=3))
+    answer = plan(occurred_on=today(), purpose_shared_on=today() - timedelta(days=3))
     assert decide(client, officer, answer["id"]).status_code == 200
 
 
@@ -339,8 +346,8 @@ def test_compliance_approves_from_the_queue_and_the_advocate_sees_the_state(
 
 
 def test_the_approval_page_shows_why_a_decision_was_refused(app, plan, officer_user):
-    answer = plan(occurred_on=TODAY - timedelta(days=2),
-                  purpose_shared_on=TODAY - timedelta(days=9))
+    answer = plan(occurred_on=today() - timedelta(days=2),
+                  purpose_shared_on=today() - timedelta(days=9))
     client = app.test_client()
     login(client, officer_user)
     response = client.post(f"/review/approvals/{answer['id']}", data={"decision": "approved"})
@@ -371,8 +378,8 @@ def test_plans_are_imported_and_exported_with_their_status(app, advocate_user, p
 
     client = app.test_client()
     login(client, advocate_user)
-    rows = [interaction_row(partnership, 1, status="planned", occurred_on=NEXT_WEEK,
-                            purpose_shared_on=TODAY, summary=None, summary_recorded_on=None,
+    rows = [interaction_row(partnership, 1, status="planned", occurred_on=next_week(),
+                            purpose_shared_on=today(), summary=None, summary_recorded_on=None,
                             outcomes_shared_on=None, outcome_changes=None),
             interaction_row(partnership, 2, status="", format="workshop",
                             outcome_changes="Home visits added.")]
