@@ -166,6 +166,13 @@ can_manage_policy = permission(
     refusal="Only compliance officers re-evaluate records against the policy.")
 can_read_reevaluations = permission("read re-evaluation runs", "compliance", "auditor")
 can_read_reports = permission("read transparency reports", "compliance", "auditor")
+can_reconcile_funding = permission(
+    "read a patient group's funding received beside its funders' disclosures", "compliance",
+    "auditor",
+    refusal="Only the patient group's compliance officers and auditors read its reconciliation.",
+    record_check=lambda user, organisation: organisation.kind == "patient_group" and (
+        sees_whole_installation(user)
+        or organisation.id in (acting_organisation_ids(user) or ())))
 can_make_reports = permission(
     "generate, publish and correct transparency reports", "compliance",
     refusal="Only a compliance officer of the organisation generates and publishes its "

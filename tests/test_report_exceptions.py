@@ -89,7 +89,7 @@ def test_a_line_awaiting_the_partner_is_pending_then_not_answered(clean_year, co
     assert pending["key"] == f"support_pending:{subject}"
     assert pending["id"] == f"exception-support_pending:{subject}"
     assert pending["message"] == ("The grant of GBP 250.00 to Rare Lung Alliance paid on "
-                                  "1 May 2025 is still awaiting the partner's answer.")
+                                  "1 May 2025 is still awaiting an answer from the partner.")
     assert pending["fix"] == {"endpoint": "partnerships.edit_support",
                               "values": {"support_id": line.id}}
 

@@ -597,13 +597,6 @@ def test_methodology_page_offers_a_starting_text(year, compliance_user, client):
     assert "Check every sentence" in page
 
 
-def test_patient_groups_are_not_reporting_organisations(year, compliance_user):
-    with pytest.raises(services.ValidationFailed) as refused:
-        services.request_report({"organisation_id": year["groups"][0].id, "year": YEAR},
-                                compliance_user)
-    assert "patient groups receive support" in refused.value.fields["organisation_id"][0]
-
-
 def test_a_year_not_yet_over_cannot_be_published(year, compliance_user, monkeypatch):
     report = generate(compliance_user, year["sponsor"])
 

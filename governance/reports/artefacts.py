@@ -17,6 +17,8 @@ from .public import (
     public_csv_rows,
     public_document,
     recipient_total_rows,
+    report_title,
+    sections,
 )
 
 PDF_TEMPLATE = "reports/pdf.html"
@@ -84,12 +86,13 @@ def public_html(document: dict) -> str:
 def estimated_pages(snapshot: dict) -> int:
     """A rough page count of both documents, so that progress can be shown while the pages
     are laid out."""
-    lines = sum(len(recipient["lines"]) for recipient in snapshot["recipients"])
+    organisations = sections(snapshot)
+    lines = sum(len(recipient["lines"]) for recipient in organisations)
     interactions = snapshot["interactions"]["count"]
     groups = len(snapshot["interactions"]["partnerships"])
-    internal = 5 + lines // 28 + len(snapshot["recipients"]) // 6 + interactions // 45 \
+    internal = 5 + lines // 28 + len(organisations) // 6 + interactions // 45 \
         + groups // 12 + len(snapshot["flags"]) // 40 + len(snapshot["priorities"]) // 30
-    public = 4 + lines // 30 + len(snapshot["recipients"]) // 4
+    public = 4 + lines // 30 + len(organisations) // 4
     return max(1, internal + public)
 
 
@@ -137,10 +140,8 @@ def csv_rows(snapshot: dict):
     yield {"id": report["id"], "section": "report",
            "organisation": report["organisation"]["name"],
            "date": report["generated_at"], "state": report["status"],
-           "description": f"Transparency report {report['year']}, version {report['version']}"
-           + (f", correcting version {report['corrects']['version']}: "
-              f"{report['corrects']['reason']}" if report["corrects"] else "")}
-    for recipient in snapshot["recipients"]:
+           "description": report_title(report)}
+    for recipient in sections(snapshot):
         name = recipient["name"]
         for line in recipient["lines"]:
             yield {"id": line["id"], "section": "support", "organisation": name,

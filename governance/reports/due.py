@@ -96,12 +96,29 @@ def _first_years(organisation_ids: list[int]) -> dict[int, int]:
         .where(Interaction.organisation_id.in_(organisation_ids),
                Interaction.voided_at.is_(None))
         .group_by(Interaction.organisation_id),
+        # A patient group reports the funding it confirmed.
+        select(Support.recipient_id, func.min(Support.paid_on))
+        .where(Support.recipient_id.in_(_self_reporting_groups(organisation_ids)),
+               Support.confirmed_by_partner == "confirmed", Support.voided_at.is_(None))
+        .group_by(Support.recipient_id),
     )
     for query in queries:
         for organisation_id, first in db.session.execute(query):
             if first is not None:
                 firsts[organisation_id].append(first)
     return {organisation_id: min(days).year for organisation_id, days in firsts.items()}
+
+
+def _self_reporting_groups(organisation_ids: list[int]):
+    """The patient groups among them with a compliance officer of their own: those that
+    publish their funding received here (a group recorded only as a sponsor's partner does
+    not)."""
+    from ..auth.models import User
+
+    return select(User.organisation_id) \
+        .join(Organisation, Organisation.id == User.organisation_id) \
+        .where(User.organisation_id.in_(organisation_ids), User.role == "compliance",
+               Organisation.kind == "patient_group")
 
 
 def due_years(organisations: list[Organisation], today: date) -> list[DueYear]:

@@ -21,7 +21,7 @@ from ..permissions import can_make_reports, require
 from ..records import Record
 from ..validation import Input, required_text
 from ..vocabulary import SUPPORT_KINDS
-from .models import Report
+from .models import Report, side_of
 
 REASON_MAX = 1000
 # An in-kind line with no value must describe the benefit in at least this many characters.
@@ -82,10 +82,12 @@ def find_exceptions(organisation: Organisation, year: int, today: date) -> list[
     from ..rules.evaluation import current_policy
 
     window = current_policy().reporting.review_window_days
-    found = _support_exceptions(organisation.id, year, today, window)
-    found += _flag_exceptions(organisation.id, year)
-    found += _methodology_exceptions(organisation)
-    return found
+    if side_of(organisation) == "received":
+        found = _received_exceptions(organisation.id, year, today, window)
+    else:
+        found = _support_exceptions(organisation.id, year, today, window)
+        found += _flag_exceptions(organisation.id, year)
+    return found + _methodology_exceptions(organisation)
 
 
 def _exception(kind: str, subject: str, message: str, fix) -> dict:
@@ -130,7 +132,7 @@ def _support_exceptions(organisation_id: int, year: int, today: date,
     for row in _support_rows(organisation_id, year):
         subject = f"support-{row.id}"
         fix = {"endpoint": "partnerships.edit_support", "values": {"support_id": row.id}}
-        name = _line_name(row)
+        name = _line_name(row, f"to {row.recipient}")
         for kind, message in _line_problems(row, name, today, window_days):
             found.append(_exception(kind, subject, message, fix))
         if row.amount is not None:
@@ -145,17 +147,51 @@ def _support_exceptions(organisation_id: int, year: int, today: date,
     return found
 
 
-def _line_problems(row, name: str, today: date, window_days: int):
+def _received_exceptions(group_id: int, year: int, today: date,
+                         window_days: int) -> list[dict]:
+    """A patient group's report holds the lines it confirmed: each line of the year it has not
+    confirmed is left out of it, and is an exception until answered or acknowledged."""
+    from ..partnerships.models import Partnership, Support
+
+    rows = db.session.execute(
+        select(Support.id, Support.paid_on, Support.kind, Support.amount, Support.currency,
+               Support.confirmed_by_partner, Support.created_at,
+               Organisation.name.label("company"))
+        .join(Partnership, Partnership.id == Support.partnership_id)
+        .join(Organisation, Organisation.id == Partnership.sponsor_id)
+        .where(Support.recipient_id == group_id, Support.voided_at.is_(None),
+               Support.confirmed_by_partner != "confirmed",
+               Support.paid_on >= date(year, 1, 1), Support.paid_on <= date(year, 12, 31))
+        .order_by(Support.paid_on, Support.id)
+    ).all()
+    found = []
+    for row in rows:
+        name = _line_name(row, f"from {row.company}")
+        problems = _confirmation_problems(row, name, today, window_days, "you")
+        fix = {"endpoint": "confirmations.confirm_support", "values": {"support_id": row.id}}
+        found += [_exception(problem, f"support-{row.id}", message + " It is left out of "
+                             "this report until it is confirmed.", fix)
+                  for problem, message in problems]
+    return found
+
+
+def _confirmation_problems(row, name: str, today: date, window_days: int,
+                           answerer: str = "the partner"):
+
     if row.confirmed_by_partner == "pending":
         answer_by = row.created_at.date() + timedelta(days=window_days)
         if today > answer_by:
             yield ("support_not_answered",
-                   f"{name} has not been answered by the partner within the review window of "
+                   f"{name} has not been answered by {answerer} within the review window of "
                    f"{window_days} days (recorded on {_day(row.created_at.date())}).")
         else:
-            yield "support_pending", f"{name} is still awaiting the partner's answer."
+            yield "support_pending", f"{name} is still awaiting an answer from {answerer}."
     elif row.confirmed_by_partner == "disputed":
-        yield "support_disputed", f"{name} is disputed by the partner."
+        yield "support_disputed", f"{name} is disputed by {answerer}."
+
+
+def _line_problems(row, name: str, today: date, window_days: int):
+    yield from _confirmation_problems(row, name, today, window_days)
     if row.agreement_id is None:
         yield "no_agreement", f"{name} is not linked to a written agreement."
     elif (row.starts_on and row.paid_on < row.starts_on) or \
@@ -175,11 +211,12 @@ def _line_problems(row, name: str, today: date, window_days: int):
                f"(“{row.description.strip()}”).")
 
 
-def _line_name(row) -> str:
+def _line_name(row, counterpart: str) -> str:
+    """"The grant of GBP 5,000.00 to Rare Lung Alliance paid on 3 Mar 2025" (counterpart: "to
+    …" or "from …")."""
     kind = SUPPORT_KINDS.get(row.kind, row.kind)
     value = f" of {row.currency} {row.amount:,.2f}" if row.amount is not None else ""
-    return f"The {kind[0].lower() + kind[1:]}{value} to {row.recipient} paid on " \
-           f"{_day(row.paid_on)}"
+    return f"The {kind[0].lower() + kind[1:]}{value} {counterpart} paid on {_day(row.paid_on)}"
 
 
 def _day(value: date) -> str:

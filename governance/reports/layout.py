@@ -20,6 +20,7 @@ from ..vocabulary import (
     SUPPORT_KINDS,
 )
 from .presentation import report_date, report_money
+from .public import sections
 
 # The lists are set on landscape A4 pages (265 mm of line) in DejaVu Sans Mono at 7 pt, whose
 # characters advance 0.60205 em: 178 characters fit on a line. Columns are padded with spaces:
@@ -272,7 +273,7 @@ def flag_totals(summary: list[dict]) -> dict[str, int]:
 
 def pdf_listings(snapshot: dict) -> dict[str, Listing]:
     return {
-        "support": support_listing(snapshot["recipients"]),
+        "support": support_listing(sections(snapshot)),
         "interactions": interaction_listing(snapshot["interactions"], snapshot["flags"]),
         "flags": flag_listing(snapshot["flags"]),
         "priorities": priority_listing(snapshot["priorities"]),

@@ -130,3 +130,10 @@ class Report(Record, Job, db.Model):
     def __str__(self) -> str:
         scope = f" ({self.country_scope})" if self.is_national else ""
         return f"Transparency report {self.year}{scope}, version {self.revision}"
+
+
+def side_of(organisation: Organisation) -> str:
+    """What an organisation's report discloses: the support it gave (a sponsor, or any
+    organisation other than a patient group) or the industry funding it received (a patient
+    group, from the lines it confirmed: ABPI's guidance for patient organisations)."""
+    return "received" if organisation.kind == "patient_group" else "given"

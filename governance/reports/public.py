@@ -13,7 +13,20 @@ anything added to the snapshot later stays internal unless it is named here.
 
 PUBLIC_SCHEMA = "governance.transparency-disclosure/1"
 
-PUBLIC_METHOD_RULES = (
+# Where a report's lines are, by side (services.side_of): the organisations a sponsor
+# supported, or the companies that funded a patient group.
+SECTIONS = {"given": "recipients", "received": "funders"}
+
+
+def side(document: dict) -> str:
+    return document["report"].get("side") or "given"
+
+
+def sections(document: dict) -> list[dict]:
+    """The per-organisation sections of a snapshot or public document."""
+    return document[SECTIONS[side(document)]]
+
+_GIVEN_RULES = (
     "Support lines: every support entry recorded in a partnership of which the reporting "
     "organisation is the sponsor, with a payment date in the calendar year. Voided entries are "
     "left out. Each line keeps its stable id (support-N) across versions of the report, in the "
@@ -32,6 +45,18 @@ PUBLIC_METHOD_RULES = (
     "(a dismissed flag did not apply; a remediated one was put right).",
     "Interaction titles are published only where the record is marked publishable.",
 )
+_RECEIVED_RULES = (
+    "Funding received: every support line a company recorded as paid to the group in the "
+    "calendar year and the group confirmed. Each line keeps its stable id (support-N), the same "
+    "as in the company's own disclosure, in the CSV and JSON files.",
+    "Amounts are shown in the currency received; totals are per currency. Where a reporting "
+    "currency is chosen, totals are also given in it at the rates stated below.",
+    "Share of income: each company's funding in the year, in the currency of the group's "
+    "annual income, divided by that income; left out when the income is not known.",
+    _GIVEN_RULES[5],  # adherence
+    _GIVEN_RULES[6],  # publishable titles
+)
+PUBLIC_METHOD_RULES = {"given": _GIVEN_RULES, "received": _RECEIVED_RULES}
 
 
 def _copy(source: dict, *keys: str) -> dict:
@@ -90,12 +115,14 @@ def _report(report: dict) -> dict:
         "organisation": _copy(report["organisation"], "id", "name", "kind", "country"),
         "scope": report.get("scope") or {"country": None, "label": "All countries"},
         "reporting_currency": report.get("reporting_currency"),
+        "side": report.get("side") or "given",
     }
 
 
 def _summary(snapshot: dict) -> dict:
     totals = snapshot["totals"]
-    return _copy(totals, "recipients", "lines", "unvalued_lines", "by_currency", "by_kind") | {
+    return _copy(totals, SECTIONS[side(snapshot)], "lines", "unvalued_lines", "by_currency",
+                 "by_kind") | {
         "in_reporting_currency": totals.get("in_reporting_currency")}
 
 
@@ -108,10 +135,11 @@ def public_document(snapshot: dict) -> dict:
         "document": "public",
         "report": _report(snapshot["report"]),
         "branding": snapshot.get("branding") or {"colour": None, "logo": None},
-        "methodology": {"note": methodology["note"], "rules": list(PUBLIC_METHOD_RULES),
+        "methodology": {"note": methodology["note"],
+                        "rules": list(PUBLIC_METHOD_RULES[side(snapshot)]),
                         "exchange_rates": methodology.get("exchange_rates") or []},
         "summary": _summary(snapshot),
-        "recipients": [_recipient(recipient) for recipient in snapshot["recipients"]],
+        SECTIONS[side(snapshot)]: [_recipient(recipient) for recipient in sections(snapshot)],
         "individual_payments": snapshot.get("individual_payments")
         or {"individuals": 0, "by_service": [], "totals": []},
         "adherence": [_adherence(row) for row in interactions["adherence"]],
@@ -127,8 +155,8 @@ def public_csv_rows(document: dict):
     report = document["report"]
     yield {"id": report["id"], "section": "report",
            "organisation": report["organisation"]["name"], "date": report["generated_at"],
-           "state": report["status"], "description": _report_title(report)}
-    for recipient in document["recipients"]:
+           "state": report["status"], "description": report_title(report)}
+    for recipient in sections(document):
         name = recipient["name"]
         for line in recipient["lines"]:
             agreement = line["agreement"] or {}
@@ -221,9 +249,11 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _report_title(report: dict) -> str:
-    title = f"Transparency report {report['year']}, version {report['version']}"
-    if report["scope"]["country"]:
+def report_title(report: dict) -> str:
+    """The report's name in a CSV row: its year, version, scope and what it corrects."""
+    kind = "Funding received" if report.get("side") == "received" else "Transparency report"
+    title = f"{kind} {report['year']}, version {report['version']}"
+    if (report.get("scope") or {}).get("country"):
         title += f", {report['scope']['label']}"
     if report["corrects"]:
         title += (f", correcting version {report['corrects']['version']}: "

@@ -40,7 +40,8 @@ from ..vocabulary import (
     SUPPORT_KINDS,
 )
 from . import exceptions
-from .models import ALL_COUNTRIES, Report
+from .models import ALL_COUNTRIES, Report, side_of
+from .public import SECTIONS, sections
 
 SCHEMA = "governance.transparency-report/1"
 
@@ -175,7 +176,9 @@ _request_schema = ReportRequest()
 
 
 def can_report(organisation: Organisation) -> bool:
-    return organisation.kind != "patient_group" and not organisation.is_void
+    """Every live organisation reports: a sponsor the support it gave, a patient group the
+    funding it received (side_of)."""
+    return not organisation.is_void
 
 
 def latest_report(organisation_id: int, year: int,
@@ -208,10 +211,6 @@ def request_report(values: dict, actor) -> Report:
                        {"organisation_id": ["No organisation with this id."]})
     if not can_make_reports(actor, organisation.id):
         raise NotAllowed(f"{can_make_reports.refusal} {organisation.name} is not yours.")
-    if not can_report(organisation):
-        errors["organisation_id"] = [
-            "Transparency reports disclose the support an organisation gives; patient groups "
-            "receive support and appear in their sponsors' reports."]
     if errors:
         raise ValidationFailed(errors)
     try:
@@ -461,6 +460,35 @@ def money_text(amount: Decimal | None) -> str | None:
     return None if amount is None else f"{amount:.2f}"
 
 
+def _partnerships_of(organisation_id: int, side: str):
+    from ..partnerships.models import Partnership
+
+    party = Partnership.patient_group_id if side == "received" else Partnership.sponsor_id
+    return select(Partnership.id).where(party == organisation_id,
+                                        Partnership.voided_at.is_(None))
+
+
+def _support_scope(report: Report, side: str, partnership_ids, period: "Period") -> list:
+    """The support lines a report covers: a sponsor's lines in its partnerships, or the lines
+    a patient group received and confirmed."""
+    from ..partnerships.models import Partnership, Support
+
+    scope = [Support.voided_at.is_(None),
+             Support.paid_on >= period.first_day, Support.paid_on <= period.last_day]
+    if side == "received":
+        scope += [Support.recipient_id == report.organisation_id,
+                  Support.confirmed_by_partner == "confirmed"]
+    else:
+        scope.append(Support.partnership_id.in_(partnership_ids))
+    if report.is_national:
+        # A national disclosure: the recipients of that country, or the companies of it.
+        of_country = select(Organisation.id).where(Organisation.country == report.country_scope)
+        scope.append(Support.recipient_id.in_(of_country) if side == "given" else
+                     Support.partnership_id.in_(select(Partnership.id).where(
+                         Partnership.sponsor_id.in_(of_country))))
+    return scope
+
+
 def gather_snapshot(report: Report, generated_at: datetime, methodology_note: str | None,
                     progress=lambda percent, note=None: None) -> dict:
     """Read the year's facts for the report's organisation into plain, JSON-ready data."""
@@ -469,23 +497,10 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
     from ..partnerships.models import Partnership, Support
 
     organisation = report.organisation
+    side = side_of(organisation)
     period = Period(report.year)
     progress(5, "Reading partnerships and support")
-    partnerships = {
-        row.id: row for row in db.session.execute(
-            select(Partnership.id, Partnership.title, Partnership.kind, Partnership.status,
-                   Partnership.patient_group_id)
-            .where(Partnership.sponsor_id == organisation.id, Partnership.voided_at.is_(None))
-        )
-    }
-    partnership_ids = select(Partnership.id).where(
-        Partnership.sponsor_id == organisation.id, Partnership.voided_at.is_(None))
-
-    in_scope = [Support.partnership_id.in_(partnership_ids), Support.voided_at.is_(None),
-                Support.paid_on >= period.first_day, Support.paid_on <= period.last_day]
-    if report.is_national:
-        in_scope.append(Support.recipient_id.in_(select(Organisation.id).where(
-            Organisation.country == report.country_scope)))
+    partnership_ids = _partnerships_of(organisation.id, side)
     supports = db.session.execute(
         select(Support.id, Support.partnership_id, Support.recipient_id, Support.paid_on,
                Support.kind, Support.amount, Support.currency, Support.description,
@@ -494,9 +509,17 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
                Agreement.kind.label("agreement_kind"),
                Agreement.signed_on.label("agreement_signed_on"))
         .outerjoin(Agreement, Agreement.id == Support.agreement_id)
-        .where(*in_scope)
+        .where(*_support_scope(report, side, partnership_ids, period))
         .order_by(Support.paid_on, Support.id)
     ).all()
+    partnerships = {
+        row.id: row for row in db.session.execute(
+            select(Partnership.id, Partnership.title, Partnership.kind, Partnership.status,
+                   Partnership.sponsor_id, Partnership.patient_group_id)
+            .where(or_(Partnership.id.in_(partnership_ids),
+                       Partnership.id.in_({row.partnership_id for row in supports})))
+        )
+    }
 
     in_year = and_(
         Interaction.voided_at.is_(None),
@@ -519,15 +542,17 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
     if extra_ids:
         for row in db.session.execute(
             select(Partnership.id, Partnership.title, Partnership.kind, Partnership.status,
-                   Partnership.patient_group_id).where(Partnership.id.in_(extra_ids))
+                   Partnership.sponsor_id, Partnership.patient_group_id)
+            .where(Partnership.id.in_(extra_ids))
         ):
             partnerships[row.id] = row
 
     progress(15, "Reading flags")
     flags = _gather_flags(in_year, partnership_ids, period)
 
-    organisation_ids = {row.recipient_id for row in supports} | {
+    organisation_ids = {organisation.id} | {row.recipient_id for row in supports} | {
         p.patient_group_id for p in partnerships.values()} | {
+        p.sponsor_id for p in partnerships.values()} | {
         row.organisation_id for row in interactions}
     organisations = {
         row.id: row for row in db.session.execute(
@@ -558,20 +583,23 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
                 "reason": report.correction_reason},
             "scope": scope_of(report),
             "reporting_currency": report.reporting_currency,
+            "side": side,
         },
         "branding": branding_of(organisation),
-        "methodology": {"note": methodology_note, "rules": METHOD_RULES,
+        "methodology": {"note": methodology_note, "rules": METHOD_RULES[side],
                         "exchange_rates": exchange_rate_list(report)},
-        "recipients": _recipients(supports, partnerships, organisations),
+        SECTIONS[side]: _sections(supports, partnerships, organisations, side,
+                                  organisations[organisation.id]),
         "interactions": _interactions(interactions, partnerships, organisations, flags,
                                       adherence([in_year])),
         "flags": [_flag_line(flag) for flag in flags],
         "priorities": priorities,
         "approval": None,
     }
-    snapshot["totals"] = _totals(snapshot["recipients"], report)
+    snapshot["totals"] = _totals(snapshot, report)
     snapshot["confirmation"] = _confirmation_summary(snapshot)
-    snapshot["individual_payments"] = _individual_payments(organisation.id, report.year)
+    snapshot["individual_payments"] = _individual_payments(organisation.id, report.year) \
+        if side == "given" else None
     snapshot["exceptions"] = exceptions.find_exceptions(organisation, report.year,
                                                         generated_at.date())
     return snapshot
@@ -608,7 +636,7 @@ def _individual_payments(organisation_id: int, year: int) -> dict:
     }
 
 
-METHOD_RULES = [
+_GIVEN_RULES = [
     "Support lines: every support entry recorded in a partnership of which the reporting "
     "organisation is the sponsor, with a payment date in the calendar year. Voided entries are "
     "left out. Each line keeps its stable id (support-N) across versions of the report.",
@@ -638,6 +666,21 @@ METHOD_RULES = [
     "payee references), total fees and total expenses. Voided payments are left out; no payee "
     "is identified.",
 ]
+_RECEIVED_RULES = [
+    "Funding received: every support line recorded by a company as paid to the reporting "
+    "patient group in the calendar year and confirmed by the group's representatives. Lines "
+    "still awaiting the group's answer, disputed or voided are left out. Each line keeps its "
+    "stable id (support-N), the same as in the company's own disclosure.",
+    "Amounts are shown as the company recorded and the group confirmed them, in their own "
+    "currency; totals are per currency and never convert between currencies.",
+    "Share of income: each company's funding in the year, in the currency of the group's "
+    "recorded annual income, divided by that income. It is left out when the income is not "
+    "known or no funding was received in that currency.",
+    "Interactions: every interaction of the year within one of the group's partnerships.",
+] + [rule for rule in _GIVEN_RULES if rule.startswith(("Adherence:", "Flags:",
+                                                       "Partner confirmation:",
+                                                       "Prioritised activities:"))]
+METHOD_RULES = {"given": _GIVEN_RULES, "received": _RECEIVED_RULES}
 
 
 def _gather_flags(in_year, partnership_ids, period: Period) -> list:
@@ -666,13 +709,19 @@ def _confirmation(state: str, note: str | None) -> dict:
     return {"state": state, "note": note}
 
 
-def _recipients(supports, partnerships, organisations) -> list[dict]:
-    by_recipient: dict[int, list] = defaultdict(list)
+def _sections(supports, partnerships, organisations, side: str, reporting) -> list[dict]:
+    """The report's lines by counterpart: by recipient for the support an organisation gave, by
+    company (the partnership's sponsor) for the funding a patient group received. The share of
+    income is the recipient's, or the reporting group's own."""
+    by_counterpart: dict[int, list] = defaultdict(list)
     for row in supports:
-        by_recipient[row.recipient_id].append(row)
+        counterpart = row.recipient_id if side == "given" else \
+            partnerships[row.partnership_id].sponsor_id
+        by_counterpart[counterpart].append(row)
     recipients = []
-    for recipient_id, rows in by_recipient.items():
+    for recipient_id, rows in by_counterpart.items():
         organisation = organisations[recipient_id]
+        income_of = organisation if side == "given" else reporting
         totals: dict[str, Decimal] = defaultdict(Decimal)
         contracted: dict[str, Decimal] = defaultdict(Decimal)
         contracted_descriptions: list[str] = []
@@ -713,7 +762,7 @@ def _recipients(supports, partnerships, organisations) -> list[dict]:
                 "totals": _currency_list(contracted),
                 "descriptions": contracted_descriptions,
             } if contracted_descriptions else None,
-            "share_of_income": _share_of_income(organisation, totals),
+            "share_of_income": _share_of_income(income_of, totals),
             "lines": lines,
         })
     recipients.sort(key=lambda item: (item["name"].casefold(), item["id"]))
@@ -778,7 +827,8 @@ def _converted(by_kind: dict[tuple[str, str], Decimal], report: Report) -> dict 
                         for kind in SUPPORT_KINDS if kind in kinds]}
 
 
-def _totals(recipients: list[dict], report: Report) -> dict:
+def _totals(snapshot: dict, report: Report) -> dict:
+    recipients = sections(snapshot)
     totals: dict[str, Decimal] = defaultdict(Decimal)
     by_kind: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     unvalued = 0
@@ -793,7 +843,7 @@ def _totals(recipients: list[dict], report: Report) -> dict:
             totals[line["currency"]] += amount
             by_kind[(line["kind"], line["currency"])] += amount
     return {
-        "recipients": len(recipients),
+        SECTIONS[snapshot["report"]["side"]]: len(recipients),
         "lines": lines,
         "unvalued_lines": unvalued,
         "by_currency": _currency_list(totals),
@@ -930,7 +980,7 @@ def _gather_priorities(partnerships, interactions, organisations) -> list[dict]:
 def _confirmation_summary(snapshot: dict) -> dict:
     support: dict[str, dict] = {state: {"lines": 0, "amounts": defaultdict(Decimal)}
                                 for state in ("confirmed", "disputed", "pending")}
-    for recipient in snapshot["recipients"]:
+    for recipient in sections(snapshot):
         for line in recipient["lines"]:
             entry = support[line["confirmation"]["state"]]
             entry["lines"] += 1

@@ -25,6 +25,7 @@ from ..permissions import (
     allow,
     can_make_reports,
     can_read_reports,
+    can_reconcile_funding,
     can_write_methodology,
     public,
     report_scope,
@@ -34,8 +35,10 @@ from . import due, exceptions, jobs, services
 from .artefacts import template_context
 from .downloads import document_links, file_response, report_links, stored_bytes
 from .forms import BrandingForm, MethodologyForm, PublishForm, ReportRequestForm, parsed_rates
-from .models import Report
+from .models import Report, side_of
 from .presentation import register_filters
+from .public import signatory
+from .reconciliation import reconcile
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 public_bp = Blueprint("public_reports", __name__, url_prefix="/public/reports")
@@ -90,8 +93,7 @@ def reporting_organisations() -> list[Organisation]:
     """The organisations whose reports the current user reads (and, for a compliance officer,
     makes): their own, and an auditor's granted ones."""
     organisations = acting_organisation_ids(current_user)
-    query = select(Organisation).where(Organisation.voided_at.is_(None),
-                                       Organisation.kind != "patient_group")
+    query = select(Organisation).where(Organisation.voided_at.is_(None))
     if organisations is not None:
         query = query.where(Organisation.id.in_(organisations))
     return db.session.scalars(query.order_by(Organisation.name)).all()
@@ -286,6 +288,24 @@ def load_reporting_organisation(organisation_id: int) -> Organisation:
     return organisation
 
 
+# --- a patient group's funding beside its funders' disclosures ----------------------------------
+
+
+@bp.route("/reconciliation/<int:organisation_id>")
+@allow(can_reconcile_funding)
+def reconciliation(organisation_id: int):
+    group = db.session.get(Organisation, organisation_id)
+    if group is None or group.is_void or not can_reconcile_funding(current_user, group):
+        abort(404)
+    last_year = utcnow().year - 1
+    year = request.args.get("year", type=int) or last_year
+    if not 2000 <= year <= last_year + 1:
+        year = last_year
+    return render_template("reports/reconciliation.html", group=group, year=year,
+                           years=range(last_year + 1, last_year - 4, -1),
+                           found=reconcile(group, year))
+
+
 # --- the methodology note -------------------------------------------------------------------------
 
 
@@ -371,8 +391,11 @@ def logo_data_uri(organisation: Organisation) -> str | None:
 def public_index():
     reports = services.published_reports()
     corrections = {report.corrects_id: report for report in reports if report.corrects_id}
-    return render_template("reports/public_index.html", reports=reports,
-                           corrections=corrections)
+    received = [report for report in reports
+                if side_of(report.organisation) == "received"]
+    return render_template("reports/public_index.html", received=received,
+                           given=[report for report in reports if report not in received],
+                           corrections=corrections, signatory=signatory)
 
 
 @public_bp.route("/<int:report_id>", endpoint="view")
