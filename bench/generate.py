@@ -372,7 +372,8 @@ class Generator:
                     id=next_id, created_by_id=creator, confirmed_by_partner=state,
                     confirmation_note="Fewer patients attended than recorded."
                     if state == "disputed" else None,
-                    created_at=stamp, updated_at=stamp, version=1, status="held")
+                    created_at=stamp, updated_at=stamp, version=1, status="held",
+                    publishable=rng.random() < 0.3)
                 if rng.random() < 0.005:
                     row["voided_at"] = stamp + timedelta(days=30)
                     row["void_reason"] = "Logged twice."

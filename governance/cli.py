@@ -76,7 +76,7 @@ def reset_mfa_command(email):
 @with_appcontext
 def seed_demo_command():
     """Load the demo data set (skipped if the database already has organisations)."""
-    from .demo import seed_demo
+    from .demo import publish_demo_reports, seed_demo
     from .organisations.models import Organisation
 
     if db.session.scalar(select(Organisation.id).limit(1)) is not None:
@@ -85,6 +85,10 @@ def seed_demo_command():
     summary = seed_demo()
     db.session.commit()
     click.echo("Demo data loaded: " + ", ".join(f"{n} {k}" for k, n in summary.items()) + ".")
+    click.echo("Publishing last year's demo reports (a minute: each is laid out as a PDF)…")
+    for report in publish_demo_reports():
+        click.echo(f"  {report.organisation.name}: {report} "
+                   + ("published." if report.is_published else f"not published: {report.error}"))
 
 
 def init_app(app: Flask) -> None:

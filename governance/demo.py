@@ -1,17 +1,27 @@
-"""A realistic demo data set: sponsors, patient groups, partnerships of each kind, a year of
-interactions mixing good and poor practice, support entries, and one user per role."""
+"""A realistic demo data set: sponsors, patient groups, partnerships of each kind, interactions
+mixing good and poor practice and support entries from 1 January two years ago to today (so the
+last calendar year is complete and publishable), one user per role, and last year's published
+reports (publish_demo_reports)."""
 
 import random
 from datetime import date, timedelta
 from decimal import Decimal
+
+from sqlalchemy import select
 
 from .audit import acting_as
 from .auth.services import create_user
 from .extensions import db
 from .organisations.models import Organisation
 from .partnerships.models import Partnership, Support
+from .reports.services import DEFAULT_METHODOLOGY
 
 DEMO_PASSWORD = "demo-password-2026"
+INTERACTIONS = 90
+# The organisations whose methodology note is written, so that their reports can be generated.
+METHODOLOGY_WRITTEN = {"Helix Pharma", "Northwind Therapeutics", "Rare Lung Alliance"}
+# Last year's reports, published in the demo: (organisation, its compliance officer).
+PUBLISHED_REPORTS = (("Helix Pharma", "compliance"), ("Rare Lung Alliance", "group_compliance"))
 
 ORGANISATIONS = [
     ("Helix Pharma", "sponsor", "GB", [], None),
@@ -111,12 +121,15 @@ def seed_demo(today: date | None = None) -> dict[str, int]:
     from .interactions.services import log_interaction
 
     today = today or date.today()
+    first = date(today.year - 2, 1, 1)
     rng = random.Random(2026)
     orgs = {}
     for name, kind, country, areas, income in ORGANISATIONS:
         orgs[name] = Organisation(name=name, kind=kind, country=country, disease_areas=areas,
                                   annual_income=income, income_currency="GBP" if income else None,
-                                  website=f"https://{name.lower().split()[0]}.example.org")
+                                  website=f"https://{name.lower().split()[0]}.example.org",
+                                  methodology_note=DEFAULT_METHODOLOGY
+                                  if name in METHODOLOGY_WRITTEN else None)
         db.session.add(orgs[name])
     db.session.flush()
 
@@ -125,9 +138,9 @@ def seed_demo(today: date | None = None) -> dict[str, int]:
     for title, sponsor, group, kind, status, agreement, ip_terms in PARTNERSHIPS:
         partnership = Partnership(
             title=title, sponsor_id=orgs[sponsor].id, patient_group_id=orgs[group].id, kind=kind,
-            status=status, started_on=today - timedelta(days=rng.randint(400, 900)),
+            status=status, started_on=first - timedelta(days=rng.randint(30, 500)),
             ended_on=today - timedelta(days=30) if status == "closed" else None,
-            agreement_signed_on=today - timedelta(days=380) if agreement else None,
+            agreement_signed_on=first - timedelta(days=20) if agreement else None,
             ip_terms_agreed=ip_terms,
             data_sharing_terms="Aggregate findings only; no personal data leaves the group.",
             independence_measures="Several funders; the group sets its own agenda.",
@@ -138,14 +151,14 @@ def seed_demo(today: date | None = None) -> dict[str, int]:
     partnerships[2].other_organisations.append(orgs["Bridgewater Facilitation"])
     db.session.flush()
 
-    supports = _seed_supports(rng, partnerships, today)
+    supports = _seed_supports(rng, partnerships, today, first)
     compliance_of = {user.organisation_id: user for user in users.values()
                      if user.role == "compliance"}
     defects = list(DEFECTS)
     interactions = 0
     with acting_as():
-        for index in range(60):
-            occurred = today - timedelta(days=rng.randint(5, 360))
+        for index in range(INTERACTIONS):
+            occurred = _day_since_start(rng, today, first)
             partnership = _pick_partnership(rng, partnerships, index)
             values = _good_interaction(rng, occurred, rng.choice(TOPICS))
             # Two in three interactions carry one or two poor practices; every defect appears.
@@ -194,6 +207,8 @@ DEMO_USERS = {
                           "Aurora Biologics"),
     "external_auditor": ("external-auditor@demo.example", "Eve External", "auditor",
                          "Bridgewater Facilitation"),
+    "group_compliance": ("group-compliance@demo.example", "Gwen Group", "compliance",
+                         "Rare Lung Alliance"),
 }
 # The external auditor audits Northwind Therapeutics (a grant, recorded and audited).
 EXTERNAL_AUDIT_GRANTS = {"external_auditor": ["Northwind Therapeutics"]}
@@ -211,7 +226,20 @@ def _seed_users(orgs) -> dict:
     return users
 
 
-def _seed_supports(rng, partnerships, today) -> int:
+def _day_since_start(rng, today: date, first: date, margin: int = 5) -> date:
+    """A day between the demo's first day and `margin` days before today."""
+    return first + timedelta(days=rng.randint(0, (today - first).days - margin))
+
+
+def _answer(rng, paid_on: date, today: date) -> str:
+    """The partner's answer to a line: older lines are answered, mostly confirmed; a recent one
+    may still wait."""
+    if (today - paid_on).days < 45 and rng.random() < 0.6:
+        return "pending"
+    return "disputed" if rng.random() < 0.08 else "confirmed"
+
+
+def _seed_supports(rng, partnerships, today, first) -> int:
     count = 0
     kinds = [("grant", "Grant towards the group's patient helpline"),
              ("sponsorship", "Sponsorship of the annual patient conference"),
@@ -221,19 +249,23 @@ def _seed_supports(rng, partnerships, today) -> int:
     for partnership in partnerships:
         if partnership.status == "proposed":
             continue
-        for _ in range(rng.randint(2, 4)):
+        last = partnership.ended_on or today
+        for _ in range(rng.randint(6, 9)):
             kind, description = rng.choice(kinds)
+            paid_on = _day_since_start(rng, last, first)
             db.session.add(Support(
                 partnership_id=partnership.id, recipient_id=partnership.patient_group_id,
-                paid_on=today - timedelta(days=rng.randint(10, 340)), kind=kind,
-                amount=Decimal(rng.randrange(500, 60000, 250)), currency="GBP",
-                description=description,
+                paid_on=paid_on, kind=kind, amount=Decimal(rng.randrange(500, 60000, 250)),
+                currency="GBP", description=description,
+                confirmed_by_partner=_answer(rng, paid_on, today),
             ))
             count += 1
+        paid_on = _day_since_start(rng, last, first)
         db.session.add(Support(
             partnership_id=partnership.id, recipient_id=partnership.patient_group_id,
-            paid_on=today - timedelta(days=rng.randint(10, 340)), kind="in_kind", amount=None,
-            currency="GBP", description="Meeting rooms and catering for two workshops",
+            paid_on=paid_on, kind="in_kind", amount=None, currency="GBP",
+            description="Meeting rooms and catering for two workshops",
+            confirmed_by_partner=_answer(rng, paid_on, today),
         ))
         count += 1
     db.session.flush()
@@ -258,3 +290,30 @@ def _seed_extras(partnerships, users) -> None:
 
     seed_demo_approvals(partnerships, users)
     reevaluate_all()
+
+
+def publish_demo_reports(today: date | None = None) -> list:
+    """Generate, sign and publish last year's reports of PUBLISHED_REPORTS, as their compliance
+    officers would: the draft, each exception acknowledged, the signature, the publication.
+    Each job runs here, in this process."""
+    from .auth.models import User
+    from .reports import exceptions, jobs
+    from .reports.models import Report
+    from .reports.services import publish_report, request_report
+
+    year = (today or date.today()).year - 1
+    published = []
+    for name, officer_key in PUBLISHED_REPORTS:
+        officer = db.session.scalar(select(User).where(User.email == DEMO_USERS[officer_key][0]))
+        organisation = db.session.scalar(select(Organisation).where(Organisation.name == name))
+        report = request_report({"organisation_id": organisation.id, "year": year}, officer)
+        db.session.commit()
+        jobs.run_job(report.id)
+        report = db.session.get(Report, report.id, populate_existing=True)
+        exceptions.acknowledge_all(report, officer, "Reviewed for the demo: published with "
+                                   "these lines as they stand, to be followed up.")
+        publish_report(report, officer, DEMO_PASSWORD, "approval")
+        db.session.commit()
+        jobs.run_job(report.id)
+        published.append(db.session.get(Report, report.id, populate_existing=True))
+    return published
