@@ -203,3 +203,5 @@ def test_only_the_group_reads_its_reconciliation(funded, client):
     login(client, funded["group_officer"])
     answer = client.get(f"/reports/reconciliation/{funded['group'].id}?year=not-a-year")
     assert answer.status_code == 200  # an unreadable year shows last year's
+    reports_page = client.get("/reports/").get_data(as_text=True)
+    assert f"/reports/reconciliation/{funded['group'].id}" in reports_page
