@@ -22,7 +22,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from governance import create_app
-from governance.demo import DEMO_PASSWORD, seed_demo
+from governance.demo import DEMO_PASSWORD, publish_demo_reports, seed_demo
 from governance.extensions import db
 
 from ..conftest import HANG_REPORT_KEY
@@ -154,6 +154,7 @@ def live_app(tmp_path_factory):
         db.create_all()
         seed_demo()
         db.session.commit()
+        publish_demo_reports()  # last year's, on the public page
     server = make_server("127.0.0.1", 0, app, threaded=True,
                          request_handler=QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)

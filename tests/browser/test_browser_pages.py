@@ -129,7 +129,7 @@ def test_every_page_a_role_reaches_passes_wcag_21_aa(page, live_app, role, scree
     assert not problems, report(problems)
 
 
-def test_pages_without_login_pass_wcag_21_aa(page, screenshots):
+def test_pages_without_login_pass_wcag_21_aa(page, live_app, screenshots):
     problems: list[tuple[str, str, str]] = []
     page.goto("/login")
     problems += axe_violations(page)
@@ -141,6 +141,20 @@ def test_pages_without_login_pass_wcag_21_aa(page, screenshots):
     problems += axe_violations(page)
     page.goto("/no-such-page")
     problems += axe_violations(page)
+    visited = crawl(page, live_app, "/public/reports/",
+                    lambda endpoint, current: problems.extend(axe_violations(current)), 10)
+    assert {"public_reports.index", "public_reports.view"} <= visited
+    assert not problems, report(problems)
+
+
+def test_the_patient_groups_report_pages_pass_wcag_21_aa(page, live_app):
+    """The group's compliance officer: its report of funding received and its reconciliation
+    with the companies' disclosures."""
+    log_in(page, "group-compliance")
+    problems: list[tuple[str, str, str]] = []
+    visited = crawl(page, live_app, "/reports/",
+                    lambda endpoint, current: problems.extend(axe_violations(current)), 25)
+    assert {"reports.index", "reports.view", "reports.reconciliation"} <= visited
     assert not problems, report(problems)
 
 
