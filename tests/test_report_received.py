@@ -205,3 +205,12 @@ def test_only_the_group_reads_its_reconciliation(funded, client):
     assert answer.status_code == 200  # an unreadable year shows last year's
     reports_page = client.get("/reports/").get_data(as_text=True)
     assert f"/reports/reconciliation/{funded['group'].id}" in reports_page
+
+
+def test_a_reporting_currency_needs_a_rate_for_each_currency_the_group_received(funded):
+    officer, group = funded["group_officer"], funded["group"]
+    with pytest.raises(services.ValidationFailed) as refused:
+        services.request_report({"organisation_id": group.id, "year": YEAR,
+                                 "reporting_currency": "EUR"}, officer)
+    assert "GBP" in " ".join(refused.value.fields["exchange_rates"])
+    assert db.session.query(Report).count() == 0

@@ -158,18 +158,14 @@ def check_exchange_rates(reporting_currency: str | None, rates: dict | None,
     return {code: f"{rate:.6f}" for code, rate in sorted(rates.items())}
 
 
-def currencies_paid(organisation_id: int, year: int, country: str | None) -> set[str]:
-    from ..partnerships.models import Partnership, Support
+def currencies_paid(organisation: Organisation, year: int, country: str | None) -> set[str]:
+    """The currencies of the valued lines a report of the year would cover."""
+    from ..partnerships.models import Support
 
-    query = (select(Support.currency).distinct()
-             .join(Partnership, Partnership.id == Support.partnership_id)
-             .where(Partnership.sponsor_id == organisation_id, Partnership.voided_at.is_(None),
-                    Support.voided_at.is_(None), Support.amount.is_not(None),
-                    Support.paid_on >= date(year, 1, 1), Support.paid_on <= date(year, 12, 31)))
-    if country:
-        query = query.where(Support.recipient_id.in_(
-            select(Organisation.id).where(Organisation.country == country)))
-    return set(db.session.scalars(query))
+    side = side_of(organisation)
+    scope = _support_scope(organisation.id, side, country, Period(year))
+    return set(db.session.scalars(select(Support.currency).distinct()
+                                  .where(*scope, Support.amount.is_not(None))))
 
 
 _request_schema = ReportRequest()
@@ -221,7 +217,7 @@ def request_report(values: dict, actor) -> Report:
             + " ".join(error.fields["organisation_id"])]}) from None
     rates = check_exchange_rates(
         clean["reporting_currency"], clean["exchange_rates"],
-        currencies_paid(organisation.id, clean["year"], clean["country"]))
+        currencies_paid(organisation, clean["year"], clean["country"]))
     reason = (clean["reason"] or "").strip() or None
     scope = clean["country"] or ALL_COUNTRIES
     latest = latest_report(organisation.id, clean["year"], scope)
@@ -468,21 +464,22 @@ def _partnerships_of(organisation_id: int, side: str):
                                         Partnership.voided_at.is_(None))
 
 
-def _support_scope(report: Report, side: str, partnership_ids, period: "Period") -> list:
+def _support_scope(organisation_id: int, side: str, country: str | None,
+                   period: "Period") -> list:
     """The support lines a report covers: a sponsor's lines in its partnerships, or the lines
-    a patient group received and confirmed."""
+    a patient group received and confirmed; of recipients (or companies) of one country for a
+    national disclosure."""
     from ..partnerships.models import Partnership, Support
 
     scope = [Support.voided_at.is_(None),
              Support.paid_on >= period.first_day, Support.paid_on <= period.last_day]
     if side == "received":
-        scope += [Support.recipient_id == report.organisation_id,
+        scope += [Support.recipient_id == organisation_id,
                   Support.confirmed_by_partner == "confirmed"]
     else:
-        scope.append(Support.partnership_id.in_(partnership_ids))
-    if report.is_national:
-        # A national disclosure: the recipients of that country, or the companies of it.
-        of_country = select(Organisation.id).where(Organisation.country == report.country_scope)
+        scope.append(Support.partnership_id.in_(_partnerships_of(organisation_id, side)))
+    if country:
+        of_country = select(Organisation.id).where(Organisation.country == country)
         scope.append(Support.recipient_id.in_(of_country) if side == "given" else
                      Support.partnership_id.in_(select(Partnership.id).where(
                          Partnership.sponsor_id.in_(of_country))))
@@ -509,7 +506,8 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
                Agreement.kind.label("agreement_kind"),
                Agreement.signed_on.label("agreement_signed_on"))
         .outerjoin(Agreement, Agreement.id == Support.agreement_id)
-        .where(*_support_scope(report, side, partnership_ids, period))
+        .where(*_support_scope(organisation.id, side,
+                               report.country_scope if report.is_national else None, period))
         .order_by(Support.paid_on, Support.id)
     ).all()
     partnerships = {
