@@ -112,6 +112,8 @@ def test_disputes_appear_in_the_compliance_queue(setting, client, compliance_use
     assert f"interaction-{setting['interaction'].id}" in body
     assert "Only four patients attended." in body
     assert setting["partner"].email in body
+    # Each disputed line links to where it is corrected, not to its partnership.
+    assert f'href="/partnerships/supports/{setting["support"].id}/edit"' in body
     assert 'href="/reports/disputes"' in client.get("/reports/").get_data(as_text=True)
 
     queue = confirmation.disputes(compliance_user)
@@ -326,3 +328,61 @@ def test_partners_answer_through_the_api_and_bad_answers_change_nothing(setting,
     assert voided.status_code == 404  # a voided record is hidden from partners, as unknown
     db.session.expire_all()
     assert interaction.confirmed_by_partner == "disputed"
+
+
+def test_partner_confirms_several_lines_at_once_with_one_note(setting, client, compliance_user,
+                                                               patient_group):
+    first = setting["support"]
+    second = support_for(compliance_user, setting["ours"], patient_group, "1200.00")
+    login(client, setting["partner"])
+    page = client.get("/reports/confirmations?kind=support").get_data(as_text=True)
+    assert f'value="{first.id}"' in page and f'value="{second.id}"' in page
+    assert "Confirm the selected lines" in page
+
+    response = client.post("/reports/confirmations/confirm-selected",
+                           data={"kind": "support", "ids": [first.id, second.id],
+                                 "note": "Both received; checked against our bank statement."})
+    assert response.status_code == 303
+    assert "2 support lines confirmed" in client.get(response.location).get_data(as_text=True)
+    db.session.expire_all()
+    for line in (first, second):
+        assert line.confirmed_by_partner == "confirmed"
+        assert line.confirmation_note == "Both received; checked against our bank statement."
+        event = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.entity == "support", AuditEvent.entity_id == line.id)
+            .order_by(AuditEvent.id.desc())).first()
+        assert event.actor_label == setting["partner"].email
+        assert event.reason.startswith("Partner confirmed 2 support lines at once")
+
+
+def test_confirming_at_once_is_all_or_nothing(setting, client, compliance_user, patient_group):
+    ours, theirs = setting["support"], setting["their_support"]
+    login(client, setting["partner"])
+    response = client.post("/reports/confirmations/confirm-selected",
+                           data={"kind": "support", "ids": [ours.id, theirs.id]})
+    assert response.status_code == 303
+    page = client.get(response.location).get_data(as_text=True)
+    assert f"Not among the records you answer for: support-{theirs.id}" in page
+    assert "Nothing was confirmed" in page
+    for data in ({"kind": "support"}, {"kind": "support", "ids": ["x"]}):
+        assert client.post("/reports/confirmations/confirm-selected",
+                           data=data).status_code == 303
+    db.session.expire_all()
+    assert ours.confirmed_by_partner == "pending" and theirs.confirmed_by_partner == "pending"
+
+    with pytest.raises(confirmation.ValidationFailed) as refused:
+        confirmation.confirm_many("support", {"ids": []}, setting["partner"])
+    assert refused.value.fields["ids"] == ["Select from 1 to 500 lines."]
+    with pytest.raises(confirmation.NotAllowed):
+        confirmation.confirm_many("support", {"ids": [ours.id]}, setting["advocate"])
+
+
+def test_partner_confirms_several_interactions_at_once(setting, client):
+    interaction = setting["interaction"]
+    login(client, setting["partner"])
+    response = client.post("/reports/confirmations/confirm-selected",
+                           data={"kind": "interaction", "ids": [interaction.id]})
+    assert response.status_code == 303
+    assert "1 interaction confirmed" in client.get(response.location).get_data(as_text=True)
+    db.session.expire_all()
+    assert interaction.confirmed_by_partner == "confirmed"

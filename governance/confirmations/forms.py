@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import RadioField, TextAreaField
+from wtforms import HiddenField, RadioField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
 from ..forms import options
@@ -13,3 +13,11 @@ class AnswerForm(FlaskForm):
     note = TextAreaField("Note", validators=[Optional(), Length(max=NOTE_MAX)],
                          render_kw={"rows": 3},
                          description="Required when you dispute: say what is wrong.")
+
+
+class ConfirmSelectedForm(FlaskForm):
+    """The partner's list: the lines ticked (request.form "ids") confirmed with one note."""
+
+    kind = HiddenField()
+    note = TextAreaField("Note for the selected lines (optional)",
+                         validators=[Optional(), Length(max=NOTE_MAX)], render_kw={"rows": 2})

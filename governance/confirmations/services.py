@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from marshmallow import ValidationError as SchemaError
-from marshmallow import validates_schema
+from marshmallow import fields, validate, validates_schema
 from sqlalchemy import func, select
 
 from .. import audit
 from ..audit import AuditEvent
-from ..errors import Conflict, NotAllowed
+from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..interactions.models import Interaction
 from ..pagination import Page
@@ -32,6 +32,8 @@ from ..vocabulary import PARTNER_ANSWERS
 
 NOTE_MAX = 2000
 KINDS = ("support", "interaction")
+# How many lines one "confirm the selected" may answer (a page shows 25).
+CONFIRM_AT_ONCE_MAX = 500
 
 
 class AnswerInput(Input):
@@ -112,6 +114,46 @@ def answer_interaction(interaction: Interaction, values: dict, actor) -> Interac
         raise NotAllowed("Your organisation recorded this interaction; the other party of the "
                          "partnership confirms it.")
     return _apply(interaction, values, "interaction")
+
+
+class ConfirmManyInput(Input):
+    ids = fields.List(fields.Integer(strict=True), required=True,
+                      validate=validate.Length(min=1, max=CONFIRM_AT_ONCE_MAX,
+                                               error="Select from 1 to {max} lines."),
+                      error_messages={"required": "Select the lines to confirm."})
+    note = text(NOTE_MAX, allow_none=True, load_default=None)
+
+
+_many_schema = ConfirmManyInput()
+
+
+def confirm_many(kind: str, values: dict, actor) -> list:
+    """Confirm many support lines (or interactions) at once, with one note; all or none: an
+    id the partner does not answer for refuses the whole request."""
+    _require_partner(actor)
+    if kind not in KINDS:
+        raise ValidationFailed({"kind": [f"Choose one of: {', '.join(KINDS)}."]})
+    clean = load(_many_schema, values)
+    model, condition = (Support, answerable_supports(actor)) if kind == "support" \
+        else (Interaction, answerable_interactions(actor))
+    wanted = set(clean["ids"])
+    records = db.session.scalars(
+        select(model).where(model.id.in_(wanted), condition).order_by(model.id)).all()
+    missing = sorted(wanted - {record.id for record in records})
+    if missing:
+        raise ValidationFailed({"ids": [
+            "Not among the records you answer for: "
+            + ", ".join(f"{kind}-{record_id}" for record_id in missing)
+            + ". Nothing was confirmed."]})
+    note = (clean["note"] or "").strip() or None
+    what = "support lines" if kind == "support" else "interactions"
+    audit.set_reason(f"Partner confirmed {len(records)} {what} at once"
+                     + (f": {note}" if note else ""))
+    for record in records:
+        record.confirmed_by_partner = "confirmed"
+        record.confirmation_note = note
+    db.session.flush()
+    return records
 
 
 # --- the partner's list ---------------------------------------------------------------------------

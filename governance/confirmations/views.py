@@ -1,14 +1,16 @@
 """Pages of partners' answers: the partner's list of records to confirm, the answer form, and
 the compliance queue of disputes."""
 
-from flask import Blueprint, Flask, abort, render_template, request, url_for
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from ..errors import DomainError
+from ..extensions import db
 from ..forms import form_status, save_form
 from ..permissions import allow, can_confirm_records, can_read_disputes
 from ..vocabulary import CONFIRMATION_STATES
 from . import services
-from .forms import AnswerForm
+from .forms import AnswerForm, ConfirmSelectedForm
 
 bp = Blueprint("confirmations", __name__, url_prefix="/reports")
 
@@ -25,8 +27,40 @@ def confirmations():
     page_number = max(1, request.args.get("page", 1, type=int) or 1)
     page = services.records_to_answer(current_user, kind, None if state == "all" else state,
                                       page_number)
+    form = ConfirmSelectedForm(kind=kind)
     return render_template("confirmations/confirmations.html", page=page, kind=kind,
-                           state=state, pending=services.pending_counts(current_user))
+                           state=state, pending=services.pending_counts(current_user),
+                           form=form)
+
+
+@bp.route("/confirmations/confirm-selected", methods=["POST"])
+@allow(can_confirm_records)
+def confirm_selected():
+    form = ConfirmSelectedForm()
+    kind = form.kind.data if form.kind.data in services.KINDS else "support"
+    back = url_for(".confirmations", kind=kind)
+    if not form.validate_on_submit():
+        flash("Nothing was confirmed: " + " ".join(
+            message for messages in form.errors.values() for message in messages), "danger")
+        return redirect(back, 303)
+    raw = request.form.getlist("ids")
+    ids = [int(value) for value in raw if value.isdigit()]
+    if len(ids) != len(raw):
+        flash("Nothing was confirmed: a selected line is not a line of this list.", "danger")
+        return redirect(back, 303)
+    try:
+        confirmed = services.confirm_many(kind, {"ids": ids, "note": form.note.data},
+                                          current_user)
+    except DomainError as error:
+        db.session.rollback()
+        flash(" ".join(message for messages in error.fields.values() for message in messages)
+              if error.fields else str(error), "danger")
+        return redirect(back, 303)
+    db.session.commit()
+    count = len(confirmed)
+    what = ("support line" if kind == "support" else "interaction") + ("s" if count != 1 else "")
+    flash(f"Thank you: {count} {what} confirmed.", "success")
+    return redirect(back, 303)
 
 
 def _answer(kind: str, record_id: int):
