@@ -186,6 +186,11 @@ def set_reason(reason: str | None) -> None:
         db.session.info["audit_reason"] = reason
 
 
+def current_reason() -> str | None:
+    """The reason set for the current transaction, if any."""
+    return db.session.info.get("audit_reason")
+
+
 # --- capture ----------------------------------------------------------------------------------
 
 

@@ -182,6 +182,10 @@ can_confirm_records = permission(
     "confirm or dispute records", "partner",
     refusal="Only the partner organisation's representatives confirm or dispute records.")
 can_read_disputes = permission("read disputes", "compliance", "auditor")
+can_answer_disputes = permission(
+    "keep a disputed record unchanged, with a reason", "advocate", "compliance",
+    refusal="Only the recording organisation's advocates and compliance officers answer a "
+            "dispute.")
 can_read_audit_trail = permission("read the audit trail", "compliance", "auditor")
 can_read_history = permission("read a record's history", "advocate", "compliance", "auditor")
 can_read_activities = permission("read the activity catalogue", *ALL_ROLES)

@@ -46,10 +46,14 @@ AGREEMENT_KINDS = {
     "framework": "Framework agreement",
 }
 
+# A partner's answer and the dispute's life (DOMAIN.md, Support): pending -> confirmed, or
+# disputed -> corrected (the record changed: pending again) | upheld | withdrawn.
 CONFIRMATION_STATES = {
     "pending": "Awaiting partner",
     "confirmed": "Confirmed",
     "disputed": "Disputed",
+    "upheld": "Kept after dispute",
+    "withdrawn": "Dispute withdrawn",
 }
 
 INTERACTION_FORMATS = {

@@ -266,7 +266,7 @@ def test_report_shows_each_lines_partner_answer(setting, compliance_user, sponso
     lines = {line["id"]: line for recipient in data["recipients"]
              for line in recipient["lines"]}
     assert lines[f"support-{setting['support'].id}"]["confirmation"] == {
-        "state": "disputed", "note": "Amount differs"}
+        "state": "disputed", "note": "Amount differs", "answer": None}
     assert lines[f"support-{setting['facilitator_support'].id}"]["confirmation"]["state"] == \
         "pending"
     interactions = {line["id"]: line for group in data["interactions"]["partnerships"]
@@ -386,3 +386,134 @@ def test_partner_confirms_several_interactions_at_once(setting, client):
     assert "1 interaction confirmed" in client.get(response.location).get_data(as_text=True)
     db.session.expire_all()
     assert interaction.confirmed_by_partner == "confirmed"
+
+
+# --- the end of a dispute ---------------------------------------------------------------------
+
+
+def dispute(client, setting, kind="support", note="We received 4,500, not 5,000."):
+    record = setting["support"] if kind == "support" else setting["interaction"]
+    login(client, setting["partner"])
+    client.post(f"/reports/confirmations/{kind}/{record.id}",
+                data={"answer": "disputed", "note": note})
+    client.post("/logout")
+    db.session.expire_all()
+    assert record.confirmed_by_partner == "disputed"
+    return record
+
+
+def test_the_sponsor_keeps_a_disputed_line_with_a_reason_the_partner_reads(
+        setting, client, compliance_user, bearer):
+    support = dispute(client, setting)
+    login(client, compliance_user)
+    queue = client.get("/reports/disputes").get_data(as_text=True)
+    assert f"Keep support-{support.id}" in queue
+    # A reason is required: nothing changes without one.
+    response = client.post(f"/reports/disputes/support/{support.id}/uphold", data={})
+    assert response.status_code == 303
+    assert "Nothing was changed" in client.get(response.location).get_data(as_text=True)
+    db.session.expire_all()
+    assert support.confirmed_by_partner == "disputed"
+
+    reason = "Our bank confirms 5,000 was paid on 1 April; the 500 was a bank fee."
+    response = client.post(f"/reports/disputes/support/{support.id}/uphold",
+                           data={"reason": reason})
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert (support.confirmed_by_partner, support.dispute_answer) == ("upheld", reason)
+    assert support.confirmation_note == "We received 4,500, not 5,000."  # the partner's note stays
+    event = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.entity == "support", AuditEvent.entity_id == support.id)
+        .order_by(AuditEvent.id.desc())).first()
+    assert event.actor_label == compliance_user.email
+    assert event.change_set["confirmed_by_partner"] == ["disputed", "upheld"]
+    assert f"Keep support-{support.id}" not in client.get("/reports/disputes").get_data(
+        as_text=True)
+    # Only a disputed record is upheld.
+    client.post(f"/reports/disputes/support/{support.id}/uphold", data={"reason": "again"})
+    db.session.expire_all()
+    assert support.dispute_answer == reason
+    client.post("/logout")
+
+    login(client, setting["partner"])
+    page = client.get(f"/reports/confirmations/support/{support.id}").get_data(as_text=True)
+    assert "Kept unchanged after your dispute" in page and reason in page
+    api = client.get(f"/api/v1/supports/{support.id}", headers=bearer(setting["partner"]))
+    assert api.status_code == 200
+    assert api.get_json()["confirmed_by_partner"] == "upheld"
+    assert api.get_json()["dispute_answer"] == reason
+
+
+def test_only_the_recording_side_upholds(setting, client, make_user, make_org):
+    support = dispute(client, setting)
+    from governance.confirmations.services import NotAllowed, uphold
+
+    with pytest.raises(NotAllowed):
+        uphold(support, {"reason": "It is right."}, setting["facilitator_partner"])
+    other = make_org("Northwind Therapeutics", "sponsor", country="US")
+    with pytest.raises(NotAllowed):
+        uphold(support, {"reason": "It is right."}, make_user("compliance", other))
+    db.session.rollback()
+    db.session.expire_all()
+    assert support.confirmed_by_partner == "disputed"
+
+
+def test_the_partner_withdraws_a_dispute_and_confirms_later(setting, client):
+    interaction = dispute(client, setting, "interaction", "Only four patients attended.")
+    login(client, setting["partner"])
+    page = client.get(f"/reports/confirmations/interaction/{interaction.id}")
+    assert "Withdraw my dispute" in page.get_data(as_text=True)
+    response = client.post(f"/reports/confirmations/interaction/{interaction.id}/withdraw")
+    assert response.status_code == 303
+    assert "is withdrawn" in client.get(response.location).get_data(as_text=True)
+    db.session.expire_all()
+    assert interaction.confirmed_by_partner == "withdrawn"
+    # Withdrawing twice changes nothing and says why.
+    again = client.post(f"/reports/confirmations/interaction/{interaction.id}/withdraw")
+    assert "is not disputed" in client.get(again.location).get_data(as_text=True)
+    client.post(f"/reports/confirmations/interaction/{interaction.id}",
+                data={"answer": "confirmed"})
+    db.session.expire_all()
+    assert interaction.confirmed_by_partner == "confirmed"
+
+
+def test_another_partner_cannot_withdraw(setting, client):
+    support = dispute(client, setting)
+    login(client, setting["other_partner"])
+    assert client.post(f"/reports/confirmations/support/{support.id}/withdraw"
+                       ).status_code == 404
+    login(client, setting["facilitator_partner"])
+    client.post(f"/reports/confirmations/support/{support.id}/withdraw")
+    db.session.expire_all()
+    assert support.confirmed_by_partner == "disputed"
+
+
+def test_correcting_a_kept_line_sends_it_back_to_the_partner(setting, client,
+                                                            compliance_user):
+    from governance.confirmations.services import uphold
+    from governance.partnerships.services import update_support
+
+    support = dispute(client, setting)
+    uphold(support, {"reason": "Paid in full."}, compliance_user)
+    db.session.commit()
+    update_support(support, {"amount": "4500.00"}, compliance_user)
+    db.session.commit()
+    assert (support.confirmed_by_partner, support.dispute_answer) == ("pending", None)
+    last = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.entity == "support", AuditEvent.entity_id == support.id)
+        .order_by(AuditEvent.id.desc())).first()
+    assert last.reason == "Corrected after the partner's dispute"
+
+
+def test_a_kept_line_is_an_exception_of_the_report_and_counted_as_disputed(
+        setting, client, compliance_user, sponsor):
+    from governance.confirmations.services import uphold
+    from governance.reports.exceptions import find_exceptions
+
+    support = dispute(client, setting)
+    uphold(support, {"reason": "Paid in full."}, compliance_user)
+    db.session.commit()
+    found = {item["key"]: item for item in find_exceptions(sponsor, 2025, date(2026, 1, 10))}
+    kept = found[f"support_upheld:support-{support.id}"]
+    assert kept["message"].endswith("was disputed by the partner and kept unchanged: "
+                                    "“Paid in full.”.")

@@ -101,6 +101,9 @@ def _confirmation() -> dict:
         "confirmed_by_partner": fields.String(required=True,
                                               validate=OneOf(list(CONFIRMATION_STATES))),
         "confirmation_note": fields.String(required=True, allow_none=True),
+        "dispute_answer": fields.String(required=True, allow_none=True, metadata={
+            "description": "Why the reporting side kept the record after the partner's "
+                           "dispute (when upheld)"}),
     }
 
 

@@ -40,6 +40,7 @@ def support_json(support) -> dict:
     return support_values(support) | _record(support) | {
         "confirmed_by_partner": support.confirmed_by_partner,
         "confirmation_note": support.confirmation_note,
+        "dispute_answer": support.dispute_answer,
     }
 
 
@@ -52,6 +53,7 @@ def interaction_json(interaction, flags=None) -> dict:
     return interaction_values(interaction) | _record(interaction) | {
         "confirmed_by_partner": interaction.confirmed_by_partner,
         "confirmation_note": interaction.confirmation_note,
+        "dispute_answer": interaction.dispute_answer,
         "flags": _flags(flags),
         "approval": approval_json(interaction),
         "submitted_at": interaction.submitted_at,

@@ -1,6 +1,10 @@
 """Partner confirmation: the partner organisation confirms or disputes each support line and
 each interaction recorded about it, with a note; disputes go to the compliance queue.
 
+A dispute ends (DOMAIN.md, Support): the reporting side corrects the record, which goes back to
+the partner as pending (`ask_partner_again`, called by the record's edit); or keeps it unchanged
+with a reason the partner sees (`uphold`); or the partner takes the dispute back (`withdraw`).
+
 Each answer is a change of the record, so the audit trail keeps who answered, when and what.
 """
 
@@ -20,15 +24,17 @@ from ..interactions.models import Interaction
 from ..pagination import Page
 from ..partnerships.models import Support
 from ..permissions import (
+    can_answer_disputes,
     can_confirm_records,
     interaction_scope,
     require,
+    sees_whole_installation,
     support_scope,
     visible_partnership_ids,
     visible_record,
 )
-from ..validation import Input, choice, load, text
-from ..vocabulary import PARTNER_ANSWERS
+from ..validation import Input, choice, load, required_text, text
+from ..vocabulary import CONFIRMATION_STATES, PARTNER_ANSWERS
 
 NOTE_MAX = 2000
 KINDS = ("support", "interaction")
@@ -154,6 +160,89 @@ def confirm_many(kind: str, values: dict, actor) -> list:
         record.confirmation_note = note
     db.session.flush()
     return records
+
+
+# --- the end of a dispute ------------------------------------------------------------------------
+
+
+def ask_partner_again(record) -> None:
+    """The record changed after the partner answered: they answer again (a dispute so ended
+    is "corrected"; the audit trail keeps the answer and the note it replaced)."""
+    if record.confirmed_by_partner == "pending":
+        return
+    if record.confirmed_by_partner in ("disputed", "upheld") and not audit.current_reason():
+        audit.set_reason("Corrected after the partner's dispute")
+    record.confirmed_by_partner = "pending"
+    record.confirmation_note = None
+    record.dispute_answer = None
+
+
+class UpholdInput(Input):
+    reason = required_text(NOTE_MAX)
+
+
+_uphold_schema = UpholdInput()
+
+
+def _reporting_organisation_id(record) -> int:
+    """Who answers a dispute: the sponsor of a support line's partnership, the organisation that
+    held an interaction."""
+    return record.partnership.sponsor_id if isinstance(record, Support) \
+        else record.organisation_id
+
+
+def _require_disputed(record, what: str) -> None:
+    if record.is_void:
+        raise Conflict(f"This {what} has been voided; there is no dispute to answer.")
+    if record.confirmed_by_partner != "disputed":
+        state = CONFIRMATION_STATES[record.confirmed_by_partner].lower()
+        raise Conflict(f"This {what} is not disputed (it is {state}); nothing was changed.")
+
+
+def uphold(record, values: dict, actor):
+    """Keep a disputed record unchanged, with the reason the partner will read."""
+    require(can_answer_disputes, actor)
+    what = _what(record)
+    if not (sees_whole_installation(actor)
+            or actor.organisation_id == _reporting_organisation_id(record)):
+        raise NotAllowed(f"Only the organisation that recorded this {what} answers its "
+                         "dispute; nothing was changed.")
+    clean = load(_uphold_schema, values)
+    _require_disputed(record, what)
+    reason = clean["reason"].strip()
+    audit.set_reason(f"Kept the {what} unchanged after the partner's dispute: {reason}")
+    record.confirmed_by_partner = "upheld"
+    record.dispute_answer = reason
+    db.session.flush()
+    return record
+
+
+def withdraw(record, actor):
+    """The partner takes its dispute back; the record waits for their confirmation again."""
+    _require_partner(actor)
+    what = _what(record)
+    if not _answers_for(record, actor):
+        raise NotAllowed(f"Only the partner that disputed this {what} withdraws the dispute; "
+                         "nothing was changed.")
+    _require_disputed(record, what)
+    audit.set_reason(f"Partner withdrew the dispute of the {what}")
+    record.confirmed_by_partner = "withdrawn"
+    db.session.flush()
+    return record
+
+
+def _answers_for(record, actor) -> bool:
+    """The partner's organisation is the one that answers for the record: the recipient of a
+    support line, the other party of an interaction's partnership."""
+    if isinstance(record, Support):
+        return record.recipient_id == actor.organisation_id
+    partnership = record.partnership
+    return partnership is not None and record.organisation_id != actor.organisation_id \
+        and actor.organisation_id in partnership.organisation_ids
+
+
+def _what(record) -> str:
+    return "support line" if isinstance(record, Support) else "interaction"
 
 
 # --- the partner's list ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from flask_login import current_user
 from ..errors import DomainError
 from ..extensions import db
 from ..forms import form_status, save_form
-from ..permissions import allow, can_confirm_records, can_read_disputes
+from ..permissions import allow, can_answer_disputes, can_confirm_records, can_read_disputes
 from ..vocabulary import CONFIRMATION_STATES
 from . import services
 from .forms import AnswerForm, ConfirmSelectedForm
@@ -99,6 +99,64 @@ def confirm_support(support_id: int):
 @allow(can_confirm_records)
 def confirm_interaction(interaction_id: int):
     return _answer("interaction", interaction_id)
+
+
+def _end_dispute(kind: str, record_id: int, end, done: str, back: str):
+    """Run one end of a dispute (uphold, withdraw) from a button; flash what happened."""
+    record = services.visible_support(current_user, record_id) if kind == "support" \
+        else services.visible_interaction(current_user, record_id)
+    if record is None:
+        abort(404)
+    try:
+        end(record)
+    except DomainError as error:
+        db.session.rollback()
+        flash("Nothing was changed: " + (" ".join(
+            message for messages in error.fields.values() for message in messages)
+            if error.fields else error.message), "danger")
+    else:
+        db.session.commit()
+        flash(done, "success")
+    return redirect(back, 303)
+
+
+def _uphold(kind: str, record_id: int):
+    return _end_dispute(
+        kind, record_id,
+        lambda record: services.uphold(record, {"reason": request.form.get("reason")},
+                                       current_user),
+        f"{kind}-{record_id} is kept unchanged; the partner sees your reason.",
+        url_for(".disputes"))
+
+
+def _withdraw(kind: str, record_id: int):
+    return _end_dispute(kind, record_id, lambda record: services.withdraw(record, current_user),
+                        f"Your dispute of {kind}-{record_id} is withdrawn.",
+                        url_for(".confirmations", kind=kind))
+
+
+@bp.route("/disputes/support/<int:support_id>/uphold", methods=["POST"])
+@allow(can_answer_disputes)
+def uphold_support(support_id: int):
+    return _uphold("support", support_id)
+
+
+@bp.route("/disputes/interaction/<int:interaction_id>/uphold", methods=["POST"])
+@allow(can_answer_disputes)
+def uphold_interaction(interaction_id: int):
+    return _uphold("interaction", interaction_id)
+
+
+@bp.route("/confirmations/support/<int:support_id>/withdraw", methods=["POST"])
+@allow(can_confirm_records)
+def withdraw_support(support_id: int):
+    return _withdraw("support", support_id)
+
+
+@bp.route("/confirmations/interaction/<int:interaction_id>/withdraw", methods=["POST"])
+@allow(can_confirm_records)
+def withdraw_interaction(interaction_id: int):
+    return _withdraw("interaction", interaction_id)
 
 
 @bp.route("/disputes")

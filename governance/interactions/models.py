@@ -88,6 +88,8 @@ class Interaction(SignOff, PlanApproval, Record, db.Model):
         vocab_enum(CONFIRMATION_STATES, "interaction_confirmation_state"), default="pending"
     )
     confirmation_note: Mapped[str | None] = mapped_column(Text)
+    # Why the holder kept the record unchanged after the partner's dispute ("upheld").
+    dispute_answer: Mapped[str | None] = mapped_column(Text)
 
     partnership: Mapped[Partnership | None] = relationship()
     organisation: Mapped[Organisation] = relationship()

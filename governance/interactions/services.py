@@ -9,6 +9,7 @@ from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
+from ..confirmations.services import ask_partner_again
 from ..database import column_defaults, insert_returning_ids, read_before_writing, utcnow
 from ..errors import Conflict, RowsInvalid, ValidationFailed
 from ..extensions import db
@@ -306,10 +307,8 @@ def update_interaction(interaction: Interaction, changes: dict, actor, reason: s
     counted_again = bool(changed & PARTNERSHIP_COUNTED_FIELDS)
     for name in changed:
         setattr(interaction, name, clean[name])
-    if changed - NOT_CONFIRMED_BY_PARTNER and interaction.confirmed_by_partner != "pending":
-        # The partner answered for what the record said before: they answer again.
-        interaction.confirmed_by_partner = "pending"
-        interaction.confirmation_note = None
+    if changed - NOT_CONFIRMED_BY_PARTNER:
+        ask_partner_again(interaction)
     db.session.flush()
     after_change(interaction, partnership=counted_again)
     return interaction

@@ -92,6 +92,8 @@ class Support(Record, db.Model):
         default="pending",
     )
     confirmation_note: Mapped[str | None] = mapped_column(Text)
+    # Why the reporting side kept the line unchanged after the partner's dispute ("upheld").
+    dispute_answer: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     # The written agreement it is paid under (governance/agreements).
     agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"), index=True)

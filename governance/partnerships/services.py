@@ -14,6 +14,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
 from ..agreements.models import Agreement
+from ..confirmations.services import ask_partner_again
 from ..database import column_defaults, insert_returning_ids, utcnow
 from ..errors import Conflict, RowsInvalid, ValidationFailed
 from ..extensions import db
@@ -509,9 +510,8 @@ def update_support(support: Support, changes: dict, actor, reason: str | None = 
     changed = [name for name, value in clean.items() if getattr(support, name) != value]
     for name in changed:
         setattr(support, name, clean[name])
-    if set(changed) & set(CONFIRMED_FACTS) and support.confirmed_by_partner != "pending":
-        support.confirmed_by_partner = "pending"
-        support.confirmation_note = None
+    if set(changed) & set(CONFIRMED_FACTS):
+        ask_partner_again(support)
     db.session.flush()
     after_change(support.partnership)
     return support

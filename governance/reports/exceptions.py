@@ -31,6 +31,7 @@ KINDS = {
     "support_pending": "Awaiting the partner's answer",
     "support_not_answered": "Not answered within the review window",
     "support_disputed": "Disputed by the partner",
+    "support_upheld": "Kept after the partner's dispute",
     "no_agreement": "No written agreement",
     "outside_agreement_term": "Paid outside the agreement's term",
     "outside_partnership_dates": "Paid outside the partnership's dates",
@@ -110,7 +111,7 @@ def _support_rows(organisation_id: int, year: int):
     return db.session.execute(
         select(Support.id, Support.recipient_id, Support.paid_on, Support.kind, Support.amount,
                Support.currency, Support.description, Support.confirmed_by_partner,
-               Support.created_at, Organisation.name.label("recipient"),
+               Support.dispute_answer, Support.created_at, Organisation.name.label("recipient"),
                Agreement.id.label("agreement_id"), Agreement.starts_on, Agreement.ends_on,
                Partnership.title.label("partnership"), Partnership.started_on,
                Partnership.ended_on)
@@ -155,7 +156,7 @@ def _received_exceptions(group_id: int, year: int, today: date,
 
     rows = db.session.execute(
         select(Support.id, Support.paid_on, Support.kind, Support.amount, Support.currency,
-               Support.confirmed_by_partner, Support.created_at,
+               Support.confirmed_by_partner, Support.dispute_answer, Support.created_at,
                Organisation.name.label("company"))
         .join(Partnership, Partnership.id == Support.partnership_id)
         .join(Organisation, Organisation.id == Partnership.sponsor_id)
@@ -178,7 +179,7 @@ def _received_exceptions(group_id: int, year: int, today: date,
 def _confirmation_problems(row, name: str, today: date, window_days: int,
                            answerer: str = "the partner"):
 
-    if row.confirmed_by_partner == "pending":
+    if row.confirmed_by_partner in ("pending", "withdrawn"):
         answer_by = row.created_at.date() + timedelta(days=window_days)
         if today > answer_by:
             yield ("support_not_answered",
@@ -188,6 +189,9 @@ def _confirmation_problems(row, name: str, today: date, window_days: int,
             yield "support_pending", f"{name} is still awaiting an answer from {answerer}."
     elif row.confirmed_by_partner == "disputed":
         yield "support_disputed", f"{name} is disputed by {answerer}."
+    elif row.confirmed_by_partner == "upheld":
+        yield ("support_upheld", f"{name} was disputed by {answerer} and kept unchanged: "
+                                 f"“{row.dispute_answer}”.")
 
 
 def _line_problems(row, name: str, today: date, window_days: int):

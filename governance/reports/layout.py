@@ -28,7 +28,8 @@ from .public import sections
 # (tab stops drift by a fraction of a point per character in WeasyPrint).
 WIDTH = 174
 GROUPS_PER_TABLE = 25
-ANSWERS = {"confirmed": "Confirmed", "disputed": "Disputed", "pending": "Awaiting"}
+ANSWERS = {"confirmed": "Confirmed", "disputed": "Disputed", "pending": "Awaiting",
+           "upheld": "Kept", "withdrawn": "Withdrawn"}
 SHORT_FORMATS = {"pfdd_meeting": "PFDD meeting"}
 
 
@@ -144,6 +145,9 @@ def support_listing(recipients: list[dict]) -> Listing:
             if answer["note"]:
                 group.lines.extend(_continued(SUPPORT_COLUMNS,
                                               f"Partner's note: “{answer['note']}”"))
+            if answer.get("answer"):
+                group.lines.extend(_continued(SUPPORT_COLUMNS,
+                                              f"Kept because: “{answer['answer']}”"))
         groups.append(group)
     return Listing(_header(SUPPORT_COLUMNS, "Description"), _tables(groups))
 
@@ -181,6 +185,8 @@ def interaction_listing(interactions: dict, flags: list[dict]) -> Listing:
             notes = _flag_notes(line["flags"], flag_by_id)
             if answer and answer["note"]:
                 notes.append(f"partner's note: “{answer['note']}”")
+            if answer and answer.get("answer"):
+                notes.append(f"kept because: “{answer['answer']}”")
             group.lines.extend(_row(INTERACTION_COLUMNS, [
                 line["id"], line["occurred_on"], kind,
                 ANSWERS.get(answer["state"], answer["state"]) if answer else "—"],

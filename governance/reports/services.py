@@ -501,7 +501,8 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
     supports = db.session.execute(
         select(Support.id, Support.partnership_id, Support.recipient_id, Support.paid_on,
                Support.kind, Support.amount, Support.currency, Support.description,
-               Support.confirmed_by_partner, Support.confirmation_note, Support.agreement_id,
+               Support.confirmed_by_partner, Support.confirmation_note, Support.dispute_answer,
+               Support.agreement_id,
                Agreement.external_id.label("agreement_reference"),
                Agreement.kind.label("agreement_kind"),
                Agreement.signed_on.label("agreement_signed_on"))
@@ -530,7 +531,8 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
         select(Interaction.id, Interaction.title, Interaction.occurred_on, Interaction.format,
                Interaction.partnership_id, Interaction.organisation_id,
                Interaction.activity_codes, Interaction.confirmed_by_partner,
-               Interaction.confirmation_note, Interaction.publishable)
+               Interaction.confirmation_note, Interaction.dispute_answer,
+               Interaction.publishable)
         .where(in_year)
         .order_by(Interaction.occurred_on, Interaction.id)
     ).all()
@@ -655,7 +657,8 @@ _GIVEN_RULES = [
     "state when the report was generated.",
     "Partner confirmation: each support line and each interaction within a partnership is "
     "confirmed or disputed by a representative of the partner organisation, or still awaits "
-    "their answer.",
+    "their answer. A dispute the reporting side answered by keeping the record (upheld, with "
+    "its reason) is counted as disputed; one the partner withdrew, as awaiting confirmation.",
     "Prioritised activities: the engagement activities that both sides of a partnership rated "
     "of high benefit (CTTI method), and how many of the year's interactions served each.",
     "Payments to individuals (ABPI clause 30): fees and expenses the reporting organisation "
@@ -703,8 +706,14 @@ def _gather_flags(in_year, partnership_ids, period: Period) -> list:
     ).all()
 
 
-def _confirmation(state: str, note: str | None) -> dict:
-    return {"state": state, "note": note}
+# The report counts a partner's answers in three: confirmed; disputed (a dispute kept, upheld
+# or not, is still one); awaiting (a withdrawn dispute waits for the partner's confirmation).
+ANSWER_COUNTS = {"confirmed": "confirmed", "disputed": "disputed", "upheld": "disputed",
+                 "pending": "pending", "withdrawn": "pending"}
+
+
+def _confirmation(state: str, note: str | None, answer: str | None = None) -> dict:
+    return {"state": state, "note": note, "answer": answer}
 
 
 def _sections(supports, partnerships, organisations, side: str, reporting) -> list[dict]:
@@ -741,7 +750,8 @@ def _sections(supports, partnerships, organisations, side: str, reporting) -> li
                 "description": row.description,
                 "partnership": {"id": f"partnership-{row.partnership_id}",
                                 "title": partnership.title if partnership else None},
-                "confirmation": _confirmation(row.confirmed_by_partner, row.confirmation_note),
+                "confirmation": _confirmation(row.confirmed_by_partner, row.confirmation_note,
+                                              row.dispute_answer),
                 "agreement": None if row.agreement_id is None else {
                     "id": f"agreement-{row.agreement_id}",
                     "reference": row.agreement_reference, "kind": row.agreement_kind,
@@ -873,14 +883,16 @@ def _interactions(rows, partnerships, organisations, flags, adherence_rows) -> d
             "flags": flags_of.get(row.id, []),
             "publishable": bool(row.publishable),
             # Outside a partnership there is no partner to confirm or dispute.
-            "confirmation": _confirmation(row.confirmed_by_partner, row.confirmation_note)
+            "confirmation": _confirmation(row.confirmed_by_partner, row.confirmation_note,
+                                          row.dispute_answer)
             if row.partnership_id else None,
         })
     by_partnership = []
     for partnership_id, lines in groups.items():
         partnership = partnerships.get(partnership_id)
         partner = organisations.get(partnership.patient_group_id) if partnership else None
-        states = Counter(line["confirmation"]["state"] for line in lines if line["confirmation"])
+        states = Counter(ANSWER_COUNTS[line["confirmation"]["state"]]
+                         for line in lines if line["confirmation"])
         by_partnership.append({
             "id": f"partnership-{partnership_id}" if partnership_id else "no-partnership",
             "title": partnership.title if partnership else None,
@@ -980,7 +992,7 @@ def _confirmation_summary(snapshot: dict) -> dict:
                                 for state in ("confirmed", "disputed", "pending")}
     for recipient in sections(snapshot):
         for line in recipient["lines"]:
-            entry = support[line["confirmation"]["state"]]
+            entry = support[ANSWER_COUNTS[line["confirmation"]["state"]]]
             entry["lines"] += 1
             if line["amount"] is not None:
                 entry["amounts"][line["currency"]] += Decimal(line["amount"])
@@ -991,7 +1003,7 @@ def _confirmation_summary(snapshot: dict) -> dict:
             if line["confirmation"] is None:
                 outside += 1
             else:
-                interactions[line["confirmation"]["state"]] += 1
+                interactions[ANSWER_COUNTS[line["confirmation"]["state"]]] += 1
     return {
         "support": {state: {"lines": entry["lines"],
                             "amounts": _currency_list(entry["amounts"])}
