@@ -55,6 +55,9 @@ CONFIRMATION_STATES = {
     "upheld": "Kept after dispute",
     "withdrawn": "Dispute withdrawn",
 }
+# How a report states a partner's answer: a line still pending after the review window is
+# "not answered" (reports/services.py).
+REPORTED_ANSWERS = CONFIRMATION_STATES | {"not_answered": "Not answered within the review window"}
 
 INTERACTION_FORMATS = {
     "advisory_board": "Advisory board",

@@ -517,3 +517,29 @@ def test_a_kept_line_is_an_exception_of_the_report_and_counted_as_disputed(
     kept = found[f"support_upheld:support-{support.id}"]
     assert kept["message"].endswith("was disputed by the partner and kept unchanged: "
                                     "“Paid in full.”.")
+
+
+def test_a_line_unanswered_past_the_review_window_is_reported_as_not_answered(
+        setting, compliance_user, sponsor):
+    from datetime import timedelta
+
+    from governance.database import utcnow
+
+    old = setting["support"]
+    old.created_at = utcnow() - timedelta(days=31)  # put to the partner 31 days ago
+    sponsor.methodology_note = services.DEFAULT_METHODOLOGY
+    db.session.commit()
+    report = services.request_report({"organisation_id": sponsor.id, "year": 2025},
+                                     compliance_user)
+    db.session.commit()
+    jobs.start(report.id)
+    db.session.expire_all()
+    data = json.loads(files.read(report.internal_json_sha256))
+    lines = {line["id"]: line for recipient in data["recipients"]
+             for line in recipient["lines"]}
+    assert lines[f"support-{old.id}"]["confirmation"]["state"] == "not_answered"
+    recent = lines[f"support-{setting['facilitator_support'].id}"]["confirmation"]
+    assert recent["state"] == "pending"
+    # Counted with the lines awaiting an answer (the sponsor has three this year).
+    assert data["confirmation"]["support"]["pending"]["lines"] == 3
+    assert data["confirmation"]["support"]["confirmed"]["lines"] == 0

@@ -29,7 +29,7 @@ from .public import sections
 WIDTH = 174
 GROUPS_PER_TABLE = 25
 ANSWERS = {"confirmed": "Confirmed", "disputed": "Disputed", "pending": "Awaiting",
-           "upheld": "Kept", "withdrawn": "Withdrawn"}
+           "upheld": "Kept", "withdrawn": "Withdrawn", "not_answered": "Not answered"}
 SHORT_FORMATS = {"pfdd_meeting": "PFDD meeting"}
 
 

@@ -8,7 +8,7 @@ live records. Publishing signs the reviewed snapshot; later edits of the data ca
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from marshmallow import fields
@@ -492,17 +492,20 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
     from ..agreements.models import Agreement
     from ..interactions.models import Interaction
     from ..partnerships.models import Partnership, Support
+    from ..rules.evaluation import current_policy
 
     organisation = report.organisation
     side = side_of(organisation)
     period = Period(report.year)
+    window = current_policy().reporting.review_window_days
+    asked_before = generated_at.date() - timedelta(days=window)
     progress(5, "Reading partnerships and support")
     partnership_ids = _partnerships_of(organisation.id, side)
     supports = db.session.execute(
         select(Support.id, Support.partnership_id, Support.recipient_id, Support.paid_on,
                Support.kind, Support.amount, Support.currency, Support.description,
                Support.confirmed_by_partner, Support.confirmation_note, Support.dispute_answer,
-               Support.agreement_id,
+               Support.created_at, Support.agreement_id,
                Agreement.external_id.label("agreement_reference"),
                Agreement.kind.label("agreement_kind"),
                Agreement.signed_on.label("agreement_signed_on"))
@@ -532,7 +535,7 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
                Interaction.partnership_id, Interaction.organisation_id,
                Interaction.activity_codes, Interaction.confirmed_by_partner,
                Interaction.confirmation_note, Interaction.dispute_answer,
-               Interaction.publishable)
+               Interaction.created_at, Interaction.publishable)
         .where(in_year)
         .order_by(Interaction.occurred_on, Interaction.id)
     ).all()
@@ -589,9 +592,9 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
         "methodology": {"note": methodology_note, "rules": METHOD_RULES[side],
                         "exchange_rates": exchange_rate_list(report)},
         SECTIONS[side]: _sections(supports, partnerships, organisations, side,
-                                  organisations[organisation.id]),
+                                  organisations[organisation.id], asked_before),
         "interactions": _interactions(interactions, partnerships, organisations, flags,
-                                      adherence([in_year])),
+                                      adherence([in_year]), asked_before),
         "flags": [_flag_line(flag) for flag in flags],
         "priorities": priorities,
         "approval": None,
@@ -657,8 +660,10 @@ _GIVEN_RULES = [
     "state when the report was generated.",
     "Partner confirmation: each support line and each interaction within a partnership is "
     "confirmed or disputed by a representative of the partner organisation, or still awaits "
-    "their answer. A dispute the reporting side answered by keeping the record (upheld, with "
-    "its reason) is counted as disputed; one the partner withdrew, as awaiting confirmation.",
+    "their answer. A line put to the partner longer ago than the review window and still "
+    "unanswered is reported as not answered. A dispute the reporting side answered by keeping "
+    "the record (upheld, with its reason) is counted as disputed; one the partner withdrew, "
+    "and one not answered, as awaiting confirmation.",
     "Prioritised activities: the engagement activities that both sides of a partnership rated "
     "of high benefit (CTTI method), and how many of the year's interactions served each.",
     "Payments to individuals (ABPI clause 30): fees and expenses the reporting organisation "
@@ -709,14 +714,20 @@ def _gather_flags(in_year, partnership_ids, period: Period) -> list:
 # The report counts a partner's answers in three: confirmed; disputed (a dispute kept, upheld
 # or not, is still one); awaiting (a withdrawn dispute waits for the partner's confirmation).
 ANSWER_COUNTS = {"confirmed": "confirmed", "disputed": "disputed", "upheld": "disputed",
-                 "pending": "pending", "withdrawn": "pending"}
+                 "pending": "pending", "withdrawn": "pending", "not_answered": "pending"}
 
 
-def _confirmation(state: str, note: str | None, answer: str | None = None) -> dict:
-    return {"state": state, "note": note, "answer": answer}
+def _confirmation(row, asked_before: date) -> dict:
+    """The partner's answer to a line; one still pending though it was put to them before the
+    review window began is reported as "not answered", never as confirmed."""
+    state = row.confirmed_by_partner
+    if state == "pending" and row.created_at.date() < asked_before:
+        state = "not_answered"
+    return {"state": state, "note": row.confirmation_note, "answer": row.dispute_answer}
 
 
-def _sections(supports, partnerships, organisations, side: str, reporting) -> list[dict]:
+def _sections(supports, partnerships, organisations, side: str, reporting,
+              asked_before: date) -> list[dict]:
     """The report's lines by counterpart: by recipient for the support an organisation gave, by
     company (the partnership's sponsor) for the funding a patient group received. The share of
     income is the recipient's, or the reporting group's own."""
@@ -750,8 +761,7 @@ def _sections(supports, partnerships, organisations, side: str, reporting) -> li
                 "description": row.description,
                 "partnership": {"id": f"partnership-{row.partnership_id}",
                                 "title": partnership.title if partnership else None},
-                "confirmation": _confirmation(row.confirmed_by_partner, row.confirmation_note,
-                                              row.dispute_answer),
+                "confirmation": _confirmation(row, asked_before),
                 "agreement": None if row.agreement_id is None else {
                     "id": f"agreement-{row.agreement_id}",
                     "reference": row.agreement_reference, "kind": row.agreement_kind,
@@ -863,7 +873,8 @@ def _totals(snapshot: dict, report: Report) -> dict:
     }
 
 
-def _interactions(rows, partnerships, organisations, flags, adherence_rows) -> dict:
+def _interactions(rows, partnerships, organisations, flags, adherence_rows,
+                  asked_before: date) -> dict:
     """The year's interactions by partnership, with their flags, and adherence per dimension
     (review/adherence.py: over the held ones)."""
     flags_of: dict[int, list[str]] = defaultdict(list)
@@ -883,9 +894,7 @@ def _interactions(rows, partnerships, organisations, flags, adherence_rows) -> d
             "flags": flags_of.get(row.id, []),
             "publishable": bool(row.publishable),
             # Outside a partnership there is no partner to confirm or dispute.
-            "confirmation": _confirmation(row.confirmed_by_partner, row.confirmation_note,
-                                          row.dispute_answer)
-            if row.partnership_id else None,
+            "confirmation": _confirmation(row, asked_before) if row.partnership_id else None,
         })
     by_partnership = []
     for partnership_id, lines in groups.items():
