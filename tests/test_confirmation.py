@@ -468,6 +468,8 @@ def test_the_partner_withdraws_a_dispute_and_confirms_later(setting, client):
     assert "is withdrawn" in client.get(response.location).get_data(as_text=True)
     db.session.expire_all()
     assert interaction.confirmed_by_partner == "withdrawn"
+    awaiting = client.get("/reports/confirmations?kind=interaction").get_data(as_text=True)
+    assert f"interaction-{interaction.id}" in awaiting  # it waits for their answer again
     # Withdrawing twice changes nothing and says why.
     again = client.post(f"/reports/confirmations/interaction/{interaction.id}/withdraw")
     assert "is not disputed" in client.get(again.location).get_data(as_text=True)

@@ -38,6 +38,9 @@ from ..vocabulary import CONFIRMATION_STATES, PARTNER_ANSWERS
 
 NOTE_MAX = 2000
 KINDS = ("support", "interaction")
+# The answers that still wait for the partner: none yet, a dispute withdrawn, or a dispute the
+# recording side answered by keeping the record (the partner reads its reason).
+AWAITING = ("pending", "withdrawn", "upheld")
 # How many lines one "confirm the selected" may answer (a page shows 25).
 CONFIRM_AT_ONCE_MAX = 500
 
@@ -257,7 +260,9 @@ def records_to_answer(user, kind: str, state: str | None, page: int, per_page: i
         model, condition = Interaction, answerable_interactions(user)
         order = (Interaction.occurred_on.desc(), Interaction.id.desc())
     conditions = [condition]
-    if state:
+    if state == "pending":
+        conditions.append(model.confirmed_by_partner.in_(AWAITING))
+    elif state:
         conditions.append(model.confirmed_by_partner == state)
     total = db.session.scalar(select(func.count()).select_from(model).where(*conditions))
     items = db.session.scalars(
@@ -270,9 +275,9 @@ def records_to_answer(user, kind: str, state: str | None, page: int, per_page: i
 def pending_counts(user) -> dict[str, int]:
     return {
         "support": db.session.scalar(select(func.count()).select_from(Support).where(
-            answerable_supports(user), Support.confirmed_by_partner == "pending")),
+            answerable_supports(user), Support.confirmed_by_partner.in_(AWAITING))),
         "interaction": db.session.scalar(select(func.count()).select_from(Interaction).where(
-            answerable_interactions(user), Interaction.confirmed_by_partner == "pending")),
+            answerable_interactions(user), Interaction.confirmed_by_partner.in_(AWAITING))),
     }
 
 

@@ -53,8 +53,7 @@ def confirm_selected():
                                           current_user)
     except DomainError as error:
         db.session.rollback()
-        flash(" ".join(message for messages in error.fields.values() for message in messages)
-              if error.fields else str(error), "danger")
+        flash(refusal_text(error), "danger")
         return redirect(back, 303)
     db.session.commit()
     count = len(confirmed)
@@ -101,6 +100,12 @@ def confirm_interaction(interaction_id: int):
     return _answer("interaction", interaction_id)
 
 
+def refusal_text(error: DomainError) -> str:
+    """A refused action's reasons in one sentence for a flash message."""
+    return " ".join(message for messages in error.fields.values() for message in messages) \
+        if error.fields else error.message
+
+
 def _end_dispute(kind: str, record_id: int, end, done: str, back: str):
     """Run one end of a dispute (uphold, withdraw) from a button; flash what happened."""
     record = services.visible_support(current_user, record_id) if kind == "support" \
@@ -111,9 +116,7 @@ def _end_dispute(kind: str, record_id: int, end, done: str, back: str):
         end(record)
     except DomainError as error:
         db.session.rollback()
-        flash("Nothing was changed: " + (" ".join(
-            message for messages in error.fields.values() for message in messages)
-            if error.fields else error.message), "danger")
+        flash("Nothing was changed: " + refusal_text(error), "danger")
     else:
         db.session.commit()
         flash(done, "success")
