@@ -528,7 +528,7 @@ def test_a_line_unanswered_past_the_review_window_is_reported_as_not_answered(
     from governance.database import utcnow
 
     old = setting["support"]
-    old.created_at = utcnow() - timedelta(days=31)  # put to the partner 31 days ago
+    old.updated_at = utcnow() - timedelta(days=31)  # last put to the partner 31 days ago
     sponsor.methodology_note = services.DEFAULT_METHODOLOGY
     db.session.commit()
     report = services.request_report({"organisation_id": sponsor.id, "year": 2025},

@@ -81,7 +81,7 @@ def test_a_line_awaiting_the_partner_is_pending_then_not_answered(clean_year, co
                                                                    patient_group):
     line = add_line(clean_year, compliance_user, patient_group, state="pending")
     subject = f"support-{line.id}"
-    recorded = line.created_at.date()
+    recorded = line.updated_at.date()  # when it was last put to the partner
 
     within = find_exceptions(clean_year["sponsor"], YEAR, recorded + timedelta(days=30))
     assert kinds_of(within, subject) == {"support_pending"}

@@ -111,7 +111,7 @@ def _support_rows(organisation_id: int, year: int):
     return db.session.execute(
         select(Support.id, Support.recipient_id, Support.paid_on, Support.kind, Support.amount,
                Support.currency, Support.description, Support.confirmed_by_partner,
-               Support.dispute_answer, Support.created_at, Organisation.name.label("recipient"),
+               Support.dispute_answer, Support.updated_at, Organisation.name.label("recipient"),
                Agreement.id.label("agreement_id"), Agreement.starts_on, Agreement.ends_on,
                Partnership.title.label("partnership"), Partnership.started_on,
                Partnership.ended_on)
@@ -156,7 +156,7 @@ def _received_exceptions(group_id: int, year: int, today: date,
 
     rows = db.session.execute(
         select(Support.id, Support.paid_on, Support.kind, Support.amount, Support.currency,
-               Support.confirmed_by_partner, Support.dispute_answer, Support.created_at,
+               Support.confirmed_by_partner, Support.dispute_answer, Support.updated_at,
                Organisation.name.label("company"))
         .join(Partnership, Partnership.id == Support.partnership_id)
         .join(Organisation, Organisation.id == Partnership.sponsor_id)
@@ -178,13 +178,14 @@ def _received_exceptions(group_id: int, year: int, today: date,
 
 def _confirmation_problems(row, name: str, today: date, window_days: int,
                            answerer: str = "the partner"):
-
+    """The review window counts from the line's last change: when it was last put to the
+    partner (recorded, corrected, or its dispute withdrawn)."""
     if row.confirmed_by_partner in ("pending", "withdrawn"):
-        answer_by = row.created_at.date() + timedelta(days=window_days)
+        answer_by = row.updated_at.date() + timedelta(days=window_days)
         if today > answer_by:
             yield ("support_not_answered",
                    f"{name} has not been answered by {answerer} within the review window of "
-                   f"{window_days} days (recorded on {_day(row.created_at.date())}).")
+                   f"{window_days} days (put to {answerer} on {_day(row.updated_at.date())}).")
         else:
             yield "support_pending", f"{name} is still awaiting an answer from {answerer}."
     elif row.confirmed_by_partner == "disputed":

@@ -505,7 +505,7 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
         select(Support.id, Support.partnership_id, Support.recipient_id, Support.paid_on,
                Support.kind, Support.amount, Support.currency, Support.description,
                Support.confirmed_by_partner, Support.confirmation_note, Support.dispute_answer,
-               Support.created_at, Support.agreement_id,
+               Support.updated_at, Support.agreement_id,
                Agreement.external_id.label("agreement_reference"),
                Agreement.kind.label("agreement_kind"),
                Agreement.signed_on.label("agreement_signed_on"))
@@ -535,7 +535,7 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
                Interaction.partnership_id, Interaction.organisation_id,
                Interaction.activity_codes, Interaction.confirmed_by_partner,
                Interaction.confirmation_note, Interaction.dispute_answer,
-               Interaction.created_at, Interaction.publishable)
+               Interaction.updated_at, Interaction.publishable)
         .where(in_year)
         .order_by(Interaction.occurred_on, Interaction.id)
     ).all()
@@ -721,7 +721,7 @@ def _confirmation(row, asked_before: date) -> dict:
     """The partner's answer to a line; one still pending though it was put to them before the
     review window began is reported as "not answered", never as confirmed."""
     state = row.confirmed_by_partner
-    if state == "pending" and row.created_at.date() < asked_before:
+    if state == "pending" and row.updated_at.date() < asked_before:
         state = "not_answered"
     return {"state": state, "note": row.confirmation_note, "answer": row.dispute_answer}
 
