@@ -146,6 +146,8 @@ def test_the_group_publishes_a_disclosure_of_funding_received(funded, client):
         assert "77777" not in text and "3400.50" not in text and "3,400.50" not in text
     assert "Industry funding received in 2025" in public_text
     assert "Funding received from companies" in public_text
+    assert "Published disclosure of industry funding received" in public_text
+    assert "support to patient organisations" not in public_text
     assert "3.0 % of Rare Lung Alliance's annual income" in public_text
     assert "Fees and expenses paid to individuals" not in public_text
 
