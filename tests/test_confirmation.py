@@ -248,12 +248,8 @@ def test_changed_support_goes_back_to_the_partner(setting, compliance_user):
     assert support.confirmed_by_partner == "pending"
 
 
-def test_report_shows_each_lines_partner_answer(setting, compliance_user, sponsor):
-    confirmation.answer_support(setting["support"], {"answer": "disputed",
-                                                     "note": "Amount differs"},
-                                setting["partner"])
-    confirmation.answer_interaction(setting["interaction"], {"answer": "confirmed"},
-                                    setting["partner"])
+def internal_snapshot(sponsor, compliance_user) -> dict:
+    """The sponsor's 2025 report, generated now: its internal JSON."""
     sponsor.methodology_note = services.DEFAULT_METHODOLOGY
     db.session.commit()
     report = services.request_report({"organisation_id": sponsor.id, "year": 2025},
@@ -261,7 +257,16 @@ def test_report_shows_each_lines_partner_answer(setting, compliance_user, sponso
     db.session.commit()
     jobs.start(report.id)
     db.session.expire_all()
-    data = json.loads(files.read(report.internal_json_sha256))
+    return json.loads(files.read(report.internal_json_sha256))
+
+
+def test_report_shows_each_lines_partner_answer(setting, compliance_user, sponsor):
+    confirmation.answer_support(setting["support"], {"answer": "disputed",
+                                                     "note": "Amount differs"},
+                                setting["partner"])
+    confirmation.answer_interaction(setting["interaction"], {"answer": "confirmed"},
+                                    setting["partner"])
+    data = internal_snapshot(sponsor, compliance_user)
 
     lines = {line["id"]: line for recipient in data["recipients"]
              for line in recipient["lines"]}
@@ -529,14 +534,7 @@ def test_a_line_unanswered_past_the_review_window_is_reported_as_not_answered(
 
     old = setting["support"]
     old.updated_at = utcnow() - timedelta(days=31)  # last put to the partner 31 days ago
-    sponsor.methodology_note = services.DEFAULT_METHODOLOGY
-    db.session.commit()
-    report = services.request_report({"organisation_id": sponsor.id, "year": 2025},
-                                     compliance_user)
-    db.session.commit()
-    jobs.start(report.id)
-    db.session.expire_all()
-    data = json.loads(files.read(report.internal_json_sha256))
+    data = internal_snapshot(sponsor, compliance_user)
     lines = {line["id"]: line for recipient in data["recipients"]
              for line in recipient["lines"]}
     assert lines[f"support-{old.id}"]["confirmation"]["state"] == "not_answered"

@@ -171,12 +171,6 @@ def currencies_paid(organisation: Organisation, year: int, country: str | None) 
 _request_schema = ReportRequest()
 
 
-def can_report(organisation: Organisation) -> bool:
-    """Every live organisation reports: a sponsor the support it gave, a patient group the
-    funding it received (side_of)."""
-    return not organisation.is_void
-
-
 def latest_report(organisation_id: int, year: int,
                   country_scope: str = ALL_COUNTRIES) -> Report | None:
     return db.session.scalar(
@@ -514,12 +508,14 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
                                report.country_scope if report.is_national else None, period))
         .order_by(Support.paid_on, Support.id)
     ).all()
+    # A group's lines may come from a partnership it is not the patient group of.
+    wanted = Partnership.id.in_(partnership_ids) if side == "given" else or_(
+        Partnership.id.in_(partnership_ids),
+        Partnership.id.in_({row.partnership_id for row in supports}))
     partnerships = {
         row.id: row for row in db.session.execute(
             select(Partnership.id, Partnership.title, Partnership.kind, Partnership.status,
-                   Partnership.sponsor_id, Partnership.patient_group_id)
-            .where(or_(Partnership.id.in_(partnership_ids),
-                       Partnership.id.in_({row.partnership_id for row in supports})))
+                   Partnership.sponsor_id, Partnership.patient_group_id).where(wanted)
         )
     }
 

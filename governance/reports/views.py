@@ -282,7 +282,7 @@ def load_reporting_organisation(organisation_id: int) -> Organisation:
     """An organisation whose reports the current user writes the note and branding of, or
     404."""
     organisation = db.session.get(Organisation, organisation_id)
-    if organisation is None or organisation.is_void or not services.can_report(organisation) \
+    if organisation is None or organisation.is_void \
             or not can_write_methodology(current_user, organisation):
         abort(404)
     return organisation
