@@ -49,8 +49,10 @@ instance/.demo-loaded: | install instance/config.py audit-key
 	$(BIN)/flask seed-demo
 	touch $@
 
+# The development server and a task worker beside it (scripts/with-worker).
 run: install instance/config.py audit-key instance/.demo-loaded
-	GOVERNANCE_DEVELOPMENT=true $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	GOVERNANCE_DEVELOPMENT=true scripts/with-worker \
+		$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check governance tests migrations
@@ -81,11 +83,12 @@ test-postgres: install browser
 		$(PYTEST)
 
 # Production server: gunicorn (gunicorn.conf.py: WEB_CONCURRENCY workers, default 4) on
-# 127.0.0.1:$(PORT), SECRET_KEY and AUDIT_KEY from instance/config.py, schema brought up to date
-# first.
+# 127.0.0.1:$(PORT) and a task worker (`flask worker`, TASK_WORKERS threads), SECRET_KEY and
+# AUDIT_KEY from instance/config.py, schema brought up to date first. On several machines, run
+# `flask worker` on one or more of them and set TASK_QUEUE_URL (README, "Several machines").
 serve: install instance/config.py audit-key
 	$(BIN)/flask init-db
-	PORT=$(PORT) exec $(BIN)/gunicorn -c gunicorn.conf.py
+	PORT=$(PORT) scripts/with-worker $(BIN)/gunicorn -c gunicorn.conf.py
 
 .venv-load/.installed: | install
 	$(PYTHON) -m venv .venv-load

@@ -4,9 +4,8 @@ Environment: PORT (default 8000), WEB_CONCURRENCY (worker processes, default 4),
 GUNICORN_THREADS (threads per worker, default 4), GUNICORN_ACCESS_LOG (a path, or "-" for
 stderr; off by default), GUNICORN_GRACEFUL_TIMEOUT (seconds a stopping worker gets, default 30).
 
-A worker that stops (a reload on SIGHUP, a deploy's SIGTERM, recycling after max_requests) lets
-its background jobs finish for all but the last 10 s of its graceful timeout, then hands the
-others back to the queue with a log line (governance/jobs.py); another worker starts them.
+Web workers run no background work: report jobs, re-evaluations and mail are on the task queue,
+run by `flask worker` (governance/tasks.py), so a web worker's restart loses none of it.
 """
 
 import os
@@ -28,17 +27,3 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 proc_name = "governance"
 
-
-def worker_int(worker):
-    """A quick shutdown (SIGINT, SIGQUIT): hand the jobs back without waiting for them."""
-    worker.jobs_wait_seconds = 0
-
-
-def worker_exit(server, worker):
-    """Finish or hand back this worker's background jobs before it goes."""
-    from governance import jobs
-
-    app = getattr(worker, "wsgi", None)
-    if app is not None and hasattr(app, "extensions"):
-        wait = getattr(worker, "jobs_wait_seconds", max(0, graceful_timeout - 10))
-        jobs.hand_back(app, wait_seconds=wait)

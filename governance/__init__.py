@@ -26,6 +26,7 @@ BLUEPRINTS = (
     "governance.transfer.views",
     "governance.users.views",
     "governance.payments.views",
+    "governance.notifications.views",
 )
 
 
@@ -89,6 +90,10 @@ def _fill_defaults(app: Flask, root: Path) -> None:
     if app.config.get("DEVELOPMENT"):
         for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
             app.config[key] = False
+    if not app.config["MAIL_BACKEND"]:
+        # `make run` needs no mail server: mail is written to files in instance/outbox.
+        app.config["MAIL_BACKEND"] = "file" if app.config.get("DEVELOPMENT") else "smtp"
+    app.config.setdefault("MAIL_FILE_PATH", str(Path(app.instance_path) / "outbox"))
     if not app.config["SECRET_KEY"]:
         # Sessions then last only as long as this process; `make run` writes a lasting key.
         app.config["SECRET_KEY"] = secrets.token_hex(32)

@@ -1,4 +1,4 @@
-"""Command-line tools: accounts, tokens and demo data."""
+"""Command-line tools: accounts, tokens, demo data and the task worker."""
 
 import click
 from flask import Flask
@@ -91,7 +91,31 @@ def seed_demo_command():
                    + ("published." if report.is_published else f"not published: {report.error}"))
 
 
+@click.command("worker")
+@with_appcontext
+@click.option("--threads", type=click.IntRange(1, 64), default=None,
+              help="Tasks run at once (default: TASK_WORKERS, 2).")
+def worker_command(threads):
+    """Run the task queue's worker: report jobs, re-evaluations, mail, the daily run."""
+    from flask import current_app
+
+    from .tasks import queue_url, run_worker
+
+    app = current_app._get_current_object()
+    count = threads or app.config["TASK_WORKERS"]
+    click.echo(f"Task worker: {count} thread(s) on {_without_password(queue_url(app.config))}")
+    run_worker(app, count)
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return url if url.startswith("sqlite") else make_url(url).render_as_string()
+
+
 def init_app(app: Flask) -> None:
+    from .daily import daily_run_command
+
     for command in (create_user_command, create_token_command, reset_mfa_command,
-                    seed_demo_command):
+                    seed_demo_command, worker_command, daily_run_command):
         app.cli.add_command(command)

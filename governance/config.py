@@ -59,7 +59,24 @@ class Defaults:
     PUBLIC_BASE_URL = None
     TRUSTED_HOSTS = ("localhost", "127.0.0.1")  # any port
     PER_PAGE = 25
-    JOBS_INLINE = False  # report and re-evaluation jobs in the request instead of a thread
+    # The task queue (governance/tasks.py): None is a SQLite file in DATA_DIR (one machine);
+    # redis://HOST:PORT/DB when the application spans machines. TASK_WORKERS: the threads of a
+    # `flask worker` process.
+    TASK_QUEUE_URL = None
+    TASK_WORKERS = 2
+    # The day's run (governance/daily.py) starts from this hour (UTC); advocates are reminded
+    # of a summary or feedback this many days before the documentation rules' deadline.
+    DAILY_RUN_HOUR = 6
+    DOCUMENTATION_REMINDER_DAYS = 7
+    # Mail (flask-mailman): MAIL_SERVER, MAIL_PORT, MAIL_USERNAME, MAIL_PASSWORD, MAIL_USE_TLS,
+    # MAIL_USE_SSL, MAIL_TIMEOUT; MAIL_BACKEND "file" writes each mail under MAIL_FILE_PATH
+    # instead (what `make run` does: instance/outbox).
+    MAIL_SERVER = "localhost"
+    MAIL_PORT = 25
+    MAIL_TIMEOUT = 30
+    MAIL_DEFAULT_SENDER = "Partnership Governance <governance@localhost>"
+    MAIL_BACKEND = None  # "smtp"; "file" in development
+    JOBS_INLINE = False  # jobs and mail in the request instead of on the task queue
     # A running job writes its heartbeat this often; one whose heartbeat is older than
     # JOB_STALL_SECONDS lost its worker and is started again, up to JOB_MAX_ATTEMPTS times.
     JOB_HEARTBEAT_SECONDS = 5

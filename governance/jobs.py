@@ -1,20 +1,21 @@
-"""Background jobs: work a request queued, run outside it, with its state in its own row.
+"""Background jobs: work a request queued, run by the task queue, with its state in its own row.
 
-A job's row (a report, a re-evaluation run) has the columns of `Job`, so any worker process can
-show its progress. The request queues the job (state `queued`) and commits, then starts it here:
-in a thread with its own application context (so its own database session), or at once in the
-caller when JOBS_INLINE (the tests). The job claims its row (only one worker can move it from
-`queued` to `running`, and each claim is an attempt), writes its progress under that claim, and
-checks the claim again before it writes its result.
+A job's row (a report, a re-evaluation run, the daily run) has the columns of `Job`, so any
+process can show its progress. The request queues the job (state `queued`) and commits, then
+puts a `run-job` task on the task queue (governance/tasks.py), which a `flask worker` process
+runs; or the job runs at once in the caller when JOBS_INLINE (the tests). The job claims its
+row (only one worker can move it from `queued` to `running`, and each claim is an attempt),
+writes its progress under that claim, and checks the claim again before it writes its result.
+The row is the truth: a task delivered twice finds the job claimed and does nothing.
 
-A running job beats a heartbeat into its row every JOB_HEARTBEAT_SECONDS. Whoever next looks at
-a job (its status page or API, a new request for the same work, the command that runs queued
-jobs, a worker whose job just ended) notices one whose heartbeat is older than
-JOB_STALL_SECONDS: its worker died. It goes back to the queue and is started again, until it has
-had JOB_MAX_ATTEMPTS attempts; then it fails, saying so. A queued job that no worker claimed
-within a heartbeat (the worker that queued it died, or handed it back) is started too. A worker
-that stops gracefully (a reload, a deploy, worker recycling) lets its jobs finish for a while,
-then hands the others back to the queue (`hand_back`, called by gunicorn.conf.py).
+A running job beats a heartbeat into its row every JOB_HEARTBEAT_SECONDS. One whose heartbeat
+is older than JOB_STALL_SECONDS lost its worker (killed, or its machine went away): whoever next
+looks at it (its status page or API, a new request for the same work, the command that runs
+queued jobs) or the queue's sweep (every minute) puts it back in the queue, until it has had
+JOB_MAX_ATTEMPTS attempts; then it fails, saying so. So a killed job is running again, or
+failed, within JOB_STALL_SECONDS plus a minute. A queued job no worker claimed within
+JOB_STALL_SECONDS (its message was lost) is put on the queue again by the sweep. A worker that
+stops hands its running jobs back to the queue (`hand_back`).
 """
 
 import secrets
@@ -75,46 +76,41 @@ class Kind:
     actor: audit.Actor
     work: Callable[[int], bool]
 
+    def __post_init__(self):
+        KINDS[self.name] = self
+
+
+KINDS: dict[str, Kind] = {}  # every kind, by name: what a `run-job` task names
+
 
 # --- running -------------------------------------------------------------------------------
 
 
 def start(kind: Kind, record_id: int) -> None:
-    """Run the job in the background (or inline when JOBS_INLINE)."""
-    app = current_app._get_current_object()
-    if app.config["JOBS_INLINE"]:
-        token = write_intent.set(True)  # a job writes, whatever the request that started it
-        try:
-            kind.work(record_id)
-        finally:
-            write_intent.reset(token)
+    """Put the job on the task queue (or run it now when JOBS_INLINE); called once the job's
+    row is committed. The service that queued the job checked that the queue answers
+    (tasks.check_reachable); should it fail between the two, the job stays queued and the
+    sweep puts it on the queue again once the queue is back."""
+    from . import tasks
+
+    if current_app.config["JOBS_INLINE"]:
+        run_queued_job(kind.name, record_id)
         return
-    thread = threading.Thread(target=_run_in_thread, args=(app, kind, record_id),
-                              name=f"{kind.name}-{record_id}", daemon=True)
-    threads = app.extensions.setdefault("background_jobs", [])
-    threads[:] = [running for running in threads if running.is_alive()]
-    threads.append(thread)
-    thread.start()
+    try:
+        tasks.enqueue("run-job", kind.name, record_id)
+    except tasks.QueueUnavailable:
+        current_app.logger.warning("%s %s stays queued until the task queue answers",
+                                   kind.name, record_id)
 
 
-def _run_in_thread(app: Flask, kind: Kind, record_id: int) -> None:
-    with app.app_context():
-        try:
-            kind.work(record_id)
-            resume_stalled(kind)  # this worker is free: it looks after the kind's other jobs
-        except Exception:  # the job records its own failures; this guards the guard
-            app.logger.exception("%s %s crashed", kind.name, record_id)
-        finally:
-            db.session.remove()
-
-
-def wait_for_threads(timeout: float = 120) -> None:
-    """Wait for the background jobs this process started (the tests use it)."""
-    threads = current_app.extensions.get("background_jobs", [])
-    for thread in list(threads):
-        thread.join(timeout)
-        if not thread.is_alive():
-            threads.remove(thread)
+def run_queued_job(kind_name: str, record_id: int) -> bool:
+    """Run a job a task names; return whether this call ran it (False: another worker has it,
+    or it is no longer queued)."""
+    token = write_intent.set(True)  # a job writes, whatever started it
+    try:
+        return KINDS[kind_name].work(record_id)
+    finally:
+        write_intent.reset(token)
 
 
 # --- the claim -----------------------------------------------------------------------------
@@ -271,14 +267,15 @@ def stopped_responding(attempts: int) -> str:
 
 def is_stalled(job: Job) -> bool:
     """Whether a running job's heartbeat is older than JOB_STALL_SECONDS (its worker died), or a
-    queued job waited longer than a heartbeat without a worker claiming it."""
+    queued job waited as long without a worker claiming it (its task was lost, or no worker
+    runs)."""
     config = current_app.config
     if job.job_state == "running":
         last = job.heartbeat_at or job.started_at or job.updated_at
         return utcnow() - last > timedelta(seconds=config["JOB_STALL_SECONDS"])
     if job.job_state == "queued":
         return utcnow() - (job.updated_at or job.created_at) > \
-            timedelta(seconds=config["JOB_HEARTBEAT_SECONDS"])
+            timedelta(seconds=config["JOB_STALL_SECONDS"])
     return False
 
 
@@ -329,9 +326,11 @@ def pick_up(kind: Kind, record_id: int) -> bool:
 
 
 def look_after(kind: Kind, job: Job) -> Job:
-    """Whoever shows a job calls this: a stalled one is queued again (or failed) and started
-    here; return the job as it is now. Ends the session's transaction when it acts."""
-    if not is_stalled(job):
+    """Whoever shows a job calls this: a running one that stalled is queued again (or failed)
+    and put on the task queue; return the job as it is now. (A queued one that waits is the
+    sweep's: it would be put on the queue at every look.) Ends the session's transaction when
+    it acts."""
+    if job.job_state != "running" or not is_stalled(job):
         return job
     record_id = job.id
     db.session.rollback()
@@ -364,24 +363,31 @@ def resume_stalled(kind: Kind) -> int:
     return len(waiting)
 
 
+def sweep() -> int:
+    """The task queue's periodic sweep: every kind's stalled jobs; return how many started."""
+    return sum(resume_stalled(kind) for kind in KINDS.values())
+
+
 # --- a worker stopping ---------------------------------------------------------------------
 
 
 def hand_back(app: Flask, wait_seconds: float) -> int:
     """Let this process's running jobs finish for up to `wait_seconds`, then return the others
-    to the queue, each with a log line (its claim ends; another worker starts it again); return
-    how many were handed back. A stopping worker calls this (gunicorn.conf.py)."""
+    to the task queue, each with a log line (its claim ends; another worker starts it); return
+    how many were handed back. A stopping task worker calls this (tasks.run_worker)."""
+    live = app.extensions.get("job_heartbeats", {})
     deadline = time.monotonic() + wait_seconds
-    for thread in list(app.extensions.get("background_jobs", [])):
-        thread.join(max(0.0, deadline - time.monotonic()))
+    while live and time.monotonic() < deadline:
+        time.sleep(0.1)
     handed = 0
     with app.app_context():
-        for beating in list(app.extensions.get("job_heartbeats", {}).values()):
+        for beating in list(live.values()):
             beating.stopped.set()
             if _hand_back_one(beating.kind, beating.record_id, beating.token):
                 handed += 1
                 app.logger.warning("%s %s handed back to the queue: its worker is stopping",
                                    beating.kind.name, beating.record_id)
+                start(beating.kind, beating.record_id)
         db.session.remove()
     return handed
 

@@ -277,3 +277,18 @@ APPROVAL_DECISIONS = {
     "approved": "Approved",
     "rejected": "Rejected",
 }
+
+# What a notification is about (notifications/): each user chooses, per kind, mail or the inbox
+# only (NotificationSettings).
+NOTIFICATION_KINDS = {
+    "confirmation_requested": "Records for your organisation to confirm",
+    "dispute_raised": "A partner disputed a record",
+    "dispute_answered": "Your dispute was answered (kept or corrected)",
+    "dispute_withdrawn": "A partner withdrew a dispute",
+    "flags_raised": "Flags raised on an interaction you logged",
+    "documentation_due": "A summary or feedback due soon",
+    "plan_submitted": "A plan submitted for approval",
+    "plan_decided": "Your plan approved or rejected",
+    "report_due": "A transparency report due soon or overdue",
+    "policy_review_due": "The policy's review date has passed",
+}

@@ -290,6 +290,7 @@ def make_config(tmp_path, **overrides) -> dict:
         "SIGN_IN_THROTTLE": False,
         "SESSION_COOKIE_SECURE": False,
         "REMEMBER_COOKIE_SECURE": False,
+        "MAIL_BACKEND": "locmem",  # a test that reads mail runs an SMTP server (smtp_server)
     }
     config.update(overrides)
     return config
@@ -454,9 +455,8 @@ def log_in(client):
 
 
 def follow_job(client, status_url: str, timeout: float = 120) -> dict:
-    """Poll a background job's JSON status, as its page does, until it ends; return the last."""
-    from governance import jobs
-
+    """Poll a background job's JSON status, as its page does, until it ends; return the last
+    (the test runs a `task_worker`)."""
     db.session.rollback()  # the test's session must not hold SQLite's write lock
     deadline, status = time.monotonic() + timeout, {}
     while time.monotonic() < deadline:
@@ -465,5 +465,30 @@ def follow_job(client, status_url: str, timeout: float = 120) -> dict:
         if status["status"] not in ("queued", "running"):
             break
         time.sleep(0.2)
-    jobs.wait_for_threads()
     return status
+
+
+@pytest.fixture
+def task_worker(app):
+    """A task worker in a thread of the test's process, as `flask worker` runs one: huey takes
+    each task off the application's queue (a SQLite file in the test's folder) and runs it."""
+    import threading
+
+    from governance.tasks import queue_of
+
+    queue = queue_of(app)
+    stopping = threading.Event()
+
+    def work():
+        while not stopping.is_set():
+            task = queue.dequeue()
+            if task is None:
+                stopping.wait(0.05)
+            else:
+                queue.execute(task)
+
+    thread = threading.Thread(target=work, name="task-worker", daemon=True)
+    thread.start()
+    yield queue
+    stopping.set()
+    thread.join(60)

@@ -37,6 +37,8 @@ from governance import audit, create_app
 from governance.audit import AuditEvent
 from governance.auth.models import User
 from governance.extensions import db
+from governance.notifications.models import Notification
+from governance.notifications.services import notify
 from governance.permissions import (
     EVERYONE,
     PARTY_ROLES,
@@ -59,7 +61,10 @@ YEAR = 2025
 # They run last, and the "an invalid write changes nothing" check does not apply to them.
 BODYLESS_ACTIONS = {"auth.logout", "auth.revoke_token", "auth.start_two_step",
                     "rules.reevaluate", "transfer.commit", "activities.complete",
-                    "activities.reopen", "reports.retry"}
+                    "activities.reopen", "reports.retry",
+                    # no ticked box is a choice too: every kind in the inbox only
+                    "notifications.settings", "notifications.read_all",
+                    "notifications.open_notification"}
 # Words of B's records (B is unrelated to every user of the matrix): no list of A's may show
 # them.
 B_WORDS = ("northwind", "sickle cell collective")
@@ -374,6 +379,13 @@ def build_world() -> World:
                 frozenset({org}) if org else frozenset(), obj=user))
         add(Rec("token", f"{key}'s API token", {"token_id": spare.id},
                 frozenset({org}) if org else frozenset(), user=key, obj=spare))
+        notify([user.id], "report_due", f"A reminder for {key}", "A reminder.", "/",
+               key=f"matrix:{key}")
+        db.session.commit()
+        notification = db.session.scalar(select(Notification).where(
+            Notification.user_id == user.id).order_by(Notification.id.desc()).limit(1))
+        add(Rec("notification", f"{key}'s notification", {"notification_id": notification.id},
+                frozenset({org}) if org else frozenset(), user=key, obj=notification))
         if user.role in ("advocate", "compliance"):
             digest = csvfile.store(_upload_csv(f"Imported by {key}"), f"{key}.csv", user)
             add(Rec("upload", f"{key}'s uploaded import file",
@@ -471,6 +483,7 @@ RECORD_ARGUMENTS = {
     ("user_id",): "user",
     ("payment_id",): "payment",
     ("agreement_id",): "agreement",
+    ("notification_id",): "notification",
 }
 # A report file's kind or an importer's; a file format; an invitation's secret (public); a
 # report's document (public or internal); a report exception's key.
@@ -789,4 +802,4 @@ def test_the_data_set_holds_every_kind_of_record(world):
     assert {kind: len(recs) for kind, recs in world.records.items()} == {
         "organisation": 4, "partnership": 2, "support": 2, "interaction": 5, "attachment": 6,
         "flag": 7, "exercise": 4, "activity": 3, "report": 2, "run": 2, "token": 8, "user": 8,
-        "payment": 2, "agreement": 2, "upload": 4, "history": 31}
+        "payment": 2, "agreement": 2, "upload": 4, "history": 31, "notification": 8}

@@ -365,7 +365,7 @@ def test_page_of_a_running_job_shows_a_progress_bar_without_inline_script(
 
 
 @pytest.mark.parametrize("app_config", [{"JOBS_INLINE": False}])
-def test_generation_runs_in_a_background_thread(year, compliance_user, client, app):
+def test_generation_runs_on_the_task_queue(year, compliance_user, client, task_worker):
     login(client, compliance_user)
     response = client.post("/reports/", data={"organisation_id": year["sponsor"].id,
                                               "year": YEAR})
@@ -852,10 +852,13 @@ def test_a_stopping_worker_hands_its_job_back_with_a_log_line(year, compliance_u
 
 @pytest.mark.parametrize("app_config", [{"JOBS_INLINE": False}])
 def test_a_stopping_worker_lets_its_job_finish_within_its_grace(year, compliance_user, app,
-                                                                caplog):
+                                                                caplog, task_worker):
     report_id = queued(compliance_user, year["sponsor"]).id
     db.session.rollback()  # the test's session lets the job's writes in
     jobs.start(report_id)
+    deadline = time.monotonic() + 30
+    while not app.extensions.get("job_heartbeats") and time.monotonic() < deadline:
+        time.sleep(0.01)  # the worker has taken it
 
     assert background.hand_back(app, wait_seconds=120) == 0
     assert "handed back" not in caplog.text

@@ -597,7 +597,7 @@ def test_interactions_saved_in_bulk_are_evaluated_in_bulk(log, sponsor):
 
 
 def test_compliance_re_evaluates_with_the_button_in_the_background(
-        client, log_in, compliance_user, log, app):
+        client, log_in, compliance_user, log, app, task_worker):
     flagged = log(protocol_followed=False)
     edit_policy(Path(app.config["POLICIES_DIR"]), ('version = "2025.1"', 'version = "2025.2"'))
     log_in(compliance_user)

@@ -18,9 +18,11 @@ from sqlalchemy import func, select
 
 from .. import audit
 from ..audit import AuditEvent
+from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
 from ..interactions.models import Interaction
+from ..notifications import events
 from ..pagination import Page
 from ..partnerships.models import Support
 from ..permissions import (
@@ -100,6 +102,8 @@ def _apply(record, values: dict, what: str):
     record.confirmed_by_partner = clean["answer"]
     record.confirmation_note = note
     db.session.flush()
+    if label == "disputed":
+        events.dispute_raised(record, note)
     return record
 
 
@@ -173,11 +177,16 @@ def ask_partner_again(record) -> None:
     is "corrected"; the audit trail keeps the answer and the note it replaced)."""
     if record.confirmed_by_partner == "pending":
         return
-    if record.confirmed_by_partner in ("disputed", "upheld") and not audit.current_reason():
+    disputed = record.confirmed_by_partner in ("disputed", "upheld")
+    if disputed and not audit.current_reason():
         audit.set_reason("Corrected after the partner's dispute")
     record.confirmed_by_partner = "pending"
     record.confirmation_note = None
     record.dispute_answer = None
+    if disputed:
+        events.dispute_answered(record, "corrected")
+    else:
+        events.confirmation_requested_for(record, utcnow().date())
 
 
 class UpholdInput(Input):
@@ -217,6 +226,7 @@ def uphold(record, values: dict, actor):
     record.confirmed_by_partner = "upheld"
     record.dispute_answer = reason
     db.session.flush()
+    events.dispute_answered(record, "upheld")
     return record
 
 
@@ -231,6 +241,7 @@ def withdraw(record, actor):
     audit.set_reason(f"Partner withdrew the dispute of the {what}")
     record.confirmed_by_partner = "withdrawn"
     db.session.flush()
+    events.dispute_withdrawn(record)
     return record
 
 

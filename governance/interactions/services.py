@@ -232,6 +232,9 @@ def log_interaction(values: dict, actor) -> Interaction:
     db.session.add(interaction)
     db.session.flush()
     after_change(interaction, created=True)
+    from ..notifications.events import confirmation_requested_for
+
+    confirmation_requested_for(interaction, utcnow().date())
     return interaction
 
 
@@ -281,6 +284,9 @@ def log_interactions(rows: list[dict], actor, preloaded: Preloaded) -> list[int]
     from ..rules.bulk import evaluate_interactions_in_bulk
 
     evaluate_interactions_in_bulk(ids)
+    from ..notifications.events import confirmation_requested_by_import
+
+    confirmation_requested_by_import(values, utcnow().date())
     return ids
 
 

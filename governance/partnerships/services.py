@@ -18,6 +18,7 @@ from ..confirmations.services import ask_partner_again
 from ..database import column_defaults, insert_returning_ids, utcnow
 from ..errors import Conflict, RowsInvalid, ValidationFailed
 from ..extensions import db
+from ..notifications import events
 from ..organisations.models import Organisation
 from ..pagination import Page
 from ..permissions import (
@@ -415,6 +416,7 @@ def record_support(values: dict, actor) -> Support:
     db.session.add(support)
     db.session.flush()
     after_change(support.partnership)
+    events.confirmation_requested([support.recipient_id], utcnow().date())
     return support
 
 
@@ -463,6 +465,7 @@ def record_supports(rows: list[dict], actor, preloaded: SupportPreloaded,
         if row["external_id"]:
             preloaded.external_ids[row["external_id"]] = new_id
     audit.append_created(Support, values)
+    events.confirmation_requested({row["recipient_id"] for row in values}, utcnow().date())
     partnership_ids = {row["partnership_id"] for row in values}
     if recorded is None:
         after_lines_recorded(partnership_ids)

@@ -1,8 +1,8 @@
 """Report jobs: run outside the request that asked for them, with their state in the database.
 
-A request queues the job (status `queued`) and commits, then starts a background thread, which
-claims the job (governance/jobs.py: only one worker moves it from `queued` to `running`), so
-several worker processes can serve the status page while one of them works. Everything the job
+A request queues the job (status `queued`) and commits, then puts it on the task queue; a task
+worker claims the job (governance/jobs.py: only one worker moves it from `queued` to `running`),
+while every web worker can serve its status page. Everything the job
 reads is one consistent snapshot; files are stored before the row points at them; a failure
 records why and leaves the last good state (nothing is half-published).
 """

@@ -15,7 +15,7 @@ from marshmallow import fields
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit
+from .. import audit, tasks
 from .. import jobs as background
 from ..database import utcnow
 from ..errors import Conflict, NotAllowed, NotFound, ValidationFailed
@@ -220,6 +220,7 @@ def request_report(values: dict, actor) -> Report:
         return latest  # its worker died: it is started again in its place
     if latest is not None and latest.is_working:
         raise Conflict(f"{latest} is already being prepared; wait for it to finish.")
+    tasks.check_reachable()
     if latest is not None and not latest.is_published:
         if reason and latest.corrects_id is not None:
             latest.correction_reason = reason
@@ -282,6 +283,7 @@ def retry_report(report: Report, actor) -> Report:
         raise Conflict("This report has been voided.")
     if report.status != "failed" and not is_stalled(report):
         raise Conflict("Only a failed or stalled report can be started again.")
+    tasks.check_reachable()
     audit.set_reason("Report job started again after it " +
                      ("failed" if report.status == "failed" else "stalled"))
     if report.job == "publish" and report.signed_at is not None:
@@ -320,6 +322,7 @@ def publish_report(report: Report, actor, password: str | None, meaning: str | N
             f"The year is not over: a report of {report.year} can be published from "
             f"1 January {report.year + 1}."]})
     exceptions.check_gate(report, exceptions.draft_snapshot(report))
+    tasks.check_reachable()
     statement = check_signature(actor, password, meaning, REPORT_SIGNATURE_MEANINGS, "report",
                                 f"report {report.id}", code)
     audit.set_actor(actor)

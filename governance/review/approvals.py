@@ -16,6 +16,7 @@ from .. import audit
 from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
+from ..notifications import events
 from ..pagination import Page
 from ..permissions import can_approve_plans, can_submit_plans, interaction_scope, require
 from ..validation import NOTE_MAX
@@ -91,6 +92,7 @@ def submit_plan(interaction, actor):
     interaction.approved_by_id = None
     interaction.approved_at = None
     db.session.flush()
+    events.plan_submitted(interaction)
     return interaction
 
 
@@ -132,6 +134,7 @@ def decide_plan(interaction, decision, note, actor, today: date | None = None):
     from ..interactions.services import after_change
 
     after_change(interaction, partnership=False)
+    events.plan_decided(interaction)
     return interaction
 
 

@@ -139,8 +139,13 @@ def evaluate_interaction(interaction: Interaction, today: date | None = None,
         else:
             facts = interaction_facts(interaction, today, policy.approval_formats)
             applying = {rule.spec.id: rule for rule in policy.applying("interaction", facts)}
-            existing += _apply(plan_flags(existing, applying, facts, policy.version), policy,
-                               interaction_id=interaction.id)
+            opened = _apply(plan_flags(existing, applying, facts, policy.version), policy,
+                            interaction_id=interaction.id)
+            existing += opened
+            if opened and not created:
+                from ..notifications.events import flags_raised_on
+
+                flags_raised_on(interaction, len(opened))
         db.session.flush()
     db.session.info.setdefault(SETTLED_FLAGS, {})[interaction.id] = existing
     touched = db.session.info.pop(PARTNERSHIPS_LEFT, set())

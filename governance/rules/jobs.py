@@ -2,7 +2,7 @@
 
 At a million interactions a full re-evaluation takes minutes: longer than a request may run,
 and longer than other writers can wait for SQLite's write lock. So the button queues a run
-(state `queued`) and commits; a background thread claims it (governance/jobs.py), then re-checks
+(state `queued`) and commits; a task worker claims it (governance/jobs.py), then re-checks
 the records batch by batch, committing each batch with its flags, their audit events and the
 run's progress, so the application's other writes get their turn in between. A batch is all or
 nothing; a failure records why and the batches before it stay (each of them is a correct
@@ -12,7 +12,7 @@ evaluation of its records: running again completes the rest).
 from flask import current_app
 from sqlalchemy import select
 
-from .. import audit
+from .. import audit, tasks
 from .. import jobs as background
 from ..database import utcnow, write_intent
 from ..errors import Conflict
@@ -35,6 +35,7 @@ def request_reevaluation(actor) -> ReevaluationRun:
     """
     require(can_manage_policy, actor)
     load_policy(current_app.config["POLICIES_DIR"])
+    tasks.check_reachable()
     for run in db.session.scalars(select(ReevaluationRun).where(
             ReevaluationRun.state.in_(background.WORKING))):
         if background.recover(run):

@@ -1,0 +1,1 @@
+"""Notifications: an inbox per user, and mail (one at a time or a daily digest)."""
