@@ -91,7 +91,7 @@ def test_list_pages_use_as_many_statements_for_40_records_as_for_3(
     many = statements_per_page(client)
 
     assert many == few
-    assert max(many.values()) <= 12, many
+    assert max(many.values()) <= 13, many  # one of them: the header's unread notifications
 
 
 def test_a_counted_up_to_list_shows_the_same_pages_as_a_fully_counted_one(
@@ -238,4 +238,4 @@ def test_partnership_supports_and_payments_pages_use_as_many_statements_for_30_a
         add_agreements_and_payments(30, partnership, patient_group, sponsor, officer)
     many = statements()
     assert many == few
-    assert max(many.values()) <= 12, many
+    assert max(many.values()) <= 13, many  # one of them: the header's unread notifications

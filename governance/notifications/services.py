@@ -85,8 +85,15 @@ def others(user_ids: Iterable[int]) -> list[int]:
 
 
 @event.listens_for(Session, "after_commit")
-def _deliver_after_commit(session: Session) -> None:
+def _mail_committed(session: Session) -> None:
     if session.info.pop("mail_waiting", False):
+        session.info["mail_committed"] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _deliver_committed(session: Session, transaction) -> None:
+    # Once the transaction's connections are released (SQLite's write lock with them).
+    if transaction.parent is None and session.info.pop("mail_committed", False):
         from .. import tasks
 
         try:
