@@ -19,6 +19,7 @@ class Defaults:
     POLICIES_DIR = None  # defaults to <project>/policies
     INVITATION_VALID_DAYS = 7  # how long an invitation link to a new account works
     DATA_DIR = None  # where uploaded and generated files live; defaults to the instance folder
+    FILE_STORE = None  # where stored files are kept: "database" (PostgreSQL) or "folder"
     MAX_CONTENT_LENGTH = 60 * 1024 * 1024  # hard ceiling for any request body
     ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
     IMPORT_MAX_BYTES = 50 * 1024 * 1024  # a 100,000-row interaction file is about 37 MB

@@ -59,6 +59,16 @@ def prepare_config(config) -> None:
         connect_args.setdefault("application_name", "governance")
         options["connect_args"] = connect_args
         config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    # Stored files (storage.py): in the database on PostgreSQL, where every application server
+    # reaches them; in DATA_DIR on SQLite, whose database is one machine's anyway.
+    on_postgres = url.get_backend_name() == "postgresql"
+    store = config.get("FILE_STORE") or ("database" if on_postgres else "folder")
+    if store not in ("database", "folder") or (store == "database" and not on_postgres):
+        from .config import ConfigurationError
+
+        raise ConfigurationError(f"FILE_STORE must be 'folder', or 'database' on PostgreSQL; "
+                                 f"not {store!r} on {url.get_backend_name()}.")
+    config["FILE_STORE"] = store
 
 
 @contextmanager

@@ -454,6 +454,32 @@ def log_in(client):
     return do
 
 
+def lose_stored_file(store, sha256: str) -> None:
+    """A stored file goes missing, as on a disk or database restored without it."""
+    from sqlalchemy import delete
+
+    from governance.storage import StoredFileRow, in_database
+
+    if in_database():
+        db.session.execute(delete(StoredFileRow).where(StoredFileRow.kind == store.kind,
+                                                       StoredFileRow.sha256 == sha256))
+        db.session.commit()
+    else:
+        store.path_of(sha256).unlink()
+
+
+def stored_hashes(store) -> set[str]:
+    """The SHA-256 of every file the store keeps."""
+    from sqlalchemy import select
+
+    from governance.storage import StoredFileRow, in_database
+
+    if in_database():
+        return set(db.session.scalars(select(StoredFileRow.sha256).where(
+            StoredFileRow.kind == store.kind)))
+    return {path.name for path in store.kept_files()}
+
+
 def follow_job(client, status_url: str, timeout: float = 120) -> dict:
     """Poll a background job's JSON status, as its page does, until it ends; return the last
     (the test runs a `task_worker`)."""

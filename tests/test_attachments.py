@@ -4,7 +4,6 @@ import hashlib
 import io
 import struct
 import zipfile
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -14,6 +13,8 @@ from governance.attachments import services
 from governance.attachments.models import Attachment
 from governance.errors import ValidationFailed
 from governance.extensions import db
+
+from .conftest import lose_stored_file, stored_hashes
 
 PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
        b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
@@ -112,11 +113,6 @@ def attachment_count() -> int:
     return db.session.scalar(select(func.count()).select_from(Attachment))
 
 
-def stored_files(app) -> list[Path]:
-    root = Path(app.config["DATA_DIR"]) / "attachments"
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
-
-
 # --- what is accepted -------------------------------------------------------------------------
 
 
@@ -166,7 +162,7 @@ def test_files_are_refused_by_content_not_only_by_name(app, compliance, partners
         services.attach_file(partnership, "minutes", name, content(), compliance)
     assert message in error.value.fields["file"][0]
     assert attachment_count() == 0
-    assert stored_files(app) == []
+    assert stored_hashes(storage.ATTACHMENTS) == set()
 
 
 def zipfile_bytes(members: dict) -> bytes:
@@ -201,9 +197,8 @@ def test_files_are_stored_once_by_content_hash(app, compliance, partnership, int
     db.session.commit()
     digest = hashlib.sha256(PDF).hexdigest()
     assert first.sha256 == second.sha256 == digest
-    files = stored_files(app)
-    assert files == [Path(app.config["DATA_DIR"]) / "attachments" / digest[:2] / digest]
-    assert files[0].read_bytes() == PDF
+    assert stored_hashes(storage.ATTACHMENTS) == {digest}
+    assert storage.ATTACHMENTS.read(digest) == PDF
     with pytest.raises(ValidationFailed) as twice:
         services.attach_file(partnership, "other", "again.pdf", PDF, compliance)
     assert "already attached here as “signed.pdf” (agreement)" in twice.value.fields["file"][0]
@@ -218,7 +213,8 @@ def test_files_are_stored_once_by_content_hash(app, compliance, partnership, int
 def test_the_given_name_is_kept_for_display_only(app, compliance, partnership, given, shown):
     attachment = services.attach_file(partnership, "minutes", given, PDF, compliance)
     assert attachment.original_name == shown
-    assert storage.ATTACHMENTS.path_of(attachment.sha256).name == attachment.sha256
+    assert attachment.sha256 == storage.sha256_hex(PDF)
+    assert storage.ATTACHMENTS.holds(attachment.sha256)
 
 
 # --- pages and access -------------------------------------------------------------------------
@@ -323,7 +319,7 @@ def test_voided_attachments_leave_the_page_and_stay_for_compliance(
                        data={"reason": "Superseded by the final minutes"}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Attachment, attachment.id).is_void
-    assert storage.ATTACHMENTS.path_of(attachment.sha256).exists()
+    assert storage.ATTACHMENTS.holds(attachment.sha256)
     assert "draft.pdf" not in client.get(f"/partnerships/{partnership.id}").get_data(
         as_text=True)
     assert fetch(client, f"/attachments/{attachment.id}").status_code == 404
@@ -348,6 +344,6 @@ def test_nothing_can_be_attached_to_a_voided_record(app, compliance, make_partne
 def test_a_stored_file_that_went_missing_answers_404(client, log_in, compliance, partnership):
     attachment = services.attach_file(partnership, "agenda", "a.pdf", PDF, compliance)
     db.session.commit()
-    storage.ATTACHMENTS.path_of(attachment.sha256).unlink()
+    lose_stored_file(storage.ATTACHMENTS, attachment.sha256)
     log_in(compliance)
     assert fetch(client, f"/attachments/{attachment.id}").status_code == 404

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from flask import current_app
 from sqlalchemy import func, select
 
 from governance import create_app
@@ -21,7 +22,7 @@ from governance.interactions.models import Interaction
 from governance.organisations.models import Organisation
 from governance.reports.services import DEFAULT_METHODOLOGY
 
-from .conftest import PASSWORD, login, make_config
+from .conftest import PASSWORD, login, make_config, stored_hashes
 from .test_import import csv_bytes, interaction_row
 
 PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
@@ -179,13 +180,26 @@ def test_restore_reports_a_backup_whose_audit_trail_was_tampered_with(runner, tm
 
 
 def stored_files(data_dir: Path) -> dict[str, bytes]:
-    return {path.relative_to(data_dir).as_posix(): path.read_bytes()
-            for path in sorted(data_dir.rglob("*")) if path.is_file()}
+    """Every stored file by its place under the data folder: those of the folder and, with
+    FILE_STORE "database", those of the database."""
+    from governance import storage
+
+    found = {path.relative_to(data_dir).as_posix(): path.read_bytes()
+             for path in sorted(data_dir.rglob("*")) if path.is_file()
+             and not path.name.startswith("tasks.db")}  # the task queue's, not a stored file
+    if storage.in_database():
+        for store in storage.STORES:
+            for sha256 in stored_hashes(store):
+                name = store.path_of(sha256).relative_to(
+                    Path(current_app.config["DATA_DIR"])).as_posix()
+                found[name] = store.read(sha256)
+    return dict(sorted(found.items()))
 
 
 def rows_per_table() -> dict[str, int]:
+    """The rows of each table (stored files are counted as files)."""
     return {table.name: db.session.scalar(select(func.count()).select_from(table))
-            for table in db.metadata.sorted_tables}
+            for table in db.metadata.sorted_tables if table.name != "stored_files"}
 
 
 def printed_counts(output: str) -> dict[str, int]:

@@ -1,3 +1,5 @@
+import io
+
 from flask import Blueprint, abort, current_app, render_template, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -116,11 +118,13 @@ def visible_attachment_or_404(attachment_id: int) -> Attachment:
 @allow(can_read_records)
 def download(attachment_id: int):
     attachment = visible_attachment_or_404(attachment_id)
-    path = storage.ATTACHMENTS.path_of(attachment.sha256)
-    if not path.is_file():
-        current_app.logger.error("stored file of attachment %s is missing", attachment.id)
+    try:
+        content = storage.ATTACHMENTS.read(attachment.sha256)
+    except storage.MissingFile as error:
+        current_app.logger.error("stored file of attachment %s: %s", attachment.id, error)
         abort(404)
-    response = send_file(path, mimetype=attachment.media_type, as_attachment=True,
+    response = send_file(io.BytesIO(content), mimetype=attachment.media_type,
+                         as_attachment=True,
                          download_name=attachment.original_name, conditional=False,
                          etag=False, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"

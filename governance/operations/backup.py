@@ -113,9 +113,15 @@ def _data_dir() -> Path:
     return Path(current_app.config["DATA_DIR"])
 
 
+# Files kept in the database go into the archive as files, as those of a folder do (the same
+# archive restores into either kind of store), not in the database's copy.
+FILES_TABLE = storage.StoredFileRow.__tablename__
+
+
 def table_counts(connection: Connection) -> dict[str, int]:
-    """The rows of every application table the connected database holds."""
-    existing = set(inspect(connection).get_table_names())
+    """The rows of every application table the connected database holds (stored files are
+    counted as files)."""
+    existing = set(inspect(connection).get_table_names()) - {FILES_TABLE}
     return {table.name: connection.scalar(select(func.count()).select_from(table))
             for table in db.metadata.sorted_tables if table.name in existing}
 
@@ -175,7 +181,8 @@ def _dump_postgresql(url: URL, dump_path: Path) -> dict[str, int]:
             snapshot = connection.scalar(text("SELECT pg_export_snapshot()"))
             tables = table_counts(connection)
             _run([_pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
-                  f"--snapshot={snapshot}", f"--file={dump_path}",
+                  f"--snapshot={snapshot}", f"--exclude-table-data={FILES_TABLE}",
+                  f"--file={dump_path}",
                   f"--dbname={_libpq_url(url)}"])
     return tables
 
@@ -190,6 +197,8 @@ def _write_archive(archive_path: Path, backend: str, database_copy: Path,
             for path in store.kept_files():
                 name = path.relative_to(data_dir).as_posix()
                 files.append({"path": name, **_add(archive, path, f"{FILES_FOLDER}/{name}")})
+        if storage.in_database():
+            files += _add_stored_rows(archive, data_dir, {entry["path"] for entry in files})
         counts = Counts(tables, len(files))
         manifest = {
             "format": ARCHIVE_FORMAT, "version": ARCHIVE_VERSION,
@@ -201,6 +210,26 @@ def _write_archive(archive_path: Path, backend: str, database_copy: Path,
         }
         archive.writestr(MANIFEST, json.dumps(manifest, indent=1))
     return counts
+
+
+def _add_stored_rows(archive: zipfile.ZipFile, data_dir: Path, added: set[str]) -> list[dict]:
+    """Copy the files kept in the database into the archive, each where its store's folder
+    would keep it; return their manifest entries."""
+    entries = []
+    for store in storage.STORES:
+        hashes = db.session.scalars(select(storage.StoredFileRow.sha256).where(
+            storage.StoredFileRow.kind == store.kind).order_by(storage.StoredFileRow.sha256))
+        for sha256 in hashes.all():
+            name = store.path_of(sha256).relative_to(data_dir).as_posix()
+            if name in added:
+                continue
+            content = store.read(sha256)
+            archive.writestr(zipfile.ZipInfo(f"{FILES_FOLDER}/{name}",
+                                             datetime.now(UTC).timetuple()[:6]),
+                             content, compress_type=zipfile.ZIP_DEFLATED)
+            entries.append({"path": name, "sha256": sha256, "size": len(content)})
+    db.session.rollback()
+    return entries
 
 
 def _add(archive: zipfile.ZipFile, source: Path, name: str) -> dict:
@@ -253,6 +282,8 @@ def restore(path: str | os.PathLike, force: bool = False) -> RestoreResult:
         _check_database(backend, unpacked.database, source)
         _put_files_in_place(unpacked.files, data_dir)
         _replace_database(url, backend, unpacked.database)
+        if storage.in_database():
+            _keep_in_database(unpacked.files, data_dir)
     return _restored(files=len(unpacked.files), holds_files=True, expected=unpacked.expected)
 
 
@@ -263,6 +294,15 @@ def _put_files_in_place(files: dict[str, Path], data_dir: Path) -> None:
         final = data_dir / name
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, final)
+
+
+def _keep_in_database(files: dict[str, Path], data_dir: Path) -> None:
+    """Store the restored files in the database too (FILE_STORE "database"), where every
+    application server reaches them."""
+    by_kind = {store.kind: store for store in storage.STORES}
+    for name in files:
+        kind = PurePosixPath(name).parts[0]
+        by_kind[kind].store((data_dir / name).read_bytes())
 
 
 def _restored(files: int, holds_files: bool, expected: Counts | None) -> RestoreResult:
