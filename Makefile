@@ -6,7 +6,7 @@ PORT ?= 5000
 export FLASK_APP := governance
 
 .PHONY: run test test-sqlite test-postgres lint install serve browser screenshots load-test \
-	fault-test bench audit-key
+	fault-test bench audit-key redis multi-node-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,17 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core
 
 browser: $(CHROMIUM)
+
+# Redis, for the task queue when the application spans machines (the multi-node test starts
+# its own on a loopback port; nothing here starts the system's service).
+REDIS_SERVER := /usr/bin/redis-server
+
+$(REDIS_SERVER):
+	@echo "installing Debian's redis-server for the multi-node test"
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+
+redis: $(REDIS_SERVER)
 
 # The instance's two secrets: the session key, and the audit chain's key (keep a copy of that
 # one elsewhere: without it the audit trail cannot be verified).
@@ -64,7 +75,7 @@ PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
 
 # The suite on SQLite, then on PostgreSQL when one is available: TEST_DATABASE_URL, or the
 # throwaway server of `scripts/local-postgres start` when it is running.
-test: install browser lint test-sqlite
+test: install browser redis lint test-sqlite
 	@url="$${TEST_DATABASE_URL:-$$(scripts/local-postgres url 2>/dev/null || true)}"; \
 	if [ -n "$$url" ]; then \
 		echo "== the suite on PostgreSQL"; \
@@ -78,7 +89,7 @@ test-sqlite: install browser
 	@echo "== the suite on SQLite"
 	env -u TEST_DATABASE_URL $(PYTEST)
 
-test-postgres: install browser
+test-postgres: install browser redis
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/local-postgres start)}" \
 		$(PYTEST)
 
@@ -107,6 +118,12 @@ SIZE ?= medium
 RUNS ?= 3
 bench: install
 	$(BIN)/python bench/suite.py --size $(SIZE) --runs $(RUNS)
+
+# Two application servers and a task worker against one PostgreSQL and one Redis, on loopback:
+# a session, an upload and a report cross from one server to the other, and no acknowledged
+# write is lost when one server is killed under load (the suite's PostgreSQL half runs it too).
+multi-node-test: install redis
+	$(BIN)/python bench/multinode/run.py
 
 # Killed import worker, read-only database, full disk, PostgreSQL restart under load.
 fault-test: install

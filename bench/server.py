@@ -214,7 +214,8 @@ def check_acknowledged(url: str, acks: list[dict], shared: int, failed_requests:
 def start_server(url: str, workdir: Path, workers: int = 4, threads: int = 4,
                  extra_env: dict | None = None, port: int | None = None,
                  healthy: bool = True):
-    """gunicorn with gunicorn.conf.py on a loopback port; returns (process, base URL).
+    """gunicorn with gunicorn.conf.py on a loopback port, and a task worker (`flask worker`,
+    as `make serve` starts one: `process.task_worker`); returns (process, base URL).
 
     Waits until /health answers 200 (or, with healthy=False, answers at all)."""
     port = port or free_port()
@@ -230,6 +231,9 @@ def start_server(url: str, workdir: Path, workers: int = 4, threads: int = 4,
                               env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     log.close()
+    server.task_env = env
+    server.task_log = workdir / "worker.log"
+    start_task_worker(server)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -249,7 +253,26 @@ def start_server(url: str, workdir: Path, workers: int = 4, threads: int = 4,
     raise SystemExit("gunicorn did not answer /health within 90 s")
 
 
+def start_task_worker(server) -> subprocess.Popen:
+    """A `flask worker` beside the server (again, after one was killed or stopped)."""
+    log = open(server.task_log, "a")
+    server.task_worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "worker"], cwd=ROOT,
+        env=dict(server.task_env, FLASK_APP="governance"), stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    return server.task_worker
+
+
 def stop_server(server) -> None:
+    worker = getattr(server, "task_worker", None)
+    if worker is not None and worker.poll() is None:
+        worker.terminate()
+        try:
+            worker.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
     if server.poll() is None:
         os.killpg(server.pid, signal.SIGTERM)
         try:

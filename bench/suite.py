@@ -23,6 +23,10 @@ is reported as the median with the min and the max, together with the machine it
   load      API write throughput under concurrency (bench/load/run.py, 50 clients, gunicorn):
             by default the load runner's latest JSON (bench/results/load-*.json); --load run
             runs it (SQLite, --runs times);
+  tasks     the task queue (bench/tasks_bench.py): how soon an idle `flask worker` claims a
+            queued report job (10 jobs, one after the other); the day's run (re-evaluation,
+            reminders, digests) over the set; 10,000 notifications composed and handed to an
+            SMTP server on loopback (aiosmtpd);
   startup   start-up, whole processes, beside a bare `python -c "import flask, sqlalchemy"`
             measured in the same run: `flask --help`, create_app() in a fresh process, and
             gunicorn (gunicorn.conf.py, one worker, SQLite after `flask init-db`) from its start
@@ -65,7 +69,7 @@ RESULT_FILE = RESULTS / "bench.json"
 DATA_DIR = ROOT / "instance" / "bench"
 SECTION_START = "<!-- bench:start -->"
 SECTION_END = "<!-- bench:end -->"
-MEASUREMENTS = ("list", "rules", "reeval", "import", "report", "load", "startup")
+MEASUREMENTS = ("list", "rules", "reeval", "import", "report", "tasks", "load", "startup")
 PASSWORD = generate.PASSWORD
 LIST_REQUESTS = 8  # timed requests per view and run (after one untimed warm-up request)
 
@@ -412,6 +416,45 @@ def bench_report(flagged: Path, manifest: dict, runs: int) -> dict:
                        for label in jobs[0]["phases"]}}
 
 
+def bench_tasks(flagged: Path, runs: int) -> dict:
+    script = str(BENCH / "tasks_bench.py")
+    starts, days, mails = [], [], []
+    with tempfile.TemporaryDirectory(prefix="bench-tasks-", dir=DATA_DIR) as tmp:
+        for run in range(runs):
+            folder = Path(tmp) / f"run{run}"
+            for name in ("latency", "daily", "mail"):
+                (folder / name).mkdir(parents=True)
+            shutil.copyfile(flagged, folder / "daily" / "bench.sqlite")
+            latency = json.loads(run_script([script, "--start-latency", str(folder / "latency")]
+                                            ).strip().splitlines()[-1])
+            day = json.loads(run_script([script, "--daily-run", str(folder / "daily")]
+                                        ).strip().splitlines()[-1])
+            sent = json.loads(run_script([script, "--mail", str(folder / "mail")]
+                                         ).strip().splitlines()[-1])
+            if day["state"] != "done" or sent["received"] != sent["notifications"]:
+                raise SystemExit(f"the day's run ended {day['state']} ({day['error']}); "
+                                 f"{sent['received']} of {sent['notifications']} mails arrived")
+            starts += latency["start_seconds"]
+            days.append(day)
+            mails.append(sent)
+            print(f"    run {run + 1}: a queued job claimed after "
+                  f"{statistics.median(latency['start_seconds']):.2f} s (median of "
+                  f"{latency['jobs']}, longest {max(latency['start_seconds']):.2f} s); the day's "
+                  f"run {day['seconds']:.1f} s ({day['cpu']:.1f} s CPU); "
+                  f"{sent['notifications']:,} mails {sent['seconds']:.1f} s", flush=True)
+            shutil.rmtree(folder)
+    return {"interactions": days[0]["interactions"], "summary": days[0]["summary"],
+            "start_seconds": spread(starts, 2),
+            "start_p95_seconds": spread([percentile(starts, 0.95)], 2),
+            "daily_seconds": spread([d["seconds"] for d in days]),
+            "daily_cpu_seconds": spread([d["cpu"] for d in days]),
+            "daily_peak_rss_mb": spread([d["peak_mb"] for d in days], 0),
+            "notifications": mails[0]["notifications"],
+            "mail_seconds": spread([m["seconds"] for m in mails]),
+            "mail_cpu_seconds": spread([m["cpu"] for m in mails]),
+            "mail_per_second": spread([m["notifications"] / m["seconds"] for m in mails], 0)}
+
+
 def bench_load(mode: str, runs: int) -> dict | None:
     """The load runner's figures: every run of its latest recording, or fresh runs (SQLite)."""
     saved = RESULTS / "load-sqlite.json"
@@ -596,6 +639,12 @@ TARGETS = [
     ("csv_import_supports@100000", "seconds", "cpu_seconds",
      "CSV import of 100,000 support lines with their agreements checked", lambda v: v < 60,
      "< 60 s"),
+    ("tasks@medium", "start_p95_seconds", None,
+     "a queued task claimed by an idle worker, p95", lambda v: v < 1, "< 1 s"),
+    ("tasks@medium", "daily_seconds", "daily_cpu_seconds",
+     "the day's run over the medium set (100,000 interactions)", lambda v: v < 60, "< 60 s"),
+    ("tasks@medium", "mail_seconds", "mail_cpu_seconds",
+     "10,000 notifications composed and handed to SMTP", lambda v: v < 60, "< 60 s"),
     ("startup", "flask_help", "flask_help_cpu", "`flask --help`, the whole process",
      lambda v: v < 1, "< 1 s"),
     ("startup", "create_app_inside", None, "create_app() in a fresh process (its imports and "
@@ -756,6 +805,25 @@ def table_lines(results: dict, verdicts: list[dict]) -> list[str]:
                                  label, result["public_ratio_to_weasyprint"], "x", 2,
                                  status.get("report@medium:public_ratio_to_weasyprint", ""),
                                  result["measured_at"]))
+    for name in ("small", "medium", "large"):
+        result = results.get(f"tasks@{name}")
+        if result:
+            label = set_label(name, results)
+            lines.append(row("Task queue: a queued report job claimed by an idle `flask "
+                             "worker`, each job", "SQLite queue", result["start_seconds"], " s",
+                             2, "", result["measured_at"]))
+            lines.append(row("Task queue: the same, p95", "SQLite queue",
+                             result["start_p95_seconds"], " s", 2,
+                             status.get(f"tasks@{name}:start_p95_seconds", ""),
+                             result["measured_at"]))
+            lines.append(row("The day's run (re-evaluation, reminders, digests)", label,
+                             result["daily_seconds"], " s", 1,
+                             status.get(f"tasks@{name}:daily_seconds", ""),
+                             result["measured_at"], result.get("daily_cpu_seconds")))
+            lines.append(row(f"{result['notifications']:,} notifications composed and handed "
+                             "to SMTP (aiosmtpd, loopback)", "100 users", result["mail_seconds"],
+                             " s", 1, status.get(f"tasks@{name}:mail_seconds", ""),
+                             result["measured_at"], result.get("mail_cpu_seconds")))
     result = results.get("startup")
     if result:
         ratio = {"flask_help": f"{result['flask_help_to_baseline']}x the bare import "
@@ -920,7 +988,7 @@ def main() -> int:
     needed = set()
     if only & {"list"}:
         needed.update(plan["list"])
-    if only & {"rules", "reeval"}:
+    if only & {"rules", "reeval", "tasks"}:
         needed.add(plan["set"])
     if "report" in only:
         needed.add(plan["report"])
@@ -966,6 +1034,10 @@ def main() -> int:
         name = plan["report"]
         print(f"== annual report, busiest organisation-year of the {name} set", flush=True)
         record(f"report@{name}", bench_report(sets[name][1], sets[name][2], args.runs))
+    if "tasks" in only:
+        name = plan["set"]
+        print(f"== task queue, the day's run over the {name} set, mail", flush=True)
+        record(f"tasks@{name}", bench_tasks(sets[name][1], args.runs))
     if "startup" in only:
         print("== start-up", flush=True)
         record("startup", bench_startup(max(args.runs, 5)))

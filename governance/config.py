@@ -23,6 +23,7 @@ class Defaults:
     MAX_CONTENT_LENGTH = 60 * 1024 * 1024  # hard ceiling for any request body
     ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
     IMPORT_MAX_BYTES = 50 * 1024 * 1024  # a 100,000-row interaction file is about 37 MB
+    IMPORT_IN_BACKGROUND_ROWS = 5_000  # a larger file is imported by the task worker
     WTF_CSRF_CHECK_DEFAULT = False  # CSRF is checked centrally in security.py
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     SESSION_COOKIE_HTTPONLY = True

@@ -44,6 +44,7 @@ class Job:
     it), which goes from `queued` to `running`, then `done` or `failed` (or further)."""
 
     JOB_STATE = "state"
+    STALL_SECONDS: float | None = None  # a kind's own JOB_STALL_SECONDS
     # What moves while the job works: not the record's history, so not audited.
     UNAUDITED = frozenset({"progress", "progress_note", "job_token", "heartbeat_at"})
 
@@ -269,13 +270,11 @@ def is_stalled(job: Job) -> bool:
     """Whether a running job's heartbeat is older than JOB_STALL_SECONDS (its worker died), or a
     queued job waited as long without a worker claiming it (its task was lost, or no worker
     runs)."""
-    config = current_app.config
+    stall = timedelta(seconds=job.STALL_SECONDS or current_app.config["JOB_STALL_SECONDS"])
     if job.job_state == "running":
-        last = job.heartbeat_at or job.started_at or job.updated_at
-        return utcnow() - last > timedelta(seconds=config["JOB_STALL_SECONDS"])
+        return utcnow() - (job.heartbeat_at or job.started_at or job.updated_at) > stall
     if job.job_state == "queued":
-        return utcnow() - (job.updated_at or job.created_at) > \
-            timedelta(seconds=config["JOB_STALL_SECONDS"])
+        return utcnow() - (job.updated_at or job.created_at) > stall
     return False
 
 

@@ -237,12 +237,13 @@ PARTNER_ANSWERS = {"confirmed": "Confirm: this record is right",
                    "disputed": "Dispute: something in this record is wrong"}
 
 # A re-evaluation of every record, run in the background (rules/jobs.py).
-REEVALUATION_STATES = {
+JOB_STATES = {
     "queued": "Waiting to start",
     "running": "Running",
     "done": "Done",
     "failed": "Failed",
 }
+REEVALUATION_STATES = JOB_STATES
 
 # --- individual payments (ABPI clause 30): fees and expenses paid to members of the public ---
 

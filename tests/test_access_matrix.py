@@ -45,6 +45,7 @@ from governance.permissions import (
     can_make_reports,
     permission_for,
 )
+from governance.transfer.models import ImportRun
 
 from .conftest import GOOD_INTERACTION, PASSWORD, login, make_config, postgres
 
@@ -391,6 +392,12 @@ def build_world() -> World:
             add(Rec("upload", f"{key}'s uploaded import file",
                     {"kind": "organisations", "digest": digest},
                     frozenset({org}), user=key))
+            run = ImportRun(kind="organisations", sha256=digest, filename=f"{key}.csv",
+                            rows=1, requested_by_id=user.id, state="done", progress=100)
+            db.session.add(run)
+            db.session.commit()
+            add(Rec("import", f"{key}'s import run", {"import_id": run.id}, frozenset({org}),
+                    user=key, obj=run))
 
     # the history of each record (the audit trail's page of one record)
     for kind in ("organisation", "partnership", "support", "interaction", "flag", "attachment",
@@ -484,6 +491,7 @@ RECORD_ARGUMENTS = {
     ("payment_id",): "payment",
     ("agreement_id",): "agreement",
     ("notification_id",): "notification",
+    ("import_id",): "import",
 }
 # A report file's kind or an importer's; a file format; an invitation's secret (public); a
 # report's document (public or internal); a report exception's key.
@@ -802,4 +810,4 @@ def test_the_data_set_holds_every_kind_of_record(world):
     assert {kind: len(recs) for kind, recs in world.records.items()} == {
         "organisation": 4, "partnership": 2, "support": 2, "interaction": 5, "attachment": 6,
         "flag": 7, "exercise": 4, "activity": 3, "report": 2, "run": 2, "token": 8, "user": 8,
-        "payment": 2, "agreement": 2, "upload": 4, "history": 31, "notification": 8}
+        "payment": 2, "agreement": 2, "upload": 4, "history": 31, "notification": 8, "import": 4}

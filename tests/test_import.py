@@ -162,13 +162,17 @@ def test_preview_of_a_valid_file_shows_what_would_happen_and_saves_nothing(clien
     assert count(Interaction) == 0 and count(AuditEvent) == before
 
 
-def test_uploaded_file_is_kept_under_data_dir_by_its_hash(app, client, advocate, partnership):
+def test_uploaded_file_is_kept_by_its_hash(app, client, advocate, partnership):
+    from governance import storage
+
     data = csv_bytes([interaction_row(partnership, 1)])
     digest = digest_of(upload(client, data))
     import hashlib
 
     assert digest == hashlib.sha256(data).hexdigest()
-    assert (Path(app.config["DATA_DIR"]) / "imports" / digest).read_bytes() == data
+    assert storage.IMPORTS.read(digest) == data
+    if not storage.in_database():
+        assert (Path(app.config["DATA_DIR"]) / "imports" / digest).read_bytes() == data
 
 
 def test_problems_can_be_downloaded_as_csv(client, advocate, partnership):

@@ -30,10 +30,28 @@ def test_a_plain_postgresql_url_is_served_by_psycopg_3_with_connection_checks(gi
     assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
 
 
-def test_a_sqlite_url_is_left_alone():
+def test_a_sqlite_url_is_left_alone_and_keeps_its_files_in_a_folder():
     config = {"SQLALCHEMY_DATABASE_URI": "sqlite:////srv/governance.sqlite"}
     prepare_config(config)
-    assert config == {"SQLALCHEMY_DATABASE_URI": "sqlite:////srv/governance.sqlite"}
+    assert config == {"SQLALCHEMY_DATABASE_URI": "sqlite:////srv/governance.sqlite",
+                      "FILE_STORE": "folder"}
+
+
+def test_postgresql_keeps_files_in_the_database_where_every_server_reaches_them():
+    config = {"SQLALCHEMY_DATABASE_URI": "postgresql://app:secret@db.internal/governance"}
+    prepare_config(config)
+    assert config["FILE_STORE"] == "database"
+    folder = {"SQLALCHEMY_DATABASE_URI": "postgresql://app@db.internal/g", "FILE_STORE": "folder"}
+    prepare_config(folder)
+    assert folder["FILE_STORE"] == "folder"  # a shared folder, if the deployment has one
+
+
+def test_files_in_a_sqlite_database_are_refused_with_the_reason():
+    from governance.config import ConfigurationError
+
+    config = {"SQLALCHEMY_DATABASE_URI": "sqlite:////srv/g.sqlite", "FILE_STORE": "database"}
+    with pytest.raises(ConfigurationError, match="'database' on PostgreSQL"):
+        prepare_config(config)
 
 
 _roles = itertools.count(1)

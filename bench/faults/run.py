@@ -22,17 +22,17 @@ Scenarios (each on a fresh database):
       killed (immediate shutdown, as a crash) and started: clients see errors, then recovery;
       every acknowledged write is in the database and the audit trail.
   report-jobs-several-workers
-      a report job queued through the API under 4 workers is answered by any of them until
-      done, while clients keep writing.
+      a report job queued through the API is run by the task worker and its status answered by
+      any of 4 web workers until done, while clients keep writing.
   backup-restore-files-sqlite, backup-restore-files-postgresql
       an instance with two years' reports, attachments and an uploaded import is backed up
       while a client writes, restored into a fresh instance and served: every download answers
       200 with the same bytes, and the counts printed are the restored database's.
   report-worker-killed, report-worker-reloaded
-      the worker running a report job is killed (SIGKILL) at about 35 %, or gunicorn is sent
-      SIGHUP then (a reload: the old workers stop gracefully): the job must end done (or failed
-      with its reason) within the stall bound, never stay running or queued; a reloaded worker
-      finishes the job or hands it back with a log line.
+      the task worker running a report job is killed (SIGKILL) at about 35 %, or stopped
+      gracefully then (SIGINT), and a new one started: the job must end done (or failed with its
+      reason) within the stall bound, never stay running or queued; a stopped worker finishes
+      the job or hands it back with a log line.
 
 The tmpfs and chattr scenarios need root. Results go to bench/results/faults.json and the
 fault-test section of BENCHMARKS.md. Exits non-zero when a scenario fails.
@@ -671,7 +671,7 @@ def postgresql_restart(duration: float = 30.0, clients: int = 16) -> dict:
 
 
 def report_jobs_several_workers(database: str = "sqlite") -> dict:
-    """A report job runs in the worker that queued it while all four answer its status, and
+    """A report job runs in the task worker while all four web workers answer its status, and
     clients keep writing meanwhile."""
     workdir = new_workdir("governance-report-jobs-")
     url = (f"sqlite:///{workdir / 'governance.sqlite'}" if database == "sqlite"
@@ -921,16 +921,10 @@ def add_report_year(url: str, workdir: Path, lines: int) -> None:
         db.engine.dispose()
 
 
-def busiest(pids: list[int], seconds: float = 0.5) -> int:
-    """The worker using the most CPU: the one laying out the report."""
-    before = {pid: server.cpu_seconds([pid]) for pid in pids}
-    time.sleep(seconds)
-    return max(pids, key=lambda pid: server.cpu_seconds([pid]) - before[pid])
-
-
 def report_worker_fault(fault: str) -> dict:
-    """killed: the worker laying out a report (at about 35 %) is killed with SIGKILL.
-    reloaded: gunicorn is sent SIGHUP then (new workers; the old ones stop gracefully)."""
+    """killed: the task worker laying out a report (at about 35 %) is killed with SIGKILL and
+    a new one started (as a supervisor would). reloaded: it is stopped gracefully then
+    (SIGINT: its tasks get 15 s, then it hands them back) and a new one started."""
     import signal
 
     workdir = new_workdir(f"governance-fault-report-{fault}-")
@@ -957,10 +951,10 @@ def report_worker_fault(fault: str) -> dict:
                                               f"REPORT_LINES ({status['status']})")
         fault_progress = status["progress"]
         before_fault_s = time.monotonic() - started
-        if fault == "killed":
-            os.kill(busiest(server.worker_pids(process)), signal.SIGKILL)
-        else:
-            os.kill(process.pid, signal.SIGHUP)
+        old = process.task_worker
+        old.send_signal(signal.SIGKILL if fault == "killed" else signal.SIGINT)
+        old.wait(timeout=60)
+        server.start_task_worker(process)
         faulted = time.monotonic()
         seen, restarted_after = [], None
         bound = STALL_SECONDS + 3 * before_fault_s + 60
@@ -981,7 +975,7 @@ def report_worker_fault(fault: str) -> dict:
                 break
             time.sleep(0.5)
         ended_after = time.monotonic() - faulted
-        log = (workdir / "gunicorn.log").read_text()
+        log = (workdir / "worker.log").read_text()
         expect(status["status"] in ("done", "failed"),
                f"the job is still {status['status']} {ended_after:.0f} s after the fault "
                f"({' → '.join(seen)})")

@@ -9,6 +9,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -19,6 +20,7 @@ from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..database import writes_on_get
+from ..errors import DomainError
 from ..extensions import db
 from ..forms import int_data
 from ..interactions.forms import InteractionFilterForm
@@ -27,6 +29,7 @@ from ..partnerships.forms import PartnershipFilterForm, SupportFilterForm
 from ..partnerships.services import PartnershipFilter, SupportFilter
 from ..permissions import allow, can_export, can_export_audit_trail, can_import
 from . import csvfile, exports
+from . import jobs as import_jobs
 from .csvfile import FileRefused, human_size
 from .imports import IMPORTERS, import_file
 
@@ -124,6 +127,8 @@ def commit(kind: str, digest: str):
     """Import exactly the previewed file (named by its hash): every row, or none."""
     importer = _importer_or_404(kind)
     data, filename = _stored_or_404(digest)
+    if import_jobs.in_background(data):
+        return _import_in_background(kind, digest, filename, data)
     try:
         report = import_file(kind, data, current_user, filename=filename,
                              digest=digest, commit=True)
@@ -134,6 +139,44 @@ def commit(kind: str, digest: str):
     flash(f"Imported {filename}: {report.created} created, "
           f"{report.updated} updated, {report.unchanged} unchanged.", "success")
     return redirect(url_for(importer.list_endpoint), 303)
+
+
+def _import_in_background(kind: str, digest: str, filename: str, data: bytes):
+    try:
+        run = import_jobs.request_import(kind, digest, filename, data, current_user)
+    except DomainError as error:
+        db.session.rollback()
+        flash(f"{filename} was not imported: {error.message}", "danger")
+        return redirect(url_for(".preview", kind=kind, digest=digest), 303)
+    db.session.commit()
+    import_jobs.start(run.id)
+    flash(f"{filename} is being imported ({run.rows:,} rows). This page shows the progress.",
+          "info")
+    return redirect(url_for(".import_run", import_id=run.id), 303)
+
+
+def _visible_run_or_404(import_id: int):
+    run = import_jobs.visible_run(import_id, current_user)
+    if run is None:
+        abort(404)
+    return import_jobs.look_after(run)
+
+
+@bp.route("/imports/runs/<int:import_id>")
+@allow(can_import)
+def import_run(import_id: int):
+    """A large import run by the task worker: its progress, then its outcome."""
+    run = _visible_run_or_404(import_id)
+    return render_template("transfer/run.html", run=run, importer=IMPORTERS[run.kind],
+                           stalled=import_jobs.is_stalled(run))
+
+
+@bp.route("/imports/runs/<int:import_id>/status")
+@allow(can_import)
+def import_run_status(import_id: int):
+    response = jsonify(import_jobs.status_json(_visible_run_or_404(import_id)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/imports/<kind>/<digest>/problems.csv")

@@ -18,11 +18,13 @@ NOT_PAGES = ("export", "download", "csv", "pdf", "svg", "image", "openapi", "jso
 # Each role's main pages must be among those found (the crawl cannot silently shrink).
 MAIN_PAGES = {
     "advocate": {"main.home", "interactions.index", "interactions.view", "interactions.create",
-                 "partnerships.index", "partnerships.view", "organisations.index"},
+                 "partnerships.index", "partnerships.view", "organisations.index",
+                 "notifications.inbox"},
     "compliance": {"main.home", "interactions.index", "interactions.view", "review.queue",
                    "review.flag", "review.review", "partnerships.index", "auditing.index"},
     "auditor": {"main.home", "interactions.index", "auditing.index", "partnerships.index"},
-    "partner": {"main.home", "interactions.index", "partnerships.index", "partnerships.view"},
+    "partner": {"main.home", "interactions.index", "partnerships.index", "partnerships.view",
+                "notifications.inbox", "notifications.settings"},
     "admin": {"main.home", "organisations.index", "organisations.view", "users.index",
               "users.edit", "users.create"},
 }
