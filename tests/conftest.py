@@ -494,10 +494,10 @@ def follow_job(client, status_url: str, timeout: float = 120) -> dict:
     return status
 
 
-@pytest.fixture
-def task_worker(app):
-    """A task worker in a thread of the test's process, as `flask worker` runs one: huey takes
-    each task off the application's queue (a SQLite file in the test's folder) and runs it."""
+def start_task_worker(app):
+    """A task worker in a thread of this process, as `flask worker` runs one: huey takes each
+    task off the application's queue (a SQLite file in the data folder) and runs it. Returns
+    the function that stops it."""
     import threading
 
     from governance.tasks import queue_of
@@ -515,6 +515,16 @@ def task_worker(app):
 
     thread = threading.Thread(target=work, name="task-worker", daemon=True)
     thread.start()
-    yield queue
-    stopping.set()
-    thread.join(60)
+
+    def stop():
+        stopping.set()
+        thread.join(60)
+
+    return stop
+
+
+@pytest.fixture
+def task_worker(app):
+    stop = start_task_worker(app)
+    yield
+    stop()

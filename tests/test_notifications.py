@@ -321,3 +321,32 @@ def test_a_plan_submitted_and_decided_tells_both_sides(people, sponsor, make_use
     [decided] = smtp_server.to(advocate.email)
     assert "Your plan was rejected" in smtp_server.subject(decided)
     assert "late stage too" in smtp_server.text(decided)
+
+
+def test_the_day_reminds_compliance_of_an_overdue_report_and_a_policy_past_its_review(
+        people, patient_group, smtp_server):
+    from governance.rules.evaluation import current_policy
+
+    last_year = date.today().year - 1
+    record_support({"partnership_id": people["partnership"].id,
+                    "recipient_id": patient_group.id, "paid_on": date(last_year, 5, 1),
+                    "kind": "grant", "amount": "5000.00", "currency": "GBP",
+                    "description": "Registry grant"}, people["advocate"])
+    db.session.commit()
+    policy = current_policy().policy
+    review_due = policy.provenance["review_due"]
+    assert review_due < date.today()  # the shipped policy's review date has passed
+
+    start_if_due(utcnow().replace(hour=23))
+    subjects = [smtp_server.subject(m) for m in smtp_server.to(people["compliance"].email)]
+    assert (f"[Partnership Governance] The {last_year} transparency report of Helix Pharma "
+            "is overdue") in subjects
+    assert (f"[Partnership Governance] The policy v{policy.version} was due for review on "
+            f"{review_due:%-d %B %Y}") in subjects
+    assert smtp_server.to(people["partner"].email)[-1:] and not any(
+        "transparency report" in smtp_server.subject(m)
+        for m in smtp_server.to(people["partner"].email))  # the partner is not the reporter
+
+    start_if_due(utcnow().replace(hour=23) + timedelta(days=1))  # the next day: not again
+    assert len([m for m in smtp_server.to(people["compliance"].email)
+                if "transparency report" in smtp_server.subject(m)]) == 1

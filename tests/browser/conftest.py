@@ -25,7 +25,7 @@ from governance import create_app
 from governance.demo import DEMO_PASSWORD, publish_demo_reports, seed_demo
 from governance.extensions import db
 
-from ..conftest import HANG_REPORT_KEY
+from ..conftest import HANG_REPORT_KEY, start_task_worker
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # The machine's network is closed: no background connections, no first-run or update checks.
@@ -148,6 +148,7 @@ def live_app(tmp_path_factory):
         "SIGN_IN_THROTTLE": False,
         "SESSION_COOKIE_SECURE": False,
         "REMEMBER_COOKIE_SECURE": False,
+        "MAIL_BACKEND": "locmem",
         # CSRF stays on: the browser sends the real tokens.
     })
     with app.app_context():
@@ -159,8 +160,10 @@ def live_app(tmp_path_factory):
                          request_handler=QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
+    stop_worker = start_task_worker(app)  # report jobs run on the task queue, as in `make run`
     app.config["LIVE_URL"] = f"http://127.0.0.1:{server.server_port}"
     yield app
+    stop_worker()
     server.shutdown()
     thread.join(timeout=10)
     with app.app_context():
