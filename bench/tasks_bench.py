@@ -108,7 +108,7 @@ def daily_run(workdir: Path) -> dict:
     app = generate.make_app(workdir / "bench.sqlite")
     with app.app_context():
         started, cpu = time.perf_counter(), time.process_time()
-        run_id = daily._the_days_run(generate.TODAY)
+        run_id = daily.the_days_run(generate.TODAY)
         assert daily.run_job(run_id), "the day was already done"
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         run = db.session.get(daily.DailyRun, run_id, populate_existing=True)

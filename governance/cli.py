@@ -5,6 +5,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from .database import utcnow
 from .errors import ValidationFailed
 from .extensions import db
 from .vocabulary import ROLES
@@ -89,6 +90,12 @@ def seed_demo_command():
     for report in publish_demo_reports():
         click.echo(f"  {report.organisation.name}: {report} "
                    + ("published." if report.is_published else f"not published: {report.error}"))
+    click.echo("Doing today's run: the reminders and notices of the day…")
+    from . import daily
+
+    run_id = daily.the_days_run(utcnow().date())
+    daily.run_job(run_id)
+    click.echo(f"  {db.session.get(daily.DailyRun, run_id, populate_existing=True).summary}")
 
 
 @click.command("worker")

@@ -49,11 +49,11 @@ def start_if_due(now: datetime | None = None) -> DailyRun | None:
     now = now or utcnow()
     if now.hour < current_app.config["DAILY_RUN_HOUR"]:
         return None
-    run_id = _the_days_run(now.date())
+    run_id = the_days_run(now.date())
     return db.session.get(DailyRun, run_id) if run_job(run_id) else None
 
 
-def _the_days_run(day: date) -> int:
+def the_days_run(day: date) -> int:
     with writing(), audit.acting_as(JOB_ACTOR):
         found = db.session.scalar(select(DailyRun.id).where(DailyRun.day == day))
         if found is not None:
@@ -96,7 +96,7 @@ def _run_claimed(run_id: int, token: str) -> None:
                 progress(percent, step.__doc__.splitlines()[0])
                 done.append(step(day))
                 db.session.commit()
-        _finish(run_id, token, "done", summary="; ".join(done))
+        _finish(run_id, token, "done", summary="; ".join(done) + ".")
     except Exception as error:
         db.session.rollback()
         current_app.logger.exception("daily run %s failed", day)
@@ -130,7 +130,7 @@ def _reevaluate(day: date) -> str:
     with writing(), gc_paused():
         result = reevaluate_all(today=day, after_batch=lambda _done, _total: db.session.commit())
     told = flags_raised_since(started, day)
-    return f"{result.summary()}; {told} advocate(s) told of new flags"
+    return f"{result.summary().rstrip('.')}; {told} advocate(s) told of new flags"
 
 
 def _documentation_reminders(day: date) -> str:
@@ -174,7 +174,7 @@ def _digests(day: date) -> str:
 def daily_run_command(day):
     """Do the day's run now (once per day: a day already done is not done again)."""
     when = day.replace(hour=23) if day else utcnow()
-    run_id = _the_days_run(when.date())
+    run_id = the_days_run(when.date())
     ran = run_job(run_id)
     run = db.session.get(DailyRun, run_id, populate_existing=True)
     if not ran:

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from governance.daily import DailyRun, run_job, start_if_due
+from governance.daily import DailyRun, run_job, start_if_due, the_days_run
 from governance.database import utcnow
 from governance.extensions import db
 from governance.notifications import mail
@@ -289,7 +289,7 @@ def test_the_daily_run_raises_date_flags_and_tells_the_advocate(people, sponsor,
     advocate = people["advocate"]
     late = log_held(advocate, sponsor, 29, title="Registry design workshop")
     day = date.today() + timedelta(days=2)  # two days on, the summary is late
-    run_id = __import__("governance.daily", fromlist=["_the_days_run"])._the_days_run(day)
+    run_id = the_days_run(day)
     assert run_job(run_id)
     flagged = [m for m in smtp_server.to(advocate.email) if "new flag" in
                smtp_server.subject(m)]
