@@ -1003,10 +1003,10 @@ def report_worker_fault(fault: str) -> dict:
 
 
 def describe_report_worker_fault(r: dict) -> str:
-    fault = (f"the worker laying out a {r['pages']}-page report was killed (SIGKILL) at "
-             f"{r['fault_at_progress']} %" if r["fault"] == "killed" else
-             f"gunicorn reloaded (SIGHUP) at {r['fault_at_progress']} % of a {r['pages']}-page "
-             "report")
+    fault = (f"the task worker laying out a {r['pages']}-page report was killed (SIGKILL) at "
+             f"{r['fault_at_progress']} % and a new one started" if r["fault"] == "killed" else
+             f"the task worker stopped (SIGINT) at {r['fault_at_progress']} % of a "
+             f"{r['pages']}-page report and a new one started")
     again = (f"started again {r['started_again_after_s']} s later (stall bound "
              f"{r['stall_bound_s']} s)" if r["started_again_after_s"] is not None
              else "finished by the stopping worker")
