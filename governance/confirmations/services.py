@@ -196,7 +196,7 @@ class UpholdInput(Input):
 _uphold_schema = UpholdInput()
 
 
-def _reporting_organisation_id(record) -> int:
+def reporting_organisation_id(record) -> int:
     """Who answers a dispute: the sponsor of a support line's partnership, the organisation that
     held an interaction."""
     return record.partnership.sponsor_id if isinstance(record, Support) \
@@ -216,7 +216,7 @@ def uphold(record, values: dict, actor):
     require(can_answer_disputes, actor)
     what = _what(record)
     if not (sees_whole_installation(actor)
-            or actor.organisation_id == _reporting_organisation_id(record)):
+            or actor.organisation_id == reporting_organisation_id(record)):
         raise NotAllowed(f"Only the organisation that recorded this {what} answers its "
                          "dispute; nothing was changed.")
     clean = load(_uphold_schema, values)

@@ -13,6 +13,7 @@ from ..confirmations.services import ask_partner_again
 from ..database import column_defaults, insert_returning_ids, read_before_writing, utcnow
 from ..errors import Conflict, RowsInvalid, ValidationFailed
 from ..extensions import db
+from ..notifications import events
 from ..organisations.models import Organisation
 from ..pagination import Page
 from ..partnerships.models import Partnership
@@ -232,9 +233,7 @@ def log_interaction(values: dict, actor) -> Interaction:
     db.session.add(interaction)
     db.session.flush()
     after_change(interaction, created=True)
-    from ..notifications.events import confirmation_requested_for
-
-    confirmation_requested_for(interaction, utcnow().date())
+    events.confirmation_requested_for(interaction, utcnow().date())
     return interaction
 
 
@@ -284,9 +283,7 @@ def log_interactions(rows: list[dict], actor, preloaded: Preloaded) -> list[int]
     from ..rules.bulk import evaluate_interactions_in_bulk
 
     evaluate_interactions_in_bulk(ids)
-    from ..notifications.events import confirmation_requested_by_import
-
-    confirmation_requested_by_import(values, utcnow().date())
+    events.confirmation_requested_by_import(values, utcnow().date())
     return ids
 
 

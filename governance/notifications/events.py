@@ -48,10 +48,9 @@ def _partner_organisation_ids(record) -> list[int]:
 
 
 def _recording_organisation_id(record) -> int:
-    from ..partnerships.models import Support
+    from ..confirmations.services import reporting_organisation_id
 
-    return record.partnership.sponsor_id if isinstance(record, Support) \
-        else record.organisation_id
+    return reporting_organisation_id(record)
 
 
 # --- confirmations and disputes ------------------------------------------------------------
@@ -257,8 +256,7 @@ def policy_review_due(day: date) -> int:
     review_due = (policy.provenance or {}).get("review_due")
     if not isinstance(review_due, date) or review_due >= day:
         return 0
-    users = db.session.scalars(select_users_with_role("compliance"))
-    return notify(list(users), "policy_review_due",
+    return notify(_everyone_with_role("compliance"), "policy_review_due",
                   f"The policy v{policy.version} was due for review on "
                   f"{review_due:%-d %B %Y}",
                   f"The policy's review date ({review_due:%-d %B %Y}) has passed. Review it "
@@ -266,8 +264,8 @@ def policy_review_due(day: date) -> int:
                   _path("rules.policy"), key=f"policy-review:{policy.version}")
 
 
-def select_users_with_role(role: str):
+def _everyone_with_role(role: str) -> list[int]:
     from ..auth.models import User
 
-    return select(User.id).where(User.role == role, User.active.is_(True),
-                                 User.voided_at.is_(None))
+    return list(db.session.scalars(select(User.id).where(
+        User.role == role, User.active.is_(True), User.voided_at.is_(None))))

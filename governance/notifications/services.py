@@ -10,6 +10,7 @@ SMTP server refused. Reminders carry a key: the same reminder reaches a user onc
 from collections.abc import Iterable
 
 from flask import current_app
+from marshmallow import fields, validate
 from sqlalchemy import event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -98,8 +99,9 @@ def _deliver_committed(session: Session, transaction) -> None:
 
         try:
             tasks.enqueue("deliver-mail")
-        except tasks.QueueUnavailable:
-            current_app.logger.warning("mail waits for the task queue's next sweep")
+        except Exception:  # the change is committed: mail waits for the sweep, nothing fails
+            current_app.logger.warning("mail waits for the task queue's next sweep",
+                                       exc_info=True)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -158,8 +160,6 @@ def settings_for(user) -> NotificationSettings:
 
 
 class SettingsInput(Input):
-    from marshmallow import fields, validate
-
     inbox_only = fields.List(fields.String(validate=validate.OneOf(
         list(NOTIFICATION_KINDS), error="Not a kind of notification.")), load_default=list)
     daily_digest = fields.Boolean(load_default=False)

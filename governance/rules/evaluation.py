@@ -19,6 +19,7 @@ from ..audit import acting_as
 from ..database import utcnow
 from ..extensions import db
 from ..interactions.models import Interaction
+from ..notifications import events
 from ..organisations.models import Organisation
 from ..partnerships.models import Partnership, Support
 from .engine import CompiledPolicy, PolicyError, last_good_policy, load_policy
@@ -143,9 +144,7 @@ def evaluate_interaction(interaction: Interaction, today: date | None = None,
                             interaction_id=interaction.id)
             existing += opened
             if opened and not created:
-                from ..notifications.events import flags_raised_on
-
-                flags_raised_on(interaction, len(opened))
+                events.flags_raised_on(interaction, len(opened))
         db.session.flush()
     db.session.info.setdefault(SETTLED_FLAGS, {})[interaction.id] = existing
     touched = db.session.info.pop(PARTNERSHIPS_LEFT, set())
