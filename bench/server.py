@@ -211,29 +211,35 @@ def check_acknowledged(url: str, acks: list[dict], shared: int, failed_requests:
             "lost_writes": len(lost), "problems": problems[:20], "passed": not problems}
 
 
+def machine_env(url: str, workdir: Path, extra_env: dict | None = None) -> dict:
+    """The environment of one machine's processes: the database, the instance's keys, its own
+    data folder."""
+    return dict(os.environ, DATABASE_URL=url, GOVERNANCE_SECRET_KEY="bench-secret-key",
+                GOVERNANCE_AUDIT_KEY="bench-audit-key-0123456789abcdef",
+                GOVERNANCE_DATA_DIR=str(workdir / "data"),
+                # plain http on loopback: let the test client keep its session cookie
+                GOVERNANCE_SESSION_COOKIE_SECURE="false",
+                GOVERNANCE_REMEMBER_COOKIE_SECURE="false", **(extra_env or {}))
+
+
 def start_server(url: str, workdir: Path, workers: int = 4, threads: int = 4,
                  extra_env: dict | None = None, port: int | None = None,
-                 healthy: bool = True):
-    """gunicorn with gunicorn.conf.py on a loopback port, and a task worker (`flask worker`,
-    as `make serve` starts one: `process.task_worker`); returns (process, base URL).
+                 healthy: bool = True, task_worker: bool = True):
+    """gunicorn with gunicorn.conf.py on a loopback port and, unless told otherwise, a task
+    worker beside it as `make serve` starts one (`process.task_worker`); returns (process, base
+    URL).
 
     Waits until /health answers 200 (or, with healthy=False, answers at all)."""
     port = port or free_port()
-    env = dict(os.environ, DATABASE_URL=url, PORT=str(port), WEB_CONCURRENCY=str(workers),
-               GUNICORN_THREADS=str(threads), GOVERNANCE_SECRET_KEY="bench-secret-key",
-               GOVERNANCE_AUDIT_KEY="bench-audit-key-0123456789abcdef",
-               GOVERNANCE_DATA_DIR=str(workdir / "data"),
-               # plain http on loopback: let the test client keep its session cookie
-               GOVERNANCE_SESSION_COOKIE_SECURE="false",
-               GOVERNANCE_REMEMBER_COOKIE_SECURE="false", **(extra_env or {}))
+    env = dict(machine_env(url, workdir, extra_env), PORT=str(port),
+               WEB_CONCURRENCY=str(workers), GUNICORN_THREADS=str(threads))
     log = open(workdir / "gunicorn.log", "a")
     server = subprocess.Popen([str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py")], cwd=ROOT,
                               env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     log.close()
-    server.task_env = env
-    server.task_log = workdir / "worker.log"
-    start_task_worker(server)
+    server.task_env, server.task_log = env, workdir / "worker.log"
+    server.task_worker = start_task_worker(env, server.task_log) if task_worker else None
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -253,15 +259,13 @@ def start_server(url: str, workdir: Path, workers: int = 4, threads: int = 4,
     raise SystemExit("gunicorn did not answer /health within 90 s")
 
 
-def start_task_worker(server) -> subprocess.Popen:
-    """A `flask worker` beside the server (again, after one was killed or stopped)."""
-    log = open(server.task_log, "a")
-    server.task_worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "worker"], cwd=ROOT,
-        env=dict(server.task_env, FLASK_APP="governance"), stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
-    return server.task_worker
+def start_task_worker(env: dict, log_path: Path, threads: int = 2) -> subprocess.Popen:
+    """A `flask worker` process with this environment, logging to log_path."""
+    with open(log_path, "a") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flask", "worker", "--threads", str(threads)], cwd=ROOT,
+            env=dict(env, FLASK_APP="governance"), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
 
 
 def stop_server(server) -> None:

@@ -33,7 +33,6 @@ JOB_ACTOR = audit.Actor(None, "daily run")
 
 class DailyRun(Record, background.Job, db.Model):
     __tablename__ = "daily_runs"
-    UNAUDITED = background.Job.UNAUDITED
 
     day: Mapped[date] = mapped_column(Date, unique=True)
     state: Mapped[str] = mapped_column(String(10), default="queued")
@@ -72,12 +71,7 @@ def the_days_run(day: date) -> int:
 
 def run_job(run_id: int) -> bool:
     """Claim the day's run and do it; return whether this call did."""
-    token = background.claim(DailyRun, run_id, JOB_ACTOR)
-    if token is None:
-        return False
-    with background.heartbeat(KIND, run_id, token):
-        _run_claimed(run_id, token)
-    return True
+    return background.claim_and_run(KIND, run_id, _run_claimed)
 
 
 KIND = background.Kind("daily run", DailyRun, JOB_ACTOR, run_job)

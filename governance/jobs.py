@@ -107,14 +107,25 @@ def start(kind: Kind, record_id: int) -> None:
 def run_queued_job(kind_name: str, record_id: int) -> bool:
     """Run a job a task names; return whether this call ran it (False: another worker has it,
     or it is no longer queued)."""
-    token = write_intent.set(True)  # a job writes, whatever started it
-    try:
-        return KINDS[kind_name].work(record_id)
-    finally:
-        write_intent.reset(token)
+    return KINDS[kind_name].work(record_id)
 
 
 # --- the claim -----------------------------------------------------------------------------
+
+
+def claim_and_run(kind: Kind, record_id: int, carry_out: Callable[[int, str], None]) -> bool:
+    """Claim the queued job and carry it out (`carry_out(record_id, token)`) with its heartbeat
+    beating; return whether this call ran it. Every kind's `work` is this."""
+    intent = write_intent.set(True)  # a job writes, whatever started it
+    try:
+        token = claim(kind.model, record_id, kind.actor)
+        if token is None:
+            return False
+        with heartbeat(kind, record_id, token):
+            carry_out(record_id, token)
+        return True
+    finally:
+        write_intent.reset(intent)
 
 
 def claim(model: type[Job], record_id: int, actor: audit.Actor) -> str | None:

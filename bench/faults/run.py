@@ -954,7 +954,7 @@ def report_worker_fault(fault: str) -> dict:
         old = process.task_worker
         old.send_signal(signal.SIGKILL if fault == "killed" else signal.SIGINT)
         old.wait(timeout=60)
-        server.start_task_worker(process)
+        process.task_worker = server.start_task_worker(process.task_env, process.task_log)
         faulted = time.monotonic()
         seen, restarted_after = [], None
         bound = STALL_SECONDS + 3 * before_fault_s + 60

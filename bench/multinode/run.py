@@ -18,6 +18,7 @@ Exits non-zero, saying why, when a step fails. --database: an empty PostgreSQL d
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -67,26 +68,16 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("multi-node: redis-server did not answer within 20 s")
 
 
-def machine_env(queue: str) -> dict:
-    """What every machine shares: the queue; the database holds the files."""
+def shared_env(queue: str) -> dict:
+    """What every machine shares besides the database: the queue (the database holds the
+    files)."""
     return {"GOVERNANCE_TASK_QUEUE_URL": queue, "GOVERNANCE_FILE_STORE": "database"}
 
 
-def start_worker(url: str, queue: str, workdir: Path) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=url, FLASK_APP="governance",
-               GOVERNANCE_SECRET_KEY="bench-secret-key",
-               GOVERNANCE_AUDIT_KEY="bench-audit-key-0123456789abcdef",
-               GOVERNANCE_DATA_DIR=str(workdir / "worker" / "data"), **machine_env(queue))
-    return subprocess.Popen([sys.executable, "-m", "flask", "worker", "--threads", "2"],
-                            cwd=server.ROOT, env=env, stdout=open(workdir / "worker.log", "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
 def kill_now(process: subprocess.Popen) -> None:
-    try:
+    """SIGKILL the server's master and workers at once, as a machine that goes away."""
+    with contextlib.suppress(ProcessLookupError):  # it is gone already
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 
@@ -101,11 +92,14 @@ def run(database: str | None) -> dict:
         for name in ("a", "b"):  # each with a data folder of its own (workdir/NAME/data)
             (workdir / name).mkdir()
             process, base = server.start_server(url, workdir / name, workers=2, threads=2,
-                                                extra_env=machine_env(queue))
+                                                extra_env=shared_env(queue), task_worker=False)
             processes.append(process)
             machines.append((process, base))
         (a, base_a), (_b, base_b) = machines
-        processes.append(start_worker(url, queue, workdir))
+        (workdir / "worker").mkdir()  # the task worker: a third machine
+        processes.append(server.start_task_worker(
+            server.machine_env(url, workdir / "worker", shared_env(queue)),
+            workdir / "worker.log"))
         result = {"sessions": shared_session(base_a, base_b),
                   "attachment": attachment_across(base_a, base_b, setup),
                   "report": report_across(base_a, base_b, setup)}

@@ -64,12 +64,7 @@ class JobResult:
 
 def run_job(report_id: int) -> bool:
     """Claim and run one job; return whether this call ran it."""
-    token = claim(report_id)
-    if token is None:
-        return False
-    with background.heartbeat(KIND, report_id, token):
-        _run_claimed(report_id, token)
-    return True
+    return background.claim_and_run(KIND, report_id, _run_claimed)
 
 
 def _run_claimed(report_id: int, token: str) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from .. import audit, tasks
 from .. import jobs as background
-from ..database import utcnow, write_intent
+from ..database import utcnow
 from ..errors import Conflict
 from ..extensions import db
 from ..permissions import acts_for, can_manage_policy, require
@@ -76,16 +76,7 @@ def start(run_id: int) -> None:
 
 def run_job(run_id: int) -> bool:
     """Claim the queued run and carry it out; return whether this call ran it."""
-    token = write_intent.set(True)
-    try:
-        claimed = background.claim(ReevaluationRun, run_id, JOB_ACTOR)
-        if claimed is None:
-            return False
-        with background.heartbeat(KIND, run_id, claimed):
-            _run_claimed(run_id, claimed)
-        return True
-    finally:
-        write_intent.reset(token)
+    return background.claim_and_run(KIND, run_id, _run_claimed)
 
 
 def _run_claimed(run_id: int, claimed: str) -> None:

@@ -71,12 +71,8 @@ def start(run_id: int) -> None:
 
 
 def run_job(run_id: int) -> bool:
-    token = background.claim(ImportRun, run_id, JOB_ACTOR)
-    if token is None:
-        return False
-    with background.heartbeat(KIND, run_id, token):
-        _run_claimed(run_id, token)
-    return True
+    """Claim the queued import and carry it out; return whether this call ran it."""
+    return background.claim_and_run(KIND, run_id, _run_claimed)
 
 
 KIND = background.Kind("import job", ImportRun, JOB_ACTOR, run_job)
