@@ -88,11 +88,19 @@ class InteractionForm(FlaskForm):
     stages_in_scope = MultiCheckboxField("Disease stages the discussion speaks for",
                                          choices=vocab_options(DISEASE_STAGES),
                                          validate_choice=False)
+    preparation_offered = BooleanField(
+        "Preparation or training was offered to the patients taking part",
+        description="For example a briefing on the trial and on what the meeting will decide, "
+                    "or training to review a protocol, so patients can contribute fully.")
 
     protocol_followed = BooleanField("A standard protocol was followed")
     materials_co_created = BooleanField("Forms and discussion guide were developed with patients")
     facilitator = _select("Facilitated by", FACILITATORS)
     modality = _select("Modality", MODALITIES)
+    roles_agreed = BooleanField(
+        "Roles and responsibilities were agreed beforehand",
+        description="What the patients and the sponsor each do, decide and receive was agreed "
+                    "with the patients before the interaction.")
 
     venue_type = _select("Venue", VENUE_TYPES)
     venue_agreed_by_patients = BooleanField("Patients agreed the venue")
@@ -125,9 +133,10 @@ GROUPS = [
                                                "approved_on"]),
     ("WHO", DIMENSION_GOOD_PRACTICE["WHO"], ["patient_participants", "caregiver_participants",
                                              "sponsor_staff", "selection_method",
-                                             "stages_represented", "stages_in_scope"]),
+                                             "stages_represented", "stages_in_scope",
+                                             "preparation_offered"]),
     ("HOW", DIMENSION_GOOD_PRACTICE["HOW"], ["protocol_followed", "materials_co_created",
-                                             "facilitator", "modality"]),
+                                             "roles_agreed", "facilitator", "modality"]),
     ("WHERE", DIMENSION_GOOD_PRACTICE["WHERE"], ["venue_type", "venue_agreed_by_patients",
                                                  "accessibility_reviewed", "accommodations"]),
     ("DOC", DIMENSION_GOOD_PRACTICE["DOC"], ["summary", "summary_recorded_on",

@@ -64,12 +64,17 @@ class Interaction(SignOff, PlanApproval, Record, db.Model):
     )
     stages_represented: Mapped[list] = mapped_column(JSON, default=list)
     stages_in_scope: Mapped[list] = mapped_column(JSON, default=list)
+    # PFMD "capacity and capability": preparation or training offered to the patients taking part.
+    preparation_offered: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                      server_default=false())
 
     # HOW the structure
     protocol_followed: Mapped[bool] = mapped_column(Boolean, default=False)
     materials_co_created: Mapped[bool] = mapped_column(Boolean, default=False)
     facilitator: Mapped[str | None] = mapped_column(vocab_enum(FACILITATORS, "facilitator"))
     modality: Mapped[str | None] = mapped_column(vocab_enum(MODALITIES, "modality"))
+    # PFMD "roles and responsibilities": the patients' and the sponsor's roles agreed beforehand.
+    roles_agreed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     # WHERE the venue
     venue_type: Mapped[str | None] = mapped_column(vocab_enum(VENUE_TYPES, "venue_type"))

@@ -91,7 +91,7 @@ def _compliance():
     return {"counts": counts, "open_total": sum(counts.values()), "queue": queue,
             "adherence": adherence_by_dimension(current_user),
             "disputes": len(confirmation.disputes(current_user)),
-            "reports_due": _reports_due()}
+            "reports_due": _reports_due(), "quality": quality_this_year(current_user)}
 
 
 def _reports_due() -> list:
@@ -117,14 +117,27 @@ def adherence_by_dimension(viewer) -> list[dict]:
             for row in for_viewer(viewer, this_year, utcnow().date())]
 
 
+# The home lists this many of the year's "you said, we did" lines (the report lists them all).
+HOME_OUTCOMES_LISTED = 10
+
+
+def quality_this_year(viewer) -> dict:
+    """The quality measures of the viewer's held interactions of this calendar year
+    (quality/measures.py: the same definition as the internal report)."""
+    from ..quality.measures import year_measures
+
+    return year_measures([interaction_scope(viewer)], utcnow().year,
+                         latest_outcomes=HOME_OUTCOMES_LISTED)
+
+
 def _auditor():
-    """Audit search, and the latest events as a starting point."""
+    """Audit search, the latest events as a starting point, and the year's quality measures."""
     readable = audit_scope(current_user)
     latest = db.session.scalars(select(AuditEvent).where(readable)
                                 .order_by(AuditEvent.id.desc()).limit(10)).all()
     entities = sorted(db.session.scalars(select(AuditEvent.entity).distinct()
                                          .where(readable)).all())
-    return {"latest": latest, "entities": entities}
+    return {"latest": latest, "entities": entities, "quality": quality_this_year(current_user)}
 
 
 def _partner():

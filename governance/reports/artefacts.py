@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .. import storage
 from ..pdf import DEFAULT_OPTIONS, PdfOptions, html_to_pdf, render_html
+from ..quality.measures import NOT_RECORDED
 from ..spreadsheets import safe_cell
 from .layout import flag_summary, flag_totals, pdf_listings
 from .public import (
@@ -28,6 +29,7 @@ CSV_COLUMNS = (
     "id", "section", "organisation", "partnership", "date", "kind", "amount", "currency",
     "description", "partner_confirmation", "partner_note", "dimension", "rule", "severity",
     "subject", "state", "resolution_note", "resolved_at", "flags", "count", "rate",
+    "shared_back_on",
 )
 PUBLIC_CSV_COLUMNS = (
     "id", "section", "organisation", "country", "date", "kind", "amount", "currency",
@@ -91,9 +93,17 @@ def estimated_pages(snapshot: dict) -> int:
     interactions = snapshot["interactions"]["count"]
     groups = len(snapshot["interactions"]["partnerships"])
     internal = 5 + lines // 28 + len(organisations) // 6 + interactions // 45 \
-        + groups // 12 + len(snapshot["flags"]) // 40 + len(snapshot["priorities"]) // 30
+        + groups // 12 + len(snapshot["flags"]) // 40 + len(snapshot["priorities"]) // 30 \
+        + _quality_pages(snapshot.get("quality"))
     public = 4 + lines // 30 + len(organisations) // 4
     return max(1, internal + public)
+
+
+def _quality_pages(quality: dict | None) -> int:
+    if not quality:
+        return 0
+    return 1 + len(quality["first_engagement"]) // 40 \
+        + len(quality["you_said_we_did"]["lines"]) // 30
 
 
 def build_artefacts(snapshot: dict, options: PdfOptions = DEFAULT_OPTIONS,
@@ -179,6 +189,7 @@ def csv_rows(snapshot: dict):
                "partnership": priority["partnership"]["title"],
                "kind": priority["activity_code"], "description": priority["activity"],
                "count": priority["interactions_in_year"], "date": priority["last_worked_on"]}
+    yield from quality_rows(snapshot.get("quality"))
     for exception in snapshot.get("exceptions") or []:
         acknowledged = exception.get("acknowledgement") or {}
         yield {"id": exception["id"], "section": "exception", "kind": exception["kind"],
@@ -190,3 +201,30 @@ def csv_rows(snapshot: dict):
     approval = snapshot["approval"]
     if approval:
         yield from approval_rows(report["id"], approval["name"], approval)
+
+
+def quality_rows(quality: dict | None):
+    """The quality measures' lines (a snapshot made before them has none)."""
+    if not quality:
+        return
+    for row in quality["lifecycle_stages"]:
+        yield {"id": row["id"], "section": "lifecycle_stage",
+               "kind": row["stage"] or NOT_RECORDED, "count": row["interactions"]}
+    for row in quality["first_engagement"]:
+        yield {"id": row["id"], "section": "first_engagement",
+               "partnership": row["partnership"]["title"], "subject": row["partnership"]["id"],
+               "kind": row["stage"] or NOT_RECORDED, "date": row["first_held_on"]}
+    needs = quality["patient_needs"]
+    for row in needs["by_need"]:
+        yield {"id": row["id"], "section": "patient_need", "kind": row["need"],
+               "count": row["interactions"],
+               "state": "served" if row["interactions"] else "not_served"}
+    for line in quality["you_said_we_did"]["lines"]:
+        yield {"id": line["id"], "section": "you_said_we_did", "subject": line["interaction"],
+               "partnership": line["partnership"], "date": line["occurred_on"],
+               "description": line["what_changed"],
+               "state": "shared_back" if line["shared_back_on"] else "not_shared_back",
+               "shared_back_on": line["shared_back_on"]}
+    for row in quality["practices"]:
+        yield {"id": row["id"], "section": "engagement_practice", "kind": row["practice"],
+               "count": row["interactions"], "rate": row["rate"]}

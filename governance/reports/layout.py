@@ -273,6 +273,29 @@ def priority_listing(priorities: list[dict]) -> Listing:
     return Listing(_header(PRIORITY_COLUMNS, "Activity"), _tables(list(groups.values())))
 
 
+OUTCOME_COLUMNS = [Column("Interaction", 20), Column("Held on", 12), Column("Shared back", 14)]
+
+
+def outcome_listing(quality: dict | None) -> Listing:
+    """The year's "you said, we did" lines by partnership: the interaction, when it was held
+    and when its outcome was shared back, then what changed (titles, as in the interactions'
+    listing, are in the CSV and JSON files)."""
+    lines = (quality or {}).get("you_said_we_did", {}).get("lines", [])
+    groups: dict[str, Group] = {}
+    for line in lines:
+        title = line["partnership"] or "Outside any partnership"
+        group = groups.get(title)
+        if group is None:
+            group = groups[title] = Group(f"outcomes-{len(groups) + 1}", title)
+        group.lines.extend(_row(OUTCOME_COLUMNS, [
+            line["interaction"], line["occurred_on"], line["shared_back_on"] or "not shared"],
+            line["what_changed"]))
+    ordered = sorted(groups.values(), key=lambda group: (group.title == "Outside any partnership",
+                                                         group.title.casefold()))
+    return Listing(_header(OUTCOME_COLUMNS, "What changed because of the patients' input"),
+                   _tables(ordered))
+
+
 def flag_totals(summary: list[dict]) -> dict[str, int]:
     return {state: sum(row[state] for row in summary) for state in FLAG_STATES}
 
@@ -283,5 +306,6 @@ def pdf_listings(snapshot: dict) -> dict[str, Listing]:
         "interactions": interaction_listing(snapshot["interactions"], snapshot["flags"]),
         "flags": flag_listing(snapshot["flags"]),
         "priorities": priority_listing(snapshot["priorities"]),
+        "outcomes": outcome_listing(snapshot.get("quality")),
     }
 
