@@ -100,3 +100,48 @@ class OrganisationFilterForm(FlaskForm):
     kind = SelectField("Kind", choices=vocab_options(ORGANISATION_KINDS, "Any kind"),
                        coerce=none_if_blank, validate_choice=False)
     country = StringField("Country", filters=[upper_or_none], validators=[Optional()])
+
+
+def year_or_text(value):
+    """A year typed in the form as a whole number; other text as it is, for the service to
+    refuse on its field."""
+    value = strip_or_none(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return value
+
+
+class YearlyFiguresForm(FlaskForm):
+    # Text fields, not number fields: the service gives the one message for a value that is not
+    # a number, for the form and the API alike.
+    year = StringField("Calendar year", filters=[year_or_text], validators=[Optional()],
+                       description="The year the figures are for, such as 2025.")
+    industry_support = StringField(
+        "Industry support received", filters=[strip_or_none], validators=[Optional()],
+        description="From every company together, in the year (as in the group's accounts).")
+    income = StringField("Total income", filters=[strip_or_none], validators=[Optional()],
+                         description="All the group's income in the year.")
+    currency = StringField("Currency", filters=[upper_or_none], validators=[Optional()],
+                           description="ISO 4217 code, such as EUR or GBP.")
+    source = StringField("Source", filters=[strip_or_none], validators=[Optional()],
+                         description="Where the figures come from, such as “published accounts "
+                                     "2025”.")
+    reason = StringField("Reason for the change", filters=[strip_or_none],
+                         validators=[Optional(), Length(max=1000)],
+                         description="Needed when the year's figures are already recorded; "
+                                     "kept in the audit trail.")
+    version = HiddenField()
+
+
+class IndustryPolicyForm(FlaskForm):
+    own_support_cap_pct = StringField(
+        "Most one company may give of the industry support (%)", filters=[strip_or_none],
+        validators=[Optional()],
+        description="Leave empty to use the policy's limit.")
+    own_income_cap_pct = StringField(
+        "Most one company may give of the income (%)", filters=[strip_or_none],
+        validators=[Optional()], description="Leave empty to use the policy's limit.")
+    reason = StringField("Reason for the change", filters=[strip_or_none],
+                         validators=[Optional(), Length(max=1000)],
+                         description="Kept in the audit trail.")
+    version = HiddenField()

@@ -1,7 +1,16 @@
 from decimal import Decimal
 
-from sqlalchemy import JSON, Enum, ForeignKey, Numeric, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from ..records import Record
@@ -31,6 +40,39 @@ class Organisation(Record, db.Model):
     # The organisation of the user who added it: its people see it before any partnership
     # with it exists (see permissions.organisation_scope).
     added_by_organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    # A patient group's own industry policy: the most one company may give of its industry
+    # support and of its income in a year (%); where set, PART-CONCENTRATION uses it instead of
+    # the policy's defaults for this group.
+    own_support_cap_pct: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    own_income_cap_pct: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
 
     def __str__(self) -> str:
         return self.name
+
+
+class GroupYearlyFigures(Record, db.Model):
+    """A patient group's own figures for one calendar year (e.g. from its published accounts):
+    the industry support it received and its income. PART-CONCENTRATION measures a sponsor's
+    share against them, and against the support recorded here only where they are missing."""
+
+    __tablename__ = "group_yearly_figures"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    year: Mapped[int]
+    industry_support: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    income: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    source: Mapped[str] = mapped_column(String(300))
+
+    organisation: Mapped[Organisation] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "year",
+                         name="uq_group_yearly_figures_organisation_year"),
+        CheckConstraint("industry_support IS NULL OR industry_support >= 0",
+                        name="industry_support_not_negative"),
+        CheckConstraint("income IS NULL OR income >= 0", name="income_not_negative"),
+    )
+
+    def __str__(self) -> str:
+        return f"{self.year} figures of organisation {self.organisation_id}"

@@ -5,18 +5,19 @@ from dataclasses import dataclass
 
 from marshmallow import ValidationError as SchemaError
 from marshmallow import fields, post_load, pre_load, validates_schema
-from marshmallow.validate import Length
+from marshmallow.validate import Length, Range
 from sqlalchemy import func, or_, select
 
 from .. import audit
 from ..database import utcnow
-from ..errors import Conflict, ValidationFailed
+from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db
 from ..pagination import Page
 from ..partnerships.models import Partnership, partnership_members
 from ..permissions import (
     can_add_organisations,
     can_edit_organisations,
+    can_record_yearly_figures,
     organisation_scope,
     require,
 )
@@ -24,17 +25,19 @@ from ..records import refuse_stale
 from ..validation import (
     LONG_TEXT_MAX,
     Input,
+    change_reason,
     choice,
     country,
     currency,
     load,
     money,
+    required,
     required_text,
     text,
     texts,
 )
 from ..vocabulary import ORGANISATION_KINDS
-from .models import Organisation
+from .models import GroupYearlyFigures, Organisation
 
 # The methodology note of an organisation's transparency reports (reports.services writes it).
 METHODOLOGY_MAX = LONG_TEXT_MAX
@@ -260,3 +263,206 @@ def find_organisations(criteria: OrganisationFilter, viewer) -> Page:
         .limit(criteria.per_page).offset((criteria.page - 1) * criteria.per_page)
     ).all()
     return Page(items, total, criteria.page, criteria.per_page)
+
+
+# --- a patient group's declared yearly figures and its own caps (PART-CONCENTRATION) -----------
+
+
+def in_partnership_with(organisation_ids, group_id: int) -> bool:
+    """Whether one of these organisations is a party of a live partnership with the group."""
+    if not organisation_ids:
+        return False
+    return db.session.scalar(
+        select(Partnership.id).where(
+            Partnership.patient_group_id == group_id, Partnership.voided_at.is_(None),
+            or_(*(involving(organisation_id) for organisation_id in organisation_ids)))
+        .limit(1)) is not None
+
+
+FIRST_YEAR = 2000
+PERCENT = Range(min=0, max=100, error="Give a percentage from 0 to 100.")
+
+
+class YearlyFiguresInput(Input):
+    """A patient group's own figures for one calendar year."""
+
+    year = required(fields.Integer, validate=Range(
+        min=FIRST_YEAR, max=2999, error=f"Give a calendar year from {FIRST_YEAR}."), metadata={
+            "description": "The calendar year the figures are for (not after this year)."})
+    industry_support = money(allow_none=True, load_default=None, metadata={
+        "description": "The industry support the group received in the year, from every "
+                       "company (a decimal string)."})
+    income = money(allow_none=True, load_default=None, metadata={
+        "description": "The group's total income in the year (a decimal string)."})
+    currency = currency(required=True, error_messages={"required": "This field is required.",
+                                                       "null": "This field is required."})
+    source = required_text(300)
+
+    @validates_schema
+    def check_figures(self, data, **_kwargs):
+        if data.get("industry_support") is None and data.get("income") is None:
+            message = "Give the industry support or the income of the year (or both)."
+            raise SchemaError({"industry_support": [message], "income": [message]})
+        year = data.get("year")
+        if year is not None and year > utcnow().year:
+            raise SchemaError({"year": [f"Figures are declared for a year that has begun: "
+                                        f"{utcnow().year} at the latest."]})
+
+
+class YearlyFiguresChanges(YearlyFiguresInput):
+    """What a change of one year's figures sends besides them: why, and the version read."""
+
+    reason = change_reason()
+    version = fields.Integer(allow_none=True, metadata={
+        "description": "The version you read (required, unless If-Match carries its ETag: "
+                       "without either the change is refused with 428); the change is refused "
+                       "(409) if the figures have changed since."})
+
+
+class IndustryPolicyInput(Input):
+    """A patient group's own caps on one company's share of its funding in a year."""
+
+    own_support_cap_pct = money(allow_none=True, load_default=None, validate=PERCENT)
+    own_income_cap_pct = money(allow_none=True, load_default=None, validate=PERCENT)
+
+
+YEARLY_FIGURES_FIELDS = tuple(YearlyFiguresInput().fields)
+INDUSTRY_POLICY_FIELDS = tuple(IndustryPolicyInput().fields)
+_figures_schema = YearlyFiguresInput()
+_policy_schema = IndustryPolicyInput()
+
+
+def yearly_figures_values(figures: GroupYearlyFigures) -> dict:
+    """The figures under the names the form and the API use."""
+    return {name: getattr(figures, name) for name in YEARLY_FIGURES_FIELDS}
+
+
+def yearly_figures_of(group: Organisation) -> list[GroupYearlyFigures]:
+    """The group's live yearly figures, latest year first."""
+    return list(db.session.scalars(
+        select(GroupYearlyFigures).where(GroupYearlyFigures.organisation_id == group.id,
+                                         GroupYearlyFigures.voided_at.is_(None))
+        .order_by(GroupYearlyFigures.year.desc())))
+
+
+def figures_for_year(group: Organisation, year) -> GroupYearlyFigures | None:
+    if not isinstance(year, int) or isinstance(year, bool):
+        return None
+    return db.session.scalar(select(GroupYearlyFigures).where(
+        GroupYearlyFigures.organisation_id == group.id, GroupYearlyFigures.year == year,
+        GroupYearlyFigures.voided_at.is_(None)))
+
+
+def figures_text(figures: GroupYearlyFigures) -> str:
+    """The figures of a year as a person reads them."""
+    parts = [f"industry support {_money_or_none(figures.currency, figures.industry_support)}",
+             f"income {_money_or_none(figures.currency, figures.income)}"]
+    return f"{', '.join(parts)} ({figures.source})"
+
+
+def _money_or_none(currency_code: str, amount) -> str:
+    return "not given" if amount is None else f"{currency_code} {amount:,.2f}"
+
+
+def _require_group_recorder(group: Organisation, actor) -> None:
+    require(can_record_yearly_figures, actor, group)
+    audit.set_actor(actor)
+
+
+def record_yearly_figures(group: Organisation, values: dict, actor, reason: str | None = None,
+                          expected_version: int | None = None,
+                          replacing: bool = True) -> GroupYearlyFigures:
+    """Record the group's figures for a year and re-check its partnerships. A second entry for
+    a year already recorded changes its figures, with a reason (never silently); `replacing`
+    False refuses it instead (the API's POST: a change is a PATCH with the version read)."""
+    _require_group_recorder(group, actor)
+    clean = load(_figures_schema, values)
+    existing = figures_for_year(group, clean["year"])
+    if existing is None:
+        audit.set_reason(reason)
+        figures = GroupYearlyFigures(organisation_id=group.id, **clean)
+        db.session.add(figures)
+        db.session.flush()
+    elif not replacing:
+        raise Conflict(f"Figures for {clean['year']} are already recorded ({figures_text(existing)}"
+                       f"). Change them with PATCH …/yearly-figures/{clean['year']}, sending "
+                       "their version and a reason. Nothing was saved.")
+    else:
+        figures = _change_figures(existing, clean, reason, expected_version)
+    reevaluate_partnerships_of(group)
+    return figures
+
+
+def update_yearly_figures(figures: GroupYearlyFigures, changes: dict, actor,
+                          reason: str | None = None,
+                          expected_version: int | None = None) -> GroupYearlyFigures:
+    """Change some of a year's figures (the year stays), with a reason; re-check the group's
+    partnerships."""
+    group = figures.organisation
+    _require_group_recorder(group, actor)
+    unknown = sorted(set(changes) - set(YEARLY_FIGURES_FIELDS))
+    if unknown:
+        raise ValidationFailed({name: ["Unknown field."] for name in unknown})
+    if "year" in changes and changes["year"] != figures.year:
+        raise ValidationFailed({"year": ["The year of recorded figures does not change: record "
+                                         "the other year's figures on their own."]})
+    clean = load(_figures_schema, yearly_figures_values(figures) | changes)
+    _change_figures(figures, clean, reason, expected_version)
+    reevaluate_partnerships_of(group)
+    return figures
+
+
+def _change_figures(figures: GroupYearlyFigures, clean: dict, reason: str | None,
+                    expected_version: int | None) -> GroupYearlyFigures:
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": [
+            f"Figures for {figures.year} are already recorded ({figures_text(figures)}): say "
+            "why they change (kept in the audit trail)."]})
+    refuse_stale(figures, expected_version, "year's figures")
+    audit.set_reason(reason.strip())
+    for name, value in clean.items():
+        if getattr(figures, name) != value:
+            setattr(figures, name, value)
+    db.session.flush()
+    return figures
+
+
+def industry_policy_values(group: Organisation) -> dict:
+    return {name: getattr(group, name) for name in INDUSTRY_POLICY_FIELDS}
+
+
+def set_industry_policy(group: Organisation, values: dict, actor, reason: str | None = None,
+                        expected_version: int | None = None) -> Organisation:
+    """Record the group's own caps (empty: the policy's defaults apply) and re-check its
+    partnerships."""
+    _require_group_recorder(group, actor)
+    refuse_stale(group, expected_version, "organisation")
+    clean = load(_policy_schema, values)
+    audit.set_reason(reason)
+    for name, value in clean.items():
+        if getattr(group, name) != value:
+            setattr(group, name, value)
+    db.session.flush()
+    reevaluate_partnerships_of(group)
+    return group
+
+
+def reevaluate_partnerships_of(group: Organisation) -> None:
+    """Re-check the group's partnerships against the rules that read its funding."""
+    from ..rules.evaluation import (
+        FACTS_FROM_SUPPORT,
+        current_policy,
+        evaluate_partnership_ids,
+        today_utc,
+    )
+
+    ids = set(db.session.scalars(select(Partnership.id).where(
+        Partnership.patient_group_id == group.id)))
+    evaluate_partnership_ids(ids, current_policy(), today_utc(), moved=FACTS_FROM_SUPPORT)
+
+
+def figures_or_404(group: Organisation, year: int) -> GroupYearlyFigures:
+    figures = figures_for_year(group, year)
+    if figures is None:
+        raise NotFound(f"No figures of {group.name} are recorded for {year}.")
+    return figures

@@ -6,7 +6,7 @@ Facts are plain numbers, booleans and strings (no lists or dates) so that evalua
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
@@ -118,13 +118,46 @@ PARTNERSHIP_FACTS = _catalogue(
     Fact("agreement_signed", FLAG, "A written agreement has a signature date."),
     Fact("ip_terms_agreed", FLAG, "Intellectual-property terms are agreed."),
     Fact("sponsor_share_of_group_support_pct", NUMBER,
-         "Highest share (%) over calendar years of the patient group's recorded industry support "
-         "that came from this partnership's sponsor (0 without valued support)."),
+         "Highest share (%), in the current or the last calendar year, of the patient group's "
+         "industry support that came from this partnership's sponsor: of the industry support "
+         "the group declared for that year where it did, else of the support recorded here "
+         "(0 without valued support)."),
     Fact("support_share_year", MAYBE_NUMBER, "The calendar year of that highest share."),
+    Fact("support_share_of_recorded", FLAG,
+         "That share is of the support recorded here (the group declared no industry-support "
+         "figure for the year), not of a figure the group declared."),
     Fact("sponsor_share_of_group_income_pct", MAYBE_NUMBER,
-         "Highest share (%) over calendar years of the patient group's annual income that came "
-         "from this sponsor (null when the group's income is not recorded)."),
+         "Highest share (%), in the current or the last calendar year, of the patient group's "
+         "income that came from this sponsor: of the income it declared for the year, else of "
+         "its annual income (null when neither is recorded)."),
     Fact("income_share_year", MAYBE_NUMBER, "The calendar year of that highest income share."),
+    Fact("group_support_cap_pct", MAYBE_NUMBER,
+         "The patient group's own cap (%) on one company's share of its industry support (its "
+         "industry policy; null when it set none)."),
+    Fact("group_income_cap_pct", MAYBE_NUMBER,
+         "The patient group's own cap (%) on one company's share of its income (null when it "
+         "set none)."),
+    Fact("concentration_text", TEXT,
+         "The sponsor's shares of the group's industry support and income, with the amounts, "
+         "the years and where the group's figures come from, as a sentence."),
+    Fact("own_caps_text", TEXT,
+         "The group's own caps as the end of a sentence (\"; this group's own industry policy "
+         "sets … instead\"), or nothing when it set none."),
+    # Closing a partnership (seed 004: review and evaluate at the end, apply the learnings).
+    Fact("days_since_ended", MAYBE_NUMBER,
+         "Days from the partnership's end date to the evaluation date (null when no end date "
+         "is recorded)."),
+    Fact("ended_on_text", TEXT, "The end date, or 'no end date recorded'."),
+    Fact("has_evaluation", FLAG, "An evaluation (the lessons learned) is written."),
+    # Engagement across the lifecycle (seeds 000 and 004).
+    Fact("months_since_last_interaction", MAYBE_NUMBER,
+         "Months from the partnership's latest interaction (held or planned, not cancelled, on "
+         "or before the evaluation date) to the evaluation date; null without one."),
+    Fact("months_since_early_interaction", MAYBE_NUMBER,
+         "Months from its latest such interaction that is not in phase 3 or later (an earlier "
+         "stage, or no stage recorded) to the evaluation date; null without one."),
+    Fact("early_interaction_text", TEXT,
+         "When that interaction took place, as the end of a sentence."),
 )
 
 # Individual payments (governance/payments): a fee and expenses paid to a member of the public.
@@ -320,49 +353,206 @@ class GroupSupport:
 
 
 @dataclass(frozen=True)
+class DeclaredFigures:
+    """What a patient group declared for one calendar year (organisations.GroupYearlyFigures)."""
+
+    year: int
+    currency: str
+    industry_support: Decimal | None
+    income: Decimal | None
+    source: str
+
+
+@dataclass(frozen=True)
+class GroupFunding:
+    """What a patient group's funding shares are measured against: the support recorded for
+    it, its declared yearly figures, its annual income (for years it declared none) and its own
+    caps."""
+
+    lines: tuple[GroupSupport, ...] = ()
+    declared: dict = field(default_factory=dict)  # year -> DeclaredFigures
+    annual_income: Decimal | None = None
+    income_currency: str | None = None
+    support_cap_pct: Decimal | None = None
+    income_cap_pct: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Share:
+    """A sponsor's share of one of a group's yearly figures."""
+
+    pct: float
+    year: int
+    currency: str | None
+    given: Decimal
+    total: Decimal
+    basis: str  # "declared", "recorded" (support) or "annual" (income)
+    source: str | None = None
+    figure: Decimal | None = None  # the group's own figure, where the support recorded passes it
+
+    @property
+    def amounts(self) -> str:
+        given = f"{_money(self.currency, self.given)} of {_money(self.currency, self.total)}"
+        if self.figure is None:
+            return given
+        return (f"{given}: the support recorded for the group that year passes its figure of "
+                f"{_money(self.currency, self.figure)}")
+
+
+@dataclass(frozen=True)
 class Concentration:
-    support_pct: float = 0.0
-    support_year: int | None = None
-    income_pct: float | None = None
-    income_year: int | None = None
+    support: Share | None = None
+    income: Share | None = None
+    years: tuple[int, int] = (0, 0)
+    support_cap_pct: Decimal | None = None
+    income_cap_pct: Decimal | None = None
+
+    @property
+    def text(self) -> str:
+        return concentration_text(self)
+
+    @property
+    def own_caps_text(self) -> str:
+        caps = [f"{_pct(self.support_cap_pct)} % of its industry support"
+                if self.support_cap_pct is not None else None,
+                f"{_pct(self.income_cap_pct)} % of its income"
+                if self.income_cap_pct is not None else None]
+        caps = [cap for cap in caps if cap]
+        if not caps:
+            return ""
+        return f"; this group's own industry policy sets {' and '.join(caps)} instead"
 
 
-def concentration(sponsor_id: int, lines: list[GroupSupport], annual_income: Decimal | None,
-                  income_currency: str | None) -> Concentration:
-    """Return the sponsor's highest yearly share of the group's industry support and income.
+def concentration(sponsor_id: int, funding: GroupFunding, today: date) -> Concentration:
+    """Return the sponsor's highest share of the group's industry support and of its income in
+    the current or the last calendar year (older years do not count).
 
-    Shares are computed within one currency (amounts in different currencies are never added);
-    the income share counts support in the income's currency (all support when none is given).
+    Shares are computed within one currency (amounts in different currencies are never added).
+    A year's industry support is the figure the group declared where it did (never less than
+    the support recorded for it in that currency), else the support recorded here; its income
+    is the declared figure, else the group's annual income.
     """
-    totals: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    years = (today.year - 1, today.year)
     mine: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    for line in lines:
-        key = (line.year, line.currency)
-        totals[key] += line.amount
-        if line.sponsor_id == sponsor_id:
-            mine[key] += line.amount
-    support_pct, support_year = 0.0, None
-    for key, total in sorted(totals.items()):
-        if total > 0 and mine[key] / total * 100 > support_pct:
-            support_pct, support_year = float(mine[key] / total * 100), key[0]
-    income_pct, income_year = None, None
-    if annual_income and annual_income > 0:
-        income_pct = 0.0
-        for (year, currency), amount in sorted(mine.items()):
-            if income_currency and currency != income_currency:
-                continue
-            share = float(amount / annual_income * 100)
-            if share > income_pct:
-                income_pct, income_year = share, year
-    return Concentration(support_pct, support_year, income_pct, income_year)
+    totals: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    for line in funding.lines:
+        if line.year in years:
+            totals[line.year, line.currency] += line.amount
+            if line.sponsor_id == sponsor_id:
+                mine[line.year, line.currency] += line.amount
+    support = income = None
+    for year in years:
+        support = _larger(support, _support_share(year, funding, mine, totals))
+        income = _larger(income, _income_share(year, funding, mine, totals))
+    return Concentration(support, income, years, funding.support_cap_pct,
+                         funding.income_cap_pct)
+
+
+def _larger(best: Share | None, candidate: Share | None) -> Share | None:
+    """The larger share; on a tie, the later year's (the candidates come in year order)."""
+    if candidate is None or (best is not None and best.pct > candidate.pct):
+        return best
+    return candidate
+
+
+def _share(given: Decimal, total: Decimal) -> float:
+    return float(given / total * 100) if total > 0 else 0.0
+
+
+def _support_share(year: int, funding: GroupFunding, mine, totals) -> Share | None:
+    declared = funding.declared.get(year)
+    if declared is not None and declared.industry_support is not None:
+        currency = declared.currency
+        given = mine.get((year, currency), Decimal(0))
+        return _of_figure(given, declared.industry_support, totals.get((year, currency),
+                                                                        Decimal(0)),
+                          year, currency, "declared", declared.source)
+    best = None
+    for (line_year, currency), total in sorted(totals.items()):
+        if line_year == year and total > 0:
+            given = mine.get((year, currency), Decimal(0))
+            best = _larger(best, Share(_share(given, total), year, currency, given, total,
+                                       "recorded"))
+    return best
+
+
+def _income_share(year: int, funding: GroupFunding, mine, totals) -> Share | None:
+    declared = funding.declared.get(year)
+    if declared is not None and declared.income is not None:
+        income, currency, basis, source = (declared.income, declared.currency, "declared",
+                                           declared.source)
+    elif funding.annual_income is not None and funding.annual_income > 0:
+        income, currency, basis, source = (funding.annual_income, funding.income_currency,
+                                           "annual", None)
+    else:
+        return None
+    if currency is None:  # an income recorded without a currency counts support in any
+        given = sum((v for (y, _c), v in mine.items() if y == year), Decimal(0))
+        recorded = sum((v for (y, _c), v in totals.items() if y == year), Decimal(0))
+    else:
+        given = mine.get((year, currency), Decimal(0))
+        recorded = totals.get((year, currency), Decimal(0))
+    return _of_figure(given, income, recorded, year, currency, basis, source)
+
+
+def _of_figure(given: Decimal, figure: Decimal, recorded: Decimal, year: int,
+               currency: str | None, basis: str, source: str | None) -> Share:
+    """The share of a group's own figure, which holds at least the support recorded for it."""
+    total = max(figure, recorded)
+    return Share(_share(given, total), year, currency, given, total, basis, source,
+                 figure if recorded > figure else None)
+
+
+def _pct(value) -> str:
+    text = f"{float(value):.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _money(currency: str | None, amount: Decimal) -> str:
+    return f"{currency} {amount:,.2f}" if currency else f"{amount:,.2f}"
+
+
+def _support_sentence(share: Share | None, years: tuple[int, int]) -> str:
+    if share is None or share.given == 0:
+        return (f"No valued industry support from this sponsor to the group is recorded for "
+                f"{years[0]} or {years[1]}")
+    amounts = share.amounts
+    if share.basis == "declared":
+        return (f"In {share.year} the sponsor gave {_pct(share.pct)} % of the industry support "
+                f"the group declared ({amounts}; source: {share.source})")
+    return (f"In {share.year} the sponsor gave {_pct(share.pct)} % of the industry support "
+            f"recorded here for the group ({amounts}); the group declared no industry-support "
+            f"figure for {share.year}, so only the support recorded in this system is counted")
+
+
+def _income_sentence(share: Share | None, years: tuple[int, int]) -> str:
+    if share is None:
+        return f"The group's income for {years[0]} and {years[1]} is not recorded"
+    amounts = share.amounts
+    if share.basis == "declared":
+        return (f"In {share.year} it gave {_pct(share.pct)} % of the income the group "
+                f"declared ({amounts}; source: {share.source})")
+    return f"In {share.year} it gave {_pct(share.pct)} % of the group's annual income ({amounts})"
+
+
+def concentration_text(shares: Concentration) -> str:
+    """The sponsor's shares of the group's support and income, as two sentences."""
+    if shares.years == (0, 0):
+        return "The group's funding was not read."
+    return (f"{_support_sentence(shares.support, shares.years)}. "
+            f"{_income_sentence(shares.income, shares.years)}.")
 
 
 def partnership_facts(record, *, today: date, interactions_last_12_months: int,
                       support_count: int, shares: Concentration,
-                      lines_without_agreement: tuple = ()) -> dict:
+                      lines_without_agreement: tuple = (),
+                      last_interaction_on: date | None = None,
+                      last_early_interaction_on: date | None = None) -> dict:
     """Return the facts of one partnership from its row and the aggregates computed for it."""
     started = record.started_on
     months = _days(today, started)
+    support, income = shares.support, shares.income
+    ended_on = record.ended_on
     return {
         "partnership_status": record.status,
         "partnership_kind": record.kind,
@@ -371,17 +561,49 @@ def partnership_facts(record, *, today: date, interactions_last_12_months: int,
         "support_count": support_count,
         "agreement_signed": record.agreement_signed_on is not None,
         "ip_terms_agreed": bool(record.ip_terms_agreed),
-        "sponsor_share_of_group_support_pct": shares.support_pct,
-        "support_share_year": shares.support_year,
-        "sponsor_share_of_group_income_pct": shares.income_pct,
-        "income_share_year": shares.income_year,
+        "sponsor_share_of_group_support_pct": support.pct if support else 0.0,
+        "support_share_year": support.year if support and support.pct > 0 else None,
+        "support_share_of_recorded": bool(support and support.basis == "recorded"),
+        "sponsor_share_of_group_income_pct": income.pct if income else None,
+        "income_share_year": income.year if income else None,
+        "group_support_cap_pct": _maybe_float(shares.support_cap_pct),
+        "group_income_cap_pct": _maybe_float(shares.income_cap_pct),
+        "concentration_text": shares.text,
+        "own_caps_text": shares.own_caps_text,
         "lines_without_agreement": len(lines_without_agreement),
         "lines_without_agreement_list": name_lines(lines_without_agreement),
+        "days_since_ended": _days(today, ended_on),
+        "ended_on_text": ended_on.isoformat() if ended_on else "no end date recorded",
+        "has_evaluation": bool(record.evaluation and record.evaluation.strip()),
+    } | lifecycle_facts(today, last_interaction_on, last_early_interaction_on)
+
+
+def _maybe_float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def lifecycle_facts(today: date, last_on: date | None, last_early_on: date | None) -> dict:
+    """How long ago the partnership last met, and last met before phase 3."""
+    since_last, since_early = _days(today, last_on), _days(today, last_early_on)
+    if last_early_on is None:
+        early_text = "no interaction before phase 3 is recorded"
+    else:
+        early_text = (f"the last one before phase 3 (or without a stage recorded) was on "
+                      f"{last_early_on.isoformat()}, {_pct(since_early / DAYS_PER_MONTH)} "
+                      "months ago")
+    return {
+        "months_since_last_interaction": None if since_last is None
+        else since_last / DAYS_PER_MONTH,
+        "months_since_early_interaction": None if since_early is None
+        else since_early / DAYS_PER_MONTH,
+        "early_interaction_text": early_text,
     }
 
 
-PARTNERSHIP_COLUMNS = ("status", "kind", "started_on", "agreement_signed_on", "ip_terms_agreed",
-                       "sponsor_id", "patient_group_id")
+PARTNERSHIP_COLUMNS = ("status", "kind", "started_on", "ended_on", "agreement_signed_on",
+                       "ip_terms_agreed", "evaluation", "sponsor_id", "patient_group_id")
+#: The lifecycle stages from phase 3 on: a partnership that meets only in them engages late.
+LATE_STAGES = ("phase_3", "regulatory_review", "post_approval")
 
 
 # --- individual payment facts ----------------------------------------------------------------
