@@ -18,14 +18,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# The browser tests drive Debian's Chromium through Playwright (Playwright never downloads one).
+# The browser tests drive Debian's Chromium through Playwright (Playwright never downloads one);
+# WeasyPrint subsets the report fonts with HarfBuzz (libharfbuzz-subset0).
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(CHROMIUM):
 	@echo "installing Debian's chromium for the browser tests"
 	$(SUDO) apt-get update -qq
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core libharfbuzz-subset0
 
 browser: $(CHROMIUM)
 

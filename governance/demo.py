@@ -12,7 +12,7 @@ from sqlalchemy import select
 from .audit import acting_as
 from .auth.services import create_user
 from .extensions import db
-from .organisations.models import Organisation
+from .organisations.models import GroupYearlyFigures, Organisation
 from .partnerships.models import Partnership, Support
 from .reports.services import DEFAULT_METHODOLOGY
 
@@ -116,6 +116,28 @@ def _good_interaction(rng: random.Random, occurred: date, topic: str) -> dict:
     }
 
 
+# What changed because of the patients' input on each topic ("you said, we did").
+OUTCOME_CHANGES = {
+    TOPICS[0]: "Two site visits were replaced by home nursing visits and travel is now booked "
+               "and paid in advance.",
+    TOPICS[1]: "Fatigue and breathlessness on exertion were added as secondary endpoints.",
+    TOPICS[2]: "The upper age limit was removed from the eligibility criteria.",
+    TOPICS[3]: "The consent form was rewritten at a reading age of 11, with a one-page summary.",
+    TOPICS[4]: "Recruitment leaflets were translated and are handed out by community groups.",
+    TOPICS[5]: "The lay summary was reordered to start with what the results mean for patients.",
+    TOPICS[6]: "Quality of life at home was added to the registry's core data set.",
+    TOPICS[7]: "Participants now get a named contact and a reminder before each visit.",
+}
+
+
+def _engagement_practices(index: int, topic: str) -> dict:
+    """Most interactions agreed the roles and offered preparation; some did not, and about half
+    recorded what changed because of the patients' input (without drawing on the demo's random
+    sequence, so every other value stays as it was)."""
+    return {"roles_agreed": index % 6 != 5, "preparation_offered": index % 4 != 3,
+            "outcome_changes": OUTCOME_CHANGES[topic] if index % 2 == 0 else None}
+
+
 def seed_demo(today: date | None = None) -> dict[str, int]:
     """Load the demo set; return how many records of each kind were made."""
     from .interactions.services import log_interaction
@@ -139,7 +161,8 @@ def seed_demo(today: date | None = None) -> dict[str, int]:
         partnership = Partnership(
             title=title, sponsor_id=orgs[sponsor].id, patient_group_id=orgs[group].id, kind=kind,
             status=status, started_on=first - timedelta(days=rng.randint(30, 500)),
-            ended_on=today - timedelta(days=30) if status == "closed" else None,
+            # closed four months ago, its evaluation not yet written (PART-CLOSED-NO-EVALUATION)
+            ended_on=today - timedelta(days=120) if status == "closed" else None,
             agreement_signed_on=first - timedelta(days=20) if agreement else None,
             ip_terms_agreed=ip_terms,
             data_sharing_terms="Aggregate findings only; no personal data leaves the group.",
@@ -152,6 +175,7 @@ def seed_demo(today: date | None = None) -> dict[str, int]:
     db.session.flush()
 
     supports = _seed_supports(rng, partnerships, today, first)
+    _seed_yearly_figures(orgs, today)
     compliance_of = {user.organisation_id: user for user in users.values()
                      if user.role == "compliance"}
     defects = list(DEFECTS)
@@ -160,7 +184,9 @@ def seed_demo(today: date | None = None) -> dict[str, int]:
         for index in range(INTERACTIONS):
             occurred = _day_since_start(rng, today, first)
             partnership = _pick_partnership(rng, partnerships, index)
-            values = _good_interaction(rng, occurred, rng.choice(TOPICS))
+            topic = rng.choice(TOPICS)
+            values = _good_interaction(rng, occurred, topic)
+            values.update(_engagement_practices(index, topic))
             # Two in three interactions carry one or two poor practices; every defect appears.
             if index < len(defects):
                 values.update(DEFECTS[defects[index]])
@@ -272,6 +298,20 @@ def _seed_supports(rng, partnerships, today, first) -> int:
     return count
 
 
+# A patient group's own figures of last year, from its published accounts (this year's are not
+# published yet: its sponsors' shares this year are of the support recorded here).
+DECLARED_FIGURES = {"Rare Lung Alliance": (Decimal("185000.00"), Decimal("410000.00"))}
+
+
+def _seed_yearly_figures(orgs, today: date) -> None:
+    year = today.year - 1
+    for name, (industry_support, income) in DECLARED_FIGURES.items():
+        db.session.add(GroupYearlyFigures(
+            organisation_id=orgs[name].id, year=year, industry_support=industry_support,
+            income=income, currency="GBP", source=f"published accounts {year}"))
+    db.session.flush()
+
+
 def _seed_extras(partnerships, users) -> None:
     """Let the other features add their demo records (exercises, flags)."""
     from .activities.services import seed_demo_exercises
@@ -290,6 +330,9 @@ def _seed_extras(partnerships, users) -> None:
 
     seed_demo_approvals(partnerships, users)
     reevaluate_all()
+    from .rules.demo import seed_demo_policy_proposal
+
+    seed_demo_policy_proposal(users["compliance"], date.today())
 
 
 def publish_demo_reports(today: date | None = None) -> list:

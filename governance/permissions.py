@@ -160,12 +160,56 @@ can_resolve_flags = permission("resolve flags", "compliance",
                                refusal="Only compliance officers can resolve flags.")
 can_sign_off = permission("sign reviews off", "compliance",
                           refusal="Only compliance officers sign off reviews.")
-can_read_policy = permission("read the policy", "advocate", "compliance", "auditor", "admin")
+# Patient partners read the policy (and its proposed versions) they are asked to sign off.
+can_read_policy = permission("read the policy", "advocate", "compliance", "auditor", "admin",
+                             "partner")
 can_manage_policy = permission(
     "re-evaluate records against the policy", "compliance",
     refusal="Only compliance officers re-evaluate records against the policy.")
+can_change_policy = permission(
+    "propose, put in force and withdraw policy versions", "compliance",
+    refusal="Only compliance officers propose a policy version or put one in force.")
+can_sign_off_policy = permission(
+    "sign off a policy version", "partner",
+    refusal="Only a patient partner's representative signs off a policy version.")
 can_read_reevaluations = permission("read re-evaluation runs", "compliance", "auditor")
 can_read_reports = permission("read transparency reports", "compliance", "auditor")
+
+
+# A patient group's declared yearly figures and its own caps (PART-CONCENTRATION).
+def _reads_group_figures(user, group) -> bool:
+    from .organisations.services import in_partnership_with
+
+    organisations = acting_organisation_ids(user)
+    return group.kind == "patient_group" and (
+        sees_whole_installation(user) or group.id in (organisations or ())
+        or in_partnership_with(organisations, group.id))
+
+
+def _records_group_figures(user, group) -> bool:
+    """The group's own representative, or a compliance officer of the group or of an
+    organisation in partnership with it."""
+    from .organisations.services import in_partnership_with
+
+    if group.kind != "patient_group" or group.is_void:
+        return False
+    if sees_whole_installation(user) or user.organisation_id == group.id:
+        return True
+    return user.role == "compliance" and in_partnership_with((user.organisation_id,), group.id)
+
+
+can_read_yearly_figures = permission(
+    "read a patient group's yearly figures", "advocate", "compliance", "auditor", "partner",
+    refusal="Only the patient group's people and those of organisations in partnership with it "
+            "read its yearly figures.",
+    record_check=_reads_group_figures)
+can_record_yearly_figures = permission(
+    "record a patient group's yearly figures and industry policy", "partner", "compliance",
+    refusal="Only the patient group's own representatives, and compliance officers of an "
+            "organisation in partnership with it, record its yearly figures and industry "
+            "policy.",
+    record_check=_records_group_figures)
+
 can_reconcile_funding = permission(
     "read a patient group's funding received beside its funders' disclosures", "compliance",
     "auditor",
@@ -426,11 +470,11 @@ def _audited_records():
     from .attachments.models import Attachment
     from .auth.models import AuditorGrant, User
     from .interactions.models import Interaction
-    from .organisations.models import Organisation
+    from .organisations.models import GroupYearlyFigures, Organisation
     from .partnerships.models import Partnership, Support
     from .payments.models import IndividualPayment
     from .reports.models import Report
-    from .rules.models import Flag
+    from .rules.models import Flag, PolicySignOff, PolicyVersion
     from .users.models import Invitation
 
     def of_partnerships(model):
@@ -457,6 +501,10 @@ def _audited_records():
             select(User.id).where(of_organisations(User)(user))),
         IndividualPayment: individual_payment_scope,
         Agreement: agreement_scope,
+        GroupYearlyFigures: lambda user: GroupYearlyFigures.organisation_id.in_(
+            select(Organisation.id).where(organisation_scope(user))),
+        # One policy serves the installation: its versions and sign-offs are everyone's to read.
+        PolicyVersion: lambda _user: true(), PolicySignOff: lambda _user: true(),
     }
 
 

@@ -245,6 +245,22 @@ JOB_STATES = {
 }
 REEVALUATION_STATES = JOB_STATES
 
+# --- policy versions (governance/rules/versions.py) -----------------------------------------
+
+POLICY_ORIGINS = {"file": "Shipped file", "application": "Proposed in the application"}
+POLICY_VERSION_STATES = {
+    "proposed": "Proposed, awaiting sign-off",
+    "in_force": "Put in force",
+    "withdrawn": "Withdrawn",
+}
+# What a patient partner's signature on a policy version means (an e-signature).
+POLICY_SIGN_OFF_MEANINGS = {
+    "co_created": "I took part in co-creating this policy version and agree to it on behalf "
+                  "of my organisation.",
+    "reviewed": "I have reviewed this policy version with the people I represent and agree "
+                "to it on behalf of my organisation.",
+}
+
 # --- individual payments (ABPI clause 30): fees and expenses paid to members of the public ---
 
 PAYEE_KINDS = {
@@ -292,4 +308,14 @@ NOTIFICATION_KINDS = {
     "plan_decided": "Your plan approved or rejected",
     "report_due": "A transparency report due soon or overdue",
     "policy_review_due": "The policy's review date has passed",
+    "policy_sign_off_requested": "A policy version awaits your sign-off",
+    "policy_signed_off": "A patient partner signed off a policy version",
+}
+
+# --- quality of engagement beyond flags (issue #21; governance/quality/) ----------------------
+
+# PFMD's "roles and responsibilities" and "capacity and capability", as interaction fields.
+ENGAGEMENT_PRACTICES = {
+    "roles_agreed": "Roles and responsibilities agreed beforehand",
+    "preparation_offered": "Preparation or training offered to the patients",
 }

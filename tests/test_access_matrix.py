@@ -304,6 +304,16 @@ def build_world() -> World:
                     frozenset({sponsor}) if owner else parties, not_for_partners=bool(owner),
                     obj=attachment))
 
+    # each patient group's declared figures of the report year (their PATCH names the year)
+    from governance.organisations.services import record_yearly_figures
+
+    for group, editor in (("PA", "partner_pa"), ("PB", "partner_pb")):
+        with as_user(editor):
+            record_yearly_figures(orgs[group], {
+                "year": YEAR, "industry_support": "50000.00", "income": "250000.00",
+                "currency": "GBP", "source": f"published accounts {YEAR}"}, users[editor])
+            db.session.commit()
+
     # the patient group PA logs an interaction of its own, outside any partnership
     with as_user("advocate_pa"):
         pa_adhoc = log_interaction(dict(
@@ -494,8 +504,10 @@ RECORD_ARGUMENTS = {
     ("import_id",): "import",
 }
 # A report file's kind or an importer's; a file format; an invitation's secret (public); a
-# report's document (public or internal); a report exception's key.
-FIXED_ARGUMENTS = {"kind", "fmt", "token", "document", "key"}
+# report's document (public or internal); a report exception's key; a policy version (one
+# policy serves the installation: the shipped version); the year of a patient group's declared
+# figures.
+FIXED_ARGUMENTS = {"kind", "fmt", "token", "document", "key", "version", "year"}
 
 
 def fixed_value(rule, name: str):
@@ -506,6 +518,10 @@ def fixed_value(rule, name: str):
         return "no-such-invitation-0123456789abcdefghijklmnopq"
     if name == "key":
         return "no_agreement:support-1"
+    if name == "version":
+        return "2025.1"
+    if name == "year":
+        return YEAR  # PA and PB declared their figures of this year
     if rule.endpoint.startswith("transfer."):
         return "organisations"  # an importer's kind
     return "pdf"  # a report file's kind

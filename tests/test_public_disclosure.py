@@ -310,3 +310,38 @@ def test_the_report_form_refuses_unreadable_rates_and_creates_nothing(disclosed_
     assert response.status_code == 422
     assert "a currency code and a rate" in response.get_data(as_text=True)
     assert db.session.scalar(select(Report.id)) is None
+
+
+def test_both_documents_say_how_the_policy_was_co_created(disclosed_year):
+    """Until a partner signs the policy off, both documents say co-creation is not recorded;
+    afterwards the public one names the group and the date, never the person (#21)."""
+    from governance.rules import versions
+
+    first = generate_and_publish(disclosed_year["officer"], disclosed_year["sponsor"])
+    public = json.loads(public_files(first)["json"])
+    assert public["policy"]["version"] == "2025.1"
+    assert public["policy"]["co_creation"]["statement"].startswith(
+        "Co-creation not yet recorded")
+    assert "Co-creation not yet recorded" in public_files(first)["pdf"]
+
+    partner = disclosed_year["partner"]
+    versions.sign_off_version(versions.get_version("2025.1", keep=True), partner, PASSWORD,
+                              "co_created")
+    db.session.commit()
+    second = services.request_report({"organisation_id": disclosed_year["sponsor"].id,
+                                      "year": YEAR,
+                                      "reason": "The policy's co-creation is now recorded."},
+                                     disclosed_year["officer"])
+    db.session.commit()
+    jobs.start(second.id)
+    db.session.expire_all()
+    second = db.session.get(Report, second.id)
+    statement = "Co-created with and signed off by 1 patient partner (Rare Lung Alliance)."
+    public = json.loads(public_files(second)["json"])
+    assert public["policy"]["co_creation"]["statement"] == statement
+    assert public["policy"]["co_creation"]["signed_off_by"][0]["organisation"] == \
+        "Rare Lung Alliance"
+    assert partner.name not in public_files(second)["json"]
+    assert partner.name not in public_files(second)["pdf"]
+    internal = internal_files(second)
+    assert statement in internal["pdf"] and partner.name in internal["pdf"]

@@ -262,7 +262,7 @@ def test_dashboard_shows_charts_as_images_with_a_table_alternative(
 def test_policy_page_shows_rules_thresholds_and_provenance(client, log_in, make_user, sponsor):
     log_in(make_user("advocate", sponsor))
     page = client.get("/review/policy").get_data(as_text=True)
-    assert "Version 2025.1" in page and "Co-created with" in page
+    assert "Version 2025.1" in page and "Co-creation not yet recorded" in page
     assert "WHY-VAGUE" in page and "min_words" in page and "purpose_word_count" in page
     assert "Re-evaluate all records" not in page
 

@@ -11,7 +11,7 @@ from marshmallow import Schema, fields
 from marshmallow.validate import ContainsOnly, Length, OneOf, Range
 
 from ..interactions.services import InteractionInput
-from ..organisations.services import OrganisationInput
+from ..organisations.services import OrganisationInput, YearlyFiguresChanges, YearlyFiguresInput
 from ..partnerships.services import PartnershipInput, SupportInput
 from ..validation import MAX_INTEGER, NOTE_MAX, change_reason
 from ..vocabulary import (
@@ -112,6 +112,12 @@ def _flags(description: str) -> fields.List:
 
 
 OrganisationOut = output_schema(OrganisationInput, "Organisation")
+YearlyFiguresOut = output_schema(
+    YearlyFiguresInput, "GroupYearlyFigures",
+    organisation_id=fields.Integer(required=True, metadata={
+        "description": "The patient group the figures are of."}),
+)
+YearlyFiguresPatch = YearlyFiguresChanges
 PartnershipOut = output_schema(
     PartnershipInput, "Partnership",
     flags=_flags("Flags of the partnership-level rules (agreement, IP terms, concentration, "

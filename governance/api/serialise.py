@@ -7,7 +7,7 @@ The values come from the services' own `*_values` functions; the response schema
 import json
 
 from ..interactions.services import interaction_values
-from ..organisations.services import organisation_values
+from ..organisations.services import organisation_values, yearly_figures_values
 from ..partnerships.services import partnership_values, support_values
 from ..review.approvals import approval_json
 from .schemas import utc_iso
@@ -27,6 +27,11 @@ def _flags(flags) -> list[dict]:
 
 def organisation_json(organisation) -> dict:
     return organisation_values(organisation) | _record(organisation)
+
+
+def yearly_figures_json(figures) -> dict:
+    return yearly_figures_values(figures) | _record(figures) | {
+        "organisation_id": figures.organisation_id}
 
 
 def partnership_json(partnership) -> dict:

@@ -62,6 +62,8 @@ from ..permissions import (
     can_read_history,
     can_read_organisations,
     can_read_records,
+    can_read_yearly_figures,
+    can_record_yearly_figures,
     can_resolve_flags,
     can_review,
     can_submit_plans,
@@ -81,6 +83,7 @@ from .serialise import (
     organisation_json,
     partnership_json,
     support_json,
+    yearly_figures_json,
 )
 
 API_VERSION = "1.0.0"
@@ -395,6 +398,70 @@ class OrganisationById(MethodView):
             organisation = visible_or_404(Organisation, organisation_id, organisation_scope)
         return patched(organisation, organisation_services.update_organisation,
                        organisation_json)
+
+
+# A patient group's declared yearly figures (PART-CONCENTRATION measures sponsors' shares
+# against them).
+
+
+def _group_or_refuse(organisation_id: int, permission) -> Organisation:
+    group = visible_or_404(Organisation, organisation_id, organisation_scope)
+    if not permission(current_user, group):
+        raise NotAllowed(permission.refusal)
+    return group
+
+
+@organisations.route("/organisations/<id:organisation_id>/yearly-figures")
+class YearlyFigures(MethodView):
+    @allow(can_read_yearly_figures)
+    @organisations.response(200, schemas.YearlyFiguresOut(many=True))
+    @documented_errors(organisations, 403, 404)
+    def get(self, organisation_id: int):
+        """A patient group's declared figures, latest year first."""
+        group = _group_or_refuse(organisation_id, can_read_yearly_figures)
+        return [yearly_figures_json(figures)
+                for figures in organisation_services.yearly_figures_of(group)]
+
+    @allow(can_record_yearly_figures)
+    @organisations.doc(**request_body(schemas.YearlyFiguresInput,
+                                      "One calendar year's figures; a year already recorded "
+                                      "is changed with PATCH (409 here)."))
+    @organisations.response(201, schemas.YearlyFiguresOut, headers=ETAG_HEADER)
+    @documented_errors(organisations, 400, 403, 404, 409, 422)
+    def post(self, organisation_id: int):
+        """Record a patient group's figures for a year (by the group's representative or a
+        compliance officer of an organisation in partnership with it); its partnerships are
+        re-evaluated."""
+        with read_before_writing():
+            group = _group_or_refuse(organisation_id,
+                                     can_record_yearly_figures)
+        values = json_body()
+        with saving():
+            figures = organisation_services.record_yearly_figures(group, values, current_user,
+                                                                  replacing=False)
+            answer = yearly_figures_json(figures)
+        return tagged(answer, figures)
+
+
+@organisations.route("/organisations/<id:organisation_id>/yearly-figures/<int:year>")
+class YearlyFiguresOfYear(MethodView):
+    @allow(can_record_yearly_figures)
+    @organisations.doc(**request_body(schemas.YearlyFiguresPatch(partial=True),
+                                      "Only the figures that change, the `reason` (required) "
+                                      "and the `version` you read (or its ETag in If-Match)."),
+                       parameters=[IF_MATCH])
+    @organisations.response(200, schemas.YearlyFiguresOut, headers=ETAG_HEADER)
+    @documented_errors(organisations, 400, 403, 404, 409, 412, 422, 428)
+    def patch(self, organisation_id: int, year: int):
+        """Change a year's figures, with a reason; the group's partnerships are re-evaluated."""
+        with read_before_writing():
+            group = _group_or_refuse(organisation_id,
+                                     can_record_yearly_figures)
+            figures = organisation_services.figures_for_year(group, year)
+            if figures is None:
+                abort(404)
+        return patched(figures, organisation_services.update_yearly_figures,
+                       yearly_figures_json)
 
 
 # --- partnerships and support ----------------------------------------------------------------

@@ -27,6 +27,7 @@ from ..permissions import (
     visible_record,
 )
 from ..records import refuse_stale
+from ..rules.evaluation import INTERACTION_FIELDS_READ_BY_PARTNERSHIPS
 from ..validation import (
     LONG_TEXT_MAX,
     MINUTES_MAX,
@@ -83,11 +84,17 @@ class InteractionInput(Input):
     selection_method = choice(SELECTION_METHODS, allow_none=True, load_default=None)
     stages_represented = subset(DISEASE_STAGES)
     stages_in_scope = subset(DISEASE_STAGES)
+    preparation_offered = fields.Boolean(load_default=False, metadata={
+        "description": "Preparation or training was offered to the patients taking part "
+                       "(PFMD: capacity and capability)."})
 
     protocol_followed = fields.Boolean(load_default=False)
     materials_co_created = fields.Boolean(load_default=False)
     facilitator = choice(FACILITATORS, allow_none=True, load_default=None)
     modality = choice(MODALITIES, allow_none=True, load_default=None)
+    roles_agreed = fields.Boolean(load_default=False, metadata={
+        "description": "The roles and responsibilities of the patients and of the sponsor were "
+                       "agreed beforehand (PFMD: roles and responsibilities)."})
 
     venue_type = choice(VENUE_TYPES, allow_none=True, load_default=None)
     venue_agreed_by_patients = fields.Boolean(load_default=False)
@@ -307,7 +314,7 @@ def update_interaction(interaction: Interaction, changes: dict, actor, reason: s
     require_reason_if_signed(interaction, reason)
     audit.set_reason(reason)
     changed = {name for name, value in clean.items() if getattr(interaction, name) != value}
-    counted_again = bool(changed & PARTNERSHIP_COUNTED_FIELDS)
+    counted_again = bool(changed & INTERACTION_FIELDS_READ_BY_PARTNERSHIPS)
     for name in changed:
         setattr(interaction, name, clean[name])
     if changed - NOT_CONFIRMED_BY_PARTNER:
@@ -342,11 +349,6 @@ def void_interaction(interaction: Interaction, actor, reason: str) -> Interactio
     db.session.flush()
     after_change(interaction)
     return interaction
-
-
-# A partnership's own rules see its interactions only by how many it had in the last year: an
-# edit that changes none of these fields leaves the partnership's facts as they were.
-PARTNERSHIP_COUNTED_FIELDS = frozenset({"partnership_id", "occurred_on"})
 
 
 def after_change(interaction: Interaction, partnership: bool = True,

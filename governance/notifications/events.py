@@ -250,9 +250,9 @@ def reports_due(day: date) -> int:
 def policy_review_due(day: date) -> int:
     """Tell compliance officers when the policy in force is past its review date; once per
     policy version."""
-    from ..rules.evaluation import current_policy
+    from ..rules.versions import policy_in_force
 
-    policy = current_policy().policy
+    policy = policy_in_force(day).policy
     review_due = (policy.provenance or {}).get("review_due")
     if not isinstance(review_due, date) or review_due >= day:
         return 0
@@ -262,6 +262,26 @@ def policy_review_due(day: date) -> int:
                   f"The policy's review date ({review_due:%-d %B %Y}) has passed. Review it "
                   "with your patient partners and put a new version in force.",
                   _path("rules.policy"), key=f"policy-review:{policy.version}")
+
+
+def policy_proposed(row, actor) -> int:
+    """Ask the patient partners to sign off a proposed policy version."""
+    return notify(others(_everyone_with_role("partner")), "policy_sign_off_requested",
+                  f"Policy v{row.policy_version} awaits your sign-off",
+                  f"{actor.name} proposed a new version of the good-practice policy: "
+                  f"{row.summary} Read what changes and sign it off if you agree.",
+                  _path("rules.version", version=row.policy_version),
+                  key=f"policy-sign-off:{row.policy_version}")
+
+
+def policy_signed_off(row, actor) -> int:
+    """Tell compliance officers that a partner signed off a version."""
+    organisation = actor.organisation.name if actor.organisation else "no organisation"
+    return notify(others(_everyone_with_role("compliance")), "policy_signed_off",
+                  f"{organisation} signed off policy v{row.policy_version}",
+                  f"{actor.name} ({organisation}) signed off policy v{row.policy_version}. "
+                  "A signed-off version can be put in force from a date.",
+                  _path("rules.version", version=row.policy_version))
 
 
 def _everyone_with_role(role: str) -> list[int]:

@@ -146,8 +146,20 @@ def public_document(snapshot: dict) -> dict:
         "interactions": {"count": interactions["count"],
                          "by_format": list(interactions["by_format"]),
                          "publishable": _publishable_interactions(interactions)},
+        "policy": _policy(snapshot),
         "approval": _approval(snapshot),
     }
+
+
+def _policy(snapshot: dict) -> dict | None:
+    """The policy that judged the interactions; its co-creation by organisation and date, never
+    by the names of the partners who signed it off."""
+    policy = snapshot.get("policy")
+    if not policy:
+        return None
+    co_creation = policy["co_creation"]
+    return _copy(policy, "version", "in_force_since", "sha256") | {
+        "co_creation": _copy(co_creation, "recorded", "statement", "signed_off_by")}
 
 
 def public_csv_rows(document: dict):

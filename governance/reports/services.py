@@ -30,6 +30,7 @@ from ..permissions import (
     require,
     visible_record,
 )
+from ..quality.measures import year_measures
 from ..review.adherence import adherence
 from ..validation import Input, load, required, text
 from ..validation import country as country_code
@@ -522,11 +523,12 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
         )
     }
 
+    covered = or_(Interaction.organisation_id == organisation.id,
+                  Interaction.partnership_id.in_(partnership_ids))
     in_year = and_(
         Interaction.voided_at.is_(None),
         Interaction.occurred_on >= period.first_day, Interaction.occurred_on <= period.last_day,
-        or_(Interaction.organisation_id == organisation.id,
-            Interaction.partnership_id.in_(partnership_ids)),
+        covered,
     )
     progress(10, "Reading interactions")
     interactions = db.session.execute(
@@ -596,6 +598,7 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
                                       adherence([in_year]), asked_before),
         "flags": [_flag_line(flag) for flag in flags],
         "priorities": priorities,
+        "policy": policy_of_report(),
         "approval": None,
     }
     snapshot["totals"] = _totals(snapshot, report)
@@ -604,7 +607,20 @@ def gather_snapshot(report: Report, generated_at: datetime, methodology_note: st
         if side == "given" else None
     snapshot["exceptions"] = exceptions.find_exceptions(organisation, report.year,
                                                         generated_at.date())
+    snapshot["quality"] = year_measures([covered], report.year)  # internal only
     return snapshot
+
+
+def policy_of_report() -> dict:
+    """The policy version in force as the report is made, and its co-creation as recorded
+    (its partners' sign-offs, or plainly none)."""
+    from ..rules import versions
+
+    policy = versions.policy_in_force()
+    return {"version": policy.version,
+            "in_force_since": versions.in_force_since(policy).isoformat(),
+            "sha256": policy.policy.digest,
+            "co_creation": versions.co_creation_of(policy.version).internal_json()}
 
 
 def _individual_payments(organisation_id: int, year: int) -> dict:
@@ -665,6 +681,12 @@ _GIVEN_RULES = [
     "and one not answered, as awaiting confirmation.",
     "Prioritised activities: the engagement activities that both sides of a partnership rated "
     "of high benefit (CTTI method), and how many of the year's interactions served each.",
+    "Quality of engagement: over the year's held interactions, how many were held at each "
+    "lifecycle stage; for each partnership with one, the stage of its earliest held interaction "
+    "ever; how many served each patient need; those that recorded what changed because of the "
+    "patients' input (“you said, we did”) and whether it was shared back; and the "
+    "share whose roles and responsibilities were agreed beforehand and whose patients were "
+    "offered preparation or training.",
     "Payments to individuals (ABPI clause 30): fees and expenses the reporting organisation "
     "paid in the year to patients, caregivers and other members of the public for a service, "
     "in aggregate by service and currency: the number of individuals (distinct pseudonymous "
@@ -684,7 +706,8 @@ _RECEIVED_RULES = [
     "Interactions: every interaction of the year within one of the group's partnerships.",
 ] + [rule for rule in _GIVEN_RULES if rule.startswith(("Adherence:", "Flags:",
                                                        "Partner confirmation:",
-                                                       "Prioritised activities:"))]
+                                                       "Prioritised activities:",
+                                                       "Quality of engagement:"))]
 METHOD_RULES = {"given": _GIVEN_RULES, "received": _RECEIVED_RULES}
 
 

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
-from flask import current_app
 from sqlalchemy import bindparam, func, select, update
 
 from .. import audit
@@ -19,11 +18,10 @@ from ..database import insert_returning_ids, utcnow
 from ..extensions import db
 from ..interactions.models import Interaction
 from ..partnerships.models import Partnership
-from .engine import CompiledPolicy, load_policy
+from .engine import CompiledPolicy
 from .evaluation import (
     CANCELLED,
     FlagPlan,
-    closing,
     current_policy,
     evaluate_agreement_ids,
     evaluate_partnership_ids,
@@ -35,6 +33,7 @@ from .evaluation import (
 )
 from .facts import INTERACTION_COLUMNS, interaction_facts
 from .models import Flag
+from .versions import History, keep_version_of, policy_in_force
 
 
 @contextmanager
@@ -75,15 +74,16 @@ _INTERACTION_ROW = (Interaction.id, Interaction.voided_at,
 
 def reevaluate_all(today: date | None = None, batch_size: int = 5000,
                    after_batch: Callable[[int, int], None] | None = None) -> Reevaluation:
-    """Re-check every interaction and partnership under the policy on disk; flush, not commit.
+    """Re-check every interaction and partnership under the policy in force; flush, not commit.
 
     `after_batch(done, total)` is called after each batch of records has been written (the
     background job commits there, so other writers get their turn, and reports progress).
     Raises PolicyError when the policy files are not valid.
     """
     after_batch = after_batch or (lambda _done, _total: None)
-    policy = load_policy(current_app.config["POLICIES_DIR"])
     today = today or today_utc()
+    policy = policy_in_force(today, strict=True)
+    keep_version_of(policy)  # flags raised now can always be told from a later version's
     db.session.flush()
     writer = BulkFlagWriter(policy, f"Re-evaluation of all records under policy v"
                                     f"{policy.version}")
@@ -174,7 +174,8 @@ def _evaluate_interaction_rows(rows, existing: dict, policy: CompiledPolicy,
             continue
         facts = interaction_facts(row, today, policy.approval_formats)
         applying = {rule.spec.id: rule for rule in applying_for("interaction", facts)}
-        writer.add(plan_flags(flags, applying, facts, policy.version), interaction_id=row.id)
+        writer.add(plan_flags(flags, applying, facts, writer.history, "interaction"),
+                   interaction_id=row.id)
 
 
 def _evaluate_partnership_rows(ids: list[int], policy: CompiledPolicy,
@@ -191,7 +192,8 @@ def _evaluate_partnership_rows(ids: list[int], policy: CompiledPolicy,
             continue
         facts = facts_by_id[pid]
         applying = {rule.spec.id: rule for rule in policy.applying("partnership", facts)}
-        writer.add(plan_flags(existing[pid], applying, facts, policy.version), partnership_id=pid)
+        writer.add(plan_flags(existing[pid], applying, facts, writer.history, "partnership"),
+                   partnership_id=pid)
 
 
 def _expire_flags() -> None:
@@ -211,6 +213,7 @@ class BulkFlagWriter:
     def __init__(self, policy: CompiledPolicy, reason: str):
         self.policy = policy
         self.version = policy.version
+        self.history = History(policy)  # the versions the old flags were raised under
         self.reason = reason
         self.now = utcnow()  # one instant for the whole evaluation
         self.inserts: list[dict] = []
@@ -219,8 +222,7 @@ class BulkFlagWriter:
 
     def add(self, plan: FlagPlan, **subject) -> None:
         now = self.now
-        for flag in plan.close:
-            state, note = closing(flag.rule_id, self.policy)
+        for flag, (state, note) in plan.close:
             self.updates.append((
                 {"b_id": flag.id, "state": state, "note": note, "resolved_at": now,
                  "resolved_policy_version": self.version, "message": flag.message,

@@ -15,6 +15,7 @@ per process; `flask check-policies` checks the whole file, conditions included.
 import calendar
 import decimal
 import hashlib
+import json
 import logging
 import operator
 import re
@@ -42,8 +43,8 @@ RULE_REQUIRED = ("id", "subject", "dimension", "severity", "title", "good_practi
 RULE_OPTIONAL = ("poor_practice", "thresholds", "retired")
 POLICY_REQUIRED = ("version", "title", "effective_from", "provenance")
 POLICY_OPTIONAL = ("description", "supersedes", "changes")
-PROVENANCE_REQUIRED = ("method", "co_created_with", "co_created_on", "approved_by", "approved_on")
-THRESHOLD_KEYS = ("value", "unit", "description")
+PROVENANCE_KEYS = ("method", "review_due", "sources")
+THRESHOLD_KEYS = ("value", "unit", "description", "min", "max")
 # Conditions must depend on the record's facts only: the clock comes in through facts such as
 # days_since_occurred, which keeps results reproducible (and lets a result be reused).
 CLOCK_BUILTINS = frozenset({"now", "today"})
@@ -107,6 +108,31 @@ class Threshold:
     value: object
     unit: str | None = None
     description: str | None = None
+    # The range a number may take ("min" and "max" in the file; a percentage is 0 to 100).
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def is_number(self) -> bool:
+        return isinstance(self.value, int | float) and not isinstance(self.value, bool)
+
+    def range_text(self) -> str | None:
+        """The allowed range in words ("from 0 to 100 %"), if one is set."""
+        unit = f" {self.unit}" if self.unit else ""
+        low, high = _plain_number(self.minimum), _plain_number(self.maximum)
+        if low is not None and high is not None:
+            return f"from {low} to {high}{unit}"
+        if low is not None:
+            return f"at least {low}{unit}"
+        if high is not None:
+            return f"at most {high}{unit}"
+        return None
+
+
+def _plain_number(value) -> str | None:
+    if value is None:
+        return None
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 @dataclass(frozen=True)
@@ -226,7 +252,8 @@ def _split(node, facts: frozenset[str], leaves: list[_Leaf]):
 class CompiledRule:
     """One rule ready to evaluate: its parsed condition, thresholds and input facts."""
 
-    __slots__ = ("spec", "_rule", "inputs", "_check", "_values", "_template", "_placeholders")
+    __slots__ = ("spec", "_rule", "inputs", "_check", "_values", "_template", "_placeholders",
+                 "judgement")
 
     def __init__(self, spec: RuleSpec, rule: "rule_engine.Rule", inputs: tuple[str, ...]):
         self.spec = spec
@@ -235,6 +262,7 @@ class CompiledRule:
         self._values = {name: t.value for name, t in spec.thresholds.items()}
         self._template = string.Template(spec.message)
         self._placeholders = tuple(_placeholders(spec.message) - set(self._values))
+        self.judgement = judgement_of(spec)
         facts = frozenset(FACTS[spec.subject])
         leaves: list[_Leaf] = []
         check = _split(rule.statement.expression, facts, leaves)
@@ -264,6 +292,16 @@ class CompiledRule:
         values = {name: _readable(facts[name]) for name in self._placeholders if name in facts}
         values.update({name: _readable(value) for name, value in self._values.items()})
         return self._template.safe_substitute(values)
+
+
+def judgement_of(spec: RuleSpec) -> str:
+    """A digest of what the rule judges: its subject, condition and thresholds. Two versions
+    whose rule has the same judgement decide every record alike, so the flags acknowledged or
+    dismissed under one stand under the other; wording and severity do not count."""
+    condition = " ".join(spec.condition.split())
+    values = {name: t.value for name, t in sorted(spec.thresholds.items())}
+    text = json.dumps([spec.subject, condition, values], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class CompiledPolicy:
@@ -493,8 +531,49 @@ def _check_thresholds(raw, where: str, problems: list[Problem]) -> dict[str, Thr
         if not name.isidentifier():
             problems.append(Problem(place, "name must be letters, digits and underscores"))
             continue
-        thresholds[name] = Threshold(name, value, unit, description)
+        bounds = _threshold_bounds(entry if isinstance(entry, dict) else {}, unit, place,
+                                   problems)
+        if bounds is None:
+            continue
+        threshold = Threshold(name, value, unit, description, *bounds)
+        if threshold.is_number:  # a value of another type is the condition's to refuse
+            problem = out_of_range(threshold, value)
+            if problem:
+                problems.append(Problem(place, problem))
+        thresholds[name] = threshold
     return thresholds
+
+
+def _threshold_bounds(entry: dict, unit: str | None, place: str,
+                      problems: list[Problem]) -> tuple[float | None, float | None] | None:
+    """The threshold's (min, max): as written, or 0 to 100 for a percentage."""
+    bounds = []
+    for key in ("min", "max"):
+        bound = entry.get(key)
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)):
+            problems.append(Problem(place, f"'{key}' must be a number, not {bound!r}"))
+            return None
+        bounds.append(bound)
+    low, high = bounds
+    if unit == "%":
+        low = 0 if low is None else low
+        high = 100 if high is None else high
+    if low is not None and high is not None and low > high:
+        problems.append(Problem(place, f"'min' ({low}) is above 'max' ({high})"))
+        return None
+    return low, high
+
+
+def out_of_range(threshold: Threshold, value) -> str | None:
+    """Why the value is outside the threshold's range, or None when it is inside."""
+    if threshold.minimum is None and threshold.maximum is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number {threshold.range_text()}, not {value!r}"
+    if (threshold.minimum is not None and value < threshold.minimum) or \
+            (threshold.maximum is not None and value > threshold.maximum):
+        return f"is {_plain_number(value)}, outside its range: {threshold.range_text()}"
+    return None
 
 
 def _check_rule(raw, index: int, seen: set[tuple], problems: list[Problem]) -> RuleSpec | None:
@@ -579,29 +658,33 @@ def _check_header(raw, problems: list[Problem]) -> dict | None:
         problems.append(Problem(where, "'effective_from' must be a date (e.g. 2025-01-01)"))
     provenance = raw.get("provenance")
     if not isinstance(provenance, dict):
-        problems.append(Problem(where, "'provenance' must say how the policy was co-created "
-                                       "with patients: " + ", ".join(PROVENANCE_REQUIRED)))
+        problems.append(Problem(where, "'provenance' must say how the policy was drafted "
+                                       "('method'); its co-creation is the partners' sign-offs, "
+                                       "recorded in the application"))
     else:
-        place = "[policy.provenance]"
-        for key in PROVENANCE_REQUIRED:
-            if key not in provenance:
-                problems.append(Problem(place, f"'{key}' is missing"))
-        people = provenance.get("co_created_with")
-        if "co_created_with" in provenance and not (
-                isinstance(people, list) and people and all(isinstance(p, str) for p in people)):
-            problems.append(Problem(place, "'co_created_with' must list who co-created the "
-                                           "policy (patients, caregivers, patient groups)"))
-        sessions = provenance.get("co_created_on")
-        if "co_created_on" in provenance and not (
-                isinstance(sessions, date) or (isinstance(sessions, list) and sessions
-                                               and all(isinstance(d, date) for d in sessions))):
-            problems.append(Problem(place, "'co_created_on' must be a date or a list of dates"))
-        if "approved_on" in provenance and not isinstance(provenance["approved_on"], date):
-            problems.append(Problem(place, "'approved_on' must be a date"))
+        _check_provenance(provenance, problems)
     for key in POLICY_OPTIONAL:
         if key in raw and not isinstance(raw[key], str):
             problems.append(Problem(where, f"'{key}' must be text"))
     return raw if len(problems) == count else None
+
+
+def _check_provenance(provenance: dict, problems: list[Problem]) -> None:
+    """[policy.provenance]: how the draft was made, the review date and the sources. Who
+    co-created a version is not written here: it is the sign-offs recorded in the application."""
+    place = "[policy.provenance]"
+    if not (isinstance(provenance.get("method"), str) and provenance["method"].strip()):
+        problems.append(Problem(place, "'method' is missing: say how the policy was drafted"))
+    for key in sorted(set(provenance) - set(PROVENANCE_KEYS)):
+        problems.append(Problem(place, f"unknown key '{key}' (use {', '.join(PROVENANCE_KEYS)}"
+                                       "); who co-created a version is recorded by the "
+                                       "partners' sign-offs in the application"))
+    if "review_due" in provenance and not isinstance(provenance["review_due"], date):
+        problems.append(Problem(place, "'review_due' must be a date (e.g. 2026-12-31)"))
+    sources = provenance.get("sources")
+    if sources is not None and not (isinstance(sources, list)
+                                    and all(isinstance(item, str) for item in sources)):
+        problems.append(Problem(place, "'sources' must list the documents the policy draws on"))
 
 
 def _check_approval(raw, problems: list[Problem]) -> frozenset[str]:
@@ -793,6 +876,13 @@ def _compiled(data: bytes, source: str) -> CompiledPolicy:
                     _by_digest.pop(next(iter(_by_digest)))
                 _by_digest[digest] = compiled
     return compiled
+
+
+def compiled_source(digest: str, read, source: str) -> CompiledPolicy:
+    """The compiled policy of a kept version: from the cache by its digest, or compiled from
+    the text `read()` returns (read only when the cache does not hold it)."""
+    compiled = _by_digest.get(digest)
+    return compiled if compiled is not None else _compiled(read(), source)
 
 
 def last_good_policy(directory: str | Path) -> CompiledPolicy | None:

@@ -10,8 +10,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from flask import current_app
-from sqlalchemy import bindparam, event, func, select
+from sqlalchemy import and_, bindparam, case, event, func, or_, select
 from sqlalchemy.orm import Session
 
 from .. import audit
@@ -20,12 +19,15 @@ from ..database import utcnow
 from ..extensions import db
 from ..interactions.models import Interaction
 from ..notifications import events
-from ..organisations.models import Organisation
+from ..organisations.models import GroupYearlyFigures, Organisation
 from ..partnerships.models import Partnership, Support
-from .engine import CompiledPolicy, PolicyError, last_good_policy, load_policy
+from .engine import CompiledPolicy
 from .facts import (
+    LATE_STAGES,
     PARTNERSHIP_COLUMNS,
     Concentration,
+    DeclaredFigures,
+    GroupFunding,
     GroupSupport,
     PaidLine,
     agreement_facts,
@@ -34,6 +36,7 @@ from .facts import (
     partnership_facts,
 )
 from .models import Flag
+from .versions import History, forget_policy_in_force, policy_in_force
 
 IN_CHUNKS = 500  # ids per IN (...) list
 # The flags evaluate_interaction has just settled, by interaction id, so the answer to the same
@@ -45,17 +48,8 @@ PARTNERSHIPS_LEFT = "rules_partnerships_touched"
 
 
 def current_policy() -> CompiledPolicy:
-    """Return the policy in force; a file broken after start-up leaves the last good one in use."""
-    directory = current_app.config["POLICIES_DIR"]
-    try:
-        return load_policy(directory)
-    except PolicyError as error:
-        previous = last_good_policy(directory)
-        if previous is None:
-            raise
-        current_app.logger.error("policy file changed but is not valid; still using version "
-                                 "%s. %s", previous.version, error)
-        return previous
+    """Return the policy in force today (governance/rules/versions.py)."""
+    return policy_in_force()
 
 
 def today_utc() -> date:
@@ -70,16 +64,19 @@ class FlagPlan:
     """What evaluation changes for one record's flags."""
 
     open: list = field(default_factory=list)  # (CompiledRule, message)
-    close: list = field(default_factory=list)  # flags (ORM objects or rows) to mark remediated
+    close: list = field(default_factory=list)  # (flag (ORM object or row), (state, note))
     restate: list = field(default_factory=list)  # (flag, message): still applies, new wording
 
 
-def plan_flags(existing, applying: dict, facts: dict, version: str) -> FlagPlan:
+def plan_flags(existing, applying: dict, facts: dict, history: History,
+               subject: str) -> FlagPlan:
     """Decide which flags open, which close and which stand, for one record.
 
     An open flag that still applies stays open (its message follows the facts); one that no
-    longer applies is closed as remediated. A rule that applies opens a flag unless one is already
-    open, or the same rule was acknowledged or dismissed on this record under this policy version.
+    longer applies closes (`closing` says how). A rule that applies opens a flag unless one is
+    already open, or the same rule was acknowledged or dismissed on this record under a
+    version whose rule judges as this one does (same condition and thresholds): a changed
+    rule re-opens it for a fresh look.
     """
     plan = FlagPlan()
     open_rules = set()
@@ -92,9 +89,9 @@ def plan_flags(existing, applying: dict, facts: dict, version: str) -> FlagPlan:
                 if flag.message != message:
                     plan.restate.append((flag, message))
             else:
-                plan.close.append(flag)
-        elif flag.state in ("acknowledged", "dismissed") and \
-                flag.resolved_policy_version == version:
+                plan.close.append((flag, closing(flag, facts, history, subject)))
+        elif flag.state in ("acknowledged", "dismissed") and history.judges_alike(
+                flag.resolved_policy_version, subject, flag.rule_id):
             settled.add(flag.rule_id)
     for rule_id, rule in applying.items():
         if rule_id not in open_rules and rule_id not in settled:
@@ -106,17 +103,29 @@ def plan_flags(existing, applying: dict, facts: dict, version: str) -> FlagPlan:
 CANCELLED = "The interaction was cancelled."
 
 
+def closing(flag, facts: dict, history: History, subject: str) -> tuple[str, str]:
+    """The state and note an open flag closes with. `superseded` (naming the version) when the
+    policy changed, not the record: its rule was switched off or removed, or the rule of the
+    version that raised the flag would still flag the record. `remediated` when the record
+    was put right."""
+    policy = history.policy
+    rule = policy.rule_of(subject, flag.rule_id)
+    if rule is None:
+        return "superseded", (f"Superseded by policy v{policy.version}, which no longer has "
+                              f"the rule {flag.rule_id}.")
+    if rule.spec.retired:
+        return "superseded", f"Superseded by policy v{policy.version}: {rule.spec.retired}"
+    raised_under = history.rule(flag.policy_version, subject, flag.rule_id)
+    if raised_under is not None and raised_under.judgement != rule.judgement \
+            and raised_under.applies(facts):
+        return "superseded", (f"Superseded by policy v{policy.version}: the rule changed "
+                              f"since v{flag.policy_version} raised this flag, and the "
+                              "record would still be flagged under the old rule.")
+    return "remediated", closing_note(policy.version)
+
+
 def closing_note(version: str) -> str:
     return f"No longer applies under policy v{version}."
-
-
-def closing(rule_id: str, policy: CompiledPolicy) -> tuple[str, str]:
-    """The state and note an open flag closes with: `superseded` when its rule was switched off
-    (the policy changed, not the record), `remediated` otherwise."""
-    rule = policy.rules.get(rule_id)
-    if rule is not None and rule.spec.retired:
-        return "superseded", f"Superseded under policy v{policy.version}: {rule.spec.retired}"
-    return "remediated", closing_note(policy.version)
 
 
 # --- one record at a time (after a change) -------------------------------------------------
@@ -140,8 +149,8 @@ def evaluate_interaction(interaction: Interaction, today: date | None = None,
         else:
             facts = interaction_facts(interaction, today, policy.approval_formats)
             applying = {rule.spec.id: rule for rule in policy.applying("interaction", facts)}
-            opened = _apply(plan_flags(existing, applying, facts, policy.version), policy,
-                            interaction_id=interaction.id)
+            opened = _apply(plan_flags(existing, applying, facts, History(policy),
+                                       "interaction"), policy, interaction_id=interaction.id)
             existing += opened
             if opened and not created:
                 events.flags_raised_on(interaction, len(opened))
@@ -169,11 +178,20 @@ def evaluate_partnership(partnership: Partnership, today: date | None = None) ->
 # The partnership facts a change to one of its interactions can move, and those that come from
 # its support lines (and its patient group's): the rules reading none of the first need no
 # re-check after an interaction changes, and the second need not be read for those that do not.
-FACTS_MOVED_BY_INTERACTIONS = frozenset({"interactions_last_12_months"})
+FACTS_MOVED_BY_INTERACTIONS = frozenset({"interactions_last_12_months",
+                                         "months_since_last_interaction",
+                                         "months_since_early_interaction",
+                                         "early_interaction_text"})
+# The interaction fields the first read: an edit of an interaction that changes none of them
+# leaves its partnership's facts as they were.
+INTERACTION_FIELDS_READ_BY_PARTNERSHIPS = frozenset({"partnership_id", "occurred_on", "status",
+                                                     "lifecycle_stage"})
 FACTS_FROM_SUPPORT = frozenset({"support_count", "sponsor_share_of_group_support_pct",
-                                "support_share_year", "sponsor_share_of_group_income_pct",
-                                "income_share_year", "lines_without_agreement",
-                                "lines_without_agreement_list"})
+                                "support_share_year", "support_share_of_recorded",
+                                "sponsor_share_of_group_income_pct", "income_share_year",
+                                "group_support_cap_pct", "group_income_cap_pct",
+                                "concentration_text", "own_caps_text",
+                                "lines_without_agreement", "lines_without_agreement_list"})
 
 
 def evaluate_partnership_ids(ids: set[int], policy: CompiledPolicy, today: date,
@@ -192,6 +210,7 @@ def evaluate_partnership_ids(ids: set[int], policy: CompiledPolicy, today: date,
     existing = defaultdict(list)
     for flag in _flags_where(condition):
         existing[flag.partnership_id].append(flag)
+    history = History(policy)
     with acting_as(reason=f"Evaluated under policy v{policy.version}"):
         for pid in sorted(ids):
             if pid in void_ids:
@@ -202,7 +221,7 @@ def evaluate_partnership_ids(ids: set[int], policy: CompiledPolicy, today: date,
                 continue
             applying = {rule.spec.id: rule
                         for rule in policy.applying("partnership", facts, rules)}
-            _apply(plan_flags(existing[pid], applying, facts, policy.version), policy,
+            _apply(plan_flags(existing[pid], applying, facts, history, "partnership"), policy,
                    partnership_id=pid)
         db.session.flush()
 
@@ -223,8 +242,8 @@ def _live_flags_of_interaction():
 def _apply(plan: FlagPlan, policy: CompiledPolicy, **subject) -> list[Flag]:
     """Carry out the plan; return the flags it opened."""
     now = utcnow()
-    for flag in plan.close:
-        flag.state, flag.note = closing(flag.rule_id, policy)
+    for flag, (state, note) in plan.close:
+        flag.state, flag.note = state, note
         flag.resolved_at = now
         flag.resolved_by_id = None
         flag.resolved_policy_version = policy.version
@@ -261,17 +280,12 @@ def partnership_facts_for(ids: list[int], today: date, with_support: bool = True
     none of them)."""
     columns = [Partnership.id, Partnership.voided_at,
                *(getattr(Partnership, name) for name in PARTNERSHIP_COLUMNS)]
-    rows, counts, supports = [], Counter(), Counter()
+    rows, supports = [], Counter()
+    meetings = {}  # partnership id -> (interactions in the last 12 months, last on, last early on)
     unpaid_under = defaultdict(list)  # support lines naming no agreement, by partnership
-    year_ago = today - timedelta(days=365)
     for chunk in in_chunks(ids):
         rows.extend(db.session.execute(select(*columns).where(Partnership.id.in_(chunk))))
-        counts.update(dict(db.session.execute(
-            select(Interaction.partnership_id, func.count())
-            .where(Interaction.partnership_id.in_(chunk), Interaction.voided_at.is_(None),
-                   Interaction.occurred_on > year_ago, Interaction.occurred_on <= today)
-            .group_by(Interaction.partnership_id)
-        ).all()))
+        meetings.update(_interaction_dates(chunk, today))
         if with_support:
             supports.update(dict(db.session.execute(
                 select(Support.partnership_id, func.count())
@@ -290,39 +304,88 @@ def partnership_facts_for(ids: list[int], today: date, with_support: bool = True
     void_ids = {row.id for row in rows if row.voided_at is not None}
     live = [row for row in rows if row.voided_at is None]
     groups = sorted({row.patient_group_id for row in live}) if with_support else []
-    lines, incomes = _group_support_lines(groups)
+    funding = _group_funding(groups, today)
     facts = {}
     for row in live:
-        income, currency = incomes.get(row.patient_group_id, (None, None))
-        shares = concentration(row.sponsor_id, lines.get(row.patient_group_id, []), income,
-                               currency) if row.patient_group_id in lines else Concentration(
-            income_pct=0.0 if income else None)
+        group = funding.get(row.patient_group_id)
+        shares = concentration(row.sponsor_id, group, today) if group else Concentration()
+        counted, last_on, last_early_on = meetings.get(row.id, (0, None, None))
         facts[row.id] = partnership_facts(
-            row, today=today, interactions_last_12_months=counts.get(row.id, 0),
+            row, today=today, interactions_last_12_months=counted,
             support_count=supports.get(row.id, 0), shares=shares,
-            lines_without_agreement=tuple(unpaid_under.get(row.id, ())))
+            lines_without_agreement=tuple(unpaid_under.get(row.id, ())),
+            last_interaction_on=last_on, last_early_interaction_on=last_early_on)
     return facts, void_ids
 
 
-def _group_support_lines(groups: list[int]):
+def _interaction_dates(chunk: list[int], today: date) -> dict[int, tuple]:
+    """For each partnership of the chunk, in one grouped query: its live interactions of the
+    last 12 months (WHAT-TRANSACTIONAL), and the dates of its latest interaction that was not
+    cancelled and of the latest such one before phase 3 (or without a stage: WHEN-LATE-ONLY),
+    up to today."""
+    year_ago = today - timedelta(days=365)
+    taking_place = Interaction.status != "cancelled"
+    early = or_(Interaction.lifecycle_stage.is_(None),
+                Interaction.lifecycle_stage.not_in(LATE_STAGES))
+    found = db.session.execute(
+        select(Interaction.partnership_id,
+               func.count(case((Interaction.occurred_on > year_ago, 1))),
+               func.max(case((taking_place, Interaction.occurred_on))),
+               func.max(case((and_(taking_place, early), Interaction.occurred_on))))
+        .where(Interaction.partnership_id.in_(chunk), Interaction.voided_at.is_(None),
+               Interaction.occurred_on <= today)
+        .group_by(Interaction.partnership_id)
+    ).all()
+    return {pid: (counted, _as_date(last_on), _as_date(last_early_on))
+            for pid, counted, last_on, last_early_on in found}
+
+
+def _as_date(value) -> date | None:
+    """A MAX() of a date column: SQLite answers it as text."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _group_funding(groups: list[int], today: date) -> dict[int, GroupFunding]:
+    """What each patient group's funding shares are measured against, for the current and the
+    last calendar year: the valued support recorded for it, the figures it declared, its annual
+    income and its own caps (grouped queries per chunk of groups)."""
+    years = (today.year - 1, today.year)
     lines: dict[int, list[GroupSupport]] = defaultdict(list)
-    incomes = {}
+    declared: dict[int, dict[int, DeclaredFigures]] = defaultdict(dict)
+    funding = {}
     for chunk in in_chunks(groups):
         for row in db.session.execute(
             select(Support.recipient_id, Partnership.sponsor_id, Support.paid_on,
                    Support.currency, Support.amount)
             .join(Partnership, Support.partnership_id == Partnership.id)
             .where(Support.recipient_id.in_(chunk), Support.voided_at.is_(None),
-                   Support.amount.is_not(None), Partnership.voided_at.is_(None))
+                   Support.amount.is_not(None), Partnership.voided_at.is_(None),
+                   Support.paid_on >= date(years[0], 1, 1),
+                   Support.paid_on <= date(years[1], 12, 31))
         ):
             lines[row.recipient_id].append(
                 GroupSupport(row.sponsor_id, row.paid_on.year, row.currency, row.amount))
         for row in db.session.execute(
-            select(Organisation.id, Organisation.annual_income, Organisation.income_currency)
+            select(GroupYearlyFigures.organisation_id, GroupYearlyFigures.year,
+                   GroupYearlyFigures.currency, GroupYearlyFigures.industry_support,
+                   GroupYearlyFigures.income, GroupYearlyFigures.source)
+            .where(GroupYearlyFigures.organisation_id.in_(chunk),
+                   GroupYearlyFigures.voided_at.is_(None),
+                   GroupYearlyFigures.year.in_(years))
+        ):
+            declared[row.organisation_id][row.year] = DeclaredFigures(
+                row.year, row.currency, row.industry_support, row.income, row.source)
+        for row in db.session.execute(
+            select(Organisation.id, Organisation.annual_income, Organisation.income_currency,
+                   Organisation.own_support_cap_pct, Organisation.own_income_cap_pct)
             .where(Organisation.id.in_(chunk))
         ):
-            incomes[row.id] = (row.annual_income, row.income_currency)
-    return lines, incomes
+            funding[row.id] = GroupFunding(
+                tuple(lines.get(row.id, ())), declared.get(row.id, {}), row.annual_income,
+                row.income_currency, row.own_support_cap_pct, row.own_income_cap_pct)
+    return funding
 
 
 # --- agreements (the AGR-* rules judge the written agreement a line is paid under) ---------
@@ -352,6 +415,7 @@ def evaluate_agreement_ids(ids, policy: CompiledPolicy | None = None,
         existing = defaultdict(list)
         for flag in _flags_where(Flag.agreement_id.in_(chunk)):
             existing[flag.agreement_id].append(flag)
+        history = History(policy)
         with acting_as(reason=f"Evaluated under policy v{policy.version}"):
             for agreement in agreements:
                 if agreement.is_void:
@@ -359,8 +423,8 @@ def evaluate_agreement_ids(ids, policy: CompiledPolicy | None = None,
                     continue
                 facts = agreement_facts(agreement, lines[agreement.id])
                 applying = {rule.spec.id: rule for rule in policy.applying("agreement", facts)}
-                _apply(plan_flags(existing[agreement.id], applying, facts, policy.version),
-                       policy, agreement_id=agreement.id)
+                _apply(plan_flags(existing[agreement.id], applying, facts, history,
+                                  "agreement"), policy, agreement_id=agreement.id)
             db.session.flush()
     return len(ids)
 
@@ -425,7 +489,8 @@ def evaluate_individual_payment(payment, created: bool = False) -> list[Flag]:
             facts = individual_payment_facts(payment, fair_value_of(payment))
             applying = {rule.spec.id: rule
                         for rule in policy.applying("individual_payment", facts)}
-            existing += _apply(plan_flags(existing, applying, facts, policy.version), policy,
+            existing += _apply(plan_flags(existing, applying, facts, History(policy),
+                                          "individual_payment"), policy,
                                individual_payment_id=payment.id)
         db.session.flush()
     return [flag for flag in existing if flag.is_open and not flag.is_void]
@@ -436,3 +501,5 @@ def install_listeners() -> None:
         event.listen(Session, "before_flush", _note_changes)
         event.listen(Session, "after_commit", forget_settled_flags)
         event.listen(Session, "after_soft_rollback", forget_settled_flags)
+        event.listen(Session, "after_commit", forget_policy_in_force)
+        event.listen(Session, "after_soft_rollback", forget_policy_in_force)

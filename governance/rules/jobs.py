@@ -130,3 +130,21 @@ def _readable(error: Exception) -> str:
     return (f"{type(error).__name__}: {str(error).strip()[:500]} (details are in the server "
             "log). The records checked before it keep their new flags; start it again to "
             "check the rest.")
+
+
+def reevaluate_when_in_force(version, actor) -> str:
+    """After a policy version was put in force (and committed): re-judge every record now if it
+    is in force today, and say so; from a later date, the day's run does it on that date."""
+    from ..errors import DomainError
+    from .engine import PolicyError
+
+    if version.effective_from > utcnow().date():
+        return "The day's run re-evaluates every record under it on that date."
+    try:
+        run = request_reevaluation(actor)
+    except (DomainError, PolicyError) as error:
+        db.session.rollback()
+        return f"The day's run re-evaluates every record under it ({error})."
+    db.session.commit()
+    start(run.id)
+    return "Every record is being re-evaluated under it now."

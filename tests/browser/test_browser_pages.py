@@ -21,10 +21,11 @@ MAIN_PAGES = {
                  "partnerships.index", "partnerships.view", "organisations.index",
                  "notifications.inbox"},
     "compliance": {"main.home", "interactions.index", "interactions.view", "review.queue",
-                   "review.flag", "review.review", "partnerships.index", "auditing.index"},
+                   "review.flag", "review.review", "partnerships.index", "auditing.index",
+                   "rules.policy", "rules.propose", "rules.version"},
     "auditor": {"main.home", "interactions.index", "auditing.index", "partnerships.index"},
     "partner": {"main.home", "interactions.index", "partnerships.index", "partnerships.view",
-                "notifications.inbox", "notifications.settings"},
+                "notifications.inbox", "notifications.settings", "rules.policy", "rules.version"},
     "admin": {"main.home", "organisations.index", "organisations.view", "users.index",
               "users.edit", "users.create"},
 }
