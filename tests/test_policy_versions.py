@@ -431,3 +431,13 @@ def test_a_proposal_is_withdrawn_with_a_reason_and_stays_on_record(client, beare
     assert done.status_code == 200 and done.get_json()["state"] == "withdrawn"
     listed = client.get("/api/v1/policy/versions", headers=bearer(officer)).get_json()
     assert [item["version"] for item in listed["items"]] == ["2026.1", "2025.1"]
+
+
+def test_a_proposal_reviews_an_overdue_policy_and_sets_the_next_review(client, bearer, officer):
+    answer = propose(client, bearer(officer)).get_json()
+    next_year = today() + timedelta(days=365)
+    assert answer["review_due"] == next_year.isoformat() and answer["review_overdue"] is False
+    assert {"what": "Next review due", "before": "31 December 2025",
+            "after": f"{next_year:%-d %B %Y}"} in [
+        {key: change[key] for key in ("what", "before", "after")}
+        for change in answer["changes"]]

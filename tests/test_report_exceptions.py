@@ -208,7 +208,9 @@ def test_detection_reads_a_busy_year_in_a_few_queries(clean_year, compliance_use
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert len([item for item in found if item["kind"] == "no_agreement"]) == 200
-    assert len(statements) <= 4
+    # A few grouped reads, whatever the number of lines (and one for the policy in force, whose
+    # review window it applies: a version put in force in the application may set it).
+    assert len(statements) <= 5
 
 
 # --- the gate -------------------------------------------------------------------------------------

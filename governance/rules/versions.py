@@ -11,7 +11,7 @@ import difflib
 import hashlib
 import tomllib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import tomli_w
 from flask import current_app
@@ -298,9 +298,14 @@ def propose_version(actor, values: dict, today: date | None = None) -> PolicyVer
     if base is None or errors:
         raise ValidationFailed(errors, "The proposed version was not saved.")
     raw = tomllib.loads(_source_of(base))
+    review_asked = review_due is not None
+    if review_due is None and review_overdue(base, today):
+        # Proposing a version is the review: the next one falls a year after it takes effect
+        # (shown in the difference, changed by giving review_due).
+        review_due = (effective or today) + timedelta(days=365)
     _apply_header(raw, version, base.version, summary.strip(), effective or today, review_due)
     _apply_rule_changes(raw, base, changes, errors)
-    if not any(_changed_rules(raw, base)) and review_due is None:
+    if not any(_changed_rules(raw, base)) and not review_asked:
         errors.setdefault("rules", []).append(
             "Nothing changes: change a threshold, a message, a severity, a rule or the "
             "review date.")
