@@ -225,6 +225,20 @@ def test_meeting_only_in_phase_3_or_later_is_flagged(meet, partnership):
                               "no interaction before phase 3 is recorded.")
 
 
+def test_a_sponsor_engaging_only_in_phase_3_no_longer_reads_as_adhering_to_when(meet,
+                                                                              partnership):
+    """The seeds' complaint: WHEN adherence read near 100 % for a sponsor that engages only in
+    phase 3. The partnership's flag counts against each of its interactions."""
+    from governance.interactions.models import Interaction
+    from governance.review.adherence import adherence
+
+    for months_ago in (2, 5, 8):
+        meet(months_ago, "phase_3")
+    when = next(row for row in adherence([Interaction.partnership_id == partnership.id])
+                if row.dimension == "WHEN")
+    assert (when.interactions, when.flagged, when.share) == (3, 3, 0.0)
+
+
 def test_one_phase_2_interaction_within_the_window_is_a_near_miss(meet, partnership):
     meet(3, "phase_3")
     assert "WHEN-LATE-ONLY" in open_rules(partnership)
