@@ -314,12 +314,13 @@ def _seed_yearly_figures(orgs, today: date) -> None:
 
 def _seed_extras(partnerships, users) -> None:
     """Let the other features add their demo records (exercises, flags)."""
-    from .activities.services import seed_demo_exercises
+    from .activities.services import seed_demo_exercises, seed_demo_own_exercise
     from .rules.bulk import reevaluate_all
 
     sponsor_side = users["advocate"]
     partner_side = users["partner"]
     seed_demo_exercises(partnerships[0], sponsor_side, partner_side)
+    seed_demo_own_exercise(sponsor_side.organisation_id, sponsor_side)
     from .payments.demo import seed_demo_payments
 
     seed_demo_payments(partnerships[0], sponsor_side, date.today())

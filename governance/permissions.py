@@ -477,9 +477,6 @@ def _audited_records():
     from .rules.models import Flag, PolicySignOff, PolicyVersion
     from .users.models import Invitation
 
-    def of_partnerships(model):
-        return lambda user: model.partnership_id.in_(visible_partnership_ids(user))
-
     def of_organisations(model):
         def scope(user):
             organisations = _acting_in_sql(user)
@@ -492,9 +489,9 @@ def _audited_records():
     return {
         Interaction: interaction_scope, Partnership: partnership_scope, Support: support_scope,
         Flag: flag_scope, Attachment: attachment_scope, Organisation: organisation_scope,
-        Report: report_scope, PrioritisationExercise: of_partnerships(exercises),
+        Report: report_scope, PrioritisationExercise: exercise_scope,
         ActivityRating: lambda user: ActivityRating.exercise_id.in_(
-            select(exercises.id).where(of_partnerships(exercises)(user))),
+            select(exercises.id).where(exercise_scope(user))),
         CustomActivity: of_organisations(CustomActivity), User: of_organisations(User),
         AuditorGrant: of_organisations(AuditorGrant),
         Invitation: lambda user: Invitation.user_id.in_(
@@ -621,3 +618,34 @@ def may(endpoint: str, method: str = "GET", record=None) -> bool:
     """Whether the current user may use a route (for navigation and templates)."""
     perm = permission_for(endpoint, method)
     return perm is not None and (perm == EVERYONE or perm(current_user, record))
+
+
+# --- an organisation's own prioritisation exercises (before any partnership) ----------------
+
+can_run_own_exercises = permission(
+    "run an organisation's own prioritisation exercise", "advocate", "compliance",
+    refusal="Only your organisation's advocates and compliance officers run its own "
+            "prioritisation exercises; nothing was changed.",
+    # The record is the organisation whose exercise it is.
+    record_check=lambda user, organisation_id: own_organisation(user, organisation_id))
+can_read_own_exercises = permission(
+    "read an organisation's own prioritisation exercises", "advocate", "compliance", "auditor",
+    record_check=lambda user, organisation_id: acts_for(user, organisation_id))
+
+
+def exercise_scope(user):
+    """SQL condition: the prioritisation exercises a user may read the history of: those of
+    the partnerships the user sees, and the own exercises (no partnership yet) of the
+    organisations the user acts for, for the roles that read them."""
+    from .activities.models import PrioritisationExercise as Exercise
+
+    of_partnerships = Exercise.partnership_id.in_(visible_partnership_ids(user))
+    if getattr(user, "role", None) not in can_read_own_exercises.roles:
+        return of_partnerships
+    organisations = _acting_in_sql(user)
+    if organisations == ():
+        return of_partnerships
+    own = Exercise.partnership_id.is_(None)
+    if organisations is not None:
+        own = own & Exercise.organisation_id.in_(organisations)
+    return or_(of_partnerships, own)

@@ -319,3 +319,13 @@ ENGAGEMENT_PRACTICES = {
     "roles_agreed": "Roles and responsibilities agreed beforehand",
     "preparation_offered": "Preparation or training offered to the patients",
 }
+
+# What comparing a sponsor's and a patient group's exercises finds for an activity (CTTI, seed
+# 001, "Step three": activities of high value for each; DOMAIN.md "Compare").
+COMPARISON_OUTCOMES = {
+    "pursue": "Priority to pursue: high benefit for a low investment, for both",
+    "worth_if_resourced": "Worth it if resourced: high benefit for a high investment, for both",
+    "sponsor_can_offer": "The sponsor can offer it to the patient group",
+    "patient_group_can_offer": "The patient group can offer it to the sponsor",
+    "to_discuss": "High value to both: agree the investment",
+}

@@ -174,7 +174,12 @@ def _pdf(marker: str) -> bytes:
 def build_world() -> World:
     """Sponsors A and B, patient groups PA and PB, partnerships A-PA and B-PB with their
     records; users of every role in A (the partner in PA), an admin, and B's own people."""
-    from governance.activities.services import add_custom_activity, seed_demo_exercises
+    from governance.activities.services import (
+        add_custom_activity,
+        exercises_of,
+        seed_demo_exercises,
+        seed_demo_own_exercise,
+    )
     from governance.agreements.services import record_agreement
     from governance.attachments.services import attach_file
     from governance.auth import services as accounts
@@ -343,6 +348,16 @@ def build_world() -> World:
             add(Rec("exercise", f"{owner}'s side of the {sponsor}-{group} exercise",
                     {"partnership_id": partnership.id, "side": exercise_side},
                     frozenset({owner}), frozenset({sponsor, group}), obj=partnership))
+            for exercise in exercises_of(partnership, exercise_side):
+                add(Rec("named exercise", f"{owner}'s exercise “{exercise.name}” of "
+                        f"{sponsor}-{group}", {"exercise_id": exercise.id},
+                        frozenset({owner}), frozenset({sponsor, group}), obj=exercise))
+    # each sponsor's own exercise, part of no partnership: its own people alone see it
+    for key, editor in (("A", "advocate_a"), ("B", "compliance_b")):
+        own = seed_demo_own_exercise(orgs[key].id, users[editor])
+        db.session.commit()
+        add(Rec("named exercise", f"{key}'s own exercise", {"exercise_id": own.id},
+                frozenset({key}), frozenset({key}), not_for_partners=True, obj=own))
 
     # the organisations' own activities
     for key, editor in (("A", "advocate_a"), ("PA", "advocate_pa"), ("B", "compliance_b")):
@@ -485,6 +500,7 @@ def visible(viewer: Viewer, rec: Rec) -> bool:
 # no record (a file format, a report file's kind) has a fixed value instead.
 RECORD_ARGUMENTS = {
     ("partnership_id", "side"): "exercise",
+    ("exercise_id",): "named exercise",
     ("entity", "entity_id"): "history",
     ("kind", "digest"): "upload",
     ("organisation_id",): "organisation",
@@ -612,6 +628,8 @@ def expectation(app, viewer: Viewer, rule, method, rec):
         if rec.kind == "exercise":  # a side's permission reads the organisation of the side
             subject = subject.sponsor_id if rec.values["side"] == "sponsor" \
                 else subject.patient_group_id
+        if rec.kind == "named exercise":  # so does an exercise's: its organisation's
+            subject = subject.organisation_id
         if not perm(db.session.get(User, viewer.user_id), subject):
             return "refused"
     if relation(viewer, rec) == "partner":
@@ -772,7 +790,7 @@ def test_every_url_argument_is_in_the_record_table(app):
 
 LISTS = ("/interactions/", "/partnerships/", "/partnerships/supports", "/review/",
          "/review/?state=all", "/review/dashboard", "/audit/", "/reports/", "/reports/disputes",
-         "/activities", "/home", "/organisations/", "/exports/interactions.csv",
+         "/activities", "/prioritisation", "/home", "/organisations/", "/exports/interactions.csv",
          "/exports/partnerships.csv", "/exports/supports.csv", "/exports/audit.csv",
          "/api/v1/interactions?per_page=100", "/api/v1/audit", "/api/v1/organisations",
          "/api/v1/activities")
@@ -825,5 +843,6 @@ def test_lists_never_show_an_unrelated_organisations_records(app, world):
 def test_the_data_set_holds_every_kind_of_record(world):
     assert {kind: len(recs) for kind, recs in world.records.items()} == {
         "organisation": 4, "partnership": 2, "support": 2, "interaction": 5, "attachment": 6,
-        "flag": 7, "exercise": 4, "activity": 3, "report": 2, "run": 2, "token": 8, "user": 8,
-        "payment": 2, "agreement": 2, "upload": 4, "history": 31, "notification": 8, "import": 4}
+        "flag": 7, "exercise": 4, "named exercise": 6, "activity": 3, "report": 2, "run": 2,
+        "token": 8, "user": 8, "payment": 2, "agreement": 2, "upload": 4, "history": 31,
+        "notification": 8, "import": 4}

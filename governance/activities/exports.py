@@ -19,9 +19,9 @@ def _csv(header: list[str], rows: list[list]) -> str:
 
 
 EXERCISE_COLUMNS = [
-    "partnership_id", "side", "status", "activity_code", "activity_name", "stage", "benefit",
-    "investment", "quadrant", "benefit_factors", "investment_factors", "rationale",
-    "implementation_notes",
+    "exercise_id", "exercise", "partnership_id", "organisation", "side", "status",
+    "activity_code", "activity_name", "stage", "benefit", "investment", "quadrant",
+    "benefit_factors", "investment_factors", "rationale", "implementation_notes",
 ]
 
 
@@ -32,7 +32,8 @@ def exercise_csv(exercise: PrioritisationExercise) -> str:
         activity = known.get(rating.activity_code)
         named = quadrant(rating.benefit, rating.investment)
         rows.append([
-            exercise.partnership_id, exercise.side, exercise.status, rating.activity_code,
+            exercise.id, exercise.name, exercise.partnership_id, exercise.organisation.name,
+            exercise.side, exercise.status, rating.activity_code,
             activity.name if activity else "", activity.stage if activity else "",
             rating.benefit or "", rating.investment or "", named[0] if named else "",
             ";".join(rating.benefit_factors or []), ";".join(rating.investment_factors or []),
@@ -42,23 +43,24 @@ def exercise_csv(exercise: PrioritisationExercise) -> str:
 
 
 COMPARISON_COLUMNS = [
-    "partnership_id", "activity_code", "activity_name", "sponsor_benefit", "sponsor_investment",
-    "patient_group_benefit", "patient_group_investment", "mutual_priority",
-    "priority_rank", "disagreement",
+    "partnership_id", "sponsor_exercise", "patient_group_exercise", "activity_code",
+    "activity_name", "sponsor_benefit", "sponsor_investment", "patient_group_benefit",
+    "patient_group_investment", "outcome", "offered_by", "offered_to",
 ]
 
 
 def comparison_csv(comparison: Comparison) -> str:
-    ranks = {row.code: rank for rank, row in enumerate(comparison.mutual_priorities, start=1)}
+    """One row per activity of the pair: both sides' ratings and what the comparison finds."""
+    names = [exercise.name if exercise is not None and exercise.is_completed else ""
+             for exercise in (comparison.exercises[side] for side in PRIORITISATION_SIDES)]
     rows = []
     for row in comparison.rows:
-        values = [comparison.partnership.id, row.code, row.name]
+        values = [comparison.partnership.id, *names, row.code, row.name]
         for side in PRIORITISATION_SIDES:
             rating = row.rating(side)
             values += [rating.benefit or "" if rating else "",
                        rating.investment or "" if rating else ""]
-        values += ["yes" if row.is_mutual_priority else "no", ranks.get(row.code, ""),
-                   "yes" if row.is_disagreement else "no"]
+        values += [row.outcome or "", row.offered_by or "", row.offered_to or ""]
         rows.append(values)
     return _csv(COMPARISON_COLUMNS, rows)
 

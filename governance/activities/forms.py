@@ -13,14 +13,20 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..forms import MultiCheckboxField, none_if_blank
+from ..forms import MultiCheckboxField, int_or_none, none_if_blank
 from ..vocabulary import BENEFIT_FACTORS, INVESTMENT_FACTORS, RATING_LEVELS
 from .services import LEVELS_HIGH_FIRST, LEVELS_LOW_FIRST, quadrant
 
+EXERCISE_NAME_HELP = ("The study or programme it is for, for example “Phase 2 protocol – "
+                      "ABC-123”; unique among this side's exercises.")
+
 
 class SelectionForm(FlaskForm):
-    """Step 1: the activities relevant to this partnership (checkboxes drawn per stage)."""
+    """Step 1: the exercise's name and the activities relevant to it (checkboxes per stage).
+    The service checks the name (required, unique), so every door gets the same reasons."""
 
+    name = StringField("Name of the exercise", validators=[Length(max=200)],
+                       description=EXERCISE_NAME_HELP)
     activity_codes = SelectMultipleField("Activities", validate_choice=False)
     save = SubmitField("Save draft")
     to_rating = SubmitField("Save and continue to ratings")
@@ -87,6 +93,25 @@ class MoveForm(FlaskForm):
 
 class ReasonForm(FlaskForm):
     reason = StringField("Reason", validators=[Optional(), Length(max=500)])
+
+
+class AttachForm(FlaskForm):
+    """Make an organisation's own exercise one of a partnership's."""
+
+    partnership_id = SelectField("Partnership", coerce=int_or_none, validate_choice=False,
+                                 description="A partnership your organisation is a party to, "
+                                             "on this exercise's side.")
+
+
+class CompareForm(FlaskForm):
+    """Which sponsor exercise to compare with which patient-group exercise (a GET filter)."""
+
+    class Meta:
+        csrf = False
+
+    sponsor = SelectField("Sponsor exercise", coerce=int_or_none, validate_choice=False)
+    patient_group = SelectField("Patient-group exercise", coerce=int_or_none,
+                                validate_choice=False)
 
 
 class WithdrawForm(FlaskForm):

@@ -1,6 +1,15 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -32,11 +41,16 @@ class CustomActivity(Record, db.Model):
 
 
 class PrioritisationExercise(Record, db.Model):
-    """One side's prioritisation of engagement activities for a partnership (CTTI method)."""
+    """One side's named prioritisation of engagement activities (CTTI method): for a
+    partnership (one per study or programme), or an organisation's own before any partnership,
+    to decide what to seek and what it can offer; an own exercise can later join a partnership
+    the organisation is a party to."""
 
     __tablename__ = "prioritisation_exercises"
 
-    partnership_id: Mapped[int] = mapped_column(ForeignKey("partnerships.id"), index=True)
+    partnership_id: Mapped[int | None] = mapped_column(ForeignKey("partnerships.id"),
+                                                       index=True)
+    name: Mapped[str] = mapped_column(String(200))  # the study or programme it is for
     side: Mapped[str] = mapped_column(vocab_enum(PRIORITISATION_SIDES, "prioritisation_side"))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     status: Mapped[str] = mapped_column(vocab_enum(EXERCISE_STATUSES, "exercise_status"),
@@ -46,16 +60,31 @@ class PrioritisationExercise(Record, db.Model):
     completed_at: Mapped[datetime | None]
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
-    partnership: Mapped[Partnership] = relationship()
+    partnership: Mapped[Partnership | None] = relationship()
     organisation: Mapped[Organisation] = relationship()
     ratings: Mapped[list["ActivityRating"]] = relationship(
         back_populates="exercise", order_by="ActivityRating.activity_code"
     )
 
     __table_args__ = (
-        UniqueConstraint("partnership_id", "side", name="uq_prioritisation_exercises_side"),
+        # A name is unique among a partnership side's live exercises, and among an
+        # organisation's own live ones (the services compare names ignoring case).
+        Index("uq_prioritisation_exercises_live_name", "partnership_id", "side", "name",
+              unique=True, sqlite_where=text("voided_at IS NULL"),
+              postgresql_where=text("voided_at IS NULL")),
+        Index("uq_prioritisation_exercises_own_name", "organisation_id", "name", unique=True,
+              sqlite_where=text("partnership_id IS NULL AND voided_at IS NULL"),
+              postgresql_where=text("partnership_id IS NULL AND voided_at IS NULL")),
         CheckConstraint("step BETWEEN 1 AND 3", name="step_in_range"),
     )
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_own(self) -> bool:
+        """The organisation's own exercise, not (yet) part of a partnership."""
+        return self.partnership_id is None
 
     @property
     def is_completed(self) -> bool:

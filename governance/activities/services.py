@@ -10,17 +10,22 @@ from .. import audit
 from ..database import utcnow
 from ..errors import Conflict, NotAllowed, ValidationFailed
 from ..extensions import db
+from ..organisations.models import Organisation
 from ..partnerships.models import Partnership
 from ..permissions import (
     acting_organisation_ids,
     can_add_activities,
     can_rate_activities,
     can_read_draft_exercises,
+    can_read_own_exercises,
     can_retire_activities,
+    can_run_own_exercises,
+    partnership_scope,
     require,
     visible_partnership_ids,
+    visible_record,
 )
-from ..validation import Input, load, required_text, subset, text, texts
+from ..validation import Input, load, required, required_text, subset, text, texts
 from ..vocabulary import (
     BENEFIT_FACTORS,
     INVESTMENT_FACTORS,
@@ -212,51 +217,241 @@ def require_side_editor(user, partnership: Partnership, side: str) -> None:
                      "nothing was changed.")
 
 
+def can_edit_exercise(user, exercise: PrioritisationExercise) -> bool:
+    """A partnership's exercise: its side's people; an own one: its organisation's
+    advocates and compliance officers."""
+    if exercise.is_own:
+        return can_run_own_exercises(user, exercise.organisation_id)
+    return can_edit_side(user, exercise.partnership, exercise.side)
+
+
+def require_exercise_editor(user, exercise: PrioritisationExercise) -> None:
+    if exercise.is_own:
+        require(can_run_own_exercises, user, exercise.organisation_id)
+    else:
+        require_side_editor(user, exercise.partnership, exercise.side)
+
+
+def is_exercise_visible(user, exercise: PrioritisationExercise) -> bool:
+    """Whether the exercise exists for the user at all (else it answers 404): a partnership's
+    to those who see the partnership; an own one to its organisation's advocates, compliance
+    officers and auditors only, never to another organisation."""
+    if exercise.is_void:
+        return False
+    if exercise.is_own:
+        return can_read_own_exercises(user, exercise.organisation_id)
+    return visible_record(Partnership, exercise.partnership_id, partnership_scope,
+                          user) is not None
+
+
 def can_view_exercise(user, exercise: PrioritisationExercise) -> bool:
     """Each side works on its own: a draft is open to its editors, compliance and auditors."""
+    if exercise.is_own:
+        return can_read_own_exercises(user, exercise.organisation_id)
     return exercise.is_completed or can_read_draft_exercises(user) \
         or can_edit_side(user, exercise.partnership, exercise.side)
 
 
-# --- the exercise, step by step ----------------------------------------------------------------
+# --- the exercises: named, several per side, or an organisation's own -------------------------
+
+SIDE_OF_KIND = {"sponsor": "sponsor", "patient_group": "patient_group"}
+
+
+def _live_exercises():
+    return select(PrioritisationExercise).where(PrioritisationExercise.voided_at.is_(None))
+
+
+def exercises_of(partnership: Partnership, side: str | None = None
+                 ) -> list[PrioritisationExercise]:
+    """The partnership's live exercises (of one side), oldest first."""
+    query = _live_exercises().where(PrioritisationExercise.partnership_id == partnership.id)
+    if side is not None:
+        side_organisation_id(partnership, side)
+        query = query.where(PrioritisationExercise.side == side)
+    return list(db.session.scalars(query.order_by(PrioritisationExercise.id)))
 
 
 def exercise_for(partnership: Partnership, side: str) -> PrioritisationExercise | None:
-    side_organisation_id(partnership, side)
-    return db.session.scalar(
-        select(PrioritisationExercise).where(
-            PrioritisationExercise.partnership_id == partnership.id,
-            PrioritisationExercise.side == side,
-            PrioritisationExercise.voided_at.is_(None),
-        )
-    )
+    """The side's first live exercise: the one a URL of the time when a side held a single
+    exercise names."""
+    found = exercises_of(partnership, side)
+    return found[0] if found else None
 
 
-def start_exercise(partnership: Partnership, side: str, actor) -> PrioritisationExercise:
-    """Return the side's exercise, starting a draft if there is none yet."""
+def own_exercises(organisation_ids) -> list[PrioritisationExercise]:
+    """The own exercises (no partnership yet) of these organisations (None: of every one)."""
+    query = _live_exercises().where(PrioritisationExercise.partnership_id.is_(None))
+    if organisation_ids is not None:
+        query = query.where(PrioritisationExercise.organisation_id.in_(list(organisation_ids)))
+    return list(db.session.scalars(query.order_by(PrioritisationExercise.organisation_id,
+                                                  PrioritisationExercise.id)))
+
+
+def exercises_by_partnership(partnership_ids) -> dict[int, list[PrioritisationExercise]]:
+    """The live exercises of these partnerships, oldest first, by partnership (one query)."""
+    found: dict[int, list[PrioritisationExercise]] = {}
+    if not partnership_ids:
+        return found
+    for exercise in db.session.scalars(_live_exercises().where(
+            PrioritisationExercise.partnership_id.in_(list(partnership_ids)))
+            .order_by(PrioritisationExercise.id)):
+        found.setdefault(exercise.partnership_id, []).append(exercise)
+    return found
+
+
+def suggested_name(partnership: Partnership | None, side: str,
+                   organisation_id: int | None = None) -> str:
+    """A name to start from: the partnership's title (an own exercise: "Engagement priorities
+    <year>"), unless one of the side's exercises has it already (then none)."""
+    if partnership is not None:
+        base, organisation_id = partnership.title[:200], side_organisation_id(partnership, side)
+    else:
+        base = f"Engagement priorities {utcnow().year}"
+    taken = _name_taken(base, organisation_id, partnership.id if partnership else None, side)
+    return "" if taken else base
+
+
+class ExerciseNameInput(Input):
+    name = required_text(200)
+
+
+def _exercise_name(name) -> str:
+    return load(ExerciseNameInput(), {"name": name})["name"].strip()
+
+
+def _name_taken(name: str, organisation_id: int, partnership_id: int | None, side: str,
+                except_id: int | None = None) -> bool:
+    query = select(PrioritisationExercise.id).where(
+        func.lower(PrioritisationExercise.name) == name.lower(),
+        PrioritisationExercise.voided_at.is_(None))
+    if partnership_id is None:
+        query = query.where(PrioritisationExercise.partnership_id.is_(None),
+                            PrioritisationExercise.organisation_id == organisation_id)
+    else:
+        query = query.where(PrioritisationExercise.partnership_id == partnership_id,
+                            PrioritisationExercise.side == side)
+    if except_id is not None:
+        query = query.where(PrioritisationExercise.id != except_id)
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def _refuse_taken_name(name: str, organisation_id: int, partnership_id: int | None, side: str,
+                       except_id: int | None = None) -> None:
+    if not _name_taken(name, organisation_id, partnership_id, side, except_id):
+        return
+    where = (f"this partnership's {PRIORITISATION_SIDES[side].lower()} side" if partnership_id
+             else "this organisation's own exercises")
+    raise ValidationFailed({"name": [
+        f"An exercise named “{name}” already exists among {where}; give this one another "
+        "name (for example the study or programme it is for)."]})
+
+
+def start_exercise(partnership: Partnership, side: str, name, actor) -> PrioritisationExercise:
+    """Start a named draft exercise for one side of a partnership (a side may hold several)."""
     require_side_editor(actor, partnership, side)
     if partnership.is_void:
         raise Conflict("This partnership has been voided.")
-    exercise = exercise_for(partnership, side)
-    if exercise is None:
-        exercise = PrioritisationExercise(
-            partnership=partnership, side=side,
-            organisation_id=side_organisation_id(partnership, side), created_by_id=actor.id,
-        )
-        db.session.add(exercise)
+    clean = _exercise_name(name)
+    organisation_id = side_organisation_id(partnership, side)
+    _refuse_taken_name(clean, organisation_id, partnership.id, side)
+    exercise = PrioritisationExercise(
+        partnership=partnership, side=side, name=clean, organisation_id=organisation_id,
+        created_by_id=actor.id,
+    )
+    db.session.add(exercise)
+    db.session.flush()
+    return exercise
+
+
+def side_of_organisation(organisation: Organisation) -> str:
+    """The side an organisation's own exercise takes: a sponsor's or a patient group's."""
+    side = SIDE_OF_KIND.get(organisation.kind)
+    if side is None:
+        raise Conflict(f"{organisation.name} is recorded as neither a sponsor nor a patient "
+                       "group, so it has no side to prioritise for; nothing was changed.")
+    return side
+
+
+def start_own_exercise(organisation_id: int | None, name, actor) -> PrioritisationExercise:
+    """Start an organisation's own draft exercise, before (or outside) any partnership."""
+    if organisation_id is None:
+        raise NotAllowed("Your account belongs to no organisation, so it cannot run an "
+                         "exercise of its own; nothing was changed.")
+    require(can_run_own_exercises, actor, organisation_id)
+    organisation = db.session.get(Organisation, organisation_id)
+    if organisation is None or organisation.is_void:
+        raise NotAllowed("This organisation is not open to you; nothing was changed.")
+    side = side_of_organisation(organisation)
+    clean = _exercise_name(name)
+    _refuse_taken_name(clean, organisation_id, None, side)
+    exercise = PrioritisationExercise(side=side, name=clean, organisation_id=organisation_id,
+                                      created_by_id=actor.id)
+    db.session.add(exercise)
+    db.session.flush()
+    return exercise
+
+
+def rename_exercise(exercise: PrioritisationExercise, name, actor) -> PrioritisationExercise:
+    """Give the exercise another name (unique where it belongs)."""
+    require_exercise_editor(actor, exercise)
+    clean = _exercise_name(name)
+    if clean != exercise.name:
+        _refuse_taken_name(clean, exercise.organisation_id, exercise.partnership_id,
+                           exercise.side, except_id=exercise.id)
+        exercise.name = clean
         db.session.flush()
     return exercise
 
 
+def attachable_partnerships(exercise: PrioritisationExercise, user) -> list[Partnership]:
+    """The live partnerships the user sees where the exercise's organisation is its side."""
+    side_column = Partnership.sponsor_id if exercise.side == "sponsor" \
+        else Partnership.patient_group_id
+    return list(db.session.scalars(
+        select(Partnership).where(partnership_scope(user), Partnership.voided_at.is_(None),
+                                  side_column == exercise.organisation_id)
+        .order_by(Partnership.title, Partnership.id)))
+
+
+class AttachInput(Input):
+    partnership_id = required(fields.Integer)
+
+
+def attach_exercise(exercise: PrioritisationExercise, partnership_id, actor
+                    ) -> PrioritisationExercise:
+    """Make an organisation's own exercise one of a partnership it is a party to, on its
+    side; the partner then sees it once it is completed, as any of the partnership's."""
+    require(can_run_own_exercises, actor, exercise.organisation_id)
+    if not exercise.is_own:
+        raise Conflict("This exercise is already part of a partnership; nothing was changed.")
+    wanted = load(AttachInput(), {"partnership_id": partnership_id})["partnership_id"]
+    partnership = next((p for p in attachable_partnerships(exercise, actor) if p.id == wanted),
+                       None)
+    if partnership is None:
+        label = PRIORITISATION_SIDES[exercise.side].lower()
+        raise ValidationFailed({"partnership_id": [
+            f"Choose a partnership {exercise.organisation.name} is the {label} of; this "
+            "exercise can join only such a partnership."]})
+    _refuse_taken_name(exercise.name, exercise.organisation_id, partnership.id, exercise.side)
+    audit.set_reason(f"Attached to the partnership “{partnership.title}”.")
+    # The column itself, so the audit trail records the change of partnership_id.
+    exercise.partnership_id = partnership.id
+    db.session.flush()
+    return exercise
+
+
 def _require_open(exercise: PrioritisationExercise, actor) -> None:
-    require_side_editor(actor, exercise.partnership, exercise.side)
+    require_exercise_editor(actor, exercise)
     if exercise.is_completed:
-        raise Conflict("This side's exercise is marked completed. Reopen it to change it; "
+        raise Conflict("This exercise is marked completed. Reopen it to change it; "
                        "nothing was changed.")
 
 
 def selectable_activities(exercise: PrioritisationExercise) -> list[Activity]:
-    """Catalogue activities and both partner organisations' own activities."""
+    """Catalogue activities and the partner organisations' own activities (an own exercise:
+    its organisation's)."""
+    if exercise.is_own:
+        return all_activities({exercise.organisation_id})
     partnership = exercise.partnership
     return all_activities({partnership.sponsor_id, partnership.patient_group_id})
 
@@ -417,7 +612,7 @@ def complete_exercise(exercise: PrioritisationExercise, actor) -> Prioritisation
 def reopen_exercise(exercise: PrioritisationExercise, actor, reason: str | None = None
                     ) -> PrioritisationExercise:
     """Put a completed exercise back into draft so its ratings can change."""
-    require_side_editor(actor, exercise.partnership, exercise.side)
+    require_exercise_editor(actor, exercise)
     if not exercise.is_completed:
         raise Conflict("This exercise is already a draft.")
     audit.set_reason(reason or "Reopened to revise the ratings.")
@@ -485,15 +680,58 @@ class ComparisonRow:
         return bool(self.sponsor and self.sponsor.is_rated and self.patient_group
                     and self.patient_group.is_rated)
 
-    @property
-    def is_mutual_priority(self) -> bool:
-        return self.both_rated and self.sponsor.benefit == "high" \
-            and self.patient_group.benefit == "high"
+    def _both_rate(self, benefit: str, investment: str) -> bool:
+        return self.both_rated and all(
+            (rating.benefit, rating.investment) == (benefit, investment)
+            for rating in (self.sponsor, self.patient_group))
 
     @property
-    def is_disagreement(self) -> bool:
-        return self.both_rated and {self.sponsor.benefit, self.patient_group.benefit} == {
-            "high", "low"}
+    def is_pursue(self) -> bool:
+        """Both rate it high benefit for a low investment: a priority to pursue."""
+        return self._both_rate("high", "low")
+
+    @property
+    def is_worth_if_resourced(self) -> bool:
+        """Both rate it high benefit for a high investment: worth it if resourced."""
+        return self._both_rate("high", "high")
+
+    @property
+    def offered_by(self) -> str | None:
+        """The side that rates it of low value to itself while the other rates it of high
+        value: what the first can offer the other."""
+        if not self.both_rated:
+            return None
+        if (self.sponsor.benefit, self.patient_group.benefit) == ("low", "high"):
+            return "sponsor"
+        if (self.sponsor.benefit, self.patient_group.benefit) == ("high", "low"):
+            return "patient_group"
+        return None
+
+    @property
+    def offered_to(self) -> str | None:
+        by = self.offered_by
+        return None if by is None else ("patient_group" if by == "sponsor" else "sponsor")
+
+    @property
+    def is_to_discuss(self) -> bool:
+        """Both rate it high benefit but see the investment otherwise than both low or both
+        high: agree who carries what."""
+        return self.both_rated and self.sponsor.benefit == self.patient_group.benefit == "high" \
+            and not self.is_pursue and not self.is_worth_if_resourced
+
+    @property
+    def outcome(self) -> str | None:
+        """What the comparison finds for it (a COMPARISON_OUTCOMES name), or None."""
+        if self.is_pursue:
+            return "pursue"
+        if self.is_worth_if_resourced:
+            return "worth_if_resourced"
+        if self.offered_by is not None:
+            return f"{self.offered_by}_can_offer"
+        return "to_discuss" if self.is_to_discuss else None
+
+    # The partnership's priorities are the ones to pursue (reports and coverage read them).
+    is_mutual_priority = is_pursue
 
     @property
     def combined_investment(self) -> int | None:
@@ -504,40 +742,137 @@ class ComparisonRow:
 
 @dataclass
 class Comparison:
+    """A sponsor exercise and a patient-group exercise of one partnership, side by side."""
+
     partnership: Partnership
-    exercises: dict[str, PrioritisationExercise | None]
+    exercises: dict[str, PrioritisationExercise | None]  # the pair, or a side's draft
     rows: list[ComparisonRow]
+    choices: dict[str, list[PrioritisationExercise]] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
-        """Both sides have completed their exercise."""
+        """Both exercises of the pair are completed."""
         return all(ex is not None and ex.is_completed for ex in self.exercises.values())
 
     @property
-    def mutual_priorities(self) -> list[ComparisonRow]:
-        """Both sides rate high benefit; lowest combined investment first."""
-        rows = [row for row in self.rows if row.is_mutual_priority]
-        return sorted(rows, key=lambda row: (row.combined_investment, row.code))
+    def pursue(self) -> list[ComparisonRow]:
+        """Both rate high benefit and low investment: the priorities to pursue."""
+        return [row for row in self.rows if row.is_pursue]
+
+    mutual_priorities = pursue
 
     @property
-    def disagreements(self) -> list[ComparisonRow]:
-        return [row for row in self.rows if row.is_disagreement]
+    def worth_if_resourced(self) -> list[ComparisonRow]:
+        return [row for row in self.rows if row.is_worth_if_resourced]
+
+    def offered_by(self, side: str) -> list[ComparisonRow]:
+        """What this side can offer the other (low value to itself, high to the other)."""
+        return [row for row in self.rows if row.offered_by == side]
+
+    @property
+    def can_offer(self) -> list[ComparisonRow]:
+        return [row for row in self.rows if row.offered_by is not None]
+
+    @property
+    def to_discuss(self) -> list[ComparisonRow]:
+        return [row for row in self.rows if row.is_to_discuss]
 
 
-def compare_exercises(partnership: Partnership) -> Comparison:
-    """Set both sides' completed exercises side by side (drafts stay private to their side)."""
-    exercises = {side: exercise_for(partnership, side) for side in PRIORITISATION_SIDES}
-    ratings: dict[str, dict[str, ActivityRating]] = {}
-    for side, exercise in exercises.items():
-        usable = exercise is not None and exercise.is_completed
-        ratings[side] = {r.activity_code: r for r in exercise.selected} if usable else {}
+def _newest_completed_first(exercises) -> list[PrioritisationExercise]:
+    return sorted(exercises, key=lambda ex: (ex.completed_at, ex.id), reverse=True)
+
+
+def default_pair(completed: dict[str, list[PrioritisationExercise]]
+                 ) -> dict[str, PrioritisationExercise | None]:
+    """The pair compared unless the user chooses: a sponsor and a patient-group exercise of
+    the same name (the most recently completed such pair), else the latest completed of each
+    side. `completed`: each side's completed exercises, newest first."""
+    sponsor, group = completed.get("sponsor", []), completed.get("patient_group", [])
+    group_by_name: dict[str, PrioritisationExercise] = {}
+    for exercise in group:
+        group_by_name.setdefault(exercise.name.casefold(), exercise)
+    same_name = [(ex, group_by_name[ex.name.casefold()]) for ex in sponsor
+                 if ex.name.casefold() in group_by_name]
+    if same_name:
+        pair = max(same_name, key=lambda p: (max(p[0].completed_at, p[1].completed_at),
+                                             max(p[0].id, p[1].id)))
+        return {"sponsor": pair[0], "patient_group": pair[1]}
+    return {"sponsor": sponsor[0] if sponsor else None,
+            "patient_group": group[0] if group else None}
+
+
+def _comparison_rows(sponsor: dict[str, ActivityRating], group: dict[str, ActivityRating],
+                     known: dict[str, Activity]) -> list[ComparisonRow]:
+    order = {code: index for index, code in enumerate(known)}
+    codes = sorted(set(sponsor) | set(group), key=lambda code: (order.get(code, len(order)),
+                                                                  code))
+    return [ComparisonRow(code, known.get(code), sponsor.get(code), group.get(code))
+            for code in codes]
+
+
+def compare_exercises(partnership: Partnership, chosen: dict[str, int | None] | None = None
+                      ) -> Comparison:
+    """Set a sponsor exercise and a patient-group exercise side by side: the pair chosen (by
+    id, each side's) or the default pair. Only completed exercises count (drafts stay private
+    to their side); a side without one shows its latest draft, to say it is still drafting."""
+    live = exercises_of(partnership)
+    completed = {side: _newest_completed_first(
+        ex for ex in live if ex.side == side and ex.is_completed) for side in PRIORITISATION_SIDES}
+    pair = default_pair(completed)
+    errors = {}
+    for side, exercise_id in (chosen or {}).items():
+        if exercise_id is None:
+            continue
+        match = next((ex for ex in completed[side] if ex.id == exercise_id), None)
+        if match is None:
+            errors[side] = [f"Choose one of this partnership's completed "
+                            f"{PRIORITISATION_SIDES[side].lower()} exercises."]
+        else:
+            pair[side] = match
+    if errors:
+        raise ValidationFailed(errors, "That pair cannot be compared; the default pair is shown.")
+    exercises = {}
+    for side in PRIORITISATION_SIDES:
+        drafts = [ex for ex in live if ex.side == side]
+        exercises[side] = pair[side] or (drafts[-1] if drafts else None)
+    ratings = {side: {r.activity_code: r for r in pair[side].selected} if pair[side] else {}
+               for side in PRIORITISATION_SIDES}
+    rows = _comparison_rows(ratings["sponsor"], ratings["patient_group"], activities_by_code())
+    return Comparison(partnership, exercises, rows, completed)
+
+
+def pursue_priorities_of(partnership_ids) -> dict[int, list[ComparisonRow]]:
+    """Each partnership's priorities to pursue, by its default pair (two queries for all)."""
+    ids = list(partnership_ids)
+    if not ids:
+        return {}
+    exercises = db.session.scalars(_live_exercises().where(
+        PrioritisationExercise.partnership_id.in_(ids),
+        PrioritisationExercise.status == "completed")).all()
+    by_partnership: dict[int, dict[str, list]] = {}
+    for exercise in exercises:
+        by_partnership.setdefault(exercise.partnership_id, {}).setdefault(
+            exercise.side, []).append(exercise)
+    pairs = {}
+    for partnership_id, sides in by_partnership.items():
+        pair = default_pair({side: _newest_completed_first(found)
+                             for side, found in sides.items()})
+        if pair["sponsor"] is not None and pair["patient_group"] is not None:
+            pairs[partnership_id] = pair
+    if not pairs:
+        return {}
+    exercise_ids = [ex.id for pair in pairs.values() for ex in pair.values()]
+    ratings: dict[int, dict[str, ActivityRating]] = {}
+    for rating in db.session.scalars(select(ActivityRating).where(
+            ActivityRating.exercise_id.in_(exercise_ids), ActivityRating.voided_at.is_(None))):
+        ratings.setdefault(rating.exercise_id, {})[rating.activity_code] = rating
     known = activities_by_code()
-    order = {activity.code: index for index, activity in enumerate(known.values())}
-    codes = sorted(set(ratings["sponsor"]) | set(ratings["patient_group"]),
-                   key=lambda code: (order.get(code, len(order)), code))
-    rows = [ComparisonRow(code, known.get(code), ratings["sponsor"].get(code),
-                          ratings["patient_group"].get(code)) for code in codes]
-    return Comparison(partnership, exercises, rows)
+    return {
+        partnership_id: [row for row in _comparison_rows(
+            ratings.get(pair["sponsor"].id, {}), ratings.get(pair["patient_group"].id, {}),
+            known) if row.is_pursue]
+        for partnership_id, pair in pairs.items()
+    }
 
 
 # --- coverage: do the logged interactions serve the priorities? ----------------------------
@@ -558,7 +893,8 @@ class Coverage:
     partnership: Partnership
     comparison: Comparison
     since: date
-    priorities: list[PriorityCoverage]
+    priorities: list[PriorityCoverage]  # the priorities to pursue
+    resourced: list[PriorityCoverage]  # worth it if resourced
     unlinked_interactions: list
 
     def is_stale(self, item: PriorityCoverage) -> bool:
@@ -581,15 +917,18 @@ def months_before(day: date, months: int) -> date:
     raise ValueError(day)  # pragma: no cover - every month has a 28th
 
 
-def coverage_for(partnership: Partnership, today: date | None = None) -> Coverage:
-    """For each mutual priority, the interactions that served it; and those that serve none."""
+def coverage_for(partnership: Partnership, today: date | None = None,
+                 comparison: Comparison | None = None) -> Coverage:
+    """For each priority to pursue (and, apart, each worth it if resourced), the interactions
+    that served it; and the interactions that serve neither."""
     from ..interactions.models import Interaction
 
     today = today or utcnow().date()
     since = months_before(today, COVERAGE_WINDOW_MONTHS)
-    comparison = compare_exercises(partnership)
-    priorities = [PriorityCoverage(row) for row in comparison.mutual_priorities]
-    by_code = {item.row.code: item for item in priorities}
+    comparison = comparison or compare_exercises(partnership)
+    priorities = [PriorityCoverage(row) for row in comparison.pursue]
+    resourced = [PriorityCoverage(row) for row in comparison.worth_if_resourced]
+    by_code = {item.row.code: item for item in priorities + resourced}
     interactions = db.session.scalars(
         select(Interaction)
         .where(Interaction.partnership_id == partnership.id, Interaction.voided_at.is_(None))
@@ -602,20 +941,26 @@ def coverage_for(partnership: Partnership, today: date | None = None) -> Coverag
             item.interactions.append(interaction)
         if not served:
             unlinked.append(interaction)
-    return Coverage(partnership, comparison, since, priorities, unlinked)
+    return Coverage(partnership, comparison, since, priorities, resourced, unlinked)
 
 
 # --- demo data ------------------------------------------------------------------------------
 
+DEMO_EXERCISE_NAME = "Phase 2 protocol – {title}"
 DEMO_RATINGS = {
     # code: (sponsor benefit, sponsor investment, patient group benefit, patient group investment)
-    "RP-01": ("high", "low", "high", "low"),
-    "TD-01": ("high", "moderate", "high", "moderate"),
-    "TD-04": ("high", "low", "high", "moderate"),
-    "TC-01": ("high", "moderate", "low", "high"),
-    "RP-03": ("moderate", "high", "high", "high"),
-    "DP-02": ("low", "low", "high", "low"),
+    "RP-01": ("high", "low", "high", "low"),  # pursue
+    "TD-01": ("high", "low", "high", "low"),  # pursue
+    "TD-04": ("high", "low", "high", "low"),  # pursue
+    "RP-03": ("high", "high", "high", "high"),  # worth it if resourced
+    "TC-01": ("high", "moderate", "low", "high"),  # the patient group can offer it
+    "DP-02": ("low", "low", "high", "low"),  # the sponsor can offer it
+    "TD-03": ("high", "moderate", "high", "low"),  # high for both: agree the investment
     "RR-02": ("moderate", "moderate", "high", "high"),
+}
+DEMO_OWN_RATINGS = {  # the sponsor's own portfolio exercise, before any partnership
+    "RP-02": ("high", "low"), "RP-05": ("high", "high"), "DP-01": ("low", "low"),
+    "TC-03": ("low", "high"),
 }
 DEMO_FACTORS = {
     "high": (["reach", "development_necessity"], ["staff_time"]),
@@ -624,37 +969,51 @@ DEMO_FACTORS = {
 }
 
 
+def _demo_entries(ratings: dict[str, tuple[str, str]], side_label: str) -> list[dict]:
+    return [{
+        "activity_code": code,
+        "benefit": benefit,
+        "investment": investment,
+        "benefit_factors": DEMO_FACTORS[benefit][0],
+        "investment_factors": DEMO_FACTORS[investment][1],
+        "rationale": f"{side_label} view: {benefit} benefit for a {investment} investment, "
+                     "given these plans.",
+        "implementation_notes": "Agree owners and timing at the next joint planning meeting.",
+    } for code, (benefit, investment) in ratings.items()]
+
+
+def _complete_demo(exercise: PrioritisationExercise, ratings: dict[str, tuple[str, str]],
+                   user) -> PrioritisationExercise:
+    select_activities(exercise, list(ratings), user)
+    rate_activities(exercise, _demo_entries(ratings, PRIORITISATION_SIDES[exercise.side]), user)
+    advance_to_matrix(exercise, user)
+    return complete_exercise(exercise, user)
+
+
 def seed_demo_exercises(partnership: Partnership, sponsor_user, patient_group_user
                         ) -> dict[str, PrioritisationExercise]:
-    """Create one completed exercise per side, with mutual priorities and a disagreement."""
+    """Create a completed exercise of the same name per side, whose comparison holds
+    priorities to pursue, one worth it if resourced and what each side can offer."""
     made = {}
+    name = DEMO_EXERCISE_NAME.format(title=partnership.title)[:200]
     for index, (side, user) in enumerate(
         (("sponsor", sponsor_user), ("patient_group", patient_group_user))
     ):
+        ratings = {code: levels[2 * index:2 * index + 2] for code, levels in DEMO_RATINGS.items()}
         with audit.acting_as(audit.Actor(user.id, user.email)):
-            exercise = start_exercise(partnership, side, user)
-            select_activities(exercise, list(DEMO_RATINGS), user)
-            entries = []
-            for code, levels in DEMO_RATINGS.items():
-                benefit, investment = levels[2 * index], levels[2 * index + 1]
-                entries.append({
-                    "activity_code": code,
-                    "benefit": benefit,
-                    "investment": investment,
-                    "benefit_factors": DEMO_FACTORS[benefit][0],
-                    "investment_factors": DEMO_FACTORS[investment][1],
-                    "rationale": f"{PRIORITISATION_SIDES[side]} view: {benefit} benefit for "
-                                 f"a {investment} investment, given this partnership's plans.",
-                    "implementation_notes": "Agree owners and timing at the next joint "
-                                            "planning meeting.",
-                })
-            rate_activities(exercise, entries, user)
-            advance_to_matrix(exercise, user)
-            made[side] = complete_exercise(exercise, user)
+            made[side] = _complete_demo(start_exercise(partnership, side, name, user), ratings,
+                                        user)
     with audit.acting_as(audit.Actor(sponsor_user.id, sponsor_user.email),
                          reason="Demo: linked to the engagement activities it served."):
         link_demo_interactions(partnership)
     return made
+
+
+def seed_demo_own_exercise(organisation_id: int, user) -> PrioritisationExercise:
+    """Create an organisation's own completed exercise, not yet part of any partnership."""
+    with audit.acting_as(audit.Actor(user.id, user.email)):
+        exercise = start_own_exercise(organisation_id, "Engagement portfolio review", user)
+        return _complete_demo(exercise, DEMO_OWN_RATINGS, user)
 
 
 # Words of the demo interactions' topics and the activity each one serves.

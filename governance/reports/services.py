@@ -962,44 +962,19 @@ def _flag_line(flag) -> dict:
 
 
 def _gather_priorities(partnerships, interactions, organisations) -> list[dict]:
-    """The mutual priorities of each partnership and the year's interactions that served them."""
-    from ..activities.models import ActivityRating, PrioritisationExercise
-    from ..activities.services import ComparisonRow, activities_by_code
+    """Each partnership's priorities to pursue (CTTI: high benefit for a low investment to both
+    sides, by its default pair of exercises) and the year's interactions that served them."""
+    from ..activities.services import pursue_priorities_of
 
-    if not partnerships:
+    priorities = pursue_priorities_of(partnerships)
+    if not priorities:
         return []
-    exercises = db.session.scalars(
-        select(PrioritisationExercise).where(
-            PrioritisationExercise.partnership_id.in_(list(partnerships)),
-            PrioritisationExercise.status == "completed",
-            PrioritisationExercise.voided_at.is_(None))
-    ).all()
-    sides: dict[int, dict[str, int]] = defaultdict(dict)
-    for exercise in exercises:
-        sides[exercise.partnership_id][exercise.side] = exercise.id
-    complete = {pid: found for pid, found in sides.items()
-                if {"sponsor", "patient_group"} <= set(found)}
-    if not complete:
-        return []
-    exercise_ids = [eid for found in complete.values() for eid in found.values()]
-    ratings: dict[int, dict[str, ActivityRating]] = defaultdict(dict)
-    for rating in db.session.scalars(
-        select(ActivityRating).where(ActivityRating.exercise_id.in_(exercise_ids),
-                                     ActivityRating.voided_at.is_(None))
-    ):
-        ratings[rating.exercise_id][rating.activity_code] = rating
     served: dict[tuple[int, str], list[date]] = defaultdict(list)
     for row in interactions:
         for code in row.activity_codes or []:
             served[(row.partnership_id, code)].append(row.occurred_on)
-    known = activities_by_code()
     lines = []
-    for partnership_id, found in complete.items():
-        sponsor, group = ratings[found["sponsor"]], ratings[found["patient_group"]]
-        rows = [ComparisonRow(code, known.get(code), sponsor.get(code), group.get(code))
-                for code in sorted(set(sponsor) | set(group))]
-        mutual = sorted((row for row in rows if row.is_mutual_priority),
-                        key=lambda row: (row.combined_investment, row.code))
+    for partnership_id, mutual in priorities.items():
         partnership = partnerships[partnership_id]
         partner = organisations.get(partnership.patient_group_id)
         for row in mutual:
